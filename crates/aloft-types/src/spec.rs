@@ -1,0 +1,171 @@
+//! The task spec: what a user asks aloft to run, as parsed from SkyPilot-compatible YAML.
+//!
+//! A file holds one task, a DAG (`tasks:` with `depends_on`), or a SkyPilot pipeline (several
+//! YAML documents separated by `---`, run as a chain). All three become a [`Dag`].
+//!
+//! Resource alternatives (`any_of`, `ordered`, and accelerator lists/sets) are expanded at parse
+//! time into a flat list of [`Resources`] options, so the optimizer sees one shape.
+
+use crate::infra::Infra;
+use crate::quantity::{Amount, Duration, Size};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+mod parse;
+
+pub use parse::{SpecError, SpecErrors, parse_dag};
+
+/// Index of a task in [`Dag::tasks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskIdx(pub usize);
+
+/// A set of tasks and the data dependencies between them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dag {
+    pub name: Option<String>,
+    pub tasks: Vec<Task>,
+    /// `(parent, child)`: the child starts after the parent and reads its outputs.
+    pub edges: Vec<(TaskIdx, TaskIdx)>,
+}
+
+impl Dag {
+    /// A DAG of one task.
+    pub fn single(task: Task) -> Dag {
+        Dag { name: task.name.clone(), tasks: vec![task], edges: Vec::new() }
+    }
+
+    pub fn parents(&self, child: TaskIdx) -> impl Iterator<Item = TaskIdx> + '_ {
+        self.edges.iter().filter(move |(_, c)| *c == child).map(|(p, _)| *p)
+    }
+
+    /// The display name of a task: its `name`, or `task-N`.
+    pub fn task_name(&self, idx: TaskIdx) -> String {
+        self.tasks[idx.0]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("task-{}", idx.0))
+    }
+}
+
+/// One task: where it may run (`resources`), what it runs, and what data it reads and writes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub name: Option<String>,
+    pub workdir: Option<String>,
+    pub num_nodes: u32,
+    pub envs: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub file_mounts: BTreeMap<String, FileMount>,
+    pub setup: Option<String>,
+    pub run: Option<String>,
+    pub resources: ResourceChoice,
+    /// How long the task runs when an option gives no estimate of its own. `None`: unknown
+    /// (the optimizer assumes a default and says so).
+    pub estimated_runtime: Option<Duration>,
+    /// Data the task reads, with where it lives.
+    pub inputs: Vec<DataInput>,
+    /// Data the task writes; stored where the task runs and read by its dependents.
+    pub outputs: Option<DataOutput>,
+}
+
+impl Task {
+    /// A task with default resources and nothing to run; a convenient base for tests.
+    pub fn new(name: impl Into<String>) -> Task {
+        Task {
+            name: Some(name.into()),
+            workdir: None,
+            num_nodes: 1,
+            envs: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            file_mounts: BTreeMap::new(),
+            setup: None,
+            run: None,
+            resources: ResourceChoice::single(Resources::default()),
+            estimated_runtime: None,
+            inputs: Vec::new(),
+            outputs: None,
+        }
+    }
+}
+
+/// The resource options of a task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceChoice {
+    /// At least one option. Each is a complete set of requirements.
+    pub options: Vec<Resources>,
+    /// `true` for `ordered`: the options are a preference order and the optimizer takes the
+    /// first one that is feasible. `false` for a single option or `any_of`: the best one wins.
+    pub ordered: bool,
+}
+
+impl ResourceChoice {
+    pub fn single(resources: Resources) -> ResourceChoice {
+        ResourceChoice { options: vec![resources], ordered: false }
+    }
+}
+
+/// One complete set of resource requirements.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Where the task must run; empty means anywhere.
+    pub infra: Infra,
+    pub instance_type: Option<String>,
+    pub cpus: Option<Amount>,
+    /// Memory in GiB.
+    pub memory: Option<Amount>,
+    pub accelerator: Option<Accelerator>,
+    pub use_spot: bool,
+    /// Disk size in GiB.
+    pub disk_size: Option<u32>,
+    pub ports: Vec<PortRange>,
+    pub image_id: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// How long the task runs on this option (overrides the task's estimate).
+    pub estimated_runtime: Option<Duration>,
+}
+
+/// An accelerator requirement: `V100:4` is name `V100`, count 4.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Accelerator {
+    pub name: String,
+    /// Usually whole; fractional counts (e.g. `0.5`) are allowed as in SkyPilot.
+    pub count: f64,
+}
+
+/// A TCP port or an inclusive range of ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// What is mounted at a path on the nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FileMount {
+    /// A local path or a bucket URI copied to the nodes.
+    Copy { source: String },
+    /// A bucket, SkyPilot's storage form (`name`, `source`, `store`, `mode`).
+    Storage {
+        name: Option<String>,
+        source: Option<String>,
+        store: Option<String>,
+        mode: Option<String>,
+    },
+}
+
+/// Data a task reads: where it lives and how much of it there is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataInput {
+    /// `s3://bucket/path`, `gs://...`, `https://account.blob.core.windows.net/...`, or a local path.
+    pub path: String,
+    /// Where the data lives (from the URI scheme, or given explicitly).
+    pub infra: Infra,
+    pub size: Size,
+}
+
+/// Data a task writes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataOutput {
+    pub path: Option<String>,
+    pub size: Size,
+}
