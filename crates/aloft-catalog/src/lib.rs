@@ -6,6 +6,9 @@
 //! import of SkyPilot's v8 CSV layout, and (later) the local cloud's own offers. The catalog is
 //! plain data with query functions; it makes no network calls.
 
+mod matching;
 mod model;
+
+pub use matching::{DEFAULT_CPUS, DEFAULT_MEMORY_GIB};
 
 pub use model::*;
