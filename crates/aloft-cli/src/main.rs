@@ -1,1 +1,62 @@
-fn main() {}
+//! `aloft`: the command line. Thin by design: it parses arguments, reads files, calls the pure
+//! crates and prints what they return.
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+use std::process::ExitCode;
+
+mod catalog_cmd;
+mod launch_cmd;
+
+/// aloft: run jobs on the cheapest or fastest place in the sky of clouds.
+#[derive(Debug, Parser)]
+#[command(
+    name = "aloft",
+    version,
+    about,
+    after_help = "Examples:\n  \
+        aloft launch --dryrun examples/hello.yaml\n  \
+        aloft launch --dryrun --optimize time examples/train-gpu.yaml -o json\n  \
+        aloft catalog --cpus 8+ --memory 32+\n  \
+        aloft catalog gpus A100:8\n  \
+        aloft completions bash > /etc/bash_completion.d/aloft"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Plan (and, later, run) a task, DAG or pipeline.
+    Launch(launch_cmd::LaunchArgs),
+    /// List instance types and prices from the catalog.
+    Catalog(catalog_cmd::CatalogArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Launch(args) => launch_cmd::run(args),
+        Command::Catalog(args) => catalog_cmd::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "aloft", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
