@@ -1,1 +1,130 @@
-//! The optimizer (being written).
+//! The optimizer: given a task DAG, a catalog and options, find where each task should run.
+//!
+//! Planning is pure (no IO, deterministic) and **exact**: the returned plan is a proven optimum
+//! of the stated objective, for single tasks, chains and general DAGs with egress.
+//!
+//! How it stays exact and fast (see `solve` for the details):
+//! 1. Egress depends only on *where* tasks run, so each task's candidates collapse to the best
+//!    offering per location (zone, or region where a cloud has no zones).
+//! 2. Dead-end elimination removes candidates that can never beat another candidate whatever
+//!    the neighbours do (Goldstein's criterion), which shrinks most domains to a handful.
+//! 3. Independent parts of the DAG are solved separately; trees (chains included) by dynamic
+//!    programming, anything else by depth-first branch and bound with admissible bounds.
+//!
+//! The next-best plans come from Lawler's k-best partitioning over the same solver, and
+//! re-planning with zones, regions or clouds blocked is [`Options::blocked`].
+
+mod diagnose;
+mod kbest;
+mod plan;
+mod problem;
+mod score;
+mod solve;
+
+pub use plan::{EdgeTransfer, Placement, Plan, Solution, SolveStats};
+pub use score::Objective;
+
+use aloft_catalog::Catalog;
+use aloft_types::{Dag, Duration, Infra};
+
+/// How to plan.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub objective: Objective,
+    /// Cap on a task's hourly price (all its nodes), in $/h.
+    pub max_hourly_price: Option<f64>,
+    /// Cap on the whole run's estimated cost, in $.
+    pub budget: Option<f64>,
+    /// Places not to use: a cloud (`aws`), a region (`aws/us-east-1`) or a zone.
+    pub blocked: Vec<Infra>,
+    /// How many next-best plans to return besides the best one.
+    pub alternatives: usize,
+    /// Runtime assumed for tasks and options that give no estimate.
+    pub default_runtime: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            objective: Objective::Cost,
+            max_hourly_price: None,
+            budget: None,
+            blocked: Vec::new(),
+            alternatives: 0,
+            default_runtime: Duration::from_hours(1.0),
+        }
+    }
+}
+
+/// Why no plan could be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("the DAG has no tasks")]
+    Empty,
+    #[error("task `{task}`: {reason}")]
+    Infeasible { task: String, reason: String },
+    #[error("task `{task}`: input `{path}` is in {infra}, which the catalog does not know")]
+    UnknownInputLocation {
+        task: String,
+        path: String,
+        infra: String,
+    },
+    #[error(
+        "the cheapest plan costs ${cheapest:.2}, over the budget of ${budget:.2}; \
+         raise --budget or relax the resources"
+    )]
+    OverBudget { budget: f64, cheapest: f64 },
+}
+
+/// Finds the best plan (and the requested number of next-best ones).
+pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solution, PlanError> {
+    if dag.tasks.is_empty() {
+        return Err(PlanError::Empty);
+    }
+    let problem = problem::Problem::build(dag, catalog, options)?;
+    let started = std::time::Instant::now();
+    let (ranked, stats) = kbest::k_best(&problem, 1 + options.alternatives);
+    let Some((best_score, best)) = ranked.first().cloned() else {
+        // Every task has candidates, so only the budget can make the problem infeasible. Say
+        // what the cheapest plan would cost.
+        let cheapest_options = Options {
+            objective: Objective::Cost,
+            budget: None,
+            alternatives: 0,
+            ..options.clone()
+        };
+        let cheapest = problem::Problem::build(dag, catalog, &cheapest_options)?;
+        let cost = kbest::k_best(&cheapest, 1)
+            .0
+            .first()
+            .map(|(_, assignment)| cheapest.plan(assignment).total_cost)
+            .unwrap_or(f64::NAN);
+        return Err(PlanError::OverBudget {
+            budget: options.budget.unwrap_or(0.0),
+            cheapest: cost,
+        });
+    };
+    let solve_micros = started.elapsed().as_micros();
+    let plans: Vec<Plan> = ranked
+        .iter()
+        .map(|(_, assignment)| problem.plan(assignment))
+        .collect();
+    let mut plans = plans.into_iter();
+    let best_plan = plans.next().expect("ranked is not empty");
+    debug_assert_eq!(best_score, problem.score_of(&best));
+    Ok(Solution {
+        considered: problem.considered(&best),
+        best: best_plan,
+        alternatives: plans.collect(),
+        stats: SolveStats {
+            candidates: problem.candidate_count(),
+            solve_micros,
+            ..stats
+        },
+    })
+}
+
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! What the optimizer returns. These types are the `-o json` schema of `aloft launch --dryrun`
+//! (documented in docs/plan-json.md): add fields freely, never rename or remove one.
+
+use crate::score::Objective;
+use serde::{Deserialize, Serialize};
+
+/// The best plan, the next-best ones, and what was considered.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Solution {
+    pub best: Plan,
+    /// Next-best plans, best first (as many as asked for and as exist).
+    pub alternatives: Vec<Plan>,
+    /// Per task (in task order): the chosen placement and the best one on each other cloud,
+    /// each priced as if only that task moved.
+    pub considered: Vec<Vec<Placement>>,
+    pub stats: SolveStats,
+}
+
+/// Where every task runs, and what the run costs and takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub objective: Objective,
+    /// One per task, in task order.
+    pub tasks: Vec<Placement>,
+    /// Data moved along the DAG's edges.
+    pub edges: Vec<EdgeTransfer>,
+    /// Dollars: compute of every task plus all egress.
+    pub total_cost: f64,
+    /// Seconds: tasks run one after another (as a pipeline does), each after its inputs arrive.
+    pub total_seconds: f64,
+    /// The egress part of `total_cost`.
+    pub egress_cost: f64,
+}
+
+/// One task's placement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    pub task: String,
+    pub task_index: usize,
+    pub cloud: String,
+    pub region: String,
+    /// `None` where the cloud places by region only.
+    pub zone: Option<String>,
+    pub instance_type: String,
+    pub vcpus: f64,
+    pub memory_gib: f64,
+    /// Accelerator name and count per node.
+    pub accelerator: Option<(String, f64)>,
+    pub spot: bool,
+    pub num_nodes: u32,
+    /// $/h for one node.
+    pub hourly_price: f64,
+    /// $/h for all nodes.
+    pub cluster_hourly_price: f64,
+    pub estimated_runtime_seconds: f64,
+    /// True when the task gave no runtime estimate and the default was assumed.
+    pub runtime_assumed: bool,
+    /// Which of the task's resource options this is (index into its expanded options).
+    pub option_index: usize,
+    /// Compute dollars: runtime × cluster hourly price.
+    pub compute_cost: f64,
+    /// Dollars and seconds to bring the task's inputs to it.
+    pub input_egress_cost: f64,
+    pub input_seconds: f64,
+    /// compute + input egress (edge egress is in [`Plan::edges`]).
+    pub estimated_cost: f64,
+}
+
+/// Data moving from a task to one that depends on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EdgeTransfer {
+    pub from_task: usize,
+    pub to_task: usize,
+    pub gigabytes: f64,
+    pub cost: f64,
+    pub seconds: f64,
+}
+
+/// How the solve went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SolveStats {
+    /// Candidate placements (task × location) before pruning.
+    pub candidates: usize,
+    /// Left after dead-end elimination (for the best plan's solve).
+    pub after_pruning: usize,
+    /// Independent parts of the DAG.
+    pub components: usize,
+    /// Parts solved by dynamic programming (trees) and by branch and bound.
+    pub tree_components: usize,
+    pub search_components: usize,
+    /// Branch-and-bound nodes explored.
+    pub search_nodes: u64,
+    pub solve_micros: u128,
+}

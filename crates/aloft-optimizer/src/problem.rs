@@ -1,0 +1,470 @@
+//! From a DAG and a catalog to the optimizer's problem: per task, the best candidate offering
+//! at each location; per DAG edge, how much data moves.
+//!
+//! Collapsing to one candidate per location is exact: everything a task's location changes for
+//! its neighbours (egress price and transfer time) depends on the location alone, so within a
+//! location only the task's own score matters.
+
+use crate::plan::{EdgeTransfer, Placement, Plan};
+use crate::score::{Objective, Score};
+use crate::{Options, PlanError, diagnose};
+use aloft_catalog::{Catalog, Link, Place, RegionId, ZoneId};
+use aloft_types::{Dag, Infra, Resources, Task, TaskIdx};
+use std::collections::HashMap;
+
+/// One place a task can run, with the best offering there.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidate {
+    /// Index into [`Problem::places`].
+    pub(crate) loc: usize,
+    /// Index into the catalog's offerings.
+    pub(crate) offering: usize,
+    pub(crate) option: usize,
+    pub(crate) unary: Score,
+    pub(crate) runtime_seconds: f64,
+    pub(crate) runtime_assumed: bool,
+    pub(crate) compute_cost: f64,
+    pub(crate) input_cost: f64,
+    pub(crate) input_seconds: f64,
+}
+
+/// Data moving from task `src` to task `dst`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Edge {
+    pub(crate) src: usize,
+    pub(crate) dst: usize,
+    pub(crate) gigabytes: f64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Problem<'a> {
+    dag: &'a Dag,
+    catalog: &'a Catalog,
+    pub(crate) objective: Objective,
+    /// The budget in micro-dollars, if any.
+    pub(crate) budget: Option<i64>,
+    /// Per task, candidates sorted by their own score (best first).
+    pub(crate) candidates: Vec<Vec<Candidate>>,
+    pub(crate) places: Vec<Place>,
+    /// Edges that carry data (edges carrying nothing cannot change the plan).
+    pub(crate) edges: Vec<Edge>,
+}
+
+impl<'a> Problem<'a> {
+    pub(crate) fn build(
+        dag: &'a Dag,
+        catalog: &'a Catalog,
+        options: &Options,
+    ) -> Result<Problem<'a>, PlanError> {
+        let mut places = Vec::new();
+        let mut place_index: HashMap<(RegionId, Option<ZoneId>), usize> = HashMap::new();
+        let mut candidates = Vec::with_capacity(dag.tasks.len());
+        for (task_idx, task) in dag.tasks.iter().enumerate() {
+            let task_name = dag.task_name(TaskIdx(task_idx));
+            let inputs = resolve_inputs(catalog, task, &task_name)?;
+            let mut best_at: HashMap<usize, Candidate> = HashMap::new();
+            for (option_idx, resources) in task.resources.options.iter().enumerate() {
+                let before = best_at.len();
+                for (offering_idx, offering) in
+                    feasible_offerings(catalog, resources, task, options)
+                {
+                    let place = catalog.offering_place(offering);
+                    let key = (offering.region, offering.zone);
+                    let loc = *place_index.entry(key).or_insert_with(|| {
+                        places.push(place);
+                        places.len() - 1
+                    });
+                    let candidate = candidate(
+                        catalog,
+                        task,
+                        resources,
+                        options,
+                        &inputs,
+                        place,
+                        loc,
+                        offering_idx,
+                        option_idx,
+                    );
+                    match best_at.get(&loc) {
+                        Some(existing) if existing.unary <= candidate.unary => {}
+                        _ => {
+                            best_at.insert(loc, candidate);
+                        }
+                    }
+                }
+                // `ordered`: the first option with any feasible offering is the one used.
+                if task.resources.ordered && best_at.len() > before {
+                    break;
+                }
+            }
+            if best_at.is_empty() {
+                return Err(PlanError::Infeasible {
+                    task: task_name,
+                    reason: diagnose::why_infeasible(catalog, task, options),
+                });
+            }
+            let mut task_candidates: Vec<Candidate> = best_at.into_values().collect();
+            task_candidates.sort_by_key(|candidate| (candidate.unary, candidate.loc));
+            candidates.push(task_candidates);
+        }
+        let mut data: HashMap<(usize, usize), f64> = HashMap::new();
+        for &(parent, child) in &dag.edges {
+            let gigabytes = dag.tasks[parent.0]
+                .outputs
+                .as_ref()
+                .map_or(0.0, |o| o.size.gigabytes);
+            if gigabytes > 0.0 && parent != child {
+                *data.entry((parent.0, child.0)).or_insert(0.0) += gigabytes;
+            }
+        }
+        let mut edges: Vec<Edge> = data
+            .into_iter()
+            .map(|((src, dst), gigabytes)| Edge {
+                src,
+                dst,
+                gigabytes,
+            })
+            .collect();
+        edges.sort_by_key(|edge| (edge.src, edge.dst));
+        Ok(Problem {
+            dag,
+            catalog,
+            objective: options.objective,
+            budget: options.budget.map(crate::score::micro_dollars),
+            candidates,
+            places,
+            edges,
+        })
+    }
+
+    pub(crate) fn task_count(&self) -> usize {
+        self.candidates.len()
+    }
+
+    pub(crate) fn candidate_count(&self) -> usize {
+        self.candidates.iter().map(Vec::len).sum()
+    }
+
+    fn link(&self, from_loc: usize, to_loc: usize) -> Link {
+        self.catalog
+            .link(self.places[from_loc], self.places[to_loc])
+    }
+
+    /// The score of moving an edge's data between the two tasks' candidate locations.
+    pub(crate) fn edge_score(
+        &self,
+        edge: &Edge,
+        src_candidate: usize,
+        dst_candidate: usize,
+    ) -> Score {
+        let from = self.candidates[edge.src][src_candidate].loc;
+        let to = self.candidates[edge.dst][dst_candidate].loc;
+        let link = self.link(from, to);
+        Score::new(
+            self.objective,
+            edge.gigabytes * link.price_per_gb,
+            link.transfer_seconds(edge.gigabytes),
+        )
+    }
+
+    /// The total score of an assignment (one candidate index per task).
+    pub(crate) fn score_of(&self, assignment: &[usize]) -> Score {
+        let unary: Score = assignment
+            .iter()
+            .enumerate()
+            .map(|(task, &candidate)| self.candidates[task][candidate].unary)
+            .sum();
+        let pairwise: Score = self
+            .edges
+            .iter()
+            .map(|edge| self.edge_score(edge, assignment[edge.src], assignment[edge.dst]))
+            .sum();
+        unary + pairwise
+    }
+
+    fn placement(&self, task: usize, candidate: &Candidate) -> Placement {
+        let catalog = self.catalog;
+        let offering = &catalog.offerings[candidate.offering];
+        let instance_type = catalog.instance_type(offering.instance_type);
+        let region = catalog.region(offering.region);
+        let task_spec = &self.dag.tasks[task];
+        let spot = task_spec.resources.options[candidate.option].use_spot;
+        let hourly_price = offering.hourly_price(spot).unwrap_or(f64::NAN);
+        let num_nodes = task_spec.num_nodes.max(1);
+        Placement {
+            task: self.dag.task_name(TaskIdx(task)),
+            task_index: task,
+            cloud: catalog.cloud(region.cloud).name.clone(),
+            region: region.name.clone(),
+            zone: offering.zone.map(|zone| catalog.zone(zone).name.clone()),
+            instance_type: instance_type.name.clone(),
+            vcpus: instance_type.vcpus,
+            memory_gib: instance_type.memory_gib,
+            accelerator: instance_type.accelerator.clone(),
+            spot,
+            num_nodes,
+            hourly_price,
+            cluster_hourly_price: hourly_price * f64::from(num_nodes),
+            estimated_runtime_seconds: candidate.runtime_seconds,
+            runtime_assumed: candidate.runtime_assumed,
+            option_index: candidate.option,
+            compute_cost: candidate.compute_cost,
+            input_egress_cost: candidate.input_cost,
+            input_seconds: candidate.input_seconds,
+            estimated_cost: candidate.compute_cost + candidate.input_cost,
+        }
+    }
+
+    /// The plan for an assignment.
+    pub(crate) fn plan(&self, assignment: &[usize]) -> Plan {
+        let tasks: Vec<Placement> = assignment
+            .iter()
+            .enumerate()
+            .map(|(task, &candidate)| self.placement(task, &self.candidates[task][candidate]))
+            .collect();
+        let edges: Vec<EdgeTransfer> = self
+            .dag
+            .edges
+            .iter()
+            .map(|&(parent, child)| {
+                let gigabytes = self.dag.tasks[parent.0]
+                    .outputs
+                    .as_ref()
+                    .map_or(0.0, |o| o.size.gigabytes);
+                let from = self.candidates[parent.0][assignment[parent.0]].loc;
+                let to = self.candidates[child.0][assignment[child.0]].loc;
+                let link = self.link(from, to);
+                EdgeTransfer {
+                    from_task: parent.0,
+                    to_task: child.0,
+                    gigabytes,
+                    cost: gigabytes * link.price_per_gb,
+                    seconds: link.transfer_seconds(gigabytes),
+                }
+            })
+            .collect();
+        let edge_cost: f64 = edges.iter().map(|edge| edge.cost).sum();
+        let edge_seconds: f64 = edges.iter().map(|edge| edge.seconds).sum();
+        let input_cost: f64 = tasks.iter().map(|task| task.input_egress_cost).sum();
+        let compute: f64 = tasks.iter().map(|task| task.compute_cost).sum();
+        let seconds: f64 = tasks
+            .iter()
+            .map(|task| task.estimated_runtime_seconds + task.input_seconds)
+            .sum();
+        Plan {
+            objective: self.objective,
+            tasks,
+            edges,
+            total_cost: compute + input_cost + edge_cost,
+            total_seconds: seconds + edge_seconds,
+            egress_cost: input_cost + edge_cost,
+        }
+    }
+
+    /// Per task: the chosen placement first, then the best placement on each other cloud, each
+    /// scored as if only that task moved (its neighbours stay where the plan puts them).
+    pub(crate) fn considered(&self, assignment: &[usize]) -> Vec<Vec<Placement>> {
+        (0..self.task_count())
+            .map(|task| {
+                let mut trial = assignment.to_vec();
+                let mut best_per_cloud: HashMap<u16, (Score, usize)> = HashMap::new();
+                for candidate in 0..self.candidates[task].len() {
+                    trial[task] = candidate;
+                    let score = self.local_score(task, &trial);
+                    let cloud = self.places[self.candidates[task][candidate].loc].cloud.0;
+                    let entry = best_per_cloud.entry(cloud).or_insert((score, candidate));
+                    if score < entry.0 {
+                        *entry = (score, candidate);
+                    }
+                }
+                let chosen = assignment[task];
+                let chosen_cloud = self.places[self.candidates[task][chosen].loc].cloud.0;
+                let mut others: Vec<(Score, usize)> = best_per_cloud
+                    .into_iter()
+                    .filter(|(cloud, _)| *cloud != chosen_cloud)
+                    .map(|(_, best)| best)
+                    .collect();
+                others.sort();
+                std::iter::once(chosen)
+                    .chain(others.into_iter().map(|(_, candidate)| candidate))
+                    .map(|candidate| self.placement(task, &self.candidates[task][candidate]))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// A task's own score plus the edges that touch it.
+    fn local_score(&self, task: usize, assignment: &[usize]) -> Score {
+        let unary = self.candidates[task][assignment[task]].unary;
+        let pairwise: Score = self
+            .edges
+            .iter()
+            .filter(|edge| edge.src == task || edge.dst == task)
+            .map(|edge| self.edge_score(edge, assignment[edge.src], assignment[edge.dst]))
+            .sum();
+        unary + pairwise
+    }
+}
+
+/// Offerings (with their catalog index) a task may use for one resource option: fitting, priced
+/// for the market asked, not blocked, and under the price cap.
+pub(crate) fn feasible_offerings<'c>(
+    catalog: &'c Catalog,
+    resources: &'c Resources,
+    task: &Task,
+    options: &'c Options,
+) -> impl Iterator<Item = (usize, &'c aloft_catalog::Offering)> + 'c {
+    let nodes = f64::from(task.num_nodes.max(1));
+    let base = catalog.offerings.as_ptr();
+    catalog
+        .offerings_for(resources)
+        .filter_map(move |offering| {
+            if is_blocked(catalog, offering, &options.blocked) {
+                return None;
+            }
+            let price = offering.hourly_price(resources.use_spot)?;
+            if options
+                .max_hourly_price
+                .is_some_and(|cap| price * nodes > cap + 1e-9)
+            {
+                return None;
+            }
+            // `offering` is an element of `catalog.offerings`: recover its index from its address.
+            let idx = (offering as *const aloft_catalog::Offering as usize - base as usize)
+                / std::mem::size_of::<aloft_catalog::Offering>();
+            Some((idx, offering))
+        })
+}
+
+pub(crate) fn is_blocked(
+    catalog: &Catalog,
+    offering: &aloft_catalog::Offering,
+    blocked: &[Infra],
+) -> bool {
+    if blocked.is_empty() {
+        return false;
+    }
+    let region = catalog.region(offering.region);
+    let cloud = &catalog.cloud(region.cloud).name;
+    let zone = offering.zone.map(|zone| catalog.zone(zone).name.as_str());
+    blocked.iter().any(|block| {
+        block.cloud.as_deref().is_some_and(|c| c == cloud)
+            && block.region.as_deref().is_none_or(|r| r == region.name)
+            && block.zone.as_deref().is_none_or(|z| Some(z) == zone)
+    })
+}
+
+/// An input's place and size. `None` place: the data lives outside every known cloud (a local
+/// path, or a provider the catalog does not price), so moving it costs nothing we can price.
+struct Input {
+    place: Option<Place>,
+    gigabytes: f64,
+}
+
+fn resolve_inputs(
+    catalog: &Catalog,
+    task: &Task,
+    task_name: &str,
+) -> Result<Vec<Input>, PlanError> {
+    task.inputs
+        .iter()
+        .map(|input| {
+            let unknown = || PlanError::UnknownInputLocation {
+                task: task_name.to_owned(),
+                path: input.path.clone(),
+                infra: input.infra.to_string(),
+            };
+            let place = match &input.infra.cloud {
+                None => None,
+                Some(cloud_name) => {
+                    match catalog
+                        .clouds
+                        .iter()
+                        .position(|cloud| cloud.name == *cloud_name)
+                    {
+                        None => None,
+                        Some(cloud_idx) => {
+                            let cloud = aloft_catalog::CloudId(cloud_idx as u16);
+                            let region = match &input.infra.region {
+                                None => None,
+                                Some(name) => Some(
+                                    catalog
+                                        .regions
+                                        .iter()
+                                        .position(|r| r.cloud == cloud && r.name == *name)
+                                        .map(|idx| RegionId(idx as u32))
+                                        .ok_or_else(unknown)?,
+                                ),
+                            };
+                            let zone = match (&input.infra.zone, region) {
+                                (Some(name), Some(region)) => Some(
+                                    catalog
+                                        .zones
+                                        .iter()
+                                        .position(|z| z.region == region && z.name == *name)
+                                        .map(|idx| ZoneId(idx as u32))
+                                        .ok_or_else(unknown)?,
+                                ),
+                                _ => None,
+                            };
+                            Some(Place {
+                                cloud,
+                                region,
+                                zone,
+                            })
+                        }
+                    }
+                }
+            };
+            Ok(Input {
+                place,
+                gigabytes: input.size.gigabytes,
+            })
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn candidate(
+    catalog: &Catalog,
+    task: &Task,
+    resources: &Resources,
+    options: &Options,
+    inputs: &[Input],
+    place: Place,
+    loc: usize,
+    offering_idx: usize,
+    option_idx: usize,
+) -> Candidate {
+    let offering = &catalog.offerings[offering_idx];
+    let price = offering
+        .hourly_price(resources.use_spot)
+        .unwrap_or(f64::INFINITY);
+    let runtime = resources.estimated_runtime.or(task.estimated_runtime);
+    let runtime_assumed = runtime.is_none();
+    let runtime_seconds = runtime.unwrap_or(options.default_runtime).seconds;
+    let compute_cost = price * f64::from(task.num_nodes.max(1)) * runtime_seconds / 3600.0;
+    let (mut input_cost, mut input_seconds) = (0.0, 0.0);
+    for input in inputs {
+        if let Some(from) = input.place {
+            let link = catalog.link(from, place);
+            input_cost += input.gigabytes * link.price_per_gb;
+            input_seconds += link.transfer_seconds(input.gigabytes);
+        }
+    }
+    Candidate {
+        loc,
+        offering: offering_idx,
+        option: option_idx,
+        unary: Score::new(
+            options.objective,
+            compute_cost + input_cost,
+            runtime_seconds + input_seconds,
+        ),
+        runtime_seconds,
+        runtime_assumed,
+        compute_cost,
+        input_cost,
+        input_seconds,
+    }
+}

@@ -1,0 +1,199 @@
+//! Test support: a tiny deterministic PRNG, random catalogs and DAGs, and brute force.
+
+use crate::problem::Problem;
+use crate::score::Score;
+use aloft_catalog::{
+    Catalog, Cloud, CloudId, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone, ZoneId,
+};
+use aloft_types::{
+    Accelerator, Amount, Dag, DataInput, DataOutput, Duration, Infra, ResourceChoice, Resources,
+    Size, Task, TaskIdx,
+};
+
+/// SplitMix64: small, fast, and the same on every machine.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..bound`.
+    pub(crate) fn below(&mut self, bound: usize) -> usize {
+        (self.next_u64() % bound as u64) as usize
+    }
+
+    /// Uniform in `[low, high)`.
+    pub(crate) fn float(&mut self, low: f64, high: f64) -> f64 {
+        low + (high - low) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub(crate) fn chance(&mut self, probability: f64) -> bool {
+        self.float(0.0, 1.0) < probability
+    }
+}
+
+/// A catalog of `clouds` clouds, each with `regions` regions of `zones` zones (0: no zones), and
+/// a CPU type and a GPU type per cloud offered at random prices in random places.
+pub(crate) fn random_catalog(
+    rng: &mut Rng,
+    clouds: usize,
+    regions: usize,
+    zones: usize,
+) -> Catalog {
+    let mut catalog = Catalog::default();
+    for cloud_idx in 0..clouds {
+        let cloud = CloudId(cloud_idx as u16);
+        catalog.clouds.push(Cloud {
+            name: format!("c{cloud_idx}"),
+            internet_egress_per_gb: rng.float(0.05, 0.15),
+            inter_region_egress_per_gb: rng.float(0.01, 0.04),
+        });
+        for type_idx in 0..2 {
+            catalog.instance_types.push(InstanceType {
+                cloud,
+                name: format!("c{cloud_idx}.t{type_idx}"),
+                vcpus: 8.0,
+                memory_gib: 32.0,
+                accelerator: (type_idx == 1).then(|| ("G1".to_owned(), 1.0)),
+                arch: None,
+            });
+        }
+        for region_idx in 0..regions {
+            let region = RegionId(catalog.regions.len() as u32);
+            catalog.regions.push(Region {
+                cloud,
+                name: format!("c{cloud_idx}-r{region_idx}"),
+                carbon_g_per_kwh: None,
+            });
+            let zone_ids: Vec<Option<ZoneId>> = if zones == 0 {
+                vec![None]
+            } else {
+                (0..zones)
+                    .map(|zone_idx| {
+                        catalog.zones.push(Zone {
+                            region,
+                            name: format!("c{cloud_idx}-r{region_idx}-z{zone_idx}"),
+                        });
+                        Some(ZoneId(catalog.zones.len() as u32 - 1))
+                    })
+                    .collect()
+            };
+            for zone in zone_ids {
+                for type_idx in 0..2 {
+                    if rng.chance(0.25) {
+                        continue;
+                    }
+                    let base = if type_idx == 0 { 0.4 } else { 3.0 };
+                    // Coarse prices make ties common, which is where solvers go wrong.
+                    let price = (rng.float(base, base * 1.6) * 20.0).round() / 20.0;
+                    catalog.offerings.push(Offering {
+                        instance_type: InstanceTypeId((cloud_idx * 2 + type_idx) as u32),
+                        region,
+                        zone,
+                        price: Some(price),
+                        spot_price: rng
+                            .chance(0.8)
+                            .then(|| (price * 0.3 * 100.0).round() / 100.0),
+                    });
+                }
+            }
+        }
+    }
+    catalog
+}
+
+/// A random DAG of `tasks` tasks: each later task depends on each earlier one with probability
+/// `edge_probability`; outputs, inputs, runtimes, spot and `any_of` GPU/CPU options vary.
+pub(crate) fn random_dag(
+    rng: &mut Rng,
+    catalog: &Catalog,
+    tasks: usize,
+    edge_probability: f64,
+) -> Dag {
+    let mut dag = Dag {
+        name: Some("random".to_owned()),
+        tasks: Vec::new(),
+        edges: Vec::new(),
+    };
+    for task_idx in 0..tasks {
+        let mut task = Task::new(format!("t{task_idx}"));
+        let cpu = Resources {
+            cpus: Some(Amount::at_least(4.0)),
+            use_spot: rng.chance(0.3),
+            estimated_runtime: Some(Duration::from_hours(rng.float(1.0, 8.0).round())),
+            ..Resources::default()
+        };
+        let gpu = Resources {
+            accelerator: Some(Accelerator {
+                name: "G1".to_owned(),
+                count: 1.0,
+            }),
+            estimated_runtime: Some(Duration::from_hours(rng.float(0.5, 2.0).round().max(0.5))),
+            ..Resources::default()
+        };
+        task.resources = match rng.below(3) {
+            0 => ResourceChoice::single(cpu),
+            1 => ResourceChoice::single(gpu),
+            _ => ResourceChoice {
+                options: vec![cpu, gpu],
+                ordered: false,
+            },
+        };
+        if rng.chance(0.2) {
+            let region = &catalog.regions[rng.below(catalog.regions.len())];
+            task.inputs.push(DataInput {
+                path: "s3://bucket/data".to_owned(),
+                infra: Infra {
+                    cloud: Some(catalog.cloud(region.cloud).name.clone()),
+                    region: Some(region.name.clone()),
+                    zone: None,
+                },
+                size: Size::from_gigabytes(rng.float(1.0, 200.0).round()),
+            });
+        }
+        if rng.chance(0.8) {
+            task.outputs = Some(DataOutput {
+                path: None,
+                size: Size::from_gigabytes(rng.float(1.0, 300.0).round()),
+            });
+        }
+        for parent in 0..task_idx {
+            if rng.chance(edge_probability) {
+                dag.edges.push((TaskIdx(parent), TaskIdx(task_idx)));
+            }
+        }
+        dag.tasks.push(task);
+    }
+    dag
+}
+
+/// Every assignment's score, by enumeration.
+pub(crate) fn all_scores(problem: &Problem<'_>) -> Vec<(Score, Vec<usize>)> {
+    let sizes: Vec<usize> = problem.candidates.iter().map(Vec::len).collect();
+    let mut assignment = vec![0usize; sizes.len()];
+    let mut scores = Vec::new();
+    loop {
+        scores.push((problem.score_of(&assignment), assignment.clone()));
+        let mut digit = 0;
+        loop {
+            if digit == sizes.len() {
+                return scores;
+            }
+            assignment[digit] += 1;
+            if assignment[digit] < sizes[digit] {
+                break;
+            }
+            assignment[digit] = 0;
+            digit += 1;
+        }
+    }
+}
