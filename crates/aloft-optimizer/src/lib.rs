@@ -20,6 +20,7 @@ mod plan;
 mod problem;
 mod score;
 mod solve;
+pub mod synthetic;
 
 pub use plan::{EdgeTransfer, Placement, Plan, Solution, SolveStats};
 pub use score::Objective;

@@ -1,45 +1,17 @@
-//! Test support: a tiny deterministic PRNG, random catalogs and DAGs, and brute force.
+//! Test support: random catalogs and DAGs, and brute force.
 
 use crate::problem::Problem;
 use crate::score::Score;
+use crate::synthetic::{self, Shape};
 use aloft_catalog::{
     Catalog, Cloud, CloudId, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone, ZoneId,
 };
 use aloft_types::{
     Accelerator, Amount, Dag, DataInput, DataOutput, Duration, Infra, ResourceChoice, Resources,
-    Size, Task, TaskIdx,
+    Size, Task,
 };
 
-/// SplitMix64: small, fast, and the same on every machine.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound`.
-    pub(crate) fn below(&mut self, bound: usize) -> usize {
-        (self.next_u64() % bound as u64) as usize
-    }
-
-    /// Uniform in `[low, high)`.
-    pub(crate) fn float(&mut self, low: f64, high: f64) -> f64 {
-        low + (high - low) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub(crate) fn chance(&mut self, probability: f64) -> bool {
-        self.float(0.0, 1.0) < probability
-    }
-}
+pub(crate) use crate::synthetic::Rng;
 
 /// A catalog of `clouds` clouds, each with `regions` regions of `zones` zones (0: no zones), and
 /// a CPU type and a GPU type per cloud offered at random prices in random places.
@@ -119,61 +91,55 @@ pub(crate) fn random_dag(
     tasks: usize,
     edge_probability: f64,
 ) -> Dag {
-    let mut dag = Dag {
-        name: Some("random".to_owned()),
-        tasks: Vec::new(),
-        edges: Vec::new(),
-    };
-    for task_idx in 0..tasks {
-        let mut task = Task::new(format!("t{task_idx}"));
-        let cpu = Resources {
-            cpus: Some(Amount::at_least(4.0)),
-            use_spot: rng.chance(0.3),
-            estimated_runtime: Some(Duration::from_hours(rng.float(1.0, 8.0).round())),
-            ..Resources::default()
-        };
-        let gpu = Resources {
-            accelerator: Some(Accelerator {
-                name: "G1".to_owned(),
-                count: 1.0,
-            }),
-            estimated_runtime: Some(Duration::from_hours(rng.float(0.5, 2.0).round().max(0.5))),
-            ..Resources::default()
-        };
-        task.resources = match rng.below(3) {
-            0 => ResourceChoice::single(cpu),
-            1 => ResourceChoice::single(gpu),
-            _ => ResourceChoice {
-                options: vec![cpu, gpu],
-                ordered: false,
-            },
-        };
-        if rng.chance(0.2) {
-            let region = &catalog.regions[rng.below(catalog.regions.len())];
-            task.inputs.push(DataInput {
-                path: "s3://bucket/data".to_owned(),
-                infra: Infra {
-                    cloud: Some(catalog.cloud(region.cloud).name.clone()),
-                    region: Some(region.name.clone()),
-                    zone: None,
+    synthetic::dag(
+        rng,
+        tasks,
+        Shape::Dense { edge_probability },
+        |rng, task_idx| {
+            let mut task = Task::new(format!("t{task_idx}"));
+            let cpu = Resources {
+                cpus: Some(Amount::at_least(4.0)),
+                use_spot: rng.chance(0.3),
+                estimated_runtime: Some(Duration::from_hours(rng.float(1.0, 8.0).round())),
+                ..Resources::default()
+            };
+            let gpu = Resources {
+                accelerator: Some(Accelerator {
+                    name: "G1".to_owned(),
+                    count: 1.0,
+                }),
+                estimated_runtime: Some(Duration::from_hours(rng.float(0.5, 2.0).round().max(0.5))),
+                ..Resources::default()
+            };
+            task.resources = match rng.below(3) {
+                0 => ResourceChoice::single(cpu),
+                1 => ResourceChoice::single(gpu),
+                _ => ResourceChoice {
+                    options: vec![cpu, gpu],
+                    ordered: false,
                 },
-                size: Size::from_gigabytes(rng.float(1.0, 200.0).round()),
-            });
-        }
-        if rng.chance(0.8) {
-            task.outputs = Some(DataOutput {
-                path: None,
-                size: Size::from_gigabytes(rng.float(1.0, 300.0).round()),
-            });
-        }
-        for parent in 0..task_idx {
-            if rng.chance(edge_probability) {
-                dag.edges.push((TaskIdx(parent), TaskIdx(task_idx)));
+            };
+            if rng.chance(0.2) {
+                let region = &catalog.regions[rng.below(catalog.regions.len())];
+                task.inputs.push(DataInput {
+                    path: "s3://bucket/data".to_owned(),
+                    infra: Infra {
+                        cloud: Some(catalog.cloud(region.cloud).name.clone()),
+                        region: Some(region.name.clone()),
+                        zone: None,
+                    },
+                    size: Size::from_gigabytes(rng.float(1.0, 200.0).round()),
+                });
             }
-        }
-        dag.tasks.push(task);
-    }
-    dag
+            if rng.chance(0.8) {
+                task.outputs = Some(DataOutput {
+                    path: None,
+                    size: Size::from_gigabytes(rng.float(1.0, 300.0).round()),
+                });
+            }
+            task
+        },
+    )
 }
 
 /// Every assignment's score, by enumeration.
