@@ -97,8 +97,17 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         assert_eq!(Infra::parse(""), Err(InfraParseError::Empty));
-        assert_eq!(Infra::parse("*/us-east-1"), Err(InfraParseError::RegionWithoutCloud));
-        assert_eq!(Infra::parse("aws/*/us-east-1a"), Err(InfraParseError::ZoneWithoutRegion));
-        assert!(matches!(Infra::parse("a/b/c/d"), Err(InfraParseError::TooManyParts { parts: 4 })));
+        assert_eq!(
+            Infra::parse("*/us-east-1"),
+            Err(InfraParseError::RegionWithoutCloud)
+        );
+        assert_eq!(
+            Infra::parse("aws/*/us-east-1a"),
+            Err(InfraParseError::ZoneWithoutRegion)
+        );
+        assert!(matches!(
+            Infra::parse("a/b/c/d"),
+            Err(InfraParseError::TooManyParts { parts: 4 })
+        ));
     }
 }

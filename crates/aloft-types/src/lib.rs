@@ -11,5 +11,6 @@ pub mod spec;
 pub use infra::Infra;
 pub use quantity::{Amount, Duration, Size};
 pub use spec::{
-    Accelerator, Dag, DataInput, DataOutput, FileMount, Resources, ResourceChoice, Task, TaskIdx,
+    Accelerator, Dag, DataInput, DataOutput, FileMount, ResourceChoice, Resources, SpecError,
+    SpecErrors, Task, TaskIdx, parse_dag, parse_dag_with_warnings,
 };

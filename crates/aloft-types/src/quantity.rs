@@ -13,11 +13,17 @@ pub struct Amount {
 
 impl Amount {
     pub fn exactly(value: f64) -> Amount {
-        Amount { value, at_least: false }
+        Amount {
+            value,
+            at_least: false,
+        }
     }
 
     pub fn at_least(value: f64) -> Amount {
-        Amount { value, at_least: true }
+        Amount {
+            value,
+            at_least: true,
+        }
     }
 
     /// Whether an offer of `offered` units satisfies this amount.
@@ -42,7 +48,9 @@ impl Amount {
             expected: "a number such as `8`, or `8+` for at least 8",
         })?;
         if !value.is_finite() || value < 0.0 {
-            return Err(QuantityError::OutOfRange { text: text.to_owned() });
+            return Err(QuantityError::OutOfRange {
+                text: text.to_owned(),
+            });
         }
         Ok(Amount { value, at_least })
     }
@@ -62,7 +70,9 @@ pub struct Duration {
 
 impl Duration {
     pub fn from_hours(hours: f64) -> Duration {
-        Duration { seconds: hours * 3600.0 }
+        Duration {
+            seconds: hours * 3600.0,
+        }
     }
 
     pub fn hours(&self) -> f64 {
@@ -76,10 +86,13 @@ impl Duration {
             .find(|c: char| c.is_ascii_alphabetic())
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let value: f64 = number.trim().parse().map_err(|_| QuantityError::NotANumber {
-            text: text.to_owned(),
-            expected: "a duration such as `6h`, `30m`, `90s` or `2d`",
-        })?;
+        let value: f64 = number
+            .trim()
+            .parse()
+            .map_err(|_| QuantityError::NotANumber {
+                text: text.to_owned(),
+                expected: "a duration such as `6h`, `30m`, `90s` or `2d`",
+            })?;
         let scale = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
             "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
@@ -93,9 +106,13 @@ impl Duration {
             }
         };
         if !value.is_finite() || value < 0.0 {
-            return Err(QuantityError::OutOfRange { text: text.to_owned() });
+            return Err(QuantityError::OutOfRange {
+                text: text.to_owned(),
+            });
         }
-        Ok(Duration { seconds: value * scale })
+        Ok(Duration {
+            seconds: value * scale,
+        })
     }
 }
 
@@ -130,10 +147,13 @@ impl Size {
             .find(|c: char| c.is_ascii_alphabetic())
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let value: f64 = number.trim().parse().map_err(|_| QuantityError::NotANumber {
-            text: text.to_owned(),
-            expected: "a size such as `100GB`, `1.5TB` or `500MB`",
-        })?;
+        let value: f64 = number
+            .trim()
+            .parse()
+            .map_err(|_| QuantityError::NotANumber {
+                text: text.to_owned(),
+                expected: "a size such as `100GB`, `1.5TB` or `500MB`",
+            })?;
         let scale = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "g" | "gb" => 1.0,
             "gib" => 1.073_741_824,
@@ -152,9 +172,13 @@ impl Size {
             }
         };
         if !value.is_finite() || value < 0.0 {
-            return Err(QuantityError::OutOfRange { text: text.to_owned() });
+            return Err(QuantityError::OutOfRange {
+                text: text.to_owned(),
+            });
         }
-        Ok(Size { gigabytes: value * scale })
+        Ok(Size {
+            gigabytes: value * scale,
+        })
     }
 }
 
@@ -176,9 +200,15 @@ fn trim_float(value: f64) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantityError {
     #[error("`{text}` is not a number; expected {expected}")]
-    NotANumber { text: String, expected: &'static str },
+    NotANumber {
+        text: String,
+        expected: &'static str,
+    },
     #[error("`{text}` has an unknown unit; expected {expected}")]
-    UnknownUnit { text: String, expected: &'static str },
+    UnknownUnit {
+        text: String,
+        expected: &'static str,
+    },
     #[error("`{text}` is out of range; expected a finite, non-negative value")]
     OutOfRange { text: String },
 }

@@ -11,9 +11,14 @@ use crate::quantity::{Amount, Duration, Size};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod fields;
 mod parse;
+mod resources;
+mod suggest;
+mod task;
+mod yaml;
 
-pub use parse::{SpecError, SpecErrors, parse_dag};
+pub use parse::{SpecError, SpecErrors, parse_dag, parse_dag_with_warnings};
 
 /// Index of a task in [`Dag::tasks`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -31,11 +36,18 @@ pub struct Dag {
 impl Dag {
     /// A DAG of one task.
     pub fn single(task: Task) -> Dag {
-        Dag { name: task.name.clone(), tasks: vec![task], edges: Vec::new() }
+        Dag {
+            name: task.name.clone(),
+            tasks: vec![task],
+            edges: Vec::new(),
+        }
     }
 
     pub fn parents(&self, child: TaskIdx) -> impl Iterator<Item = TaskIdx> + '_ {
-        self.edges.iter().filter(move |(_, c)| *c == child).map(|(p, _)| *p)
+        self.edges
+            .iter()
+            .filter(move |(_, c)| *c == child)
+            .map(|(p, _)| *p)
     }
 
     /// The display name of a task: its `name`, or `task-N`.
@@ -53,8 +65,11 @@ pub struct Task {
     pub name: Option<String>,
     pub workdir: Option<String>,
     pub num_nodes: u32,
-    pub envs: BTreeMap<String, String>,
-    pub secrets: BTreeMap<String, String>,
+    /// Environment variables. `None` is SkyPilot's `null` placeholder: the value must be
+    /// supplied at launch.
+    pub envs: BTreeMap<String, Option<String>>,
+    /// Like `envs`, but never shown in logs or stored in plain text.
+    pub secrets: BTreeMap<String, Option<String>>,
     pub file_mounts: BTreeMap<String, FileMount>,
     pub setup: Option<String>,
     pub run: Option<String>,
@@ -100,7 +115,10 @@ pub struct ResourceChoice {
 
 impl ResourceChoice {
     pub fn single(resources: Resources) -> ResourceChoice {
-        ResourceChoice { options: vec![resources], ordered: false }
+        ResourceChoice {
+            options: vec![resources],
+            ordered: false,
+        }
     }
 }
 

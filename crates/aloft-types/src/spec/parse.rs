@@ -1,6 +1,14 @@
-//! YAML front end for the task spec. (Being written; see the module docs of `spec`.)
+//! YAML front end for the task spec: decides whether a file is one task, a `tasks:` DAG or a
+//! SkyPilot pipeline, and checks what only the whole file can tell (task names, dependencies).
+//!
+//! Reading goes on after an error wherever the rest of the file still makes sense, so that one
+//! run shows every problem. Errors and warnings come out sorted by their place in the file.
 
-use super::Dag;
+use super::fields::{Diagnostics, Schema, check_fields, get, index, join, list, string};
+use super::suggest::suggest;
+use super::task::{ParsedTask, TASK_FIELDS, parse_task};
+use super::yaml::{Node, Pos, abbreviate, load};
+use super::{Dag, TaskIdx};
 use std::fmt;
 
 /// One problem in a spec, with where it is.
@@ -48,14 +56,301 @@ impl fmt::Display for SpecErrors {
     }
 }
 
-/// Parses a task, DAG or pipeline file.
+/// Parses a task, DAG or pipeline file. `file` is only used in messages.
 pub fn parse_dag(source: &str, file: &str) -> Result<Dag, SpecErrors> {
-    let _ = source;
-    Err(SpecErrors(vec![SpecError {
-        file: file.to_owned(),
-        line: None,
-        column: None,
-        path: String::new(),
-        message: "spec parsing is not implemented yet".to_owned(),
-    }]))
+    parse_dag_with_warnings(source, file).map(|(dag, _warnings)| dag)
+}
+
+/// Parses a task, DAG or pipeline file, and also returns warnings: notes that do not stop the
+/// spec from being used, such as SkyPilot fields that aloft accepts but does not use yet.
+pub fn parse_dag_with_warnings(
+    source: &str,
+    file: &str,
+) -> Result<(Dag, Vec<SpecError>), SpecErrors> {
+    let mut diag = Diagnostics::new(file);
+    let dag = parse_source(&mut diag, source);
+    let Diagnostics {
+        mut errors,
+        mut warnings,
+        ..
+    } = diag;
+    tidy(&mut errors);
+    tidy(&mut warnings);
+    match dag {
+        Some(dag) if errors.is_empty() => Ok((dag, warnings)),
+        _ => {
+            if errors.is_empty() {
+                // Every path that gives up reports why; this keeps `Err` from ever being empty.
+                errors.push(SpecError {
+                    file: file.to_owned(),
+                    line: None,
+                    column: None,
+                    path: String::new(),
+                    message: "the spec could not be read".to_owned(),
+                });
+            }
+            Err(SpecErrors(errors))
+        }
+    }
+}
+
+/// Sorts by place (placeless last) and drops repeats: a field shared by several `any_of`
+/// options is read once per option.
+fn tidy(errors: &mut Vec<SpecError>) {
+    errors.sort_by_key(|error| (error.line.is_none(), error.line, error.column));
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|error| seen.insert(error.to_string()));
+}
+
+const DAG_SCHEMA: Schema = Schema {
+    known: &["name", "tasks"],
+    ignored: &[],
+    misplaced: &[(
+        TASK_FIELDS,
+        "`{}` belongs to a task; move it into an entry of `tasks:`",
+    )],
+};
+
+fn parse_source(diag: &mut Diagnostics<'_>, source: &str) -> Option<Dag> {
+    let loaded = match load(source) {
+        Ok(loaded) => loaded,
+        Err(problem) => {
+            diag.error(problem.pos, "", problem.message);
+            return None;
+        }
+    };
+    for problem in loaded.problems {
+        diag.error(problem.pos, "", problem.message);
+    }
+    // Empty documents (a trailing `---`, say) are skipped, as SkyPilot does.
+    let documents: Vec<&Node> = loaded
+        .documents
+        .iter()
+        .filter(|node| !node.is_null())
+        .collect();
+    let (first, rest) = match documents.split_first() {
+        Some(split) => split,
+        None => {
+            diag.error(
+                None,
+                "",
+                "the file holds no task; expected a mapping of task fields such as `resources` and `run`",
+            );
+            return None;
+        }
+    };
+    if rest.is_empty() {
+        return match first.entries() {
+            Some(entries) if get(entries, "tasks").is_some() => parse_tasks_dag(diag, first),
+            _ => Some(Dag::single(parse_task(diag, first, "", false).task)),
+        };
+    }
+    parse_pipeline(diag, first, rest)
+}
+
+/// SkyPilot's pipeline: documents run one after another. A first document holding only `name`
+/// names the pipeline.
+fn parse_pipeline(diag: &mut Diagnostics<'_>, first: &Node, rest: &[&Node]) -> Option<Dag> {
+    let header = first
+        .entries()
+        .filter(|entries| !entries.is_empty() && entries.iter().all(|entry| entry.key == "name"));
+    let (name, task_nodes): (Option<String>, Vec<&Node>) = match header {
+        Some(entries) => {
+            let name = get(entries, "name").and_then(|entry| string(diag, &entry.value, "name"));
+            (name, rest.to_vec())
+        }
+        None => (
+            None,
+            std::iter::once(first).chain(rest.iter().copied()).collect(),
+        ),
+    };
+    let mut tasks = Vec::new();
+    for node in task_nodes {
+        if let Some(entry) = node.entries().and_then(|entries| get(entries, "tasks")) {
+            diag.error(
+                Some(entry.key_pos),
+                "tasks",
+                "a `tasks:` DAG must be the only document in its file; pipeline documents are tasks",
+            );
+            continue;
+        }
+        tasks.push(parse_task(diag, node, "", false).task);
+    }
+    let edges = (1..tasks.len())
+        .map(|child| (TaskIdx(child - 1), TaskIdx(child)))
+        .collect();
+    Some(Dag { name, tasks, edges })
+}
+
+/// aloft's DAG form: `name` and `tasks:`, each task naming its parents in `depends_on`.
+fn parse_tasks_dag(diag: &mut Diagnostics<'_>, node: &Node) -> Option<Dag> {
+    let entries = node.entries()?;
+    check_fields(diag, entries, "", &DAG_SCHEMA);
+    let name = get(entries, "name").and_then(|entry| string(diag, &entry.value, "name"));
+    let tasks_entry = get(entries, "tasks")?;
+    let Some(items) = tasks_entry.value.items().filter(|items| !items.is_empty()) else {
+        diag.expected(&tasks_entry.value, "tasks", "a non-empty list of tasks");
+        return None;
+    };
+    let parsed: Vec<ParsedTask> = items
+        .iter()
+        .enumerate()
+        .map(|(idx, item)| parse_task(diag, item, &index("tasks", idx), true))
+        .collect();
+
+    // Names: present and unique, since `depends_on` refers to them.
+    let mut by_name: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (idx, task) in parsed.iter().enumerate() {
+        let task_path = index("tasks", idx);
+        let (Some(name), Some(name_pos)) = (task.task.name.as_deref(), task.name_pos) else {
+            // A task that is not a mapping has been reported already.
+            if items.get(idx).is_some_and(|item| item.entries().is_some()) {
+                diag.error(
+                    Some(task.pos),
+                    &task_path,
+                    "every task in a DAG needs a `name`, so that `depends_on` can refer to it",
+                );
+            }
+            continue;
+        };
+        match by_name.get(name) {
+            Some(first) => {
+                let first_line = parsed
+                    .get(*first)
+                    .and_then(|task| task.name_pos)
+                    .map_or(0, |pos| pos.line);
+                diag.error(
+                    Some(name_pos),
+                    &join(&task_path, "name"),
+                    format!(
+                        "duplicate task name `{}`; it is first used on line {first_line}",
+                        abbreviate(name)
+                    ),
+                );
+            }
+            None => {
+                by_name.insert(name, idx);
+            }
+        }
+    }
+
+    // Dependencies: each parent list, resolved to indices.
+    let names: Vec<&str> = by_name.keys().copied().collect();
+    let mut parents: Vec<Vec<(usize, Pos, String)>> = Vec::new();
+    for (child, task) in parsed.iter().enumerate() {
+        let mut resolved: Vec<(usize, Pos, String)> = Vec::new();
+        for (parent_name, pos, path) in &task.depends_on {
+            match by_name.get(parent_name.as_str()) {
+                Some(&parent) if parent == child => {
+                    diag.error(
+                        Some(*pos),
+                        path,
+                        format!("task `{}` depends on itself", abbreviate(parent_name)),
+                    );
+                }
+                Some(&parent) => {
+                    if !resolved.iter().any(|(existing, _, _)| *existing == parent) {
+                        resolved.push((parent, *pos, path.clone()));
+                    }
+                }
+                None => {
+                    let mut sorted = names.clone();
+                    sorted.sort_unstable();
+                    let hint = match suggest(parent_name, sorted.iter().copied()) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("the tasks are {}", list(&sorted)),
+                    };
+                    diag.error(
+                        Some(*pos),
+                        path,
+                        format!("unknown task `{}`; {hint}", abbreviate(parent_name)),
+                    );
+                }
+            }
+        }
+        parents.push(resolved);
+    }
+    if let Some((cycle, pos, path)) = find_cycle(&parents) {
+        let names: Vec<String> = cycle
+            .iter()
+            .map(|idx| {
+                parsed
+                    .get(*idx)
+                    .and_then(|task| task.task.name.clone())
+                    .unwrap_or_else(|| format!("task-{idx}"))
+            })
+            .collect();
+        diag.error(
+            Some(pos),
+            &path,
+            format!(
+                "dependency cycle: {} (each task depends on the next)",
+                names.join(" -> ")
+            ),
+        );
+    }
+
+    let mut edges = Vec::new();
+    for (child, task_parents) in parents.iter().enumerate() {
+        for (parent, _, _) in task_parents {
+            edges.push((TaskIdx(*parent), TaskIdx(child)));
+        }
+    }
+    let tasks = parsed.into_iter().map(|task| task.task).collect();
+    Some(Dag { name, tasks, edges })
+}
+
+/// A cycle in the depends-on graph, as the list of tasks from one back to itself, with the place
+/// of the `depends_on` entry that closes it.
+fn find_cycle(parents: &[Vec<(usize, Pos, String)>]) -> Option<(Vec<usize>, Pos, String)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut marks = vec![Mark::New; parents.len()];
+    for root in 0..parents.len() {
+        if marks.get(root) != Some(&Mark::New) {
+            continue;
+        }
+        // Iterative depth-first search: (task, next parent to look at).
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        if let Some(mark) = marks.get_mut(root) {
+            *mark = Mark::Open;
+        }
+        while let Some((task, next)) = stack.last().copied() {
+            let Some((parent, pos, path)) = parents.get(task).and_then(|list| list.get(next))
+            else {
+                if let Some(mark) = marks.get_mut(task) {
+                    *mark = Mark::Done;
+                }
+                stack.pop();
+                continue;
+            };
+            if let Some(top) = stack.last_mut() {
+                top.1 += 1;
+            }
+            match marks.get(*parent) {
+                Some(Mark::New) => {
+                    if let Some(mark) = marks.get_mut(*parent) {
+                        *mark = Mark::Open;
+                    }
+                    stack.push((*parent, 0));
+                }
+                Some(Mark::Open) => {
+                    let start = stack
+                        .iter()
+                        .position(|(open, _)| open == parent)
+                        .unwrap_or(0);
+                    let mut cycle: Vec<usize> =
+                        stack.iter().skip(start).map(|(open, _)| *open).collect();
+                    cycle.push(*parent);
+                    return Some((cycle, *pos, path.clone()));
+                }
+                _ => {}
+            }
+        }
+    }
+    None
 }
