@@ -1,0 +1,413 @@
+//! Small, hand-checked planning scenarios on a tiny catalog: each states a situation and the
+//! placement (or the error) a careful human would pick.
+
+use aloft_catalog::{
+    Catalog, Cloud, CloudId, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone, ZoneId,
+};
+use aloft_optimizer::{Objective, Options, PlanError, Solution, optimize};
+use aloft_types::{
+    Accelerator, Amount, Dag, DataInput, DataOutput, Duration, Infra, ResourceChoice, Resources,
+    Size, Task, TaskIdx,
+};
+
+/// Two clouds. `east` has regions e1 (zones e1a, e1b) and e2 (zone e2a); `west` has region w1
+/// without zones. A CPU type `cpu8` (8 vCPU, 32 GiB) everywhere and a GPU type `gpu1` (1×V100)
+/// in e2 and w1. Prices (on demand / spot), $/h:
+///   cpu8: e1a 1.00/0.30, e1b 0.90/-, e2a 0.80/0.25, w1 0.85/0.20
+///   gpu1: e2a 3.00/1.00, w1 2.50/-
+fn tiny_catalog() -> Catalog {
+    let mut catalog = Catalog::default();
+    catalog.clouds = vec![
+        Cloud {
+            name: "east".into(),
+            internet_egress_per_gb: 0.10,
+            inter_region_egress_per_gb: 0.02,
+        },
+        Cloud {
+            name: "west".into(),
+            internet_egress_per_gb: 0.12,
+            inter_region_egress_per_gb: 0.03,
+        },
+    ];
+    let region = |cloud: u16, name: &str| Region {
+        cloud: CloudId(cloud),
+        name: name.into(),
+        carbon_g_per_kwh: Some(300.0),
+    };
+    catalog.regions = vec![region(0, "e1"), region(0, "e2"), region(1, "w1")];
+    catalog.zones = vec![
+        Zone {
+            region: RegionId(0),
+            name: "e1a".into(),
+        },
+        Zone {
+            region: RegionId(0),
+            name: "e1b".into(),
+        },
+        Zone {
+            region: RegionId(1),
+            name: "e2a".into(),
+        },
+    ];
+    let instance_type = |cloud: u16, name: &str, accelerator: Option<&str>| InstanceType {
+        cloud: CloudId(cloud),
+        name: name.into(),
+        vcpus: 8.0,
+        memory_gib: 32.0,
+        accelerator: accelerator.map(|name| (name.to_owned(), 1.0)),
+        arch: None,
+    };
+    catalog.instance_types = vec![
+        instance_type(0, "cpu8", None),
+        instance_type(1, "cpu8", None),
+        instance_type(0, "gpu1", Some("V100")),
+        instance_type(1, "gpu1", Some("V100")),
+    ];
+    let offer = |ty: u32, region: u32, zone: Option<u32>, price: f64, spot: Option<f64>| Offering {
+        instance_type: InstanceTypeId(ty),
+        region: RegionId(region),
+        zone: zone.map(ZoneId),
+        price: Some(price),
+        spot_price: spot,
+    };
+    catalog.offerings = vec![
+        offer(0, 0, Some(0), 1.00, Some(0.30)),
+        offer(0, 0, Some(1), 0.90, None),
+        offer(0, 1, Some(2), 0.80, Some(0.25)),
+        offer(1, 2, None, 0.85, Some(0.20)),
+        offer(2, 1, Some(2), 3.00, Some(1.00)),
+        offer(3, 2, None, 2.50, None),
+    ];
+    catalog
+}
+
+fn cpu() -> Resources {
+    Resources {
+        cpus: Some(Amount::at_least(8.0)),
+        ..Resources::default()
+    }
+}
+
+fn gpu() -> Resources {
+    Resources {
+        accelerator: Some(Accelerator {
+            name: "V100".into(),
+            count: 1.0,
+        }),
+        ..Resources::default()
+    }
+}
+
+fn task(name: &str, resources: Resources) -> Task {
+    let mut task = Task::new(name);
+    task.resources = ResourceChoice::single(resources);
+    task
+}
+
+fn plan(dag: &Dag, options: &Options) -> Solution {
+    optimize(dag, &tiny_catalog(), options).unwrap_or_else(|err| panic!("no plan: {err}"))
+}
+
+/// `cloud/region/zone` of each task in the best plan.
+fn places(solution: &Solution) -> Vec<String> {
+    solution
+        .best
+        .tasks
+        .iter()
+        .map(|p| match &p.zone {
+            Some(zone) => format!("{}/{}/{zone} {}", p.cloud, p.region, p.instance_type),
+            None => format!("{}/{} {}", p.cloud, p.region, p.instance_type),
+        })
+        .collect()
+}
+
+fn check(dag: &Dag, options: &Options, expected: &[&str]) {
+    assert_eq!(places(&plan(dag, options)), expected);
+}
+
+fn error(dag: &Dag, options: &Options) -> String {
+    match optimize(dag, &tiny_catalog(), options) {
+        Ok(solution) => panic!("expected no plan, got {:?}", places(&solution)),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[test]
+fn a_single_task_takes_the_cheapest_zone() {
+    let dag = Dag::single(task("a", cpu()));
+    check(&dag, &Options::default(), &["east/e2/e2a cpu8"]);
+    let solution = plan(&dag, &Options::default());
+    assert!(solution.best.tasks[0].runtime_assumed);
+    assert!(
+        (solution.best.total_cost - 0.80).abs() < 1e-9,
+        "1h assumed at $0.80/h"
+    );
+}
+
+#[test]
+fn spot_uses_spot_prices_and_skips_places_without_them() {
+    let dag = Dag::single(task(
+        "a",
+        Resources {
+            use_spot: true,
+            ..cpu()
+        },
+    ));
+    check(&dag, &Options::default(), &["west/w1 cpu8"]);
+}
+
+#[test]
+fn nodes_and_runtime_scale_the_cost() {
+    let mut one = task("a", cpu());
+    one.num_nodes = 4;
+    one.estimated_runtime = Some(Duration::from_hours(3.0));
+    let solution = plan(&Dag::single(one), &Options::default());
+    assert!((solution.best.total_cost - 0.80 * 4.0 * 3.0).abs() < 1e-9);
+    assert!((solution.best.tasks[0].cluster_hourly_price - 3.2).abs() < 1e-9);
+}
+
+#[test]
+fn input_data_pulls_a_task_to_its_region_when_egress_outweighs_the_price_gap() {
+    let mut reader = task("read", cpu());
+    reader.inputs.push(DataInput {
+        path: "s3://b/x".into(),
+        infra: Infra::parse("east/e1").unwrap(),
+        size: Size::from_gigabytes(100.0),
+    });
+    // e2a is $0.10/h cheaper than e1b, but 100 GB from e1 to e2 costs $2.
+    check(
+        &Dag::single(reader.clone()),
+        &Options::default(),
+        &["east/e1/e1b cpu8"],
+    );
+    // With little data the cheaper region wins again.
+    reader.inputs[0].size = Size::from_gigabytes(1.0);
+    check(
+        &Dag::single(reader),
+        &Options::default(),
+        &["east/e2/e2a cpu8"],
+    );
+}
+
+#[test]
+fn egress_between_tasks_keeps_a_chain_together() {
+    // The producer is pinned to the east cloud (cheapest there: e2a). The GPU task can only run
+    // in e2 or w1, and w1 is $0.50/h cheaper; but 500 GB from east to west costs $50, so the
+    // GPU task stays in e2 with its input.
+    let east = Resources {
+        infra: Infra::parse("east").unwrap(),
+        ..cpu()
+    };
+    let mut producer = task("prep", east);
+    producer.outputs = Some(DataOutput {
+        path: None,
+        size: Size::from_gigabytes(500.0),
+    });
+    let consumer = task("train", gpu());
+    let dag = Dag {
+        name: Some("chain".into()),
+        tasks: vec![producer.clone(), consumer.clone()],
+        edges: vec![(TaskIdx(0), TaskIdx(1))],
+    };
+    check(
+        &dag,
+        &Options::default(),
+        &["east/e2/e2a cpu8", "east/e2/e2a gpu1"],
+    );
+    // Without data on the edge, each task goes to its own cheapest place.
+    producer.outputs = None;
+    let dag = Dag {
+        tasks: vec![producer, consumer],
+        ..dag
+    };
+    check(
+        &dag,
+        &Options::default(),
+        &["east/e2/e2a cpu8", "west/w1 gpu1"],
+    );
+}
+
+#[test]
+fn time_objective_takes_the_faster_option_of_any_of() {
+    let mut both = task("train", cpu());
+    both.resources = ResourceChoice {
+        options: vec![
+            Resources {
+                estimated_runtime: Some(Duration::from_hours(10.0)),
+                ..cpu()
+            },
+            Resources {
+                estimated_runtime: Some(Duration::from_hours(1.0)),
+                ..gpu()
+            },
+        ],
+        ordered: false,
+    };
+    let dag = Dag::single(both);
+    // Cost: CPU 10h × 0.80 = $8 vs GPU 1h × 2.50 = $2.50 → GPU is cheaper too.
+    check(&dag, &Options::default(), &["west/w1 gpu1"]);
+    let time = Options {
+        objective: Objective::Time,
+        ..Options::default()
+    };
+    check(&dag, &time, &["west/w1 gpu1"]);
+    // Make the CPU option cheap but slow: cost picks CPU, time picks GPU.
+    let mut slow_cheap = dag.clone();
+    slow_cheap.tasks[0].resources.options[0].estimated_runtime = Some(Duration::from_hours(2.0));
+    check(&slow_cheap, &Options::default(), &["east/e2/e2a cpu8"]);
+    check(&slow_cheap, &time, &["west/w1 gpu1"]);
+}
+
+#[test]
+fn ordered_takes_the_first_feasible_option_even_when_a_later_one_is_cheaper() {
+    let mut preferring = task("t", gpu());
+    preferring.resources = ResourceChoice {
+        options: vec![gpu(), cpu()],
+        ordered: true,
+    };
+    check(
+        &Dag::single(preferring.clone()),
+        &Options::default(),
+        &["west/w1 gpu1"],
+    );
+    // With the GPU's every place blocked, the next option is used.
+    let blocked = Options {
+        blocked: vec![
+            Infra::parse("west").unwrap(),
+            Infra::parse("east/e2").unwrap(),
+        ],
+        ..Options::default()
+    };
+    check(&Dag::single(preferring), &blocked, &["east/e1/e1b cpu8"]);
+}
+
+#[test]
+fn blocking_a_zone_region_or_cloud_moves_to_the_next_best() {
+    let dag = Dag::single(task("a", cpu()));
+    let block = |list: &[&str]| Options {
+        blocked: list
+            .iter()
+            .map(|text| Infra::parse(text).unwrap())
+            .collect(),
+        ..Options::default()
+    };
+    check(&dag, &block(&["east/e2/e2a"]), &["west/w1 cpu8"]);
+    check(&dag, &block(&["east/e2", "west"]), &["east/e1/e1b cpu8"]);
+    check(&dag, &block(&["east"]), &["west/w1 cpu8"]);
+    assert!(error(&dag, &block(&["east", "west"])).contains("is blocked"));
+}
+
+#[test]
+fn pinned_infra_is_respected() {
+    let pinned = |infra: &str| {
+        Dag::single(task(
+            "a",
+            Resources {
+                infra: Infra::parse(infra).unwrap(),
+                ..cpu()
+            },
+        ))
+    };
+    check(
+        &pinned("east/e1"),
+        &Options::default(),
+        &["east/e1/e1b cpu8"],
+    );
+    check(
+        &pinned("east/e1/e1a"),
+        &Options::default(),
+        &["east/e1/e1a cpu8"],
+    );
+    check(&pinned("west"), &Options::default(), &["west/w1 cpu8"]);
+}
+
+#[test]
+fn infeasible_plans_name_the_constraint() {
+    let opts = Options::default();
+    let many_gpus = Resources {
+        accelerator: Some(Accelerator {
+            name: "V100".into(),
+            count: 8.0,
+        }),
+        ..gpu()
+    };
+    assert_eq!(
+        error(&Dag::single(task("big", many_gpus)), &opts),
+        "task `big`: no instance type in the catalog has accelerators V100:8"
+    );
+    let gpu_in_e1 = Resources {
+        infra: Infra::parse("east/e1").unwrap(),
+        ..gpu()
+    };
+    assert_eq!(
+        error(&Dag::single(task("g", gpu_in_e1)), &opts),
+        "task `g`: accelerators V100:1 is not offered in region e1 (it is in: e2)"
+    );
+    let spot_gpu_west = Resources {
+        infra: Infra::parse("west").unwrap(),
+        use_spot: true,
+        ..gpu()
+    };
+    assert_eq!(
+        error(&Dag::single(task("s", spot_gpu_west)), &opts),
+        "task `s`: accelerators V100:1 has no spot offer in west"
+    );
+    let capped = Options {
+        max_hourly_price: Some(0.5),
+        ..Options::default()
+    };
+    assert_eq!(
+        error(&Dag::single(task("c", cpu())), &capped),
+        "task `c`: the cheapest on-demand offer for 8+ vCPUs costs $0.8000/h, over the price cap of $0.5000/h"
+    );
+    let typo = Resources {
+        instance_type: Some("cpu9".into()),
+        ..Resources::default()
+    };
+    assert_eq!(
+        error(&Dag::single(task("t", typo)), &opts),
+        "task `t`: instance type `cpu9` is not in the catalog; did you mean `cpu8`?"
+    );
+}
+
+#[test]
+fn a_price_cap_counts_every_node() {
+    let mut wide = task("wide", cpu());
+    wide.num_nodes = 2;
+    // 2 nodes × $0.80 = $1.60/h; a $1.75 cap leaves e2a ($1.60) and w1 ($1.70).
+    let capped = Options {
+        max_hourly_price: Some(1.75),
+        ..Options::default()
+    };
+    check(&Dag::single(wide.clone()), &capped, &["east/e2/e2a cpu8"]);
+    let tight = Options {
+        max_hourly_price: Some(1.5),
+        ..Options::default()
+    };
+    assert!(matches!(
+        optimize(&Dag::single(wide), &tiny_catalog(), &tight),
+        Err(PlanError::Infeasible { .. })
+    ));
+}
+
+#[test]
+fn alternatives_are_ranked_and_distinct() {
+    let dag = Dag::single(task("a", cpu()));
+    let options = Options {
+        alternatives: 10,
+        ..Options::default()
+    };
+    let solution = plan(&dag, &options);
+    let costs: Vec<f64> = std::iter::once(&solution.best)
+        .chain(&solution.alternatives)
+        .map(|plan| plan.total_cost)
+        .collect();
+    // Four places offer cpu8: e2a 0.80, w1 0.85, e1b 0.90, e1a 1.00.
+    assert_eq!(costs, vec![0.80, 0.85, 0.90, 1.00]);
+    // `considered` lists the chosen place, then the best on the other cloud.
+    let considered: Vec<&str> = solution.considered[0]
+        .iter()
+        .map(|p| p.cloud.as_str())
+        .collect();
+    assert_eq!(considered, vec!["east", "west"]);
+}
