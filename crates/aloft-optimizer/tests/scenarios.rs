@@ -16,8 +16,7 @@ use aloft_types::{
 ///   cpu8: e1a 1.00/0.30, e1b 0.90/-, e2a 0.80/0.25, w1 0.85/0.20
 ///   gpu1: e2a 3.00/1.00, w1 2.50/-
 fn tiny_catalog() -> Catalog {
-    let mut catalog = Catalog::default();
-    catalog.clouds = vec![
+    let clouds = vec![
         Cloud {
             name: "east".into(),
             internet_egress_per_gb: 0.10,
@@ -34,8 +33,8 @@ fn tiny_catalog() -> Catalog {
         name: name.into(),
         carbon_g_per_kwh: Some(300.0),
     };
-    catalog.regions = vec![region(0, "e1"), region(0, "e2"), region(1, "w1")];
-    catalog.zones = vec![
+    let regions = vec![region(0, "e1"), region(0, "e2"), region(1, "w1")];
+    let zones = vec![
         Zone {
             region: RegionId(0),
             name: "e1a".into(),
@@ -57,7 +56,7 @@ fn tiny_catalog() -> Catalog {
         accelerator: accelerator.map(|name| (name.to_owned(), 1.0)),
         arch: None,
     };
-    catalog.instance_types = vec![
+    let instance_types = vec![
         instance_type(0, "cpu8", None),
         instance_type(1, "cpu8", None),
         instance_type(0, "gpu1", Some("V100")),
@@ -70,7 +69,7 @@ fn tiny_catalog() -> Catalog {
         price: Some(price),
         spot_price: spot,
     };
-    catalog.offerings = vec![
+    let offerings = vec![
         offer(0, 0, Some(0), 1.00, Some(0.30)),
         offer(0, 0, Some(1), 0.90, None),
         offer(0, 1, Some(2), 0.80, Some(0.25)),
@@ -78,7 +77,7 @@ fn tiny_catalog() -> Catalog {
         offer(2, 1, Some(2), 3.00, Some(1.00)),
         offer(3, 2, None, 2.50, None),
     ];
-    catalog
+    Catalog { clouds, regions, zones, instance_types, offerings }
 }
 
 fn cpu() -> Resources {
