@@ -2,13 +2,32 @@
 //! prices, plus the network between locations (egress price and bandwidth) and each region's
 //! carbon intensity.
 //!
-//! Sources all produce the same [`Catalog`]: the bundled snapshot compiled into the binary, an
-//! import of SkyPilot's v8 CSV layout, and (later) the local cloud's own offers. The catalog is
-//! plain data with query functions; it makes no network calls.
+//! Sources all produce the same [`Catalog`]: the snapshot compiled into the binary
+//! ([`Catalog::bundled`]), an import of SkyPilot's v8 CSV layout
+//! ([`Catalog::from_skypilot_dir`], cached by [`Catalog::load_dir_cached`]), and (later) the
+//! local cloud's own offers. Sources combine cloud by cloud with [`Catalog::merge`]. The
+//! catalog is plain data with query functions ([`Catalog::offerings_for`], [`Catalog::list`],
+//! [`Catalog::gpus`], [`Catalog::resolve_infra`]); it makes no network calls.
+//!
+//! Map: `model` (the tables and ids), `matching` (the one "does this instance fit" predicate),
+//! `bundled` (the embedded snapshot), `skypilot` (the CSV importer and its GCP GPU rules),
+//! `cache` (the binary cache of imports), `merge` (combining sources, consistency checks),
+//! `lookup` (names to ids, infra to places), `query` (listings for the CLI).
 
+mod builder;
+mod bundled;
+mod cache;
+mod error;
+mod lookup;
 mod matching;
+mod merge;
 mod model;
+mod query;
+mod skypilot;
 
+pub use cache::{CacheStatus, CachedLoad, default_cache_dir};
+pub use error::{CatalogError, CatalogWarning, RowProblem};
+pub use lookup::CatalogLookupError;
 pub use matching::{DEFAULT_CPUS, DEFAULT_MEMORY_GIB};
-
 pub use model::*;
+pub use query::{AcceleratorFilter, GpuFilter, GpuRow, GpuSummary, ListFilter, ListRow};

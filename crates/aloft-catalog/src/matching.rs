@@ -8,23 +8,29 @@ use aloft_types::{Amount, Resources};
 
 /// What a task gets when it says nothing about cpus, memory, instance type or accelerators:
 /// SkyPilot's default of 8+ vCPUs with 4 GiB per vCPU (m6i.2xlarge on AWS).
-pub const DEFAULT_CPUS: Amount = Amount { value: 8.0, at_least: true };
-pub const DEFAULT_MEMORY_GIB: Amount = Amount { value: 32.0, at_least: true };
+pub const DEFAULT_CPUS: Amount = Amount {
+    value: 8.0,
+    at_least: true,
+};
+pub const DEFAULT_MEMORY_GIB: Amount = Amount {
+    value: 32.0,
+    at_least: true,
+};
 
 impl Catalog {
     /// Whether an instance type satisfies the cloud, instance type, cpus, memory and
     /// accelerator requirements of `resources` (not region, zone or spot: see
     /// [`Catalog::offerings_for`]).
     pub fn admits(&self, instance_type: &InstanceType, resources: &Resources) -> bool {
-        if let Some(cloud) = &resources.infra.cloud {
-            if self.cloud(instance_type.cloud).name != *cloud {
-                return false;
-            }
+        if let Some(cloud) = &resources.infra.cloud
+            && self.cloud(instance_type.cloud).name != *cloud
+        {
+            return false;
         }
-        if let Some(name) = &resources.instance_type {
-            if instance_type.name != *name {
-                return false;
-            }
+        if let Some(name) = &resources.instance_type
+            && instance_type.name != *name
+        {
+            return false;
         }
         match (&resources.accelerator, &instance_type.accelerator) {
             (Some(wanted), Some((name, count))) => {
@@ -46,15 +52,15 @@ impl Catalog {
         } else {
             (resources.cpus, resources.memory)
         };
-        if let Some(cpus) = cpus {
-            if !cpus.admits(instance_type.vcpus) {
-                return false;
-            }
+        if let Some(cpus) = cpus
+            && !cpus.admits(instance_type.vcpus)
+        {
+            return false;
         }
-        if let Some(memory) = memory {
-            if !memory.admits(instance_type.memory_gib) {
-                return false;
-            }
+        if let Some(memory) = memory
+            && !memory.admits(instance_type.memory_gib)
+        {
+            return false;
         }
         true
     }
@@ -77,10 +83,10 @@ impl Catalog {
             if offering.hourly_price(resources.use_spot).is_none() {
                 return false;
             }
-            if let Some(region) = &resources.infra.region {
-                if self.region(offering.region).name != *region {
-                    return false;
-                }
+            if let Some(region) = &resources.infra.region
+                && self.region(offering.region).name != *region
+            {
+                return false;
             }
             if let Some(zone) = &resources.infra.zone {
                 match offering.zone {

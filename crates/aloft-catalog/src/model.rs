@@ -92,7 +92,11 @@ pub struct Link {
 impl Link {
     /// Seconds to move `gigabytes` over this link.
     pub fn transfer_seconds(&self, gigabytes: f64) -> f64 {
-        if gigabytes <= 0.0 { 0.0 } else { gigabytes * 8.0 / self.gbps }
+        if gigabytes <= 0.0 {
+            0.0
+        } else {
+            gigabytes * 8.0 / self.gbps
+        }
     }
 }
 
@@ -144,7 +148,10 @@ impl Catalog {
         const INTER_CLOUD_GBPS: f64 = 0.5;
         if from.cloud != to.cloud {
             let price = self.cloud(from.cloud).internet_egress_per_gb;
-            return Link { price_per_gb: price, gbps: INTER_CLOUD_GBPS };
+            return Link {
+                price_per_gb: price,
+                gbps: INTER_CLOUD_GBPS,
+            };
         }
         match (from.region, to.region) {
             (Some(a), Some(b)) if a == b => {
@@ -154,14 +161,20 @@ impl Catalog {
                 } else {
                     SAME_REGION_GBPS
                 };
-                Link { price_per_gb: 0.0, gbps }
+                Link {
+                    price_per_gb: 0.0,
+                    gbps,
+                }
             }
             (Some(_), Some(_)) => Link {
                 price_per_gb: self.cloud(from.cloud).inter_region_egress_per_gb,
                 gbps: INTER_REGION_GBPS,
             },
             // Unknown region inside the same cloud: SkyPilot treats intra-cloud as free; so do we.
-            _ => Link { price_per_gb: 0.0, gbps: INTER_REGION_GBPS },
+            _ => Link {
+                price_per_gb: 0.0,
+                gbps: INTER_REGION_GBPS,
+            },
         }
     }
 }

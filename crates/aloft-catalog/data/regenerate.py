@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Regenerates the bundled catalog tables in this directory (clouds.csv, regions.csv,
+instance_types.csv, offerings.csv).
+
+Usage: python3 regenerate.py /path/to/shared/catalogs/skypilot-v8
+
+GCP and Azure rows, and the AWS rows for m6i.2xlarge and p3.*, are copied (and, for GCP GPUs,
+combined host + GPU exactly as the Rust importer does) from the SkyPilot v8 snapshot of
+2026-05-20. The other AWS rows are public us-east-1 on-demand list prices as the maintainers knew
+them (2025), scaled to other regions by the region's m6i.2xlarge / p3.2xlarge price ratio in that
+snapshot; their spot prices are estimates. Edit this script rather than the generated files.
+"""
+
+import csv
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+SNAPSHOT = "skypilot-v8@2026-05-20"
+SNAPSHOT_DATE = "2026-05-20"
+HERE = Path(__file__).resolve().parent
+
+AWS_ZONES = {
+    "us-east-1": "a b c d f",
+    "us-east-2": "a b c",
+    "us-west-2": "a b c d",
+    "eu-west-1": "a b c",
+    "ap-northeast-1": "a c d",
+}
+GCP_REGIONS = ["us-central1", "us-east1", "us-west1", "europe-west4", "asia-east1"]
+AZURE_REGIONS = ["eastus", "westus2", "westeurope", "northeurope", "japaneast"]
+
+# (cloud, region) -> (gCO2/kWh, source). Approximate annual grid averages, rounded to 10.
+CARBON = {
+    ("aws", "us-east-1"): (290, "approx. EIA 2022 state average: Virginia"),
+    ("aws", "us-east-2"): (530, "approx. EIA 2022 state average: Ohio"),
+    ("aws", "us-west-2"): (140, "approx. EIA 2022 state average: Oregon"),
+    ("aws", "eu-west-1"): (300, "approx. national grid average: Ireland 2023"),
+    ("aws", "ap-northeast-1"): (460, "approx. national grid average: Japan 2022"),
+    ("gcp", "us-central1"): (340, "approx. EIA 2022 state average: Iowa"),
+    ("gcp", "us-east1"): (260, "approx. EIA 2022 state average: South Carolina"),
+    ("gcp", "us-west1"): (140, "approx. EIA 2022 state average: Oregon"),
+    ("gcp", "europe-west4"): (320, "approx. national grid average: Netherlands 2023"),
+    ("gcp", "asia-east1"): (500, "approx. national grid average: Taiwan 2022"),
+    ("azure", "eastus"): (290, "approx. EIA 2022 state average: Virginia"),
+    ("azure", "westus2"): (90, "approx. EIA 2022 state average: Washington"),
+    ("azure", "westeurope"): (320, "approx. national grid average: Netherlands 2023"),
+    ("azure", "northeurope"): (300, "approx. national grid average: Ireland 2023"),
+    ("azure", "japaneast"): (460, "approx. national grid average: Japan 2022"),
+}
+
+# name: (vcpus, memory GiB, accelerator, count, us-east-1 on-demand $/h, regions or None = all)
+AWS_LIST = {
+    "m6i.large": (2, 8, None, None, 0.096, None),
+    "m6i.xlarge": (4, 16, None, None, 0.192, None),
+    "m6i.4xlarge": (16, 64, None, None, 0.768, None),
+    "m6i.8xlarge": (32, 128, None, None, 1.536, None),
+    "m6i.16xlarge": (64, 256, None, None, 3.072, None),
+    "m7i.large": (2, 8, None, None, 0.1008, None),
+    "m7i.xlarge": (4, 16, None, None, 0.2016, None),
+    "m7i.2xlarge": (8, 32, None, None, 0.4032, None),
+    "m7i.4xlarge": (16, 64, None, None, 0.8064, None),
+    "m7i.8xlarge": (32, 128, None, None, 1.6128, None),
+    "c6i.large": (2, 4, None, None, 0.085, None),
+    "c6i.xlarge": (4, 8, None, None, 0.17, None),
+    "c6i.2xlarge": (8, 16, None, None, 0.34, None),
+    "c6i.4xlarge": (16, 32, None, None, 0.68, None),
+    "c6i.8xlarge": (32, 64, None, None, 1.36, None),
+    "r6i.large": (2, 16, None, None, 0.126, None),
+    "r6i.xlarge": (4, 32, None, None, 0.252, None),
+    "r6i.2xlarge": (8, 64, None, None, 0.504, None),
+    "r6i.4xlarge": (16, 128, None, None, 1.008, None),
+    "r6i.8xlarge": (32, 256, None, None, 2.016, None),
+    "g4dn.xlarge": (4, 16, "T4", 1, 0.526, None),
+    "g4dn.2xlarge": (8, 32, "T4", 1, 0.752, None),
+    "g4dn.4xlarge": (16, 64, "T4", 1, 1.204, None),
+    "g4dn.12xlarge": (48, 192, "T4", 4, 3.912, None),
+    "g5.xlarge": (4, 16, "A10G", 1, 1.006, None),
+    "g5.2xlarge": (8, 32, "A10G", 1, 1.212, None),
+    "g5.4xlarge": (16, 64, "A10G", 1, 1.624, None),
+    "g5.12xlarge": (48, 192, "A10G", 4, 5.672, None),
+    "g5.48xlarge": (192, 768, "A10G", 8, 16.288, None),
+    # List price before AWS's 2025 P4/P5 price cut: likely too high now.
+    "p4d.24xlarge": (96, 1152, "A100", 8, 32.7726, ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"]),
+}
+AWS_FROM_SNAPSHOT = {
+    "m6i.2xlarge": (8, 32, None, None),
+    "p3.2xlarge": (8, 61, "V100", 1),
+    "p3.8xlarge": (32, 244, "V100", 4),
+    "p3.16xlarge": (64, 488, "V100", 8),
+}
+GPU_SPOT_RATIO_ESTIMATE = 0.4
+
+GCP_CPU = [
+    "n2-standard-2", "n2-standard-4", "n2-standard-8", "n2-standard-16", "n2-standard-32",
+    "n2-highmem-4", "n2-highmem-8", "n2-highmem-16",
+    "e2-standard-2", "e2-standard-4", "e2-standard-8", "e2-standard-16",
+    "c2-standard-4", "c2-standard-8", "c2-standard-16", "c2-standard-30",
+]
+# (host, accelerator, count)
+GCP_GPU = [
+    ("a2-highgpu-1g", "A100", 1), ("a2-highgpu-8g", "A100", 8),
+    ("a2-ultragpu-1g", "A100-80GB", 1), ("a3-highgpu-8g", "H100", 8),
+    ("g2-standard-4", "L4", 1), ("g2-standard-8", "L4", 1), ("g2-standard-48", "L4", 4),
+    ("n1-highmem-8", "V100", 1), ("n1-highmem-32", "V100", 4), ("n1-highmem-64", "V100", 8),
+    ("n1-standard-4", "T4", 1), ("n1-highmem-8", "T4", 1), ("n1-highmem-32", "T4", 4),
+]
+AZURE_TYPES = [
+    "Standard_D2s_v5", "Standard_D4s_v5", "Standard_D8s_v5", "Standard_D16s_v5", "Standard_D32s_v5",
+    "Standard_E4s_v5", "Standard_E8s_v5", "Standard_E16s_v5", "Standard_E32s_v5",
+    "Standard_F4s_v2", "Standard_F8s_v2", "Standard_F16s_v2", "Standard_F32s_v2",
+    "Standard_NC6s_v3", "Standard_NC12s_v3", "Standard_NC24s_v3",
+    "Standard_NC24ads_A100_v4", "Standard_NC96ads_A100_v4", "Standard_ND96asr_v4",
+    "Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC64as_T4_v3",
+    "Standard_NV36ads_A10_v5", "Standard_NC40ads_H100_v5", "Standard_ND96isr_H100_v5",
+]
+
+
+def num(text):
+    return float(text) if text not in ("", None) else None
+
+
+def fmt(value):
+    if value is None:
+        return ""
+    text = f"{value:.5f}".rstrip("0").rstrip(".")
+    return text
+
+
+def main(root):
+    v8 = Path(root) / "v8"
+    aws = list(csv.DictReader(open(v8 / "aws" / "vms.csv")))
+    gcp = list(csv.DictReader(open(v8 / "gcp" / "vms.csv")))
+    azure = list(csv.DictReader(open(v8 / "azure" / "vms.csv")))
+
+    types = []  # cloud, name, vcpus, mem, acc, arch, source, as_of
+    offers = []  # cloud, name, acc, region, zones, price, spot, source, as_of
+
+    # AWS: snapshot rows, per region: on-demand as given, spot = median over zones.
+    ratio, spot_ratio, gpu_ratio = {}, {}, {}
+    for name, (vcpus, mem, acc, count) in AWS_FROM_SNAPSHOT.items():
+        accel = f"{acc}:{count}" if acc else ""
+        types.append(("aws", name, vcpus, mem, accel, "x86_64", SNAPSHOT, SNAPSHOT_DATE))
+        for region in AWS_ZONES:
+            rows = [r for r in aws if r["InstanceType"] == name and r["Region"] == region]
+            if not rows:
+                continue
+            price = num(rows[0]["Price"])
+            spots = [num(r["SpotPrice"]) for r in rows if r["SpotPrice"]]
+            spot = statistics.median(spots) if spots else None
+            offers.append(("aws", name, accel, region, "", price, spot, SNAPSHOT, SNAPSHOT_DATE))
+            if name == "m6i.2xlarge":
+                ratio[region] = price / 0.384
+                spot_ratio[region] = spot / price
+            if name == "p3.2xlarge":
+                gpu_ratio[region] = price / 3.06
+    for name, (vcpus, mem, acc, count, base, regions) in AWS_LIST.items():
+        accel = f"{acc}:{count}" if acc else ""
+        types.append(("aws", name, vcpus, mem, accel, "x86_64", "aws-docs", "2025"))
+        for region in regions or AWS_ZONES:
+            factor = (gpu_ratio if acc else ratio)[region]
+            price = round(base * factor, 4)
+            source = "list" if region == "us-east-1" else "list-scaled"
+            spot_factor = GPU_SPOT_RATIO_ESTIMATE if acc else spot_ratio[region]
+            spot = round(price * spot_factor, 4)
+            offers.append(("aws", name, accel, region, "", price, spot, source, "2025"))
+
+    # GCP: per region; zones where the snapshot has the row; prices are uniform across zones.
+    def gcp_rows(name, acc=None, count=None):
+        out = defaultdict(dict)
+        for r in gcp:
+            if r["Region"] not in GCP_REGIONS:
+                continue
+            if acc is None and r["InstanceType"] == name and not r["AcceleratorName"]:
+                out[r["Region"]][r["AvailabilityZone"]] = r
+            if acc is not None and r["InstanceType"] == "" and r["AcceleratorName"] == acc \
+                    and num(r["AcceleratorCount"]) == count:
+                out[r["Region"]][r["AvailabilityZone"]] = r
+        return out
+
+    for name in GCP_CPU:
+        per_region = gcp_rows(name)
+        first = next(iter(next(iter(per_region.values())).values()))
+        types.append(("gcp", name, num(first["vCPUs"]), num(first["MemoryGiB"]), "", "x86_64",
+                      SNAPSHOT, SNAPSHOT_DATE))
+        for region in GCP_REGIONS:
+            zones = per_region.get(region)
+            if not zones:
+                continue
+            r = next(iter(zones.values()))
+            offers.append(("gcp", name, "", region, " ".join(sorted(zones)), num(r["Price"]),
+                           num(r["SpotPrice"]), SNAPSHOT, SNAPSHOT_DATE))
+    for host, acc, count in GCP_GPU:
+        hosts = gcp_rows(host)
+        gpus = gcp_rows(None, acc, count)
+        first = next(iter(next(iter(hosts.values())).values()))
+        accel = f"{acc}:{count}"
+        types.append(("gcp", host, num(first["vCPUs"]), num(first["MemoryGiB"]), accel, "x86_64",
+                       SNAPSHOT + " host+gpu", SNAPSHOT_DATE))
+        for region in GCP_REGIONS:
+            zones = sorted(set(hosts.get(region, {})) & set(gpus.get(region, {})))
+            if not zones:
+                continue
+            h, g = hosts[region][zones[0]], gpus[region][zones[0]]
+            price = num(h["Price"]) + num(g["Price"])
+            spot = None
+            if h["SpotPrice"] and g["SpotPrice"]:
+                spot = num(h["SpotPrice"]) + num(g["SpotPrice"])
+            offers.append(("gcp", host, accel, region, " ".join(zones), round(price, 5),
+                           None if spot is None else round(spot, 5), SNAPSHOT + " host+gpu",
+                           SNAPSHOT_DATE))
+
+    for name in AZURE_TYPES:
+        rows = [r for r in azure if r["InstanceType"] == name]
+        first = rows[0]
+        accel = ""
+        if first["AcceleratorName"]:
+            accel = f"{first['AcceleratorName']}:{fmt(num(first['AcceleratorCount']))}"
+        types.append(("azure", name, num(first["vCPUs"]), num(first["MemoryGiB"]), accel, "x86_64",
+                      SNAPSHOT, SNAPSHOT_DATE))
+        for region in AZURE_REGIONS:
+            for r in rows:
+                if r["Region"] == region:
+                    offers.append(("azure", name, accel, region, "", num(r["Price"]),
+                                   num(r["SpotPrice"]), SNAPSHOT, SNAPSHOT_DATE))
+
+    with open(HERE / "instance_types.csv", "w") as out:
+        out.write(INSTANCE_TYPES_HEADER)
+        out.write("cloud,instance_type,vcpus,memory_gib,accelerator,arch,source,as_of\n")
+        for t in types:
+            out.write(",".join([t[0], t[1], fmt(t[2]), fmt(t[3]), t[4], t[5], t[6], t[7]]) + "\n")
+    with open(HERE / "offerings.csv", "w") as out:
+        out.write(OFFERINGS_HEADER)
+        out.write("cloud,instance_type,accelerator,region,zones,price,spot_price,source,as_of\n")
+        for o in offers:
+            out.write(",".join([o[0], o[1], o[2], o[3], o[4], fmt(o[5]), fmt(o[6]), o[7], o[8]])
+                      + "\n")
+    with open(HERE / "regions.csv", "w") as out:
+        out.write(REGIONS_HEADER)
+        out.write("cloud,region,zones,carbon_g_per_kwh,carbon_source,as_of\n")
+        for region, letters in AWS_ZONES.items():
+            zones = " ".join(f"{region}{letter}" for letter in letters.split())
+            grams, source = CARBON[("aws", region)]
+            out.write(f"aws,{region},{zones},{grams},{source},2022-2023\n")
+        for region in GCP_REGIONS:
+            zones = " ".join(sorted({r["AvailabilityZone"] for r in gcp if r["Region"] == region}))
+            grams, source = CARBON[("gcp", region)]
+            out.write(f"gcp,{region},{zones},{grams},{source},2022-2023\n")
+        for region in AZURE_REGIONS:
+            grams, source = CARBON[("azure", region)]
+            out.write(f"azure,{region},,{grams},{source},2022-2023\n")
+    print(f"{len(types)} instance types, {len(offers)} offering rows")
+
+
+INSTANCE_TYPES_HEADER = """\
+# aloft bundled catalog: instance types. GENERATED by regenerate.py; edit that instead.
+# accelerator is NAME:COUNT (empty = none). For GCP, a GPU type is a host VM with GPUs attached:
+# the name is the host's and `accelerator` says what is attached (see the importer's docs).
+# source: `skypilot-v8@2026-05-20` = the SkyPilot v8 catalog snapshot (public, SkyPilot's schema);
+# `aws-docs` = the instance type's published specs, as the maintainers knew them in 2025.
+"""
+OFFERINGS_HEADER = """\
+# aloft bundled catalog: where each instance type is offered and at what price ($/h, Linux).
+# GENERATED by regenerate.py; edit that instead.
+#
+# These are PUBLIC LIST PRICES AS THE MAINTAINERS KNEW THEM at the `as_of` date, not live prices;
+# SPOT PRICES ARE SNAPSHOTS OR ESTIMATES and move daily. For fresher data, import a current
+# SkyPilot-format catalog: `aloft catalog --catalog DIR` (or ALOFT_CATALOG=DIR).
+#
+# zones: space-separated zones offering it; empty = every zone the region lists (AWS bundled
+# data does not track per-zone availability). An empty price means "not offered that way".
+# source:
+#   skypilot-v8@2026-05-20           copied from the SkyPilot v8 snapshot of that date; AWS spot
+#                                    = median of that region's zone spot prices.
+#   skypilot-v8@2026-05-20 host+gpu  GCP host VM price + attached GPU price from that snapshot.
+#   list                             AWS us-east-1 on-demand list price as the maintainers knew
+#                                    it (2025); spot = ESTIMATE (on-demand x the region's
+#                                    m6i.2xlarge spot ratio in the snapshot; 0.4 for GPU types).
+#   list-scaled                      the us-east-1 list price x the region's m6i.2xlarge (CPU) or
+#                                    p3.2xlarge (GPU) price ratio in the snapshot: an ESTIMATE;
+#                                    spot estimated as for `list`. p4d.24xlarge is the price
+#                                    before AWS's 2025 P4/P5 price cut, so likely too high.
+"""
+REGIONS_HEADER = """\
+# aloft bundled catalog: regions, their zones, and grid carbon intensity (gCO2/kWh).
+# GENERATED by regenerate.py; edit that instead.
+# Carbon figures are APPROXIMATE annual-average grid intensities of the region's state or
+# country (public EIA state data for the US, national grid statistics elsewhere), rounded to
+# 10 g; real hourly intensity varies a lot and a cloud's own supply contracts are not reflected.
+# Zones (GCP from the SkyPilot v8 snapshot, AWS zone names as the maintainers knew them); Azure
+# regions are listed without zones.
+"""
+
+if __name__ == "__main__":
+    main(sys.argv[1])

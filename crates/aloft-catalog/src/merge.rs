@@ -1,0 +1,131 @@
+//! Combining catalog sources, and checking that a catalog's ids hang together.
+//!
+//! Sources are whole clouds: an import of SkyPilot's GCP file knows GCP better than the bundled
+//! snapshot, but knows nothing of AWS. So merging replaces clouds wholesale rather than mixing
+//! rows, which keeps every cloud's data from one source and one date.
+
+use crate::builder::copy_cloud;
+use crate::model::{Catalog, CloudId};
+
+impl Catalog {
+    /// Merges `other` into `self`: each cloud of `other` replaces the same-named cloud of
+    /// `self` (its egress rates, regions, zones, instance types and offerings) in that cloud's
+    /// position; clouds only `self` has are kept; clouds only `other` has are appended.
+    /// Ids issued before the merge are invalid after it.
+    pub fn merge(&mut self, other: Catalog) {
+        let base = std::mem::take(self);
+        let mut merged = Catalog::default();
+        for (idx, cloud) in base.clouds.iter().enumerate() {
+            match other.find_cloud(&cloud.name) {
+                Some(replacement) => copy_cloud(&mut merged, &other, replacement),
+                None => copy_cloud(&mut merged, &base, CloudId(idx as u16)),
+            }
+        }
+        for (idx, cloud) in other.clouds.iter().enumerate() {
+            if base.find_cloud(&cloud.name).is_none() {
+                copy_cloud(&mut merged, &other, CloudId(idx as u16));
+            }
+        }
+        *self = merged;
+    }
+
+    /// Every way this catalog breaks its own invariants: ids out of range, a zone's region in
+    /// another cloud, prices that are not finite and positive, duplicate names. Empty when
+    /// consistent. Sources are tested against this; it is cheap enough to call in debug checks.
+    pub fn consistency_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let n_clouds = self.clouds.len();
+        for (idx, cloud) in self.clouds.iter().enumerate() {
+            for (what, rate) in [
+                ("internet egress", cloud.internet_egress_per_gb),
+                ("inter-region egress", cloud.inter_region_egress_per_gb),
+            ] {
+                if !rate.is_finite() || rate < 0.0 {
+                    problems.push(format!("cloud {} has {what} rate {rate}", cloud.name));
+                }
+            }
+            if self.clouds[..idx]
+                .iter()
+                .any(|earlier| earlier.name == cloud.name)
+            {
+                problems.push(format!("cloud {} is listed twice", cloud.name));
+            }
+        }
+        for region in &self.regions {
+            if usize::from(region.cloud.0) >= n_clouds {
+                problems.push(format!(
+                    "region {} has cloud id {}",
+                    region.name, region.cloud.0
+                ));
+            }
+            if let Some(carbon) = region.carbon_g_per_kwh
+                && (!carbon.is_finite() || carbon < 0.0)
+            {
+                problems.push(format!("region {} has carbon {carbon}", region.name));
+            }
+        }
+        for zone in &self.zones {
+            if zone.region.0 as usize >= self.regions.len() {
+                problems.push(format!(
+                    "zone {} has region id {}",
+                    zone.name, zone.region.0
+                ));
+            }
+        }
+        for instance_type in &self.instance_types {
+            if usize::from(instance_type.cloud.0) >= n_clouds {
+                problems.push(format!(
+                    "instance type {} has a bad cloud id",
+                    instance_type.name
+                ));
+            }
+            if !(instance_type.vcpus.is_finite() && instance_type.memory_gib.is_finite()) {
+                problems.push(format!(
+                    "instance type {} has non-finite specs",
+                    instance_type.name
+                ));
+            }
+        }
+        for (idx, offering) in self.offerings.iter().enumerate() {
+            let Some(instance_type) = self.instance_types.get(offering.instance_type.0 as usize)
+            else {
+                problems.push(format!("offering {idx} has a bad instance type id"));
+                continue;
+            };
+            let Some(region) = self.regions.get(offering.region.0 as usize) else {
+                problems.push(format!("offering {idx} has a bad region id"));
+                continue;
+            };
+            if region.cloud != instance_type.cloud {
+                problems.push(format!(
+                    "offering {idx} of {} is in region {} of another cloud",
+                    instance_type.name, region.name
+                ));
+            }
+            if let Some(zone) = offering.zone {
+                match self.zones.get(zone.0 as usize) {
+                    Some(zone) if zone.region == offering.region => {}
+                    _ => problems.push(format!(
+                        "offering {idx} of {} has a zone outside region {}",
+                        instance_type.name, region.name
+                    )),
+                }
+            }
+            if offering.price.is_none() && offering.spot_price.is_none() {
+                problems.push(format!(
+                    "offering {idx} of {} has no price",
+                    instance_type.name
+                ));
+            }
+            for price in [offering.price, offering.spot_price].into_iter().flatten() {
+                if !price.is_finite() || price <= 0.0 {
+                    problems.push(format!(
+                        "offering {idx} of {} has price {price}",
+                        instance_type.name
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
