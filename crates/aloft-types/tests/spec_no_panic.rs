@@ -223,3 +223,87 @@ fn pathological_inputs_never_panic() {
         assert!(result.is_ok(), "panicked on {source:?}");
     }
 }
+
+/// Inputs that are large rather than malformed must not make the parser quadratic, and their
+/// errors are capped.
+#[test]
+fn large_inputs_stay_fast() {
+    let lines =
+        |count: usize, line: &dyn Fn(usize) -> String| (0..count).map(line).collect::<String>();
+    let started = std::time::Instant::now();
+
+    let unknown = lines(20_000, &|idx| format!("field{idx}: 1\n"));
+    let errors = aloft_types::parse_dag(&unknown, "x.yaml").unwrap_err().0;
+    assert_eq!(errors.len(), 101);
+    assert_eq!(
+        errors.last().map(ToString::to_string).as_deref(),
+        Some("x.yaml: and 19900 more errors not shown")
+    );
+
+    let duplicates = lines(20_000, &|_| "name: a\n".to_owned());
+    assert!(aloft_types::parse_dag(&duplicates, "x.yaml").is_err());
+
+    let envs = "envs:\n".to_owned() + &lines(20_000, &|idx| format!("  VAR_{idx}: {idx}\n"));
+    assert_eq!(
+        aloft_types::parse_dag(&envs, "x.yaml").unwrap().tasks[0]
+            .envs
+            .len(),
+        20_000
+    );
+
+    let dangling = "tasks:\n".to_owned()
+        + &lines(5_000, &|idx| {
+            format!("  - name: t{idx}\n    depends_on: u{idx}\n")
+        });
+    assert!(aloft_types::parse_dag(&dangling, "x.yaml").is_err());
+
+    let chain = "tasks:\n".to_owned()
+        + &lines(5_000, &|idx| {
+            format!(
+                "  - name: t{idx}\n    depends_on: [t{}, t{}]\n",
+                idx + 1,
+                idx + 1
+            )
+        });
+    let errors = aloft_types::parse_dag(&chain, "x.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(errors.contains("unknown task `t5000`"), "{errors}");
+
+    let many_parents = "tasks:\n  - name: a\n  - name: b\n    depends_on: [".to_owned()
+        + &"a, ".repeat(20_000)
+        + "]\n";
+    assert_eq!(
+        aloft_types::parse_dag(&many_parents, "x.yaml")
+            .unwrap()
+            .edges
+            .len(),
+        1
+    );
+
+    let product = "resources:\n  infra: aws\n  accelerators: {".to_owned()
+        + &lines(2_000, &|idx| format!("G{idx}: 1, "))
+        + "}\n  image_id: {"
+        + &lines(2_000, &|idx| format!("r{idx}: ami-{idx}, "))
+        + "}\n";
+    let errors = aloft_types::parse_dag(&product, "x.yaml")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        errors,
+        "x.yaml:3:3: resources.accelerators: the resources expand to 4000000 options; at most 1024 are allowed"
+    );
+
+    let any_of = "resources:\n  accelerators: [A, B]\n  any_of:\n".to_owned()
+        + &lines(2_000, &|idx| format!("    - cpus: {}\n", idx + 1));
+    let errors = aloft_types::parse_dag(&any_of, "x.yaml")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        errors,
+        "x.yaml:3:3: resources.any_of: the resources expand to 1026 options; at most 1024 are allowed"
+    );
+
+    let elapsed = started.elapsed();
+    assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
+}

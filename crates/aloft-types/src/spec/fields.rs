@@ -8,13 +8,23 @@ use super::parse::SpecError;
 use super::suggest::suggest;
 use super::yaml::{Entry, Node, Pos, abbreviate};
 use crate::quantity::{Duration, Size};
+use std::collections::HashSet;
 
-/// Collects errors and warnings for one file.
+/// At most this many errors (and as many warnings) are kept; a hostile file could otherwise
+/// make millions, each with a costly suggestion.
+pub(crate) const MAX_REPORTED: usize = 100;
+
+/// Collects errors and warnings for one file, without repeats: a field shared by several
+/// `any_of` options is read once per option but reported once.
 #[derive(Debug)]
 pub(crate) struct Diagnostics<'f> {
     pub file: &'f str,
     pub errors: Vec<SpecError>,
     pub warnings: Vec<SpecError>,
+    /// How many errors and warnings were dropped past [`MAX_REPORTED`].
+    pub dropped_errors: usize,
+    pub dropped_warnings: usize,
+    seen: HashSet<(bool, Option<Pos>, String, String)>,
 }
 
 impl<'f> Diagnostics<'f> {
@@ -23,7 +33,15 @@ impl<'f> Diagnostics<'f> {
             file,
             errors: Vec::new(),
             warnings: Vec::new(),
+            dropped_errors: 0,
+            dropped_warnings: 0,
+            seen: HashSet::new(),
         }
+    }
+
+    /// True once no more errors are kept, so callers can skip work (suggestions) for them.
+    pub fn is_full(&self) -> bool {
+        self.errors.len() >= MAX_REPORTED
     }
 
     fn make(&self, pos: Option<Pos>, path: &str, message: String) -> SpecError {
@@ -37,13 +55,35 @@ impl<'f> Diagnostics<'f> {
     }
 
     pub fn error(&mut self, pos: Option<Pos>, path: &str, message: impl Into<String>) {
-        let error = self.make(pos, path, message.into());
-        self.errors.push(error);
+        self.report(true, pos, path, message.into());
     }
 
     pub fn warn(&mut self, pos: Option<Pos>, path: &str, message: impl Into<String>) {
-        let warning = self.make(pos, path, message.into());
-        self.warnings.push(warning);
+        self.report(false, pos, path, message.into());
+    }
+
+    fn report(&mut self, is_error: bool, pos: Option<Pos>, path: &str, message: String) {
+        let (kept, dropped) = if is_error {
+            (self.errors.len(), &mut self.dropped_errors)
+        } else {
+            (self.warnings.len(), &mut self.dropped_warnings)
+        };
+        if kept >= MAX_REPORTED {
+            *dropped += 1;
+            return;
+        }
+        let key = (is_error, pos, path.to_owned(), message);
+        if self.seen.contains(&key) {
+            return;
+        }
+        let (_, pos, path, message) = key.clone();
+        self.seen.insert(key);
+        let report = self.make(pos, &path, message);
+        if is_error {
+            self.errors.push(report);
+        } else {
+            self.warnings.push(report);
+        }
     }
 
     /// Reports "expected `what`, found <the node>" at the node.
@@ -108,6 +148,10 @@ pub(crate) fn check_fields(
             continue;
         }
         let candidates = schema.known.iter().chain(schema.ignored).copied();
+        if diag.is_full() {
+            diag.error(Some(entry.key_pos), &key_path, "unknown field");
+            continue;
+        }
         let message = match suggest(key, candidates) {
             Some(best) => format!("unknown field; did you mean `{best}`?"),
             None => format!("unknown field; expected one of {}", list(schema.known)),

@@ -72,10 +72,12 @@ pub fn parse_dag_with_warnings(
     let Diagnostics {
         mut errors,
         mut warnings,
+        dropped_errors,
+        dropped_warnings,
         ..
     } = diag;
-    tidy(&mut errors);
-    tidy(&mut warnings);
+    tidy(&mut errors, file, dropped_errors, "errors");
+    tidy(&mut warnings, file, dropped_warnings, "warnings");
     match dag {
         Some(dag) if errors.is_empty() => Ok((dag, warnings)),
         _ => {
@@ -94,12 +96,18 @@ pub fn parse_dag_with_warnings(
     }
 }
 
-/// Sorts by place (placeless last) and drops repeats: a field shared by several `any_of`
-/// options is read once per option.
-fn tidy(errors: &mut Vec<SpecError>) {
+/// Sorts by place (placeless last) and says how many were left out.
+fn tidy(errors: &mut Vec<SpecError>, file: &str, dropped: usize, kind: &str) {
     errors.sort_by_key(|error| (error.line.is_none(), error.line, error.column));
-    let mut seen = std::collections::HashSet::new();
-    errors.retain(|error| seen.insert(error.to_string()));
+    if dropped > 0 {
+        errors.push(SpecError {
+            file: file.to_owned(),
+            line: None,
+            column: None,
+            path: String::new(),
+            message: format!("and {dropped} more {kind} not shown"),
+        });
+    }
 }
 
 const DAG_SCHEMA: Schema = Schema {
@@ -235,10 +243,12 @@ fn parse_tasks_dag(diag: &mut Diagnostics<'_>, node: &Node) -> Option<Dag> {
     }
 
     // Dependencies: each parent list, resolved to indices.
-    let names: Vec<&str> = by_name.keys().copied().collect();
+    let mut names: Vec<&str> = by_name.keys().copied().collect();
+    names.sort_unstable();
     let mut parents: Vec<Vec<(usize, Pos, String)>> = Vec::new();
     for (child, task) in parsed.iter().enumerate() {
         let mut resolved: Vec<(usize, Pos, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (parent_name, pos, path) in &task.depends_on {
             match by_name.get(parent_name.as_str()) {
                 Some(&parent) if parent == child => {
@@ -249,16 +259,21 @@ fn parse_tasks_dag(diag: &mut Diagnostics<'_>, node: &Node) -> Option<Dag> {
                     );
                 }
                 Some(&parent) => {
-                    if !resolved.iter().any(|(existing, _, _)| *existing == parent) {
+                    if seen.insert(parent) {
                         resolved.push((parent, *pos, path.clone()));
                     }
                 }
                 None => {
-                    let mut sorted = names.clone();
-                    sorted.sort_unstable();
-                    let hint = match suggest(parent_name, sorted.iter().copied()) {
+                    // Suggestions are skipped for huge (hostile) files.
+                    let best = if names.len() <= 1000 && !diag.is_full() {
+                        suggest(parent_name, names.iter().copied())
+                    } else {
+                        None
+                    };
+                    let hint = match best {
                         Some(best) => format!("did you mean `{best}`?"),
-                        None => format!("the tasks are {}", list(&sorted)),
+                        None if names.len() <= 20 => format!("the tasks are {}", list(&names)),
+                        None => "no task has that name".to_owned(),
                     };
                     diag.error(
                         Some(*pos),

@@ -15,6 +15,9 @@ use super::{Accelerator, PortRange, ResourceChoice, Resources};
 use crate::infra::Infra;
 use crate::quantity::Amount;
 
+/// Most resource options one task may expand to (alternatives multiply).
+const MAX_OPTIONS: usize = 1024;
+
 /// Resource fields aloft reads (besides `any_of` and `ordered`).
 pub(crate) const RESOURCE_FIELDS: &[&str] = &[
     "infra",
@@ -219,8 +222,20 @@ pub(crate) fn parse_resources(
             }
         }
         options.extend(build_options(diag, &merged));
+        if options.len() > MAX_OPTIONS {
+            diag.error(
+                Some(choices.key_pos),
+                &choices_path,
+                too_many_options(options.len()),
+            );
+            break;
+        }
     }
     choice(options, is_ordered)
+}
+
+fn too_many_options(count: usize) -> String {
+    format!("the resources expand to {count} options; at most {MAX_OPTIONS} are allowed")
 }
 
 fn choice(options: Vec<Resources>, ordered: bool) -> ResourceChoice {
@@ -273,6 +288,14 @@ fn build_options(diag: &mut Diagnostics<'_>, fields: &[Field<'_>]) -> Vec<Resour
         None => vec![(None, None)],
     };
 
+    let count = accelerators.len().saturating_mul(images.len());
+    if count > MAX_OPTIONS {
+        let place = field("accelerators").or(field("image_id"));
+        let pos = place.map(|field| field.entry.key_pos);
+        let path = place.map_or(String::new(), |field| field.path.clone());
+        diag.error(pos, &path, too_many_options(count));
+        return vec![resources];
+    }
     let mut options = Vec::new();
     for accelerator in &accelerators {
         for (region, image) in &images {

@@ -12,17 +12,23 @@ pub(crate) fn suggest<'a>(
     }
     let word_len = normal.chars().count();
     let mut best: Option<(usize, &'a str)> = None;
+    // Allow one edit for short words and two for longer ones, so that `cpu` finds `cpus` but
+    // `x` does not find `run`.
+    let limit = if word_len <= 3 { 1 } else { 2 };
     for candidate in candidates {
         let candidate_normal = normalise(candidate);
-        let distance = edit_distance(&normal, &candidate_normal);
-        // Allow one edit for short words and two for longer ones, so that `cpu` finds `cpus`
-        // but `x` does not find `run`.
-        let limit = if word_len <= 3 { 1 } else { 2 };
+        let candidate_len = candidate_normal.chars().count();
         let prefix = common_prefix(&normal, &candidate_normal);
+        // Words whose lengths differ by more than the limit are never within it, so the
+        // (quadratic) distance is only worked out for candidates of about the same length.
+        let distance = if word_len.abs_diff(candidate_len) <= limit {
+            edit_distance(&normal, &candidate_normal)
+        } else {
+            usize::MAX
+        };
         let score = if distance <= limit {
             Some(distance)
-        } else if prefix >= 4 && (prefix == word_len || prefix == candidate_normal.chars().count())
-        {
+        } else if prefix >= 4 && (prefix == word_len || prefix == candidate_len) {
             // One is a prefix of the other (`accel` for `accelerators`).
             Some(limit + 1)
         } else {

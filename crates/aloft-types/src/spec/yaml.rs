@@ -17,7 +17,7 @@ pub(crate) const MAX_NODES: usize = 100_000;
 pub(crate) const MAX_SOURCE_BYTES: usize = 4 << 20;
 
 /// A 1-based line and column (columns count characters, not bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Pos {
     pub line: usize,
     pub column: usize,
@@ -160,6 +160,8 @@ enum Frame {
         pos: Pos,
         anchor: usize,
         entries: Vec<Entry>,
+        /// Line of each key given so far, to find duplicates without a quadratic scan.
+        lines: HashMap<String, usize>,
         merges: Vec<Node>,
         key: PendingKey,
     },
@@ -257,6 +259,7 @@ impl Builder {
                     pos,
                     anchor,
                     entries: Vec::new(),
+                    lines: HashMap::new(),
                     merges: Vec::new(),
                     key: PendingKey::None,
                 };
@@ -278,10 +281,11 @@ impl Builder {
                         pos,
                         anchor,
                         mut entries,
+                        lines,
                         merges,
                         ..
                     } => {
-                        self.apply_merges(&mut entries, merges);
+                        self.apply_merges(&mut entries, lines, merges);
                         (
                             Node {
                                 pos,
@@ -374,6 +378,7 @@ impl Builder {
             Frame::Seq { items, .. } => items.push(node),
             Frame::Map {
                 entries,
+                lines,
                 merges,
                 key,
                 ..
@@ -401,16 +406,16 @@ impl Builder {
                 PendingKey::Key { text, pos, plain } => {
                     if plain && text == "<<" {
                         merges.push(node);
-                    } else if let Some(first) = entries.iter().find(|entry| entry.key == text) {
+                    } else if let Some(first_line) = lines.get(&text) {
                         self.problems.push(YamlProblem {
                             pos: Some(pos),
                             message: format!(
-                                "duplicate key `{}`; it is first given on line {}",
-                                abbreviate(&text),
-                                first.key_pos.line
+                                "duplicate key `{}`; it is first given on line {first_line}",
+                                abbreviate(&text)
                             ),
                         });
                     } else {
+                        lines.insert(text.clone(), pos.line);
                         entries.push(Entry {
                             key: text,
                             key_pos: pos,
@@ -425,7 +430,12 @@ impl Builder {
 
     /// YAML 1.1 merge keys (`<<: *defaults`), as PyYAML supports them: the merged mappings
     /// supply the keys the mapping does not give itself.
-    fn apply_merges(&mut self, entries: &mut Vec<Entry>, merges: Vec<Node>) {
+    fn apply_merges(
+        &mut self,
+        entries: &mut Vec<Entry>,
+        mut present: HashMap<String, usize>,
+        merges: Vec<Node>,
+    ) {
         for merge in merges {
             let sources = match merge.kind {
                 Kind::Map(_) => vec![merge],
@@ -444,7 +454,8 @@ impl Builder {
                     continue;
                 };
                 for entry in source_entries {
-                    if !entries.iter().any(|existing| existing.key == entry.key) {
+                    if !present.contains_key(&entry.key) {
+                        present.insert(entry.key.clone(), entry.key_pos.line);
                         entries.push(entry);
                     }
                 }
