@@ -2,7 +2,24 @@
 //! SkyPilot pipeline, and checks what only the whole file can tell (task names, dependencies).
 //!
 //! Reading goes on after an error wherever the rest of the file still makes sense, so that one
-//! run shows every problem. Errors and warnings come out sorted by their place in the file.
+//! run shows every problem. Errors and warnings come out sorted by their place in the file and
+//! render as `file:line:column: field.path: what was expected, found what`.
+//!
+//! The accepted forms, in short (the tests in `tests/spec_accept.rs` show each one):
+//!
+//! - Task: `name`, `workdir`, `num_nodes`, `envs`/`secrets` (null = supply at launch),
+//!   `file_mounts` (a source, or `{name, source, store, mode}`), `setup`, `run`, `resources`,
+//!   and aloft's `estimated_runtime` (`6h`; a number is hours), `inputs` (`[{path, size,
+//!   infra}]` or `{uri: size_gb}`; the cloud comes from the URI scheme) and `outputs` (`50GB`,
+//!   `{path, size}` or `{uri: size_gb}`).
+//! - Resources: `infra` or `cloud`/`region`/`zone`, `instance_type`, `cpus`, `memory` (GiB,
+//!   units allowed), `accelerators` (`V100:4`, `{V100: 4}`, or alternatives as a list, set or
+//!   mapping), `use_spot`, `disk_size`, `ports`, `image_id` (one, or per region), `labels`,
+//!   `estimated_runtime`, and `any_of` or `ordered`: entries merged over the outer fields.
+//!   Options are the cross product of entries, accelerator alternatives and image regions.
+//! - Files: one task; `name` + `tasks:` with `depends_on`; or `---`-separated pipeline
+//!   documents (a first document with only `name` names the pipeline) run as a chain.
+//! - SkyPilot fields aloft does not use yet (and `_`-prefixed internals) give a warning.
 
 use super::fields::{Diagnostics, Schema, check_fields, get, index, join, list, string};
 use super::suggest::suggest;
@@ -16,7 +33,8 @@ use std::fmt;
 pub struct SpecError {
     /// The file name as the user gave it.
     pub file: String,
-    /// 1-based line and column; `None` when the problem has no single place (e.g. a cycle).
+    /// 1-based line and column (in characters); `None` when the problem has no single place
+    /// (e.g. an empty file).
     pub line: Option<usize>,
     pub column: Option<usize>,
     /// Field path such as `resources.accelerators` or `tasks[2].depends_on[0]`.
