@@ -1,0 +1,852 @@
+//! Hermetic tests of the catalog's sources (bundled, SkyPilot import, cache), merge, lookups
+//! and listings. Fixtures live in `tests/fixtures/`; caches go to temp dirs.
+
+use aloft_catalog::{
+    AcceleratorFilter, CacheStatus, Catalog, CatalogError, CatalogLookupError, CatalogWarning,
+    GpuFilter, InstanceType, ListFilter, Place, RowProblem,
+};
+use aloft_types::{Accelerator, Amount, Infra, Resources};
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn import_fixture() -> (Catalog, Vec<CatalogWarning>) {
+    Catalog::from_skypilot_dir(&fixtures().join("skypilot")).expect("fixture imports")
+}
+
+/// `(name, accelerator)` of each instance type of a cloud, sorted.
+fn types_of(catalog: &Catalog, cloud: &str) -> Vec<String> {
+    let cloud = catalog.find_cloud(cloud).expect("cloud");
+    let mut names: Vec<String> = catalog
+        .instance_types
+        .iter()
+        .filter(|instance_type| instance_type.cloud == cloud)
+        .map(describe)
+        .collect();
+    names.sort();
+    names
+}
+
+fn describe(instance_type: &InstanceType) -> String {
+    match &instance_type.accelerator {
+        Some((name, count)) => format!("{}+{name}:{count}", instance_type.name),
+        None => instance_type.name.clone(),
+    }
+}
+
+/// `(zone or region, on-demand, spot)` of every offering of `name` (with `accelerator`, as in
+/// [`describe`]) in `cloud`.
+fn offers(
+    catalog: &Catalog,
+    cloud: &str,
+    described: &str,
+) -> Vec<(String, Option<f64>, Option<f64>)> {
+    let cloud = catalog.find_cloud(cloud).expect("cloud");
+    let mut rows: Vec<_> = catalog
+        .offerings
+        .iter()
+        .filter(|offering| {
+            let instance_type = catalog.instance_type(offering.instance_type);
+            instance_type.cloud == cloud && describe(instance_type) == described
+        })
+        .map(|offering| {
+            let place = match offering.zone {
+                Some(zone) => catalog.zone(zone).name.clone(),
+                None => catalog.region(offering.region).name.clone(),
+            };
+            let round = |price: Option<f64>| price.map(|price| (price * 1e6).round() / 1e6);
+            (place, round(offering.price), round(offering.spot_price))
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+fn infra(text: &str) -> Infra {
+    Infra::parse(text).expect("infra parses")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bundled snapshot
+
+#[test]
+fn bundled_is_consistent() {
+    let catalog = Catalog::bundled();
+    assert_eq!(catalog.consistency_problems(), Vec::<String>::new());
+    let names: Vec<&str> = catalog
+        .clouds
+        .iter()
+        .map(|cloud| cloud.name.as_str())
+        .collect();
+    assert_eq!(names, ["aws", "gcp", "azure"]);
+    for cloud in &catalog.clouds {
+        assert!(cloud.internet_egress_per_gb > 0.0, "{}", cloud.name);
+        assert!(cloud.inter_region_egress_per_gb > 0.0, "{}", cloud.name);
+    }
+    for region in &catalog.regions {
+        let carbon = region
+            .carbon_g_per_kwh
+            .unwrap_or_else(|| panic!("{} lacks carbon", region.name));
+        assert!(
+            (10.0..=1000.0).contains(&carbon),
+            "{}: {carbon}",
+            region.name
+        );
+    }
+    for offering in &catalog.offerings {
+        assert!(offering.price.is_some_and(|price| price > 0.0));
+        assert!(offering.spot_price.is_none_or(|price| price > 0.0));
+    }
+    assert_eq!(catalog.regions.len(), 15);
+    assert!(
+        (200..=1500).contains(&catalog.offerings.len()),
+        "{}",
+        catalog.offerings.len()
+    );
+    // Zones where the clouds have them, none on Azure.
+    for offering in &catalog.offerings {
+        let cloud = &catalog.cloud(catalog.region(offering.region).cloud).name;
+        assert_eq!(cloud == "azure", offering.zone.is_none(), "{cloud}");
+    }
+}
+
+#[test]
+fn bundled_has_the_common_types() {
+    let catalog = Catalog::bundled();
+    assert_eq!(
+        offers(&catalog, "aws", "p3.2xlarge+V100:1").len(),
+        5 + 3 + 4 + 3 + 3,
+        "all zones of 5 regions"
+    );
+    assert!(
+        offers(&catalog, "aws", "p3.2xlarge+V100:1")
+            .iter()
+            .any(|(zone, price, _)| zone == "us-east-1a" && *price == Some(3.06))
+    );
+    for described in [
+        "m6i.2xlarge",
+        "m7i.2xlarge",
+        "c6i.4xlarge",
+        "r6i.2xlarge",
+        "p3.8xlarge+V100:4",
+        "p4d.24xlarge+A100:8",
+        "g5.xlarge+A10G:1",
+        "g4dn.xlarge+T4:1",
+    ] {
+        assert!(
+            !offers(&catalog, "aws", described).is_empty(),
+            "aws {described}"
+        );
+    }
+    for described in [
+        "n2-standard-8",
+        "e2-standard-4",
+        "c2-standard-8",
+        "a2-highgpu-1g+A100:1",
+        "a2-highgpu-8g+A100:8",
+        "n1-highmem-8+V100:1",
+        "n1-highmem-8+T4:1",
+    ] {
+        assert!(
+            !offers(&catalog, "gcp", described).is_empty(),
+            "gcp {described}"
+        );
+    }
+    for described in [
+        "Standard_D8s_v5",
+        "Standard_E8s_v5",
+        "Standard_F8s_v2",
+        "Standard_NC6s_v3+V100:1",
+        "Standard_NC24ads_A100_v4+A100-80GB:1",
+        "Standard_NC4as_T4_v3+T4:1",
+    ] {
+        assert!(
+            !offers(&catalog, "azure", described).is_empty(),
+            "azure {described}"
+        );
+    }
+    // GCP GPUs only where the snapshot had them: A100 in europe-west4-a/b, not -c.
+    let zones: Vec<String> = offers(&catalog, "gcp", "a2-highgpu-1g+A100:1")
+        .into_iter()
+        .map(|(zone, _, _)| zone)
+        .filter(|zone| zone.starts_with("europe-west4"))
+        .collect();
+    assert_eq!(zones, ["europe-west4-a", "europe-west4-b"]);
+}
+
+#[test]
+fn bundled_data_states_its_sources() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    for file in [
+        "clouds.csv",
+        "regions.csv",
+        "instance_types.csv",
+        "offerings.csv",
+    ] {
+        let text = std::fs::read_to_string(data.join(file)).unwrap();
+        assert!(text.starts_with('#'), "{file} starts with a header comment");
+        let mut reader = csv::ReaderBuilder::new()
+            .comment(Some(b'#'))
+            .from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        let source = headers
+            .iter()
+            .position(|name| name.ends_with("source"))
+            .expect("source column");
+        let as_of = headers
+            .iter()
+            .position(|name| name == "as_of")
+            .expect("as_of column");
+        for record in reader.records() {
+            let record = record.unwrap();
+            assert!(
+                !record[source].is_empty() && !record[as_of].is_empty(),
+                "{file}: {record:?}"
+            );
+        }
+    }
+    let offerings = std::fs::read_to_string(data.join("offerings.csv")).unwrap();
+    assert!(offerings.contains("PUBLIC LIST PRICES AS THE MAINTAINERS KNEW THEM"));
+    assert!(offerings.contains("SPOT PRICES ARE SNAPSHOTS OR ESTIMATES"));
+    assert!(offerings.contains("--catalog DIR"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// SkyPilot import
+
+#[test]
+fn import_reads_each_cloud_by_header_name() {
+    let (catalog, _) = import_fixture();
+    assert_eq!(catalog.consistency_problems(), Vec::<String>::new());
+    let names: Vec<&str> = catalog
+        .clouds
+        .iter()
+        .map(|cloud| cloud.name.as_str())
+        .collect();
+    assert_eq!(names, ["aws", "azure", "gcp"]);
+    assert_eq!(
+        offers(&catalog, "aws", "m6i.2xlarge"),
+        [
+            ("euw1-az1".to_owned(), Some(0.428), Some(0.23)),
+            ("use1-az1".to_owned(), Some(0.384), Some(0.15)),
+            ("use1-az2".to_owned(), Some(0.384), Some(0.14)),
+        ]
+    );
+    // A missing spot price means no spot offer; a row without any price is not offered.
+    assert_eq!(
+        offers(&catalog, "aws", "p3.2xlarge+V100:1"),
+        [
+            ("use1-az1".to_owned(), Some(3.06), None),
+            ("use1-az2".to_owned(), Some(3.06), Some(0.37))
+        ]
+    );
+    assert!(!types_of(&catalog, "aws").contains(&"m6g.large".to_owned()));
+    let m6i = catalog
+        .instance_types
+        .iter()
+        .find(|instance_type| instance_type.name == "m6i.2xlarge")
+        .unwrap();
+    assert_eq!(m6i.arch.as_deref(), Some("x86_64"));
+}
+
+#[test]
+fn import_azure_has_no_zones_and_keeps_spot_only_offers() {
+    let (catalog, _) = import_fixture();
+    assert_eq!(
+        offers(&catalog, "azure", "Standard_D8s_v5"),
+        [
+            ("eastus".to_owned(), Some(0.384), Some(0.08)),
+            ("westeurope".to_owned(), Some(0.46), Some(0.085))
+        ]
+    );
+    assert_eq!(
+        offers(&catalog, "azure", "Standard_D16s_v5"),
+        [("eastus".to_owned(), None, Some(0.16))]
+    );
+    // A count without a name (FPGA types) is a plain VM.
+    assert_eq!(offers(&catalog, "azure", "Standard_NP10s").len(), 1);
+    assert!(
+        catalog
+            .zones
+            .iter()
+            .all(|zone| { catalog.cloud(catalog.region(zone.region).cloud).name != "azure" })
+    );
+}
+
+#[test]
+fn import_combines_gcp_attachable_gpus_with_hosts() {
+    let (catalog, _) = import_fixture();
+    assert_eq!(
+        types_of(&catalog, "gcp"),
+        [
+            "a2-highgpu-1g+A100:1",
+            "a2-ultragpu-1g+A100-80GB:1",
+            "n1-highmem-8",
+            "n1-highmem-8+T4:1",
+            "n1-highmem-8+V100:1",
+            "n1-highmem-96",
+            "n1-standard-4",
+            "n1-standard-4+T4:1",
+            "n1-standard-4+V100:1",
+            "n2-standard-8",
+        ]
+    );
+    // Host + GPU in the same zone; the A100 row in -b has no host there.
+    assert_eq!(
+        offers(&catalog, "gcp", "a2-highgpu-1g+A100:1"),
+        [("us-central1-a".to_owned(), Some(3.67), Some(1.8))]
+    );
+    // The ultragpu host already names its GPU: taken as is, not combined again.
+    assert_eq!(
+        offers(&catalog, "gcp", "a2-ultragpu-1g+A100-80GB:1"),
+        [("us-central1-a".to_owned(), Some(5.07), Some(2.0))]
+    );
+    // The V100 row has no spot price, so the combination has none either.
+    assert_eq!(
+        offers(&catalog, "gcp", "n1-highmem-8+V100:1"),
+        [("us-central1-a".to_owned(), Some(2.95), None)]
+    );
+    assert_eq!(
+        offers(&catalog, "gcp", "n1-highmem-8+T4:1"),
+        [("us-central1-a".to_owned(), Some(0.82), Some(0.33))]
+    );
+    let composite = catalog
+        .instance_types
+        .iter()
+        .find(|instance_type| describe(instance_type) == "n1-highmem-8+V100:1")
+        .unwrap();
+    assert_eq!((composite.vcpus, composite.memory_gib), (8.0, 52.0));
+    // The optimizer's predicate sees the composite as a V100 machine.
+    let resources = Resources {
+        accelerator: Some(Accelerator {
+            name: "V100".to_owned(),
+            count: 1.0,
+        }),
+        infra: infra("gcp"),
+        ..Resources::default()
+    };
+    let mut names: Vec<String> = catalog
+        .offerings_for(&resources)
+        .map(|offering| describe(catalog.instance_type(offering.instance_type)))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["n1-highmem-8+V100:1", "n1-standard-4+V100:1"]);
+}
+
+#[test]
+fn import_warns_about_bad_rows_with_file_and_line() {
+    let (_, warnings) = import_fixture();
+    let root = fixtures().join("skypilot/v8");
+    let at = |cloud: &str, line: u64| {
+        warnings
+            .iter()
+            .find(|warning| {
+                warning.file == root.join(cloud).join("vms.csv") && warning.line == Some(line)
+            })
+            .unwrap_or_else(|| panic!("no warning at {cloud}:{line}; got {warnings:#?}"))
+    };
+    assert_eq!(
+        at("aws", 8).problem,
+        RowProblem::BadNumber {
+            column: "vCPUs".to_owned(),
+            text: "two".to_owned()
+        }
+    );
+    assert!(matches!(
+        at("aws", 9).problem,
+        RowProblem::MalformedRow { .. }
+    ));
+    assert!(matches!(
+        at("aws", 10).problem,
+        RowProblem::DuplicateOffering { .. }
+    ));
+    assert!(matches!(
+        at("aws", 11).problem,
+        RowProblem::ConflictingSpecs { .. }
+    ));
+    assert_eq!(
+        at("gcp", 16).problem,
+        RowProblem::NoHostRule {
+            accelerator: "X9".to_owned()
+        }
+    );
+    assert!(matches!(
+        at("azure", 7).problem,
+        RowProblem::BadNumber { .. }
+    ));
+    assert_eq!(warnings.len(), 6, "{warnings:#?}");
+    let text = at("aws", 8).to_string();
+    assert!(
+        text.ends_with(
+            "aws/vms.csv:8: row skipped: vCPUs is `two`, not a finite non-negative number"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn import_accepts_the_parent_of_v8() {
+    let (from_parent, _) = import_fixture();
+    let (from_v8, _) = Catalog::from_skypilot_dir(&fixtures().join("skypilot/v8")).unwrap();
+    assert_eq!(from_parent, from_v8);
+}
+
+#[test]
+fn import_fills_egress_and_carbon_from_bundled() {
+    let (catalog, _) = import_fixture();
+    let gcp = catalog.cloud(catalog.find_cloud("gcp").unwrap());
+    assert_eq!(
+        (gcp.internet_egress_per_gb, gcp.inter_region_egress_per_gb),
+        (0.12, 0.02)
+    );
+    let carbon = |cloud: &str, region: &str| {
+        let cloud = catalog.find_cloud(cloud).unwrap();
+        catalog
+            .region(catalog.find_region(cloud, region).unwrap())
+            .carbon_g_per_kwh
+    };
+    assert!(carbon("gcp", "us-central1").is_some());
+    assert!(carbon("azure", "eastus").is_some());
+    // The fixture's only us-west-2 row is rejected, but the region is known, with its bundled
+    // carbon figure.
+    assert!(carbon("aws", "us-west-2").is_some());
+
+    let (other, warnings) = Catalog::from_skypilot_dir(&fixtures().join("other_cloud")).unwrap();
+    let lambda = other.cloud(other.find_cloud("lambda").unwrap());
+    assert_eq!(lambda.internet_egress_per_gb, 0.09);
+    assert!(matches!(
+        warnings[..],
+        [CatalogWarning {
+            line: None,
+            problem: RowProblem::AssumedEgress { .. },
+            ..
+        }]
+    ));
+    let region = other
+        .find_region(other.find_cloud("lambda").unwrap(), "us-east-1")
+        .unwrap();
+    assert_eq!(other.region(region).carbon_g_per_kwh, None);
+}
+
+#[test]
+fn import_errors_name_the_directory_or_file() {
+    let missing = fixtures().join("no-such-dir");
+    let err = Catalog::from_skypilot_dir(&missing).unwrap_err();
+    assert!(matches!(err, CatalogError::ReadDir { .. }));
+    assert!(err.to_string().contains("no-such-dir"), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let err = Catalog::from_skypilot_dir(empty.path()).unwrap_err();
+    assert!(matches!(err, CatalogError::NoCloudFiles { .. }), "{err}");
+
+    let err = Catalog::from_skypilot_dir(&fixtures().join("missing_columns")).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("missing_columns/aws/vms.csv"), "{text}");
+    assert!(text.contains("MemoryGiB, Region"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache
+
+/// A writable copy of the fixture catalog.
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for cloud in ["aws", "gcp", "azure"] {
+        let from = fixtures().join("skypilot/v8").join(cloud).join("vms.csv");
+        std::fs::create_dir_all(dir.path().join(cloud)).unwrap();
+        std::fs::copy(from, dir.path().join(cloud).join("vms.csv")).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn cache_round_trips() {
+    let catalog_dir = fixture_copy();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let first = Catalog::load_dir_cached_in(catalog_dir.path(), Some(cache_dir.path())).unwrap();
+    assert!(
+        matches!(first.cache, CacheStatus::Miss { written: true, .. }),
+        "{:?}",
+        first.cache
+    );
+    let second = Catalog::load_dir_cached_in(catalog_dir.path(), Some(cache_dir.path())).unwrap();
+    assert!(
+        matches!(second.cache, CacheStatus::Hit(_)),
+        "{:?}",
+        second.cache
+    );
+    assert_eq!(first.catalog, second.catalog);
+    assert_eq!(first.warnings, second.warnings);
+    assert_eq!(second.warnings.len(), 6);
+    let (direct, _) = Catalog::from_skypilot_dir(catalog_dir.path()).unwrap();
+    assert_eq!(second.catalog, direct);
+    let disabled = Catalog::load_dir_cached_in(catalog_dir.path(), None).unwrap();
+    assert_eq!(disabled.cache, CacheStatus::Disabled);
+}
+
+#[test]
+fn cache_notices_changed_files() {
+    let catalog_dir = fixture_copy();
+    let cache_dir = tempfile::tempdir().unwrap();
+    Catalog::load_dir_cached_in(catalog_dir.path(), Some(cache_dir.path())).unwrap();
+    let azure = catalog_dir.path().join("azure/vms.csv");
+    let mut text = std::fs::read_to_string(&azure).unwrap();
+    text.push_str("Standard_D4s_v5,,,4,16,,0.192,0.04,eastus,V2\n");
+    std::fs::write(&azure, text).unwrap();
+    let load = Catalog::load_dir_cached_in(catalog_dir.path(), Some(cache_dir.path())).unwrap();
+    assert!(
+        matches!(load.cache, CacheStatus::Miss { .. }),
+        "{:?}",
+        load.cache
+    );
+    assert_eq!(offers(&load.catalog, "azure", "Standard_D4s_v5").len(), 1);
+}
+
+#[test]
+fn corrupt_cache_is_rebuilt() {
+    let catalog_dir = fixture_copy();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let first = Catalog::load_dir_cached_in(catalog_dir.path(), Some(cache_dir.path())).unwrap();
+    let CacheStatus::Miss { file, .. } = &first.cache else {
+        panic!("{:?}", first.cache)
+    };
+    let good = std::fs::read(file).unwrap();
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x55;
+    for damaged in [
+        b"garbage".to_vec(),
+        good[..good.len() / 2].to_vec(),
+        flipped,
+        Vec::new(),
+    ] {
+        std::fs::write(file, &damaged).unwrap();
+        let load = Catalog::load_dir_cached_in(catalog_dir.path(), Some(cache_dir.path())).unwrap();
+        assert!(
+            matches!(load.cache, CacheStatus::Miss { written: true, .. }),
+            "{:?}",
+            load.cache
+        );
+        assert_eq!(load.catalog, first.catalog);
+        assert_eq!(std::fs::read(file).unwrap(), good, "rewritten");
+    }
+}
+
+#[test]
+fn unwritable_cache_is_ignored() {
+    let catalog_dir = fixture_copy();
+    let not_a_dir = tempfile::NamedTempFile::new().unwrap();
+    let load = Catalog::load_dir_cached_in(catalog_dir.path(), Some(not_a_dir.path())).unwrap();
+    assert!(
+        matches!(load.cache, CacheStatus::Miss { written: false, .. }),
+        "{:?}",
+        load.cache
+    );
+    assert_eq!(load.warnings.len(), 6);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merge
+
+#[test]
+fn merge_replaces_clouds_wholesale() {
+    let mut catalog = Catalog::bundled();
+    let (imported, _) = import_fixture();
+    catalog.merge(imported);
+    assert_eq!(catalog.consistency_problems(), Vec::<String>::new());
+    let names: Vec<&str> = catalog
+        .clouds
+        .iter()
+        .map(|cloud| cloud.name.as_str())
+        .collect();
+    assert_eq!(names, ["aws", "gcp", "azure"], "bundled order kept");
+    // Bundled AWS rows are gone, imported ones are there.
+    assert!(offers(&catalog, "aws", "m6i.large").is_empty());
+    assert_eq!(offers(&catalog, "aws", "m6i.2xlarge").len(), 3);
+    assert!(
+        catalog
+            .find_region(catalog.find_cloud("aws").unwrap(), "ap-northeast-1")
+            .is_none()
+    );
+
+    // Merging a cloud the base lacks appends it and keeps the rest.
+    let mut catalog = Catalog::bundled();
+    let bundled_offerings = catalog.offerings.len();
+    let (lambda, _) = Catalog::from_skypilot_dir(&fixtures().join("other_cloud")).unwrap();
+    catalog.merge(lambda);
+    let names: Vec<&str> = catalog
+        .clouds
+        .iter()
+        .map(|cloud| cloud.name.as_str())
+        .collect();
+    assert_eq!(names, ["aws", "gcp", "azure", "lambda"]);
+    assert_eq!(catalog.offerings.len(), bundled_offerings + 1);
+    assert_eq!(catalog.consistency_problems(), Vec::<String>::new());
+    assert_eq!(
+        offers(&catalog, "lambda", "gpu_1x_a100+A100:1"),
+        [("us-east-1".to_owned(), Some(1.29), None)]
+    );
+
+    // Merging an empty catalog changes nothing.
+    let mut catalog = Catalog::bundled();
+    catalog.merge(Catalog::default());
+    assert_eq!(catalog, Catalog::bundled());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookups
+
+#[test]
+fn links_by_distance() {
+    let catalog = Catalog::bundled();
+    let place = |text: &str| catalog.resolve_infra(&infra(text)).unwrap();
+    let a = place("aws/us-east-1/us-east-1a");
+    let link = catalog.link(a, a);
+    assert_eq!((link.price_per_gb, link.gbps), (0.0, 10.0));
+    let link = catalog.link(a, place("aws/us-east-1/us-east-1b"));
+    assert_eq!((link.price_per_gb, link.gbps), (0.0, 5.0));
+    let link = catalog.link(a, place("aws/us-east-1"));
+    assert_eq!(link.price_per_gb, 0.0);
+    let link = catalog.link(a, place("aws/eu-west-1/eu-west-1a"));
+    assert_eq!((link.price_per_gb, link.gbps), (0.02, 1.0));
+    let link = catalog.link(a, place("gcp/us-central1"));
+    assert_eq!((link.price_per_gb, link.gbps), (0.09, 0.5));
+    let link = catalog.link(place("gcp/us-central1"), a);
+    assert_eq!(link.price_per_gb, 0.12, "the source cloud's egress");
+    let link = catalog.link(place("azure"), place("azure/eastus"));
+    assert_eq!(link.price_per_gb, 0.0);
+    assert_eq!(link.transfer_seconds(1.0), 8.0);
+}
+
+#[test]
+fn resolve_infra_finds_places() {
+    let catalog = Catalog::bundled();
+    let place = catalog
+        .resolve_infra(&infra("gcp/us-central1/us-central1-a"))
+        .unwrap();
+    let gcp = catalog.find_cloud("gcp").unwrap();
+    let region = catalog.find_region(gcp, "us-central1").unwrap();
+    let zone = catalog.find_zone(region, "us-central1-a").unwrap();
+    assert_eq!(
+        place,
+        Place {
+            cloud: gcp,
+            region: Some(region),
+            zone: Some(zone)
+        }
+    );
+    assert_eq!(catalog.resolve_infra(&infra("AWS")).unwrap().region, None);
+    assert_eq!(catalog.find_cloud("Azure"), catalog.find_cloud("azure"));
+}
+
+#[test]
+fn resolve_infra_explains_unknown_names() {
+    let catalog = Catalog::bundled();
+    let error = |text: &str| catalog.resolve_infra(&infra(text)).unwrap_err();
+
+    let err = error("awz");
+    assert!(
+        matches!(&err, CatalogLookupError::UnknownCloud { suggestion: Some(s), .. } if s == "aws")
+    );
+    assert_eq!(
+        err.to_string(),
+        "unknown cloud `awz`; did you mean `aws`? Known: aws, gcp, azure"
+    );
+
+    let err = error("aws/us-est-1");
+    assert!(
+        matches!(&err, CatalogLookupError::UnknownRegion { suggestion: Some(s), .. } if s == "us-east-1")
+    );
+    assert!(
+        err.to_string().contains("Known: us-east-1, us-east-2"),
+        "{err}"
+    );
+
+    let err = error("gcp/mars-north1");
+    assert!(matches!(
+        &err,
+        CatalogLookupError::UnknownRegion {
+            suggestion: None,
+            ..
+        }
+    ));
+    assert!(
+        err.to_string()
+            .starts_with("unknown region `mars-north1` in cloud gcp; known: us-central1"),
+        "{err}"
+    );
+
+    let err = error("aws/us-east-1/us-west-2a");
+    assert_eq!(
+        err.to_string(),
+        "zone `us-west-2a` is in aws region us-west-2, not in us-east-1"
+    );
+
+    let err = error("aws/us-east-1/us-east-1g");
+    assert!(
+        matches!(
+            &err,
+            CatalogLookupError::UnknownZone {
+                suggestion: Some(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let err = error("azure/eastus/1");
+    assert!(err.to_string().ends_with("(none are known)"), "{err}");
+
+    let err = catalog.resolve_infra(&Infra::any()).unwrap_err();
+    assert!(matches!(err, CatalogLookupError::NoCloud { .. }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listings
+
+#[test]
+fn list_filters_and_sorts_by_price() {
+    let catalog = Catalog::bundled();
+    let filter = ListFilter {
+        cpus: Some(Amount::at_least(8.0)),
+        memory: Some(Amount::at_least(32.0)),
+        ..ListFilter::default()
+    };
+    let rows = catalog.list(&filter);
+    assert!(rows.len() > 10);
+    assert!(rows.windows(2).all(|pair| pair[0].price <= pair[1].price));
+    assert!(
+        rows.iter()
+            .all(|row| row.vcpus >= 8.0 && row.memory_gib >= 32.0)
+    );
+    // Like the optimizer: no accelerator asked for, no GPU machines.
+    assert!(rows.iter().all(|row| row.accelerator_name.is_none()));
+    assert!(rows.iter().all(|row| row.price <= row.max_price));
+    // The cheapest 8 vCPU / 32 GiB machine the bundled data knows.
+    assert_eq!((rows[0].vcpus, rows[0].memory_gib), (8.0, 32.0));
+
+    // Unfiltered: everything, GPU types included.
+    let all = catalog.list(&ListFilter::default());
+    assert_eq!(all.len(), catalog.instance_types.len());
+
+    let spot = catalog.list(&ListFilter {
+        spot: true,
+        ..filter.clone()
+    });
+    assert!(spot.iter().all(|row| row.spot));
+    assert!(spot[0].price < rows[0].price);
+
+    let m6i = catalog.list(&ListFilter {
+        instance_type: Some("M6I".to_owned()),
+        ..ListFilter::default()
+    });
+    assert!(!m6i.is_empty() && m6i.iter().all(|row| row.instance_type.starts_with("m6i.")));
+
+    let p3 = catalog.list(&ListFilter {
+        instance_type: Some("p3.".to_owned()),
+        ..ListFilter::default()
+    });
+    assert_eq!(p3.len(), 3, "a named type may carry GPUs");
+
+    let in_region = catalog.list(&ListFilter {
+        cloud: Some("aws".to_owned()),
+        region: Some("eu-west-1".to_owned()),
+        ..filter.clone()
+    });
+    assert!(!in_region.is_empty());
+    assert!(
+        in_region
+            .iter()
+            .all(|row| row.cloud == "aws" && row.region == "eu-west-1" && row.n_regions == 1)
+    );
+}
+
+#[test]
+fn list_by_accelerator() {
+    let catalog = Catalog::bundled();
+    let rows = catalog.list(&ListFilter {
+        accelerator: Some(AcceleratorFilter::parse("A100:8").unwrap()),
+        ..ListFilter::default()
+    });
+    let mut names: Vec<&str> = rows.iter().map(|row| row.instance_type.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["Standard_ND96asr_v4", "a2-highgpu-8g", "p4d.24xlarge"]
+    );
+    let any_count = catalog.list(&ListFilter {
+        accelerator: Some(AcceleratorFilter::parse("v100").unwrap()),
+        ..ListFilter::default()
+    });
+    assert!(
+        any_count
+            .iter()
+            .all(|row| row.accelerator_name.as_deref() == Some("V100"))
+    );
+    assert!(
+        any_count
+            .iter()
+            .any(|row| row.accelerator_count == Some(4.0))
+    );
+    assert!(
+        any_count
+            .iter()
+            .any(|row| row.accelerator_count == Some(1.0))
+    );
+}
+
+#[test]
+fn accelerator_filters_parse() {
+    assert_eq!(
+        AcceleratorFilter::parse("A100:8").unwrap(),
+        AcceleratorFilter {
+            name: "A100".to_owned(),
+            count: Some(8.0)
+        }
+    );
+    assert_eq!(AcceleratorFilter::parse("T4").unwrap().count, None);
+    assert!(AcceleratorFilter::parse("A100:x").is_err());
+    assert!(AcceleratorFilter::parse(":8").is_err());
+    assert!(AcceleratorFilter::parse("A100:0").is_err());
+}
+
+#[test]
+fn gpu_views() {
+    let catalog = Catalog::bundled();
+    let summary = catalog.gpu_summary(&GpuFilter::default());
+    let a100 = summary
+        .iter()
+        .find(|row| row.accelerator_name == "A100")
+        .unwrap();
+    assert_eq!(a100.counts, [1.0, 8.0]);
+    assert_eq!(a100.clouds, ["aws", "azure", "gcp"]);
+    assert!(summary.iter().any(|row| row.accelerator_name == "T4"));
+    assert!(summary.windows(2).all(|pair| {
+        pair[0].accelerator_name.to_ascii_lowercase()
+            < pair[1].accelerator_name.to_ascii_lowercase()
+    }));
+
+    let rows = catalog.gpus(&GpuFilter {
+        accelerator: Some(AcceleratorFilter::parse("V100").unwrap()),
+        ..GpuFilter::default()
+    });
+    assert!(rows.iter().all(|row| row.accelerator_name == "V100"));
+    assert!(
+        rows.windows(2)
+            .all(|pair| pair[0].accelerator_count <= pair[1].accelerator_count)
+    );
+    let p3 = rows
+        .iter()
+        .find(|row| row.instance_type == "p3.2xlarge")
+        .unwrap();
+    assert_eq!((p3.vcpus, p3.memory_gib, p3.price), (8.0, 61.0, Some(3.06)));
+    assert!(p3.spot_price.is_some() && p3.spot_region.is_some());
+
+    let gcp_only = catalog.gpus(&GpuFilter {
+        cloud: Some("gcp".to_owned()),
+        ..GpuFilter::default()
+    });
+    assert!(!gcp_only.is_empty() && gcp_only.iter().all(|row| row.cloud == "gcp"));
+}
