@@ -200,6 +200,7 @@ pub(crate) fn copy_cloud(target: &mut Catalog, source: &Catalog, cloud: CloudId)
         }
     }
     let mut type_map: Vec<Option<InstanceTypeId>> = vec![None; source.instance_types.len()];
+    target.offerings.reserve(source.offerings.len());
     for (idx, instance_type) in source.instance_types.iter().enumerate() {
         if instance_type.cloud == cloud {
             type_map[idx] = Some(InstanceTypeId(index_u32(target.instance_types.len())));

@@ -27,7 +27,7 @@ mod skypilot;
 
 pub use cache::{CacheStatus, CachedLoad, default_cache_dir};
 pub use error::{CatalogError, CatalogWarning, RowProblem};
-pub use lookup::CatalogLookupError;
+pub use lookup::{CatalogLookupError, did_you_mean};
 pub use matching::{DEFAULT_CPUS, DEFAULT_MEMORY_GIB};
 pub use model::*;
 pub use query::{AcceleratorFilter, GpuFilter, GpuRow, GpuSummary, ListFilter, ListRow};

@@ -89,11 +89,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// The known name closest to `wanted`, if close enough to be a plausible typo.
-pub(crate) fn did_you_mean<'a>(
-    wanted: &str,
-    known: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+/// The known name closest to `wanted` (ASCII case ignored), if close enough to be a plausible
+/// typo: for "did you mean" hints.
+pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let wanted_lower = wanted.to_ascii_lowercase();
     let threshold = (wanted.chars().count() / 3).max(2);
     known
@@ -105,7 +103,7 @@ pub(crate) fn did_you_mean<'a>(
             )
         })
         .filter(|(distance, _)| *distance <= threshold)
-        .min_by_key(|(distance, _)| *distance)
+        .min_by_key(|(distance, name)| (*distance, name.len().abs_diff(wanted.len())))
         .map(|(_, name)| name.to_owned())
 }
 

@@ -9,22 +9,42 @@ use crate::model::{Catalog, CloudId};
 
 impl Catalog {
     /// Merges `other` into `self`: each cloud of `other` replaces the same-named cloud of
-    /// `self` (its egress rates, regions, zones, instance types and offerings) in that cloud's
-    /// position; clouds only `self` has are kept; clouds only `other` has are appended.
-    /// Ids issued before the merge are invalid after it.
+    /// `self` (its egress rates, regions, zones, instance types and offerings) and keeps that
+    /// cloud's position in [`Catalog::clouds`]; clouds only `self` has are kept; clouds only
+    /// `other` has are appended.
+    ///
+    /// Ids issued by `self` before the merge are invalid after it. Ids of regions, zones,
+    /// instance types and offerings issued by `other` stay valid: its tables are reused in
+    /// place (so merging a large import costs next to nothing) and `self`'s kept rows are
+    /// appended after them.
     pub fn merge(&mut self, other: Catalog) {
         let base = std::mem::take(self);
-        let mut merged = Catalog::default();
-        for (idx, cloud) in base.clouds.iter().enumerate() {
-            match other.find_cloud(&cloud.name) {
-                Some(replacement) => copy_cloud(&mut merged, &other, replacement),
-                None => copy_cloud(&mut merged, &base, CloudId(idx as u16)),
+        let mut merged = other;
+        // Final cloud order: `base`'s, with replacements in place, then `other`'s extras.
+        let mut order: Vec<String> = base.clouds.iter().map(|cloud| cloud.name.clone()).collect();
+        for cloud in &merged.clouds {
+            if base.find_cloud(&cloud.name).is_none() {
+                order.push(cloud.name.clone());
             }
         }
-        for (idx, cloud) in other.clouds.iter().enumerate() {
-            if base.find_cloud(&cloud.name).is_none() {
-                copy_cloud(&mut merged, &other, CloudId(idx as u16));
+        for (idx, cloud) in base.clouds.iter().enumerate() {
+            if merged.find_cloud(&cloud.name).is_none() {
+                copy_cloud(&mut merged, &base, CloudId(idx as u16));
             }
+        }
+        // Put the clouds in order; only cloud ids (in regions and instance types) change.
+        let position = |name: &str| order.iter().position(|known| known == name);
+        let new_ids: Vec<CloudId> = merged
+            .clouds
+            .iter()
+            .map(|cloud| CloudId(position(&cloud.name).expect("every cloud is ordered") as u16))
+            .collect();
+        merged.clouds.sort_by_key(|cloud| position(&cloud.name));
+        for region in &mut merged.regions {
+            region.cloud = new_ids[usize::from(region.cloud.0)];
+        }
+        for instance_type in &mut merged.instance_types {
+            instance_type.cloud = new_ids[usize::from(instance_type.cloud.0)];
         }
         *self = merged;
     }

@@ -141,21 +141,35 @@ fn cheaper(a: f64, b: f64) -> bool {
 }
 
 impl Catalog {
-    /// Per instance type (indexed by id): the cheapest and dearest offering for the market, in
-    /// the given region if any, and how many regions offer it.
-    fn price_spans(&self, spot: bool, region: Option<&str>) -> Vec<Option<(PriceSpan<'_>, usize)>> {
+    /// Per instance type (indexed by id) among the `wanted` ones: the cheapest and dearest
+    /// offering for the market, in the given region if any, and how many regions offer it.
+    fn price_spans(
+        &self,
+        spot: bool,
+        region: Option<&str>,
+        wanted: &[bool],
+    ) -> Vec<Option<(PriceSpan<'_>, usize)>> {
+        let region_ok: Option<Vec<bool>> = region.map(|name| {
+            self.regions
+                .iter()
+                .map(|region| region.name == name)
+                .collect()
+        });
         let mut spans: Vec<Option<PriceSpan<'_>>> = vec![None; self.instance_types.len()];
         let mut regions: Vec<Vec<RegionId>> = vec![Vec::new(); self.instance_types.len()];
         for offering in &self.offerings {
+            let idx = offering.instance_type.0 as usize;
+            if !wanted[idx] {
+                continue;
+            }
             let Some(price) = offering.hourly_price(spot) else {
                 continue;
             };
-            if let Some(region) = region
-                && self.region(offering.region).name != region
+            if let Some(region_ok) = &region_ok
+                && !region_ok[offering.region.0 as usize]
             {
                 continue;
             }
-            let idx = offering.instance_type.0 as usize;
             if !regions[idx].contains(&offering.region) {
                 regions[idx].push(offering.region);
             }
@@ -237,24 +251,27 @@ impl Catalog {
     /// market, sorted by price (then cloud and name). Types with no offer for the market (in
     /// the filter's region) are left out.
     pub fn list(&self, filter: &ListFilter) -> Vec<ListRow> {
-        let spans = self.price_spans(filter.spot, filter.region.as_deref());
-        let mut rows: Vec<ListRow> = self
+        let admitted: Vec<bool> = self
             .instance_types
             .iter()
-            .enumerate()
-            .filter_map(|(idx, instance_type)| {
-                let (span, n_regions) = spans[idx]?;
-                let admitted = self.listing_admits(
+            .map(|instance_type| {
+                self.listing_admits(
                     instance_type,
                     filter.cloud.as_deref(),
                     filter.cpus,
                     filter.memory,
                     filter.accelerator.as_ref(),
                     filter.instance_type.as_deref(),
-                );
-                if !admitted {
-                    return None;
-                }
+                )
+            })
+            .collect();
+        let spans = self.price_spans(filter.spot, filter.region.as_deref(), &admitted);
+        let mut rows: Vec<ListRow> = self
+            .instance_types
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, instance_type)| {
+                let (span, n_regions) = spans[idx]?;
                 let (accelerator_name, accelerator_count) = match &instance_type.accelerator {
                     Some((name, count)) => (Some(name.clone()), Some(*count)),
                     None => (None, None),
@@ -290,18 +307,14 @@ impl Catalog {
     /// Instance types carrying accelerators (the filter's, if any), with their cheapest
     /// on-demand and spot prices; sorted by accelerator, count, on-demand price.
     pub fn gpus(&self, filter: &GpuFilter) -> Vec<GpuRow> {
-        let on_demand = self.price_spans(false, filter.region.as_deref());
-        let spot = self.price_spans(true, filter.region.as_deref());
-        let mut rows: Vec<GpuRow> = self
+        let admitted: Vec<bool> = self
             .instance_types
             .iter()
-            .enumerate()
-            .filter_map(|(idx, instance_type)| {
-                let (name, count) = instance_type.accelerator.as_ref()?;
-                if on_demand[idx].is_none() && spot[idx].is_none() {
-                    return None;
+            .map(|instance_type| {
+                if instance_type.accelerator.is_none() {
+                    return false;
                 }
-                let admitted = match &filter.accelerator {
+                match &filter.accelerator {
                     Some(accelerator) => self.listing_admits(
                         instance_type,
                         filter.cloud.as_deref(),
@@ -315,8 +328,18 @@ impl Catalog {
                             .name
                             .eq_ignore_ascii_case(cloud)
                     }),
-                };
-                if !admitted {
+                }
+            })
+            .collect();
+        let on_demand = self.price_spans(false, filter.region.as_deref(), &admitted);
+        let spot = self.price_spans(true, filter.region.as_deref(), &admitted);
+        let mut rows: Vec<GpuRow> = self
+            .instance_types
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, instance_type)| {
+                let (name, count) = instance_type.accelerator.as_ref()?;
+                if on_demand[idx].is_none() && spot[idx].is_none() {
                     return None;
                 }
                 let place = |span: Option<(PriceSpan<'_>, usize)>| match span {
@@ -354,6 +377,20 @@ impl Catalog {
                 .then_with(|| a.instance_type.cmp(&b.instance_type))
         });
         rows
+    }
+
+    /// Every accelerator name some instance type carries, sorted (ASCII case ignored), whether
+    /// or not it is offered anywhere: cheap, for validating user input.
+    pub fn accelerator_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .instance_types
+            .iter()
+            .filter_map(|instance_type| instance_type.accelerator.as_ref())
+            .map(|(name, _)| name.as_str())
+            .collect();
+        names.sort_by_key(|name| name.to_ascii_lowercase());
+        names.dedup();
+        names
     }
 
     /// Each accelerator name (optionally only the filter's) with the counts and clouds

@@ -1,11 +1,423 @@
-//! `aloft catalog`: list instance types with prices, and a GPU view.
+//! `aloft catalog`: list instance types with prices, and a GPU view (`aloft catalog gpus`).
+//!
+//! The command is a thin view over `aloft_catalog`'s queries ([`Catalog::list`],
+//! [`Catalog::gpus`], [`Catalog::gpu_summary`]), which match requirements with the same
+//! predicate as the optimizer. [`load_catalog`] is also how `aloft launch` gets its catalog.
 
-use anyhow::Result;
+use aloft_catalog::{
+    AcceleratorFilter, Catalog, CatalogWarning, GpuFilter, GpuRow, GpuSummary, ListFilter, ListRow,
+    did_you_mean,
+};
+use aloft_types::Amount;
+use anyhow::{Result, bail};
+use comfy_table::{Table, presets::NOTHING};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct CatalogArgs {}
+/// Rows a table shows unless `--all` is given.
+const DEFAULT_ROWS: usize = 25;
+/// Import warnings printed before the rest are summarised as a count.
+const SHOWN_WARNINGS: usize = 5;
 
-pub fn run(_args: CatalogArgs) -> Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    aloft catalog --cpus 8+ --memory 32+\n  \
+    aloft catalog --gpus V100 --spot\n  \
+    aloft catalog --cloud gcp --region us-central1 --instance-type n2-\n  \
+    aloft catalog gpus\n  \
+    aloft catalog gpus A100:8 --catalog ../shared/catalogs/skypilot-v8")]
+pub struct CatalogArgs {
+    #[command(subcommand)]
+    pub view: Option<CatalogView>,
+
+    /// vCPUs: `8` for exactly 8, `8+` for at least 8.
+    #[arg(long, value_parser = parse_amount)]
+    pub cpus: Option<Amount>,
+
+    /// Memory in GiB: `32` or `32+`.
+    #[arg(long, value_parser = parse_amount)]
+    pub memory: Option<Amount>,
+
+    /// Accelerators: `A100` (any count) or `A100:8`.
+    #[arg(long, value_parser = AcceleratorFilter::parse)]
+    pub gpus: Option<AcceleratorFilter>,
+
+    /// Price spot offers instead of on-demand ones.
+    #[arg(long)]
+    pub spot: bool,
+
+    /// Only instance types whose name contains this text, e.g. `m6i` or `Standard_D`.
+    #[arg(long)]
+    pub instance_type: Option<String>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Options shared by the listing and `gpus`.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Only this cloud (`aws`, `gcp`, `azure`, ...).
+    #[arg(long, global = true)]
+    pub cloud: Option<String>,
+
+    /// Only this region, e.g. `us-east-1`.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+
+    #[command(flatten)]
+    pub source: CatalogSource,
+
+    /// Output format; JSON is an array of objects with snake_case fields and never truncated.
+    #[arg(short = 'o', long, value_enum, default_value_t = CatalogOutput::Table, global = true)]
+    pub output: CatalogOutput,
+
+    /// Show every row (tables show the first 25).
+    #[arg(long, global = true)]
+    pub all: bool,
+}
+
+/// Where the catalog comes from: `--catalog DIR` (or `ALOFT_CATALOG`) over the bundled one.
+/// Flatten this into any command that needs a catalog, then call [`load_catalog`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CatalogSource {
+    /// A SkyPilot-format (v8) catalog directory whose clouds replace the bundled ones.
+    #[arg(long, value_name = "DIR", env = "ALOFT_CATALOG", global = true)]
+    pub catalog: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CatalogOutput {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CatalogView {
+    /// Accelerators: every kind with its counts and clouds, or with a name (`A100`, `A100:8`)
+    /// the instance types carrying it with their cheapest on-demand and spot prices.
+    Gpus(GpusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GpusArgs {
+    /// `NAME` or `NAME:COUNT`, e.g. `A100` or `A100:8`.
+    #[arg(value_parser = AcceleratorFilter::parse)]
+    pub accelerator: Option<AcceleratorFilter>,
+}
+
+fn parse_amount(text: &str) -> Result<Amount, String> {
+    Amount::parse(text).map_err(|err| err.to_string())
+}
+
+/// The bundled catalog, with the SkyPilot-format catalog in `dir` (if any) merged over it
+/// through the on-disk cache. Import warnings go to stderr, a few lines plus a count.
+pub fn load_catalog(dir: Option<&Path>) -> Result<Catalog> {
+    let mut catalog = Catalog::bundled();
+    if let Some(dir) = dir {
+        let (imported, warnings) = Catalog::load_dir_cached(dir)?;
+        print_warnings(dir, &warnings);
+        catalog.merge(imported);
+    }
+    Ok(catalog)
+}
+
+fn print_warnings(dir: &Path, warnings: &[CatalogWarning]) {
+    for warning in warnings.iter().take(SHOWN_WARNINGS) {
+        eprintln!("warning: {warning}");
+    }
+    if warnings.len() > SHOWN_WARNINGS {
+        eprintln!(
+            "warning: ... and {} more ({} rows of {} skipped or adjusted in all)",
+            warnings.len() - SHOWN_WARNINGS,
+            warnings.len(),
+            dir.display()
+        );
+    }
+}
+
+pub fn run(args: CatalogArgs) -> Result<ExitCode> {
+    if args.view.is_some() {
+        let list_only = [
+            ("--cpus", args.cpus.is_some()),
+            ("--memory", args.memory.is_some()),
+            ("--gpus", args.gpus.is_some()),
+            ("--spot", args.spot),
+            ("--instance-type", args.instance_type.is_some()),
+        ];
+        if let Some((flag, _)) = list_only.iter().find(|(_, given)| *given) {
+            bail!("{flag} filters the instance type listing, not `aloft catalog gpus`");
+        }
+    }
+    let common = &args.common;
+    let catalog = load_catalog(common.source.catalog.as_deref())?;
+    check_place(&catalog, common.cloud.as_deref(), common.region.as_deref())?;
+    match &args.view {
+        None => {
+            if let Some(accelerator) = &args.gpus {
+                check_accelerator(&catalog, &accelerator.name)?;
+            }
+            let filter = ListFilter {
+                cpus: args.cpus,
+                memory: args.memory,
+                accelerator: args.gpus.clone(),
+                cloud: common.cloud.clone(),
+                region: common.region.clone(),
+                spot: args.spot,
+                instance_type: args.instance_type.clone(),
+            };
+            let rows = catalog.list(&filter);
+            match common.output {
+                CatalogOutput::Json => print_json(&rows)?,
+                CatalogOutput::Table => print_list(&rows, args.spot, common.all),
+            }
+        }
+        Some(CatalogView::Gpus(gpus)) => {
+            if let Some(accelerator) = &gpus.accelerator {
+                check_accelerator(&catalog, &accelerator.name)?;
+            }
+            let filter = GpuFilter {
+                accelerator: gpus.accelerator.clone(),
+                cloud: common.cloud.clone(),
+                region: common.region.clone(),
+            };
+            match (&gpus.accelerator, common.output) {
+                (None, CatalogOutput::Json) => print_json(&catalog.gpu_summary(&filter))?,
+                (None, CatalogOutput::Table) => {
+                    print_gpu_summary(&catalog.gpu_summary(&filter), common.all);
+                }
+                (Some(_), CatalogOutput::Json) => print_json(&catalog.gpus(&filter))?,
+                (Some(_), CatalogOutput::Table) => print_gpus(&catalog.gpus(&filter), common.all),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Unknown `--cloud` / `--region` values are mistakes worth an error, not an empty table.
+fn check_place(catalog: &Catalog, cloud: Option<&str>, region: Option<&str>) -> Result<()> {
+    let clouds: Vec<&str> = catalog
+        .clouds
+        .iter()
+        .map(|cloud| cloud.name.as_str())
+        .collect();
+    let cloud_id = match cloud {
+        None => None,
+        Some(name) => match catalog.find_cloud(name) {
+            Some(id) => Some(id),
+            None => bail!("unknown cloud `{name}`{}", hint(name, &clouds)),
+        },
+    };
+    if let Some(region) = region {
+        let mut known: Vec<&str> = catalog
+            .regions
+            .iter()
+            .filter(|known| cloud_id.is_none_or(|cloud| known.cloud == cloud))
+            .map(|known| known.name.as_str())
+            .collect();
+        if !known.contains(&region) {
+            known.sort();
+            known.dedup();
+            let scope = cloud.map_or(String::new(), |cloud| format!(" in cloud {cloud}"));
+            bail!("unknown region `{region}`{scope}{}", hint(region, &known));
+        }
+    }
+    Ok(())
+}
+
+fn check_accelerator(catalog: &Catalog, name: &str) -> Result<()> {
+    let known = catalog.accelerator_names();
+    if known.iter().any(|known| known.eq_ignore_ascii_case(name)) {
+        return Ok(());
+    }
+    bail!(
+        "no accelerator named `{name}` in the catalog{}",
+        hint(name, &known)
+    )
+}
+
+/// `; did you mean `x`? Known: a, b, c (and 12 more)`.
+fn hint(name: &str, known: &[&str]) -> String {
+    const SHOWN: usize = 15;
+    let mut text = match did_you_mean(name, known.iter().copied()) {
+        Some(suggestion) => format!("; did you mean `{suggestion}`? Known: "),
+        None => "; known: ".to_owned(),
+    };
+    text.push_str(
+        &known
+            .iter()
+            .take(SHOWN)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if known.len() > SHOWN {
+        text.push_str(&format!(" (and {} more)", known.len() - SHOWN));
+    }
+    text
+}
+
+fn print_json<T: serde::Serialize>(rows: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(rows)?);
+    Ok(())
+}
+
+/// `8`, `0.5`, `14.4`.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        let text = format!("{value:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+fn price(value: f64) -> String {
+    if value < 10.0 {
+        format!("${value:.3}")
+    } else {
+        format!("${value:.2}")
+    }
+}
+
+fn accelerator_label(name: Option<&str>, count: Option<f64>) -> String {
+    match (name, count) {
+        (Some(name), Some(count)) => format!("{name}:{}", number(count)),
+        _ => "-".to_owned(),
+    }
+}
+
+fn new_table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(NOTHING);
+    table.set_header(header.to_vec());
+    table
+}
+
+/// How many rows to show, and the note about the rest.
+fn limit(total: usize, all: bool, what: &str) -> (usize, Option<String>) {
+    if all || total <= DEFAULT_ROWS {
+        return (total, None);
+    }
+    let note = format!(
+        "{} more {what} not shown (cheapest first); use --all to see all {total}, or narrow with \
+         filters",
+        total - DEFAULT_ROWS
+    );
+    (DEFAULT_ROWS, Some(note))
+}
+
+fn print_list(rows: &[ListRow], spot: bool, all: bool) {
+    if rows.is_empty() {
+        eprintln!(
+            "No instance type matches these filters{}.",
+            if spot { " with a spot offer" } else { "" }
+        );
+        return;
+    }
+    let price_header = if spot { "SPOT $/h" } else { "$/h" };
+    let mut table = new_table(&[
+        "CLOUD",
+        "INSTANCE TYPE",
+        "vCPUs",
+        "MEM(GiB)",
+        "ACCELERATORS",
+        "CHEAPEST IN",
+        price_header,
+        "UP TO $/h",
+        "REGIONS",
+    ]);
+    let (shown, note) = limit(rows.len(), all, "instance types");
+    for row in &rows[..shown] {
+        let place = match &row.zone {
+            Some(zone) => format!("{}/{zone}", row.region),
+            None => row.region.clone(),
+        };
+        table.add_row(vec![
+            row.cloud.clone(),
+            row.instance_type.clone(),
+            number(row.vcpus),
+            number(row.memory_gib),
+            accelerator_label(row.accelerator_name.as_deref(), row.accelerator_count),
+            place,
+            price(row.price),
+            if row.max_price > row.price {
+                price(row.max_price)
+            } else {
+                "-".to_owned()
+            },
+            row.n_regions.to_string(),
+        ]);
+    }
+    println!("{table}");
+    if let Some(note) = note {
+        println!("\n{note}");
+    }
+}
+
+fn print_gpu_summary(rows: &[GpuSummary], all: bool) {
+    if rows.is_empty() {
+        eprintln!("No accelerators in the catalog match these filters.");
+        return;
+    }
+    let mut table = new_table(&[
+        "ACCELERATOR",
+        "COUNTS",
+        "CLOUDS",
+        "FROM $/h PER ACCELERATOR",
+    ]);
+    let (shown, note) = limit(rows.len(), all, "accelerators");
+    for row in &rows[..shown] {
+        let counts: Vec<String> = row.counts.iter().map(|count| number(*count)).collect();
+        table.add_row(vec![
+            row.accelerator_name.clone(),
+            counts.join(", "),
+            row.clouds.join(", "),
+            row.min_price_per_accelerator.map_or("-".to_owned(), price),
+        ]);
+    }
+    println!("{table}");
+    if let Some(note) = note {
+        println!("\n{note}");
+    }
+    println!("\nDetails of one kind: aloft catalog gpus NAME[:COUNT]");
+}
+
+fn print_gpus(rows: &[GpuRow], all: bool) {
+    if rows.is_empty() {
+        eprintln!("No instance type carries that accelerator with these filters.");
+        return;
+    }
+    let mut table = new_table(&[
+        "ACCELERATOR",
+        "COUNT",
+        "CLOUD",
+        "INSTANCE TYPE",
+        "vCPUs",
+        "MEM(GiB)",
+        "$/h",
+        "REGION",
+        "SPOT $/h",
+        "SPOT REGION",
+    ]);
+    let (shown, note) = limit(rows.len(), all, "instance types");
+    let dash = || "-".to_owned();
+    for row in &rows[..shown] {
+        table.add_row(vec![
+            row.accelerator_name.clone(),
+            number(row.accelerator_count),
+            row.cloud.clone(),
+            row.instance_type.clone(),
+            number(row.vcpus),
+            number(row.memory_gib),
+            row.price.map_or_else(dash, price),
+            row.region.clone().unwrap_or_else(dash),
+            row.spot_price.map_or_else(dash, price),
+            row.spot_region.clone().unwrap_or_else(dash),
+        ]);
+    }
+    println!("{table}");
+    if let Some(note) = note {
+        println!("\n{note}");
+    }
 }
