@@ -123,17 +123,27 @@ pub fn load_catalog(dir: Option<&Path>) -> Result<Catalog> {
 }
 
 fn print_warnings(dir: &Path, warnings: &[CatalogWarning]) {
-    for warning in warnings.iter().take(SHOWN_WARNINGS) {
-        eprintln!("warning: {warning}");
+    for line in warning_lines(dir, warnings) {
+        eprintln!("{line}");
     }
+}
+
+/// The first few warnings, then a count of the rest.
+fn warning_lines(dir: &Path, warnings: &[CatalogWarning]) -> Vec<String> {
+    let mut lines: Vec<String> = warnings
+        .iter()
+        .take(SHOWN_WARNINGS)
+        .map(|warning| format!("warning: {warning}"))
+        .collect();
     if warnings.len() > SHOWN_WARNINGS {
-        eprintln!(
-            "warning: ... and {} more ({} rows of {} skipped or adjusted in all)",
+        lines.push(format!(
+            "warning: ... and {} more ({} warnings in all while importing {})",
             warnings.len() - SHOWN_WARNINGS,
             warnings.len(),
             dir.display()
-        );
+        ));
     }
+    lines
 }
 
 pub fn run(args: CatalogArgs) -> Result<ExitCode> {
@@ -169,7 +179,7 @@ pub fn run(args: CatalogArgs) -> Result<ExitCode> {
             let rows = catalog.list(&filter);
             match common.output {
                 CatalogOutput::Json => print_json(&rows)?,
-                CatalogOutput::Table => print_list(&rows, args.spot, common.all),
+                CatalogOutput::Table => show(render_list(&rows, args.spot, common.all)),
             }
         }
         Some(CatalogView::Gpus(gpus)) => {
@@ -184,10 +194,15 @@ pub fn run(args: CatalogArgs) -> Result<ExitCode> {
             match (&gpus.accelerator, common.output) {
                 (None, CatalogOutput::Json) => print_json(&catalog.gpu_summary(&filter))?,
                 (None, CatalogOutput::Table) => {
-                    print_gpu_summary(&catalog.gpu_summary(&filter), common.all);
+                    show(render_gpu_summary(
+                        &catalog.gpu_summary(&filter),
+                        common.all,
+                    ));
                 }
                 (Some(_), CatalogOutput::Json) => print_json(&catalog.gpus(&filter))?,
-                (Some(_), CatalogOutput::Table) => print_gpus(&catalog.gpus(&filter), common.all),
+                (Some(_), CatalogOutput::Table) => {
+                    show(render_gpus(&catalog.gpus(&filter), common.all));
+                }
             }
         }
     }
@@ -257,6 +272,15 @@ fn hint(name: &str, known: &[&str]) -> String {
     text
 }
 
+/// Prints a rendered table, or the "nothing matched" message to stderr (not an error: an empty
+/// answer is an answer).
+fn show(rendered: Result<String, String>) {
+    match rendered {
+        Ok(text) => print!("{text}"),
+        Err(message) => eprintln!("{message}"),
+    }
+}
+
 fn print_json<T: serde::Serialize>(rows: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(rows)?);
     Ok(())
@@ -307,13 +331,13 @@ fn limit(total: usize, all: bool, what: &str) -> (usize, Option<String>) {
     (DEFAULT_ROWS, Some(note))
 }
 
-fn print_list(rows: &[ListRow], spot: bool, all: bool) {
+/// The listing table (and the note on hidden rows); `Err` is the message for no rows.
+fn render_list(rows: &[ListRow], spot: bool, all: bool) -> Result<String, String> {
     if rows.is_empty() {
-        eprintln!(
+        return Err(format!(
             "No instance type matches these filters{}.",
             if spot { " with a spot offer" } else { "" }
-        );
-        return;
+        ));
     }
     let price_header = if spot { "SPOT $/h" } else { "$/h" };
     let mut table = new_table(&[
@@ -349,16 +373,16 @@ fn print_list(rows: &[ListRow], spot: bool, all: bool) {
             row.n_regions.to_string(),
         ]);
     }
-    println!("{table}");
+    let mut text = format!("{table}\n");
     if let Some(note) = note {
-        println!("\n{note}");
+        text.push_str(&format!("\n{note}\n"));
     }
+    Ok(text)
 }
 
-fn print_gpu_summary(rows: &[GpuSummary], all: bool) {
+fn render_gpu_summary(rows: &[GpuSummary], all: bool) -> Result<String, String> {
     if rows.is_empty() {
-        eprintln!("No accelerators in the catalog match these filters.");
-        return;
+        return Err("No accelerators in the catalog match these filters.".to_owned());
     }
     let mut table = new_table(&[
         "ACCELERATOR",
@@ -376,17 +400,17 @@ fn print_gpu_summary(rows: &[GpuSummary], all: bool) {
             row.min_price_per_accelerator.map_or("-".to_owned(), price),
         ]);
     }
-    println!("{table}");
+    let mut text = format!("{table}\n");
     if let Some(note) = note {
-        println!("\n{note}");
+        text.push_str(&format!("\n{note}\n"));
     }
-    println!("\nDetails of one kind: aloft catalog gpus NAME[:COUNT]");
+    text.push_str("\nDetails of one kind: aloft catalog gpus NAME[:COUNT]\n");
+    Ok(text)
 }
 
-fn print_gpus(rows: &[GpuRow], all: bool) {
+fn render_gpus(rows: &[GpuRow], all: bool) -> Result<String, String> {
     if rows.is_empty() {
-        eprintln!("No instance type carries that accelerator with these filters.");
-        return;
+        return Err("No instance type carries that accelerator with these filters.".to_owned());
     }
     let mut table = new_table(&[
         "ACCELERATOR",
@@ -416,8 +440,257 @@ fn print_gpus(rows: &[GpuRow], all: bool) {
             row.spot_region.clone().unwrap_or_else(dash),
         ]);
     }
-    println!("{table}");
+    let mut text = format!("{table}\n");
     if let Some(note) = note {
-        println!("\n{note}");
+        text.push_str(&format!("\n{note}\n"));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aloft_catalog::RowProblem;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(subcommand)]
+        command: Wrapped,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Wrapped {
+        Catalog(CatalogArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<CatalogArgs, clap::Error> {
+        let args = ["aloft", "catalog"].iter().chain(args);
+        Wrapper::try_parse_from(args).map(|wrapper| match wrapper.command {
+            Wrapped::Catalog(args) => args,
+        })
+    }
+
+    #[test]
+    fn parses_the_listing_flags() {
+        let args = parse(&[
+            "--cpus",
+            "8+",
+            "--memory",
+            "32",
+            "--gpus",
+            "A100:8",
+            "--spot",
+            "--instance-type",
+            "m6i",
+            "--cloud",
+            "aws",
+            "--region",
+            "us-east-1",
+            "-o",
+            "json",
+            "--all",
+            "--catalog",
+            "/some/dir",
+        ])
+        .unwrap();
+        assert!(args.view.is_none());
+        assert_eq!(args.cpus, Some(Amount::at_least(8.0)));
+        assert_eq!(args.memory, Some(Amount::exactly(32.0)));
+        assert_eq!(args.gpus.unwrap().count, Some(8.0));
+        assert!(args.spot && args.common.all);
+        assert_eq!(args.common.output, CatalogOutput::Json);
+        assert_eq!(args.common.source.catalog, Some(PathBuf::from("/some/dir")));
+    }
+
+    #[test]
+    fn shared_flags_work_after_gpus() {
+        let args = parse(&["gpus", "A100:8", "--cloud", "gcp", "-o", "json", "--all"]).unwrap();
+        let Some(CatalogView::Gpus(gpus)) = &args.view else {
+            panic!("{args:?}")
+        };
+        assert_eq!(gpus.accelerator.as_ref().unwrap().name, "A100");
+        assert_eq!(args.common.cloud.as_deref(), Some("gcp"));
+        assert_eq!(args.common.output, CatalogOutput::Json);
+        assert!(parse(&["gpus"]).unwrap().view.is_some());
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(parse(&["--cpus", "eight"]).is_err());
+        assert!(parse(&["--gpus", "A100:x"]).is_err());
+        assert!(parse(&["-o", "yaml"]).is_err());
+        assert!(parse(&["gpus", "A100", "--cpus", "8"]).is_err());
+    }
+
+    #[test]
+    fn list_table_shows_the_cheapest_rows_first() {
+        let catalog = Catalog::bundled();
+        let rows = catalog.list(&ListFilter::default());
+        let text = render_list(&rows, false, false).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("INSTANCE TYPE") && lines[0].contains("CHEAPEST IN"));
+        assert_eq!(lines.len(), 1 + DEFAULT_ROWS + 2);
+        let hidden = rows.len() - DEFAULT_ROWS;
+        assert!(text.ends_with(&format!(
+            "{hidden} more instance types not shown (cheapest first); use --all to see all {}, \
+             or narrow with filters\n",
+            rows.len()
+        )));
+        let all = render_list(&rows, false, true).unwrap();
+        assert_eq!(all.lines().count(), 1 + rows.len());
+        assert!(render_list(&[], true, false).unwrap_err().contains("spot"));
+    }
+
+    #[test]
+    fn list_table_row() {
+        let catalog = Catalog::bundled();
+        let filter = ListFilter {
+            instance_type: Some("p3.2xlarge".to_owned()),
+            ..ListFilter::default()
+        };
+        let text = render_list(&catalog.list(&filter), false, false).unwrap();
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                "aws",
+                "p3.2xlarge",
+                "8",
+                "61",
+                "V100:1",
+                "us-east-1/us-east-1a",
+                "$3.060",
+                "$4.194",
+                "5"
+            ]
+        );
+    }
+
+    #[test]
+    fn json_rows_have_stable_snake_case_fields() {
+        let catalog = Catalog::bundled();
+        let rows = serde_json::to_value(catalog.list(&ListFilter::default())).unwrap();
+        let first = rows[0].as_object().unwrap();
+        let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "accelerator_count",
+                "accelerator_name",
+                "arch",
+                "cloud",
+                "instance_type",
+                "max_price",
+                "memory_gib",
+                "n_regions",
+                "price",
+                "region",
+                "spot",
+                "vcpus",
+                "zone",
+            ]
+        );
+        let filter = GpuFilter {
+            accelerator: Some(AcceleratorFilter::parse("V100").unwrap()),
+            ..GpuFilter::default()
+        };
+        let gpus = serde_json::to_value(catalog.gpus(&filter)).unwrap();
+        for key in [
+            "accelerator_name",
+            "accelerator_count",
+            "price",
+            "spot_price",
+            "spot_region",
+        ] {
+            assert!(gpus[0].get(key).is_some(), "{key}");
+        }
+        let summary = serde_json::to_value(catalog.gpu_summary(&GpuFilter::default())).unwrap();
+        for key in [
+            "accelerator_name",
+            "counts",
+            "clouds",
+            "min_price_per_accelerator",
+        ] {
+            assert!(summary[0].get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn gpu_tables() {
+        let catalog = Catalog::bundled();
+        let summary =
+            render_gpu_summary(&catalog.gpu_summary(&GpuFilter::default()), false).unwrap();
+        let a100 = summary
+            .lines()
+            .find(|line| line.trim_start().starts_with("A100 "))
+            .unwrap();
+        assert_eq!(
+            a100.split_whitespace().collect::<Vec<_>>(),
+            ["A100", "1,", "8", "aws,", "azure,", "gcp", "$2.428"]
+        );
+        let filter = GpuFilter {
+            accelerator: Some(AcceleratorFilter::parse("A100:8").unwrap()),
+            ..GpuFilter::default()
+        };
+        let detail = render_gpus(&catalog.gpus(&filter), false).unwrap();
+        assert_eq!(detail.lines().count(), 1 + 3, "{detail}");
+        assert!(detail.contains("p4d.24xlarge") && detail.contains("a2-highgpu-8g"));
+    }
+
+    #[test]
+    fn unknown_names_get_hints() {
+        let catalog = Catalog::bundled();
+        let err = check_place(&catalog, Some("awz"), None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown cloud `awz`; did you mean `aws`? Known: aws, gcp, azure"
+        );
+        let err = check_place(&catalog, Some("gcp"), Some("us-east-1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("unknown region `us-east-1` in cloud gcp; did you mean `us-east1`?"),
+            "{err}"
+        );
+        assert!(check_place(&catalog, None, Some("eastus")).is_ok());
+        let err = check_accelerator(&catalog, "A10O").unwrap_err().to_string();
+        assert!(err.contains("did you mean `A100`?"), "{err}");
+        assert!(check_accelerator(&catalog, "a100").is_ok());
+    }
+
+    #[test]
+    fn warnings_are_capped() {
+        let warning = |line| CatalogWarning {
+            file: PathBuf::from("cat/aws/vms.csv"),
+            line: Some(line),
+            problem: RowProblem::MissingField {
+                column: "Region".to_owned(),
+            },
+        };
+        let warnings: Vec<CatalogWarning> = (2..10).map(warning).collect();
+        let lines = warning_lines(Path::new("cat"), &warnings);
+        assert_eq!(lines.len(), SHOWN_WARNINGS + 1);
+        assert_eq!(
+            lines[0],
+            "warning: cat/aws/vms.csv:2: row skipped: the Region column is empty"
+        );
+        assert_eq!(
+            lines[5],
+            "warning: ... and 3 more (8 warnings in all while importing cat)"
+        );
+        assert_eq!(warning_lines(Path::new("cat"), &warnings[..2]).len(), 2);
+    }
+
+    #[test]
+    fn numbers_and_prices() {
+        assert_eq!(number(8.0), "8");
+        assert_eq!(number(14.400390625), "14.4");
+        assert_eq!(number(0.5), "0.5");
+        assert_eq!(price(0.384), "$0.384");
+        assert_eq!(price(32.7726), "$32.77");
     }
 }
