@@ -80,7 +80,7 @@ fn checksum(bytes: &[u8]) -> u64 {
 
 /// A cached import, as held in memory.
 struct CacheEntry {
-    /// The full key, compared on read (the file name is only its hash).
+    /// The full key, compared on read (the file name only names the directory).
     key: String,
     catalog: Catalog,
     warnings: Vec<CatalogWarning>,
@@ -252,8 +252,11 @@ impl Catalog {
                 cache: CacheStatus::Disabled,
             });
         };
-        let key = cache_key(dir)?;
-        let file = cache_dir.join(format!("catalog-{:016x}.bin", fnv(key.as_bytes())));
+        let (canonical, key) = cache_key(dir)?;
+        // One file per catalog directory: a changed catalog overwrites its stale entry rather
+        // than piling up new ones. The full key inside decides whether the entry is current.
+        let name = format!("format={FORMAT_VERSION};dir={}", canonical.display());
+        let file = cache_dir.join(format!("catalog-{:016x}.bin", fnv(name.as_bytes())));
         if let Some(entry) = read_entry(&file, &key) {
             return Ok(CachedLoad {
                 catalog: entry.catalog,
@@ -276,8 +279,8 @@ impl Catalog {
     }
 }
 
-/// Everything the import's result depends on, as text.
-fn cache_key(dir: &Path) -> Result<String, CatalogError> {
+/// The canonical directory, and everything the import's result depends on as text.
+fn cache_key(dir: &Path) -> Result<(PathBuf, String), CatalogError> {
     let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
     let mut key = format!(
         "format={FORMAT_VERSION};crate={};bundled={:016x};dir={}",
@@ -299,7 +302,7 @@ fn cache_key(dir: &Path) -> Result<String, CatalogError> {
         };
         key.push_str(&format!(";{cloud}={}:{size}:{mtime}", file.display()));
     }
-    Ok(key)
+    Ok((canonical, key))
 }
 
 fn read_entry(file: &Path, key: &str) -> Option<CacheEntry> {

@@ -490,7 +490,13 @@ fn cache_round_trips() {
 fn cache_notices_changed_files() {
     let catalog_dir = fixture_copy();
     let cache_dir = tempfile::tempdir().unwrap();
-    Catalog::load_dir_cached_in(catalog_dir.path(), Some(cache_dir.path())).unwrap();
+    let first = Catalog::load_dir_cached_in(catalog_dir.path(), Some(cache_dir.path())).unwrap();
+    let CacheStatus::Miss {
+        file: first_file, ..
+    } = first.cache
+    else {
+        panic!()
+    };
     let azure = catalog_dir.path().join("azure/vms.csv");
     let mut text = std::fs::read_to_string(&azure).unwrap();
     text.push_str("Standard_D4s_v5,,,4,16,,0.192,0.04,eastus,V2\n");
@@ -502,6 +508,18 @@ fn cache_notices_changed_files() {
         load.cache
     );
     assert_eq!(offers(&load.catalog, "azure", "Standard_D4s_v5").len(), 1);
+    // The stale entry was overwritten, not kept beside the new one.
+    assert_eq!(
+        load.cache,
+        CacheStatus::Miss {
+            file: first_file,
+            written: true
+        }
+    );
+    assert_eq!(std::fs::read_dir(cache_dir.path()).unwrap().count(), 1);
+    let again = Catalog::load_dir_cached_in(catalog_dir.path(), Some(cache_dir.path())).unwrap();
+    assert!(matches!(again.cache, CacheStatus::Hit(_)));
+    assert_eq!(again.catalog, load.catalog);
 }
 
 #[test]
