@@ -65,36 +65,40 @@ impl Catalog {
         true
     }
 
-    /// Every offering that satisfies `resources`: a fitting instance type, in the pinned
-    /// region and zone if any, with a price for the requested market (spot or on demand).
+    /// Every offering that satisfies `resources`, with its index in `offerings`: a fitting
+    /// instance type, in the pinned region and zone if any, with a price for the requested
+    /// market (spot or on demand).
     pub fn offerings_for<'a>(
         &'a self,
         resources: &'a Resources,
-    ) -> impl Iterator<Item = &'a Offering> + 'a {
+    ) -> impl Iterator<Item = (usize, &'a Offering)> + 'a {
         let admitted: Vec<bool> = self
             .instance_types
             .iter()
             .map(|instance_type| self.admits(instance_type, resources))
             .collect();
-        self.offerings.iter().filter(move |offering| {
-            if !admitted[offering.instance_type.0 as usize] {
-                return false;
-            }
-            if offering.hourly_price(resources.use_spot).is_none() {
-                return false;
-            }
-            if let Some(region) = &resources.infra.region
-                && self.region(offering.region).name != *region
-            {
-                return false;
-            }
-            if let Some(zone) = &resources.infra.zone {
-                match offering.zone {
-                    Some(zone_id) if self.zone(zone_id).name == *zone => {}
-                    _ => return false,
+        self.offerings
+            .iter()
+            .enumerate()
+            .filter(move |(_, offering)| {
+                if !admitted[offering.instance_type.0 as usize] {
+                    return false;
                 }
-            }
-            true
-        })
+                if offering.hourly_price(resources.use_spot).is_none() {
+                    return false;
+                }
+                if let Some(region) = &resources.infra.region
+                    && self.region(offering.region).name != *region
+                {
+                    return false;
+                }
+                if let Some(zone) = &resources.infra.zone {
+                    match offering.zone {
+                        Some(zone_id) if self.zone(zone_id).name == *zone => {}
+                        _ => return false,
+                    }
+                }
+                true
+            })
     }
 }

@@ -329,7 +329,7 @@ fn import_combines_gcp_attachable_gpus_with_hosts() {
     };
     let mut names: Vec<String> = catalog
         .offerings_for(&resources)
-        .map(|offering| describe(catalog.instance_type(offering.instance_type)))
+        .map(|(_, offering)| describe(catalog.instance_type(offering.instance_type)))
         .collect();
     names.sort();
     assert_eq!(names, ["n1-highmem-8+V100:1", "n1-standard-4+V100:1"]);

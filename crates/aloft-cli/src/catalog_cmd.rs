@@ -4,13 +4,13 @@
 //! [`Catalog::gpus`], [`Catalog::gpu_summary`]), which match requirements with the same
 //! predicate as the optimizer. [`load_catalog`] is also how `aloft launch` gets its catalog.
 
+use crate::output::{OutputFormat, new_table, number, table_text};
 use aloft_catalog::{
     AcceleratorFilter, Catalog, CatalogWarning, GpuFilter, GpuRow, GpuSummary, ListFilter, ListRow,
     did_you_mean,
 };
 use aloft_types::Amount;
 use anyhow::{Result, bail};
-use comfy_table::{Table, presets::NOTHING};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -69,8 +69,8 @@ pub struct CommonArgs {
     pub source: CatalogSource,
 
     /// Output format; JSON is an array of objects with snake_case fields and never truncated.
-    #[arg(short = 'o', long, value_enum, default_value_t = CatalogOutput::Table, global = true)]
-    pub output: CatalogOutput,
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table, global = true)]
+    pub output: OutputFormat,
 
     /// Show every row (tables show the first 25).
     #[arg(long, global = true)]
@@ -84,12 +84,6 @@ pub struct CatalogSource {
     /// A SkyPilot-format (v8) catalog directory whose clouds replace the bundled ones.
     #[arg(long, value_name = "DIR", env = "ALOFT_CATALOG", global = true)]
     pub catalog: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CatalogOutput {
-    Table,
-    Json,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -178,8 +172,8 @@ pub fn run(args: CatalogArgs) -> Result<ExitCode> {
             };
             let rows = catalog.list(&filter);
             match common.output {
-                CatalogOutput::Json => print_json(&rows)?,
-                CatalogOutput::Table => show(render_list(&rows, args.spot, common.all)),
+                OutputFormat::Json => print_json(&rows)?,
+                OutputFormat::Table => show(render_list(&rows, args.spot, common.all)),
             }
         }
         Some(CatalogView::Gpus(gpus)) => {
@@ -192,15 +186,15 @@ pub fn run(args: CatalogArgs) -> Result<ExitCode> {
                 region: common.region.clone(),
             };
             match (&gpus.accelerator, common.output) {
-                (None, CatalogOutput::Json) => print_json(&catalog.gpu_summary(&filter))?,
-                (None, CatalogOutput::Table) => {
+                (None, OutputFormat::Json) => print_json(&catalog.gpu_summary(&filter))?,
+                (None, OutputFormat::Table) => {
                     show(render_gpu_summary(
                         &catalog.gpu_summary(&filter),
                         common.all,
                     ));
                 }
-                (Some(_), CatalogOutput::Json) => print_json(&catalog.gpus(&filter))?,
-                (Some(_), CatalogOutput::Table) => {
+                (Some(_), OutputFormat::Json) => print_json(&catalog.gpus(&filter))?,
+                (Some(_), OutputFormat::Table) => {
                     show(render_gpus(&catalog.gpus(&filter), common.all));
                 }
             }
@@ -286,16 +280,6 @@ fn print_json<T: serde::Serialize>(rows: &T) -> Result<()> {
     Ok(())
 }
 
-/// `8`, `0.5`, `14.4`.
-fn number(value: f64) -> String {
-    if value.fract() == 0.0 {
-        format!("{value:.0}")
-    } else {
-        let text = format!("{value:.2}");
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    }
-}
-
 fn price(value: f64) -> String {
     if value < 10.0 {
         format!("${value:.3}")
@@ -309,13 +293,6 @@ fn accelerator_label(name: Option<&str>, count: Option<f64>) -> String {
         (Some(name), Some(count)) => format!("{name}:{}", number(count)),
         _ => "-".to_owned(),
     }
-}
-
-fn new_table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table.load_style(NOTHING);
-    table.set_header(header.to_vec());
-    table
 }
 
 /// How many rows to show, and the note about the rest.
@@ -373,7 +350,7 @@ fn render_list(rows: &[ListRow], spot: bool, all: bool) -> Result<String, String
             row.n_regions.to_string(),
         ]);
     }
-    let mut text = format!("{table}\n");
+    let mut text = table_text(&table);
     if let Some(note) = note {
         text.push_str(&format!("\n{note}\n"));
     }
@@ -400,7 +377,7 @@ fn render_gpu_summary(rows: &[GpuSummary], all: bool) -> Result<String, String> 
             row.min_price_per_accelerator.map_or("-".to_owned(), price),
         ]);
     }
-    let mut text = format!("{table}\n");
+    let mut text = table_text(&table);
     if let Some(note) = note {
         text.push_str(&format!("\n{note}\n"));
     }
@@ -440,7 +417,7 @@ fn render_gpus(rows: &[GpuRow], all: bool) -> Result<String, String> {
             row.spot_region.clone().unwrap_or_else(dash),
         ]);
     }
-    let mut text = format!("{table}\n");
+    let mut text = table_text(&table);
     if let Some(note) = note {
         text.push_str(&format!("\n{note}\n"));
     }
@@ -499,7 +476,7 @@ mod tests {
         assert_eq!(args.memory, Some(Amount::exactly(32.0)));
         assert_eq!(args.gpus.unwrap().count, Some(8.0));
         assert!(args.spot && args.common.all);
-        assert_eq!(args.common.output, CatalogOutput::Json);
+        assert_eq!(args.common.output, OutputFormat::Json);
         assert_eq!(args.common.source.catalog, Some(PathBuf::from("/some/dir")));
     }
 
@@ -511,7 +488,7 @@ mod tests {
         };
         assert_eq!(gpus.accelerator.as_ref().unwrap().name, "A100");
         assert_eq!(args.common.cloud.as_deref(), Some("gcp"));
-        assert_eq!(args.common.output, CatalogOutput::Json);
+        assert_eq!(args.common.output, OutputFormat::Json);
         assert!(parse(&["gpus"]).unwrap().view.is_some());
     }
 

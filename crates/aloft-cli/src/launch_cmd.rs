@@ -1,11 +1,257 @@
-//! `aloft launch`: plan a task and (with `--dryrun`) print the plan.
+//! `aloft launch`: plan a task, DAG or pipeline, and (with `--dryrun`) print the plan.
 
-use anyhow::Result;
+use crate::catalog_cmd::CatalogSource;
+use crate::output::{OutputFormat, dollars, duration, new_table, number, table_text};
+use aloft_optimizer::{Objective, Options, Placement, Plan, Solution};
+use aloft_types::{Dag, Duration, Infra};
+use anyhow::{Context, Result, bail};
+use comfy_table::Table;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
-pub struct LaunchArgs {}
+pub struct LaunchArgs {
+    /// Task YAML: one task, a DAG (`tasks:` with `depends_on`), or a pipeline (`---` documents).
+    pub task: PathBuf,
+    /// Plan only: print where everything would run and what it would cost.
+    #[arg(long)]
+    pub dryrun: bool,
+    /// What to minimize.
+    #[arg(long, value_enum, default_value = "cost")]
+    pub optimize: ObjectiveArg,
+    #[command(flatten)]
+    pub source: CatalogSource,
+    /// Never pay more than this per hour for one task (all its nodes), in $.
+    #[arg(long, value_name = "DOLLARS")]
+    pub max_hourly_price: Option<f64>,
+    /// Never plan a run that costs more than this in total, in $.
+    #[arg(long, value_name = "DOLLARS")]
+    pub budget: Option<f64>,
+    /// Do not use this cloud, region or zone (`aws`, `aws/us-east-1`, `gcp/us-central1/us-central1-a`).
+    #[arg(long = "block", value_name = "INFRA")]
+    pub blocked: Vec<String>,
+    /// How many next-best plans to show.
+    #[arg(long, default_value_t = 3)]
+    pub alternatives: usize,
+    /// Runtime assumed for tasks that give no `estimated_runtime`.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub default_runtime: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
 
-pub fn run(_args: LaunchArgs) -> Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ObjectiveArg {
+    Cost,
+    Time,
+}
+
+pub fn run(args: LaunchArgs) -> Result<ExitCode> {
+    if !args.dryrun {
+        bail!(
+            "launching for real is not available yet; run `aloft launch --dryrun {}` to see the plan",
+            args.task.display()
+        );
+    }
+    let dag = read_dag(&args.task)?;
+    let catalog = crate::catalog_cmd::load_catalog(args.source.catalog.as_deref())?;
+    let blocked = args
+        .blocked
+        .iter()
+        .map(|text| Infra::parse(text).with_context(|| format!("--block `{text}`")))
+        .collect::<Result<Vec<_>>>()?;
+    let default_runtime = Duration::parse(&args.default_runtime)
+        .with_context(|| format!("--default-runtime `{}`", args.default_runtime))?;
+    let options = Options {
+        objective: match args.optimize {
+            ObjectiveArg::Cost => Objective::Cost,
+            ObjectiveArg::Time => Objective::Time,
+        },
+        max_hourly_price: args.max_hourly_price,
+        budget: args.budget,
+        blocked,
+        alternatives: args.alternatives,
+        default_runtime,
+    };
+    let solution = aloft_optimizer::optimize(&dag, &catalog, &options)
+        .with_context(|| format!("no plan for {}", args.task.display()))?;
+    match args.output {
+        OutputFormat::Json => {
+            let document = PlanDocument {
+                schema_version: 1,
+                name: dag.name.clone(),
+                solution: &solution,
+            };
+            println!("{}", serde_json::to_string_pretty(&document)?);
+        }
+        OutputFormat::Table => print!("{}", render(&dag, &solution)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads and parses a spec file, printing its warnings.
+pub fn read_dag(path: &std::path::Path) -> Result<Dag> {
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read task file {}", path.display()))?;
+    let file = path.display().to_string();
+    let (dag, warnings) = aloft_types::spec::parse_dag_with_warnings(&source, &file)?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(dag)
+}
+
+/// The `-o json` document (schema in docs/plan-json.md).
+#[derive(serde::Serialize)]
+struct PlanDocument<'a> {
+    schema_version: u32,
+    name: Option<String>,
+    #[serde(flatten)]
+    solution: &'a Solution,
+}
+
+fn render(dag: &Dag, solution: &Solution) -> String {
+    let mut out = String::new();
+    let plan = &solution.best;
+    for (task_idx, considered) in solution.considered.iter().enumerate() {
+        let task = &plan.tasks[task_idx];
+        let runtime = if task.runtime_assumed {
+            format!("{} (assumed)", duration(task.estimated_runtime_seconds))
+        } else {
+            duration(task.estimated_runtime_seconds)
+        };
+        let nodes = if task.num_nodes == 1 {
+            "1 node".to_owned()
+        } else {
+            format!("{} nodes", task.num_nodes)
+        };
+        out.push_str(&format!(
+            "Considered resources for `{}` ({nodes}, runtime {runtime}):\n",
+            task.task
+        ));
+        let mut table = new_table(&[
+            "INFRA",
+            "INSTANCE",
+            "vCPUs",
+            "Mem(GB)",
+            "GPUS",
+            "SPOT",
+            "$/h",
+            "EST. COST",
+            "CHOSEN",
+        ]);
+        for (row_idx, placement) in considered.iter().enumerate() {
+            table.add_row([
+                infra_label(placement),
+                placement.instance_type.clone(),
+                number(placement.vcpus),
+                number(placement.memory_gib),
+                accelerator_label(placement),
+                if placement.spot { "yes" } else { "-" }.to_owned(),
+                format!("{:.4}", placement.cluster_hourly_price),
+                dollars(placement.estimated_cost),
+                if row_idx == 0 { "✔" } else { "" }.to_owned(),
+            ]);
+        }
+        out.push_str(&table_text(&table));
+        out.push('\n');
+    }
+    if dag.tasks.len() > 1 {
+        out.push_str(&format!(
+            "Plan for `{}` ({} tasks):\n",
+            dag.name.as_deref().unwrap_or("dag"),
+            dag.tasks.len()
+        ));
+        out.push_str(&table_text(&plan_table(plan)));
+        let moving: Vec<_> = plan
+            .edges
+            .iter()
+            .filter(|edge| edge.gigabytes > 0.0)
+            .collect();
+        if !moving.is_empty() {
+            out.push_str("Data moved between tasks:\n");
+            for edge in moving {
+                out.push_str(&format!(
+                    "  {} -> {}: {:.0} GB, {}, {}\n",
+                    plan.tasks[edge.from_task].task,
+                    plan.tasks[edge.to_task].task,
+                    edge.gigabytes,
+                    dollars(edge.cost),
+                    duration(edge.seconds)
+                ));
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Optimizing for {}: estimated total {} and {} (egress {}).\n",
+        match plan.objective {
+            Objective::Cost => "cost",
+            Objective::Time => "time",
+        },
+        dollars(plan.total_cost),
+        duration(plan.total_seconds),
+        dollars(plan.egress_cost),
+    ));
+    if !solution.alternatives.is_empty() {
+        out.push_str("Next-best plans:\n");
+        for (rank, alternative) in solution.alternatives.iter().enumerate() {
+            let places: Vec<String> = alternative
+                .tasks
+                .iter()
+                .map(|placement| format!("{} {}", infra_label(placement), placement.instance_type))
+                .collect();
+            out.push_str(&format!(
+                "  {}. {} {}: {}\n",
+                rank + 2,
+                dollars(alternative.total_cost),
+                duration(alternative.total_seconds),
+                places.join("; ")
+            ));
+        }
+    }
+    out
+}
+
+fn plan_table(plan: &Plan) -> Table {
+    let mut table = new_table(&[
+        "TASK",
+        "INFRA",
+        "INSTANCE",
+        "NODES",
+        "GPUS",
+        "SPOT",
+        "$/h",
+        "RUNTIME",
+        "EST. COST",
+    ]);
+    for placement in &plan.tasks {
+        table.add_row([
+            placement.task.clone(),
+            infra_label(placement),
+            placement.instance_type.clone(),
+            placement.num_nodes.to_string(),
+            accelerator_label(placement),
+            if placement.spot { "yes" } else { "-" }.to_owned(),
+            format!("{:.4}", placement.cluster_hourly_price),
+            duration(placement.estimated_runtime_seconds),
+            dollars(placement.estimated_cost),
+        ]);
+    }
+    table
+}
+
+fn infra_label(placement: &Placement) -> String {
+    match &placement.zone {
+        Some(zone) => format!("{} ({zone})", placement.cloud),
+        None => format!("{} ({})", placement.cloud, placement.region),
+    }
+}
+
+fn accelerator_label(placement: &Placement) -> String {
+    match &placement.accelerator {
+        Some((name, count)) => format!("{name}:{}", number(*count)),
+        None => "-".to_owned(),
+    }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod catalog_cmd;
 mod launch_cmd;
+mod output;
 
 /// aloft: run jobs on the cheapest or fastest place in the sky of clouds.
 #[derive(Debug, Parser)]

@@ -64,11 +64,11 @@ pub enum PlanError {
     Empty,
     #[error("task `{task}`: {reason}")]
     Infeasible { task: String, reason: String },
-    #[error("task `{task}`: input `{path}` is in {infra}, which the catalog does not know")]
+    #[error("task `{task}`: input `{path}`: {reason}")]
     UnknownInputLocation {
         task: String,
         path: String,
-        infra: String,
+        reason: String,
     },
     #[error(
         "the cheapest plan costs ${cheapest:.2}, over the budget of ${budget:.2}; \
@@ -84,7 +84,7 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     }
     let problem = problem::Problem::build(dag, catalog, options)?;
     let started = std::time::Instant::now();
-    let (ranked, stats) = kbest::k_best(&problem, 1 + options.alternatives);
+    let (ranked, stats) = kbest::k_best(&problem, 1);
     let Some((best_score, best)) = ranked.first().cloned() else {
         // Every task has candidates, so only the budget can make the problem infeasible. Say
         // what the cheapest plan would cost.
@@ -106,17 +106,13 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
         });
     };
     let solve_micros = started.elapsed().as_micros();
-    let plans: Vec<Plan> = ranked
-        .iter()
-        .map(|(_, assignment)| problem.plan(assignment))
-        .collect();
-    let mut plans = plans.into_iter();
-    let best_plan = plans.next().expect("ranked is not empty");
+    let alternatives = next_best(&problem, &best, options.alternatives);
+    let best_plan = problem.plan(&best);
     debug_assert_eq!(best_score, problem.score_of(&best));
     Ok(Solution {
         considered: problem.considered(&best),
         best: best_plan,
-        alternatives: plans.collect(),
+        alternatives,
         stats: SolveStats {
             candidates: problem.candidate_count(),
             solve_micros,
@@ -129,3 +125,20 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
 mod testing;
 #[cfg(test)]
 mod tests;
+
+/// The `count` best plans that differ from `best`, and from each other, in some task's region or
+/// instance type (ranked exactly, by k-best over the region-level problem).
+fn next_best(problem: &problem::Problem<'_>, best: &[usize], count: usize) -> Vec<Plan> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let regional = problem.regional();
+    let best_signature = problem.region_signature(best);
+    let (ranked, _) = kbest::k_best(&regional, count + 1);
+    ranked
+        .iter()
+        .filter(|(_, assignment)| regional.region_signature(assignment) != best_signature)
+        .take(count)
+        .map(|(_, assignment)| regional.plan(assignment))
+        .collect()
+}

@@ -137,6 +137,47 @@ impl<'a> Problem<'a> {
         })
     }
 
+    /// The same problem with each task's candidates cut to the best one per region: what the
+    /// next-best plans are ranked on, so that each differs from the others in at least one
+    /// task's region (or instance), not merely in a zone of the same region at the same price.
+    pub(crate) fn regional(&self) -> Problem<'a> {
+        let candidates = self
+            .candidates
+            .iter()
+            .map(|task_candidates| {
+                let mut seen = std::collections::HashSet::new();
+                // Candidates are sorted best first, so the first per region is its best.
+                task_candidates
+                    .iter()
+                    .filter(|candidate| seen.insert(self.places[candidate.loc].region))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        Problem {
+            dag: self.dag,
+            catalog: self.catalog,
+            objective: self.objective,
+            budget: self.budget,
+            candidates,
+            places: self.places.clone(),
+            edges: self.edges.clone(),
+        }
+    }
+
+    /// Where each task runs, at region level, and on which offering's instance type.
+    pub(crate) fn region_signature(&self, assignment: &[usize]) -> Vec<(Option<RegionId>, u32)> {
+        assignment
+            .iter()
+            .enumerate()
+            .map(|(task, &candidate)| {
+                let candidate = &self.candidates[task][candidate];
+                let offering = &self.catalog.offerings[candidate.offering];
+                (self.places[candidate.loc].region, offering.instance_type.0)
+            })
+            .collect()
+    }
+
     pub(crate) fn task_count(&self) -> usize {
         self.candidates.len()
     }
@@ -315,24 +356,16 @@ pub(crate) fn feasible_offerings<'c>(
     options: &'c Options,
 ) -> impl Iterator<Item = (usize, &'c aloft_catalog::Offering)> + 'c {
     let nodes = f64::from(task.num_nodes.max(1));
-    let base = catalog.offerings.as_ptr();
     catalog
         .offerings_for(resources)
-        .filter_map(move |offering| {
-            if is_blocked(catalog, offering, &options.blocked) {
-                return None;
-            }
-            let price = offering.hourly_price(resources.use_spot)?;
-            if options
-                .max_hourly_price
-                .is_some_and(|cap| price * nodes > cap + 1e-9)
-            {
-                return None;
-            }
-            // `offering` is an element of `catalog.offerings`: recover its index from its address.
-            let idx = (offering as *const aloft_catalog::Offering as usize - base as usize)
-                / std::mem::size_of::<aloft_catalog::Offering>();
-            Some((idx, offering))
+        .filter(move |(_, offering)| {
+            let Some(price) = offering.hourly_price(resources.use_spot) else {
+                return false;
+            };
+            !is_blocked(catalog, offering, &options.blocked)
+                && options
+                    .max_hourly_price
+                    .is_none_or(|cap| price * nodes <= cap + 1e-9)
         })
 }
 
@@ -369,52 +402,22 @@ fn resolve_inputs(
     task.inputs
         .iter()
         .map(|input| {
-            let unknown = || PlanError::UnknownInputLocation {
-                task: task_name.to_owned(),
-                path: input.path.clone(),
-                infra: input.infra.to_string(),
-            };
-            let place = match &input.infra.cloud {
+            // Data outside every cloud the catalog prices (a local path, or a provider such as
+            // R2 that the catalog does not know) has no egress price we can count.
+            let priced = input
+                .infra
+                .cloud
+                .as_deref()
+                .and_then(|cloud| catalog.find_cloud(cloud));
+            let place = match priced {
                 None => None,
-                Some(cloud_name) => {
-                    match catalog
-                        .clouds
-                        .iter()
-                        .position(|cloud| cloud.name == *cloud_name)
-                    {
-                        None => None,
-                        Some(cloud_idx) => {
-                            let cloud = aloft_catalog::CloudId(cloud_idx as u16);
-                            let region = match &input.infra.region {
-                                None => None,
-                                Some(name) => Some(
-                                    catalog
-                                        .regions
-                                        .iter()
-                                        .position(|r| r.cloud == cloud && r.name == *name)
-                                        .map(|idx| RegionId(idx as u32))
-                                        .ok_or_else(unknown)?,
-                                ),
-                            };
-                            let zone = match (&input.infra.zone, region) {
-                                (Some(name), Some(region)) => Some(
-                                    catalog
-                                        .zones
-                                        .iter()
-                                        .position(|z| z.region == region && z.name == *name)
-                                        .map(|idx| ZoneId(idx as u32))
-                                        .ok_or_else(unknown)?,
-                                ),
-                                _ => None,
-                            };
-                            Some(Place {
-                                cloud,
-                                region,
-                                zone,
-                            })
-                        }
+                Some(_) => Some(catalog.resolve_infra(&input.infra).map_err(|err| {
+                    PlanError::UnknownInputLocation {
+                        task: task_name.to_owned(),
+                        path: input.path.clone(),
+                        reason: err.to_string(),
                     }
-                }
+                })?),
             };
             Ok(Input {
                 place,

@@ -1,0 +1,60 @@
+//! Output helpers shared by the commands.
+
+use comfy_table::{Table, presets::NOTHING};
+
+/// How a command prints its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables.
+    Table,
+    /// One JSON document with a documented, stable schema.
+    Json,
+}
+
+pub fn dollars(value: f64) -> String {
+    if value.abs() < 0.01 && value != 0.0 {
+        format!("${value:.4}")
+    } else {
+        format!("${value:.2}")
+    }
+}
+
+/// `2h 5m`, `45m`, `12s`.
+pub fn duration(seconds: f64) -> String {
+    let total = seconds.round() as u64;
+    let (hours, minutes, secs) = (total / 3600, (total % 3600) / 60, total % 60);
+    match (hours, minutes) {
+        (0, 0) => format!("{secs}s"),
+        (0, _) => format!("{minutes}m"),
+        (_, 0) => format!("{hours}h"),
+        _ => format!("{hours}h {minutes}m"),
+    }
+}
+
+/// `8`, `0.5`, `14.4`.
+pub fn number(value: f64) -> String {
+    if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        let text = format!("{value:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// A borderless table with this header.
+pub fn new_table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(NOTHING);
+    table.set_header(header.to_vec());
+    table
+}
+
+/// A table as text, without the padding comfy-table leaves at the end of each line.
+pub fn table_text(table: &Table) -> String {
+    let mut text = String::new();
+    for line in table.to_string().lines() {
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}

@@ -1,0 +1,257 @@
+//! Black-box tests of the `aloft` binary: run it as a user would and check what it prints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture_catalog() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catalog")
+}
+
+/// Runs `aloft` with a private cache directory and no ambient catalog.
+fn aloft(args: &[&str]) -> Output {
+    let cache = std::env::temp_dir().join(format!("aloft-cli-test-cache-{}", std::process::id()));
+    Command::new(env!("CARGO_BIN_EXE_aloft"))
+        .args(args)
+        .current_dir(workspace())
+        .env("ALOFT_CACHE_DIR", cache)
+        .env_remove("ALOFT_CATALOG")
+        .output()
+        .expect("aloft runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn write_spec(name: &str, yaml: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aloft-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn version_help_and_completions() {
+    let version = aloft(&["--version"]);
+    assert!(version.status.success());
+    assert_eq!(
+        stdout(&version).trim(),
+        format!("aloft {}", env!("CARGO_PKG_VERSION"))
+    );
+    let help = aloft(&["--help"]);
+    assert!(stdout(&help).contains("aloft launch --dryrun examples/hello.yaml"));
+    let completions = aloft(&["completions", "bash"]);
+    assert!(completions.status.success());
+    assert!(stdout(&completions).contains("complete -F"));
+}
+
+#[test]
+fn every_example_plans_on_the_bundled_catalog() {
+    for example in ["hello", "train-gpu", "pipeline", "dag"] {
+        let path = format!("examples/{example}.yaml");
+        let output = aloft(&["launch", "--dryrun", &path]);
+        assert!(output.status.success(), "{example}: {}", stderr(&output));
+        let text = stdout(&output);
+        assert!(
+            text.contains("CHOSEN") && text.contains('✔'),
+            "{example}: {text}"
+        );
+        assert!(text.contains("Optimizing for cost"), "{example}: {text}");
+    }
+}
+
+#[test]
+fn the_plan_table_on_a_fixed_catalog() {
+    let spec = write_spec(
+        "snapshot.yaml",
+        "name: snap\nresources:\n  cpus: 8+\n  memory: 32+\nrun: echo hi\n",
+    );
+    let catalog = fixture_catalog();
+    let output = aloft(&[
+        "launch",
+        "--dryrun",
+        spec.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--alternatives",
+        "2",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected = "\
+Considered resources for `snap` (1 node, runtime 1h (assumed)):
+ INFRA                INSTANCE         vCPUs  Mem(GB)  GPUS  SPOT  $/h     EST. COST  CHOSEN
+ aws (us-east-1a)     m6i.2xlarge      8      32       -     -     0.3840  $0.38      ✔
+ azure (eastus)       Standard_D8s_v5  8      32       -     -     0.3840  $0.38
+ gcp (us-central1-a)  n2-standard-8    8      32       -     -     0.3885  $0.39
+
+Optimizing for cost: estimated total $0.38 and 1h (egress $0.00).
+Next-best plans:
+  2. $0.38 1h: azure (eastus) Standard_D8s_v5
+  3. $0.39 1h: gcp (us-central1-a) n2-standard-8
+";
+    assert_eq!(stdout(&output), expected);
+}
+
+#[test]
+fn json_plans_follow_the_documented_schema() {
+    let output = aloft(&[
+        "launch",
+        "--dryrun",
+        "examples/dag.yaml",
+        "-o",
+        "json",
+        "--optimize",
+        "time",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let document: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("valid JSON");
+    assert_eq!(document["schema_version"], 1);
+    let best = &document["best"];
+    assert_eq!(best["objective"], "time");
+    let tasks = best["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4);
+    for task in tasks {
+        for field in [
+            "cloud",
+            "region",
+            "instance_type",
+            "hourly_price",
+            "estimated_runtime_seconds",
+            "estimated_cost",
+            "spot",
+        ] {
+            assert!(!task[field].is_null(), "task lacks {field}: {task}");
+        }
+    }
+    let compute: f64 = tasks
+        .iter()
+        .map(|t| t["estimated_cost"].as_f64().unwrap())
+        .sum();
+    let edges: f64 = best["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cost"].as_f64().unwrap())
+        .sum();
+    let total = best["total_cost"].as_f64().unwrap();
+    assert!(
+        (compute + edges - total).abs() < 1e-6,
+        "totals add up: {compute} + {edges} vs {total}"
+    );
+    assert_eq!(
+        best["edges"].as_array().unwrap().len(),
+        4,
+        "the diamond has four edges"
+    );
+    assert!(document["stats"]["candidates"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_bad_spec_names_file_line_and_field() {
+    let spec = write_spec(
+        "bad.yaml",
+        "name: x\nresources:\n  acelerators: V100:4\nrun: echo\n",
+    );
+    let output = aloft(&["launch", "--dryrun", spec.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let expected = format!(
+        "{}:3:3: resources.acelerators: unknown field; did you mean `accelerators`?",
+        spec.display()
+    );
+    assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+    assert!(stdout(&output).is_empty());
+}
+
+#[test]
+fn infeasible_requests_say_which_constraint() {
+    let spec = write_spec("many-gpus.yaml", "resources:\n  accelerators: V100:64\n");
+    let output = aloft(&["launch", "--dryrun", spec.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no instance type in the catalog has accelerators V100:64"),
+        "{}",
+        stderr(&output)
+    );
+
+    let spec = write_spec("cap.yaml", "resources:\n  cpus: 8+\n");
+    let output = aloft(&[
+        "launch",
+        "--dryrun",
+        spec.to_str().unwrap(),
+        "--max-hourly-price",
+        "0.01",
+    ]);
+    assert!(
+        stderr(&output).contains("over the price cap of $0.0100/h"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn blocking_moves_the_plan_and_bad_flags_are_reported() {
+    let spec = write_spec("block.yaml", "resources:\n  cpus: 8+\n  memory: 32+\n");
+    let catalog = fixture_catalog();
+    let args = |extra: &[&str]| {
+        let mut all = vec![
+            "launch",
+            "--dryrun",
+            spec.to_str().unwrap(),
+            "-o",
+            "json",
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ];
+        all.extend_from_slice(extra);
+        aloft(&all)
+    };
+    let chosen = |output: &Output| -> String {
+        let document: serde_json::Value = serde_json::from_str(&stdout(output)).unwrap();
+        let task = &document["best"]["tasks"][0];
+        format!(
+            "{}/{}",
+            task["cloud"].as_str().unwrap(),
+            task["region"].as_str().unwrap()
+        )
+    };
+    assert_eq!(chosen(&args(&[])), "aws/us-east-1");
+    assert_eq!(chosen(&args(&["--block", "aws"])), "azure/eastus");
+    assert_eq!(
+        chosen(&args(&["--block", "aws", "--block", "azure"])),
+        "gcp/us-central1"
+    );
+    let bad = args(&["--block", "aws/*/us-east-1a"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("--block `aws/*/us-east-1a`"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let output = aloft(&["launch", "--dryrun", "no/such/task.yaml"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot read task file no/such/task.yaml"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn launching_without_dryrun_says_what_to_do() {
+    let output = aloft(&["launch", "examples/hello.yaml"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("aloft launch --dryrun examples/hello.yaml"));
+}
