@@ -34,7 +34,8 @@ fn main() -> Result<()> {
     }
     match task.as_str() {
         "bench" => bench(&root, &catalog_dir, runs),
-        _ => bail!("usage: cargo xtask bench [--catalog DIR] [--runs N]"),
+        "probe" => probe(&catalog_dir, runs),
+        _ => bail!("usage: cargo xtask bench|probe [--catalog DIR] [--runs N]"),
     }
 }
 
@@ -188,6 +189,49 @@ fn optimizer_bench(catalog_dir: &Path, runs: usize) -> Result<()> {
     println!(
         "\n(one DAG per seed: each run is a different random DAG; max is the slowest of them)"
     );
+    Ok(())
+}
+
+/// One line per seed for random DAGs of 10, 50 and 200 tasks: where the time goes.
+fn probe(catalog_dir: &Path, runs: usize) -> Result<()> {
+    let (imported, _warnings) = Catalog::load_dir_cached(catalog_dir)?;
+    let mut catalog = Catalog::bundled();
+    catalog.merge(imported);
+    for tasks in std::env::var("PROBE_TASKS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .map_or(vec![10, 50, 200], |t| vec![t])
+    {
+        for objective in [Objective::Cost, Objective::Time] {
+            for seed in 0..runs as u64 {
+                let mut rng = Rng::new(seed);
+                let dag = synthetic::dag(
+                    &mut rng,
+                    tasks,
+                    Shape::Sparse { max_parents: 3 },
+                    bench_task,
+                );
+                let options = Options {
+                    objective,
+                    ..Options::default()
+                };
+                let started = Instant::now();
+                let solution = aloft_optimizer::optimize(&dag, &catalog, &options)?;
+                let stats = solution.stats;
+                println!(
+                    "{tasks} tasks {objective:?} seed {seed}: {:.1} ms (solve {} us), candidates {} -> {}, components {} (trees {}, searched {}), nodes {}",
+                    started.elapsed().as_secs_f64() * 1e3,
+                    stats.solve_micros,
+                    stats.candidates,
+                    stats.after_pruning,
+                    stats.components,
+                    stats.tree_components,
+                    stats.search_components,
+                    stats.search_nodes
+                );
+            }
+        }
+    }
     Ok(())
 }
 

@@ -45,6 +45,7 @@ pub(crate) fn solve(
         _ => None,
     };
     let graph = Graph::new(problem);
+    eliminate_dominated_places(problem, &mut domains, coupled_budget.is_some());
     eliminate_dead_ends(problem, &graph, &mut domains, coupled_budget.is_some());
     stats.after_pruning = domains.iter().map(Vec::len).sum();
 
@@ -142,9 +143,134 @@ fn edge_between(
     }
 }
 
+/// Empties places that another place beats for every task (global dominance).
+///
+/// This rests on the network model being hierarchical: a link's price and bandwidth depend only
+/// on whether the two places share a zone, a region and a cloud, and on the source cloud; and a
+/// shared zone is never worse than any other link. Then, if place `better` is allowed and no
+/// worse for every task that may use place `worse`, moving every task from `worse` to `better`
+/// never makes a plan worse, provided the two are zones of one region, or each is the only place
+/// in use in its region (of one cloud): links to every other place stay the same, and links
+/// between the two become same-zone links. So an optimum without `worse` exists. It is applied
+/// one place at a time against the current domains, so it is valid inside k-best's restrictions.
+fn eliminate_dominated_places(problem: &Problem<'_>, domains: &mut Domains, also_cost: bool) {
+    let objective = problem.objective;
+    let places = &problem.places;
+    // For each place: the tasks that may use it, and at which candidate.
+    let mut users: Vec<Vec<(usize, usize)>> = vec![Vec::new(); places.len()];
+    for (task, domain) in domains.iter().enumerate() {
+        for &candidate in domain {
+            users[problem.candidates[task][candidate].loc].push((task, candidate));
+        }
+    }
+    let no_worse = |better: usize, worse: usize, users: &[Vec<(usize, usize)>]| -> bool {
+        !users[worse].is_empty()
+            && users[worse].iter().all(|&(task, worse_candidate)| {
+                let Some(&(_, better_candidate)) =
+                    users[better].iter().find(|(user, _)| *user == task)
+                else {
+                    return false;
+                };
+                let better_score = problem.candidates[task][better_candidate].unary;
+                let worse_score = problem.candidates[task][worse_candidate].unary;
+                better_score <= worse_score
+                    && (!also_cost || better_score.cost(objective) <= worse_score.cost(objective))
+            })
+    };
+    loop {
+        // Places in use, by region.
+        let mut in_region: std::collections::BTreeMap<Option<aloft_catalog::RegionId>, Vec<usize>> =
+            std::collections::BTreeMap::new();
+        for (loc, place) in places.iter().enumerate() {
+            if !users[loc].is_empty() {
+                in_region.entry(place.region).or_default().push(loc);
+            }
+        }
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for (region, locs) in &in_region {
+            if region.is_none() {
+                continue;
+            }
+            for &better in locs {
+                pairs.extend(
+                    locs.iter()
+                        .filter(|&&worse| worse != better)
+                        .map(|&worse| (better, worse)),
+                );
+            }
+        }
+        let mut changed = false;
+        for (better, worse) in pairs {
+            // A zone-less place shares a "zone" with everything in its region (see
+            // `Catalog::link`), so moving its tasks to a zone could slow their links: keep it.
+            if places[worse].zone.is_none() {
+                continue;
+            }
+            if users[better].is_empty() || !no_worse(better, worse, &users) {
+                continue;
+            }
+            for &(task, candidate) in &users[worse] {
+                domains[task].retain(|&kept| kept != candidate);
+            }
+            users[worse].clear();
+            changed = true;
+        }
+        // Whole regions: region `worse` can go when each of its places in use has a place of
+        // region `better` (same cloud) that is no worse for all its tasks. Moving every task of
+        // `worse` to those places turns its links to `better` into same-region ones and leaves
+        // every other link as it was.
+        let regions: Vec<(aloft_catalog::RegionId, Vec<usize>)> = in_region
+            .iter()
+            .filter_map(|(region, locs)| region.map(|region| (region, locs.clone())))
+            .collect();
+        for (better_region, better_locs) in &regions {
+            for (worse_region, worse_locs) in &regions {
+                let same_cloud = places[better_locs[0]].cloud == places[worse_locs[0]].cloud;
+                if better_region == worse_region || !same_cloud {
+                    continue;
+                }
+                let live = |locs: &[usize]| locs.iter().any(|&loc| !users[loc].is_empty());
+                if !live(better_locs) || !live(worse_locs) {
+                    continue;
+                }
+                // Likewise a region mixing a zone-less place with zones is left alone.
+                let in_use: Vec<usize> = worse_locs
+                    .iter()
+                    .copied()
+                    .filter(|&loc| !users[loc].is_empty())
+                    .collect();
+                if in_use.len() > 1 && in_use.iter().any(|&loc| places[loc].zone.is_none()) {
+                    continue;
+                }
+                let covered = worse_locs.iter().all(|&worse| {
+                    users[worse].is_empty()
+                        || better_locs
+                            .iter()
+                            .any(|&better| no_worse(better, worse, &users))
+                });
+                if !covered {
+                    continue;
+                }
+                for &worse in worse_locs {
+                    for &(task, candidate) in &users[worse] {
+                        domains[task].retain(|&kept| kept != candidate);
+                    }
+                    users[worse].clear();
+                }
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
 /// Largest domain the full Goldstein test runs on, and how many rivals it tries per candidate.
 const FULL_TEST_MAX_DOMAIN: usize = 256;
 const FULL_TEST_RIVALS: usize = 8;
+/// Edge evaluations the full test may spend on one task in one round.
+const FULL_TEST_MAX_WORK: usize = 200_000;
 
 fn eliminate_dead_ends(
     problem: &Problem<'_>,
@@ -188,8 +314,16 @@ fn eliminate_dead_ends(
             });
             changed |= domains[task].len() != before;
 
-            // Full test on what is left, against the first few rivals.
-            if domains[task].len() >= 2 && domains[task].len() <= FULL_TEST_MAX_DOMAIN {
+            // Full test on what is left, against the first few rivals, where it is affordable.
+            let neighbour_values: usize = graph.adjacent[task]
+                .iter()
+                .map(|&(_, other)| domains[other].len())
+                .sum();
+            let work = domains[task].len() * FULL_TEST_RIVALS * neighbour_values;
+            if domains[task].len() >= 2
+                && domains[task].len() <= FULL_TEST_MAX_DOMAIN
+                && work <= FULL_TEST_MAX_WORK
+            {
                 let mut idx = domains[task].len();
                 while idx > 0 {
                     idx -= 1;
@@ -403,15 +537,72 @@ impl<'p> Search<'p> {
                     cols: cols.len(),
                     data,
                 };
+                later[pos].push((other_pos, matrices.len(), true));
+                later[other_pos].push((pos, matrices.len(), false));
+                matrices.push(matrix);
+            }
+        }
+        // First, an LP-based reparameterization (see `dual_reparameterize`): it makes the
+        // bound see the pull of *every* edge, not only of a spanning tree. Skipped under a
+        // budget, whose separate cost bound needs every moved amount to be non-negative.
+        let mut unary = unary;
+        if budget.is_none() {
+            dual_reparameterize(&mut unary, &later, &mut matrices);
+        }
+        // Reparameterize (directional arc consistency), last task first: each task takes from
+        // its edges to later tasks the least each of its values must pay there, then keeps only
+        // its cheapest total and moves the excess of each value onto the edge to one earlier
+        // task, the one it is most tied to. Every complete plan keeps its score, but costs now
+        // flow towards the front of the order, so the bound sees early what a choice implies for
+        // the tasks after it. Minima are taken per component, so every moved amount is
+        // non-negative in cost as well, which keeps the separate cost bound (budgets) valid.
+        for pos in (0..n).rev() {
+            for &(other_pos, matrix_idx, row_side) in &later[pos] {
+                if other_pos < pos || !row_side {
+                    continue;
+                }
+                let matrix = &mut matrices[matrix_idx];
+                for (row, own) in unary[pos].iter_mut().enumerate() {
+                    let cells = &mut matrix.data[row * matrix.cols..(row + 1) * matrix.cols];
+                    let least = componentwise_min(cells.iter());
+                    for cell in cells.iter_mut() {
+                        *cell = *cell - least;
+                    }
+                    *own += least;
+                }
+            }
+            let strongest = later[pos]
+                .iter()
+                .filter(|(other_pos, _, _)| *other_pos < pos)
+                .max_by_key(|(_, matrix_idx, _)| matrices[*matrix_idx].data.iter().max().copied())
+                .map(|&(_, matrix_idx, _)| matrix_idx);
+            let Some(matrix_idx) = strongest else {
+                continue;
+            };
+            let least = componentwise_min(unary[pos].iter());
+            let matrix = &mut matrices[matrix_idx];
+            let rows = matrix.data.len() / matrix.cols;
+            for (col, own) in unary[pos].iter_mut().enumerate() {
+                let excess = *own - least;
+                *own = least;
+                for row in 0..rows {
+                    matrix.data[row * matrix.cols + col] += excess;
+                }
+            }
+        }
+        // The look-ahead term: for each value, every edge to a later task at its cheapest.
+        for pos in 0..n {
+            for &(other_pos, matrix_idx, row_side) in &later[pos] {
+                if other_pos < pos || !row_side {
+                    continue;
+                }
+                let matrix = &matrices[matrix_idx];
                 for (row, slot) in future[pos].iter_mut().enumerate() {
-                    *slot += (0..cols.len())
+                    *slot += (0..matrix.cols)
                         .map(|col| matrix.at(row, col))
                         .min()
                         .unwrap_or(Score::ZERO);
                 }
-                later[pos].push((other_pos, matrices.len(), true));
-                later[other_pos].push((pos, matrices.len(), false));
-                matrices.push(matrix);
             }
         }
         let assigned_in = pos_domains
@@ -550,6 +741,118 @@ impl<'p> Search<'p> {
             self.push_value(pos, value, -1);
         }
         found
+    }
+}
+
+/// Sweeps of the dual coordinate ascent, at most, and the work (cell visits) it may spend.
+const DUAL_SWEEPS: usize = 60;
+const DUAL_MAX_WORK: usize = 40_000_000;
+
+/// Moves cost between tasks and edges along the dual of the LP relaxation (MPLP's min-sum
+/// coordinate ascent, Globerson and Jaakkola 2007), on the objective component only.
+///
+/// For each edge the messages `λ(e→i)` and `λ(e→j)` are set to the MPLP update; after some
+/// sweeps they are rounded to integers and applied: `unary_i += λ(e→i)` and
+/// `edge(a, b) -= λ(e→i)(a) + λ(e→j)(b)`. Any integer messages leave every complete plan's
+/// score unchanged, so the search stays exact; good messages make `Σ min unary + Σ min edge`
+/// approach the LP bound, which on placement problems (Potts-like: tasks want to share a
+/// region) is usually tight.
+fn dual_reparameterize(
+    unary: &mut [Vec<Score>],
+    later: &[Vec<(usize, usize, bool)>],
+    matrices: &mut [Matrix],
+) {
+    // Each edge once: (row position, column position, matrix index).
+    let edges: Vec<(usize, usize, usize)> = later
+        .iter()
+        .enumerate()
+        .flat_map(|(pos, links)| {
+            links
+                .iter()
+                .filter(move |(other, _, row_side)| *row_side && *other > pos)
+                .map(move |&(other, matrix_idx, _)| (pos, other, matrix_idx))
+        })
+        .collect();
+    if edges.is_empty() {
+        return;
+    }
+    let work_per_sweep: usize = edges
+        .iter()
+        .map(|&(_, _, m)| matrices[m].data.len() * 2)
+        .sum();
+    let sweeps = DUAL_SWEEPS.min(DUAL_MAX_WORK / work_per_sweep.max(1));
+    // messages[k] = (to the row task, to the column task), per value.
+    let mut messages: Vec<(Vec<f64>, Vec<f64>)> = edges
+        .iter()
+        .map(|&(row_pos, col_pos, _)| {
+            (
+                vec![0.0; unary[row_pos].len()],
+                vec![0.0; unary[col_pos].len()],
+            )
+        })
+        .collect();
+    // belief[i] = unary_i + Σ incoming messages.
+    let mut belief: Vec<Vec<f64>> = unary
+        .iter()
+        .map(|values| values.iter().map(|score| score.primary as f64).collect())
+        .collect();
+    for _ in 0..sweeps {
+        for (k, &(row_pos, col_pos, matrix_idx)) in edges.iter().enumerate() {
+            let matrix = &matrices[matrix_idx];
+            let (to_row, to_col) = &mut messages[k];
+            // Beliefs without this edge's own messages.
+            let row_rest: Vec<f64> = belief[row_pos]
+                .iter()
+                .zip(to_row.iter())
+                .map(|(b, m)| b - m)
+                .collect();
+            let col_rest: Vec<f64> = belief[col_pos]
+                .iter()
+                .zip(to_col.iter())
+                .map(|(b, m)| b - m)
+                .collect();
+            let mut new_row = vec![f64::INFINITY; row_rest.len()];
+            let mut new_col = vec![f64::INFINITY; col_rest.len()];
+            for (row, row_value) in row_rest.iter().enumerate() {
+                for (col, col_value) in col_rest.iter().enumerate() {
+                    let edge = matrix.at(row, col).primary as f64;
+                    new_row[row] = new_row[row].min(edge + col_value);
+                    new_col[col] = new_col[col].min(edge + row_value);
+                }
+            }
+            for (row, message) in to_row.iter_mut().enumerate() {
+                *message = 0.5 * new_row[row] - 0.5 * row_rest[row];
+                belief[row_pos][row] = row_rest[row] + *message;
+            }
+            for (col, message) in to_col.iter_mut().enumerate() {
+                *message = 0.5 * new_col[col] - 0.5 * col_rest[col];
+                belief[col_pos][col] = col_rest[col] + *message;
+            }
+        }
+    }
+    for (k, &(row_pos, col_pos, matrix_idx)) in edges.iter().enumerate() {
+        let (to_row, to_col) = &messages[k];
+        let to_row: Vec<i64> = to_row.iter().map(|m| m.round() as i64).collect();
+        let to_col: Vec<i64> = to_col.iter().map(|m| m.round() as i64).collect();
+        for (row, message) in to_row.iter().enumerate() {
+            unary[row_pos][row].primary += message;
+        }
+        for (col, message) in to_col.iter().enumerate() {
+            unary[col_pos][col].primary += message;
+        }
+        let matrix = &mut matrices[matrix_idx];
+        let cols = matrix.cols;
+        for (idx, cell) in matrix.data.iter_mut().enumerate() {
+            cell.primary -= to_row[idx / cols] + to_col[idx % cols];
+        }
+    }
+}
+
+/// The per-component minimum of some scores (zero for none).
+fn componentwise_min<'s>(scores: impl Iterator<Item = &'s Score> + Clone) -> Score {
+    Score {
+        primary: scores.clone().map(|score| score.primary).min().unwrap_or(0),
+        secondary: scores.map(|score| score.secondary).min().unwrap_or(0),
     }
 }
 

@@ -59,6 +59,12 @@ pub(crate) fn random_catalog(
                     })
                     .collect()
             };
+            // Now and then a region also offers a zone-less place beside its zones (an import
+            // with an empty zone column): the solver must not treat it as just another zone.
+            let mut zone_ids = zone_ids;
+            if zones > 0 && rng.chance(0.2) {
+                zone_ids.push(None);
+            }
             for zone in zone_ids {
                 for type_idx in 0..2 {
                     if rng.chance(0.25) {
