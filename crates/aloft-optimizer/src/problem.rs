@@ -59,15 +59,20 @@ impl<'a> Problem<'a> {
         let mut places = Vec::new();
         let mut place_index: HashMap<(RegionId, Option<ZoneId>), usize> = HashMap::new();
         let mut candidates = Vec::with_capacity(dag.tasks.len());
+        // Tasks often share requirements; the matching scan is the costly part of building.
+        let mut cheapest_cache: HashMap<String, Vec<usize>> = HashMap::new();
         for (task_idx, task) in dag.tasks.iter().enumerate() {
             let task_name = dag.task_name(TaskIdx(task_idx));
             let inputs = resolve_inputs(catalog, task, &task_name)?;
             let mut best_at: HashMap<usize, Candidate> = HashMap::new();
             for (option_idx, resources) in task.resources.options.iter().enumerate() {
                 let before = best_at.len();
-                for (offering_idx, offering) in
-                    feasible_offerings(catalog, resources, task, options)
-                {
+                let key = match_key(resources, task);
+                let cheapest = cheapest_cache
+                    .entry(key)
+                    .or_insert_with(|| cheapest_per_place(catalog, resources, task, options));
+                for &offering_idx in cheapest.iter() {
+                    let offering = &catalog.offerings[offering_idx];
                     let place = catalog.offering_place(offering);
                     let key = (offering.region, offering.zone);
                     let loc = *place_index.entry(key).or_insert_with(|| {
@@ -367,6 +372,50 @@ pub(crate) fn feasible_offerings<'c>(
                     .max_hourly_price
                     .is_none_or(|cap| price * nodes <= cap + 1e-9)
         })
+}
+
+/// Everything about a resource option (and its task) that decides which offerings it may use
+/// and their order by price: not the runtime, which scales every price at a place alike.
+fn match_key(resources: &Resources, task: &Task) -> String {
+    format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+        resources.infra,
+        resources.instance_type,
+        resources.cpus,
+        resources.memory,
+        resources.accelerator,
+        resources.use_spot,
+        task.num_nodes
+    )
+}
+
+/// The cheapest feasible offering at each place, for one resource option. Within an option and
+/// a place, runtime and input transfers are the same for every offering, so the cheapest is the
+/// best one for either objective.
+fn cheapest_per_place(
+    catalog: &Catalog,
+    resources: &Resources,
+    task: &Task,
+    options: &Options,
+) -> Vec<usize> {
+    let mut best: HashMap<(RegionId, Option<ZoneId>), (f64, usize)> = HashMap::new();
+    for (offering_idx, offering) in feasible_offerings(catalog, resources, task, options) {
+        let price = offering
+            .hourly_price(resources.use_spot)
+            .unwrap_or(f64::INFINITY);
+        let entry = best
+            .entry((offering.region, offering.zone))
+            .or_insert((price, offering_idx));
+        if price < entry.0 {
+            *entry = (price, offering_idx);
+        }
+    }
+    let mut cheapest: Vec<usize> = best
+        .into_values()
+        .map(|(_, offering_idx)| offering_idx)
+        .collect();
+    cheapest.sort_unstable();
+    cheapest
 }
 
 pub(crate) fn is_blocked(
