@@ -73,38 +73,10 @@ fn hint(suggestion: &Option<String>, known: &[String]) -> String {
     text
 }
 
-/// Levenshtein distance over chars, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, a_char) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, b_char) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(a_char != *b_char);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
-}
-
-/// The known name closest to `wanted` (ASCII case ignored), if close enough to be a plausible
-/// typo: for "did you mean" hints.
+/// The known name closest to `wanted`, if close enough to be a plausible typo: for "did you
+/// mean" hints. The rule is the spec parser's (`aloft_types::suggest`), so hints agree.
 pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let wanted_lower = wanted.to_ascii_lowercase();
-    let threshold = (wanted.chars().count() / 3).max(2);
-    known
-        .into_iter()
-        .map(|name| {
-            (
-                edit_distance(&wanted_lower, &name.to_ascii_lowercase()),
-                name,
-            )
-        })
-        .filter(|(distance, _)| *distance <= threshold)
-        .min_by_key(|(distance, name)| (*distance, name.len().abs_diff(wanted.len())))
-        .map(|(_, name)| name.to_owned())
+    aloft_types::suggest::suggest(wanted, known).map(str::to_owned)
 }
 
 impl Catalog {
@@ -228,13 +200,6 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("us-east-1", "us-east-2"), 1);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
 
     #[test]
     fn suggestions() {

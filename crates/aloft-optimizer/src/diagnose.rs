@@ -213,26 +213,8 @@ fn join(items: BTreeSet<String>, most: usize) -> String {
 
 /// The catalog instance type closest in spelling to `name`, if any is close.
 fn closest_instance_type<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c str> {
-    catalog
-        .instance_types
-        .iter()
-        .map(|it| (edit_distance(&it.name, name), it.name.as_str()))
-        .filter(|(distance, _)| *distance <= 3)
-        .min()
-        .map(|(_, name)| name)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
+    aloft_types::suggest::suggest(
+        name,
+        catalog.instance_types.iter().map(|it| it.name.as_str()),
+    )
 }

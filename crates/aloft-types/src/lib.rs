@@ -7,6 +7,7 @@
 pub mod infra;
 pub mod quantity;
 pub mod spec;
+pub mod suggest;
 
 pub use infra::Infra;
 pub use quantity::{Amount, Duration, Size};

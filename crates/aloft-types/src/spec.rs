@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 mod fields;
 mod parse;
 mod resources;
-mod suggest;
 mod task;
 mod yaml;
 

@@ -5,9 +5,9 @@
 //! `None`, so callers carry on and the user sees every problem in one run.
 
 use super::parse::SpecError;
-use super::suggest::suggest;
 use super::yaml::{Entry, Node, Pos, abbreviate};
 use crate::quantity::{Duration, Size};
+use crate::suggest::suggest;
 use std::collections::HashSet;
 
 /// At most this many errors (and as many warnings) are kept; a hostile file could otherwise

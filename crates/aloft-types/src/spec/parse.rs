@@ -22,10 +22,10 @@
 //! - SkyPilot fields aloft does not use yet (and `_`-prefixed internals) give a warning.
 
 use super::fields::{Diagnostics, Schema, check_fields, get, index, join, list, string};
-use super::suggest::suggest;
 use super::task::{ParsedTask, TASK_FIELDS, parse_task};
 use super::yaml::{Node, Pos, abbreviate, load};
 use super::{Dag, TaskIdx};
+use crate::suggest::suggest;
 use std::fmt;
 
 /// One problem in a spec, with where it is.

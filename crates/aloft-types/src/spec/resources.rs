@@ -9,11 +9,11 @@ use super::fields::{
     Diagnostics, Schema, boolean, check_fields, duration, get, index, join, list, nonempty_string,
     string, string_map,
 };
-use super::suggest::suggest;
 use super::yaml::{Entry, Kind, Node, abbreviate};
 use super::{Accelerator, PortRange, ResourceChoice, Resources};
 use crate::infra::Infra;
 use crate::quantity::Amount;
+use crate::suggest::suggest;
 
 /// Most resource options one task may expand to (alternatives multiply).
 const MAX_OPTIONS: usize = 1024;

@@ -6,10 +6,10 @@ use super::fields::{
     positive_int, size, string,
 };
 use super::resources::{RESOURCE_FIELDS, parse_resources};
-use super::suggest::suggest;
 use super::yaml::{Entry, Kind, Node, Pos, abbreviate};
 use super::{DataInput, DataOutput, FileMount, Task};
 use crate::infra::Infra;
+use crate::suggest::suggest;
 use std::collections::BTreeMap;
 
 pub(crate) const TASK_FIELDS: &[&str] = &[

@@ -1,17 +1,15 @@
-//! "Did you mean" suggestions for misspelt field names, task names and enum values.
+//! "Did you mean" suggestions for misspelt field names, task names, enum values, and the
+//! names other crates look up (clouds, regions, instance types): one rule everywhere.
 
 /// The candidate closest to `word`, if one is close enough to be a likely typo: the same up to
 /// case and `-`/`_`, within a small edit distance, or sharing a long prefix.
-pub(crate) fn suggest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let normal = normalise(word);
     if normal.is_empty() {
         return None;
     }
     let word_len = normal.chars().count();
-    let mut best: Option<(usize, &'a str)> = None;
+    let mut best: Option<((usize, usize), &'a str)> = None;
     // Allow one edit for short words and two for longer ones, so that `cpu` finds `cpus` but
     // `x` does not find `run`.
     let limit = if word_len <= 3 { 1 } else { 2 };
@@ -34,10 +32,12 @@ pub(crate) fn suggest<'a>(
         } else {
             None
         };
-        if let Some(score) = score
-            && best.is_none_or(|(best_score, _)| score < best_score)
+        // Ties go to the candidate closest in length (`A10O` means `A100`, not `A10`).
+        let rank = score.map(|score| (score, word_len.abs_diff(candidate_len)));
+        if let Some(rank) = rank
+            && best.is_none_or(|(best_rank, _)| rank < best_rank)
         {
-            best = Some((score, candidate));
+            best = Some((rank, candidate));
         }
     }
     best.map(|(_, candidate)| candidate)
