@@ -81,38 +81,19 @@ impl Duration {
 
     /// Parses `6h`, `30m`, `45s`, `1.5h`, `2d`, or a bare number of hours (`6`).
     pub fn parse(text: &str) -> Result<Duration, QuantityError> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| c.is_ascii_alphabetic())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let value: f64 = number
-            .trim()
-            .parse()
-            .map_err(|_| QuantityError::NotANumber {
-                text: text.to_owned(),
-                expected: "a duration such as `6h`, `30m`, `90s` or `2d`",
-            })?;
-        let scale = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
-            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
-            "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
-            "d" | "day" | "days" => 86400.0,
-            _ => {
-                return Err(QuantityError::UnknownUnit {
-                    text: text.to_owned(),
-                    expected: "one of s, m, h, d",
-                });
-            }
-        };
-        if !value.is_finite() || value < 0.0 {
-            return Err(QuantityError::OutOfRange {
-                text: text.to_owned(),
-            });
-        }
-        Ok(Duration {
-            seconds: value * scale,
-        })
+        const UNITS: &[(&[&str], f64)] = &[
+            (&["", "h", "hr", "hrs", "hour", "hours"], 3600.0),
+            (&["m", "min", "mins", "minute", "minutes"], 60.0),
+            (&["s", "sec", "secs", "second", "seconds"], 1.0),
+            (&["d", "day", "days"], 86400.0),
+        ];
+        let seconds = parse_scaled(
+            text,
+            "a duration such as `6h`, `30m`, `90s` or `2d`",
+            UNITS,
+            "one of s, m, h, d",
+        )?;
+        Ok(Duration { seconds })
     }
 }
 
@@ -142,43 +123,24 @@ impl Size {
 
     /// Parses `100GB`, `1.5TB`, `500MB`, `2GiB`, or a bare number of gigabytes (`100`).
     pub fn parse(text: &str) -> Result<Size, QuantityError> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| c.is_ascii_alphabetic())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let value: f64 = number
-            .trim()
-            .parse()
-            .map_err(|_| QuantityError::NotANumber {
-                text: text.to_owned(),
-                expected: "a size such as `100GB`, `1.5TB` or `500MB`",
-            })?;
-        let scale = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "g" | "gb" => 1.0,
-            "gib" => 1.073_741_824,
-            "t" | "tb" => 1000.0,
-            "tib" => 1_099.511_627_776,
-            "m" | "mb" => 0.001,
-            "mib" => 0.001_048_576,
-            "k" | "kb" => 1e-6,
-            "kib" => 1.024e-6,
-            "p" | "pb" => 1e6,
-            _ => {
-                return Err(QuantityError::UnknownUnit {
-                    text: text.to_owned(),
-                    expected: "one of KB, MB, GB, TB, PB (or KiB, MiB, GiB, TiB)",
-                });
-            }
-        };
-        if !value.is_finite() || value < 0.0 {
-            return Err(QuantityError::OutOfRange {
-                text: text.to_owned(),
-            });
-        }
-        Ok(Size {
-            gigabytes: value * scale,
-        })
+        const UNITS: &[(&[&str], f64)] = &[
+            (&["", "g", "gb"], 1.0),
+            (&["gib"], 1.073_741_824),
+            (&["t", "tb"], 1000.0),
+            (&["tib"], 1_099.511_627_776),
+            (&["m", "mb"], 0.001),
+            (&["mib"], 0.001_048_576),
+            (&["k", "kb"], 1e-6),
+            (&["kib"], 1.024e-6),
+            (&["p", "pb"], 1e6),
+        ];
+        let gigabytes = parse_scaled(
+            text,
+            "a size such as `100GB`, `1.5TB` or `500MB`",
+            UNITS,
+            "one of KB, MB, GB, TB, PB (or KiB, MiB, GiB, TiB)",
+        )?;
+        Ok(Size { gigabytes })
     }
 }
 
@@ -190,6 +152,43 @@ impl fmt::Display for Size {
             write!(f, "{}GB", trim_float(self.gigabytes))
         }
     }
+}
+
+/// Parses `<number><unit>` (a bare number takes the unit listed with `""`), scaled by the
+/// unit's factor; errors say what was expected.
+fn parse_scaled(
+    text: &str,
+    expected_number: &'static str,
+    units: &[(&[&str], f64)],
+    expected_unit: &'static str,
+) -> Result<f64, QuantityError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| QuantityError::NotANumber {
+            text: text.to_owned(),
+            expected: expected_number,
+        })?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale = units
+        .iter()
+        .find(|(names, _)| names.contains(&unit.as_str()))
+        .map(|(_, scale)| *scale)
+        .ok_or_else(|| QuantityError::UnknownUnit {
+            text: text.to_owned(),
+            expected: expected_unit,
+        })?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(QuantityError::OutOfRange {
+            text: text.to_owned(),
+        });
+    }
+    Ok(value * scale)
 }
 
 fn trim_float(value: f64) -> String {
