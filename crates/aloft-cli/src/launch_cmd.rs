@@ -22,10 +22,10 @@ pub struct LaunchArgs {
     #[command(flatten)]
     pub source: CatalogSource,
     /// Never pay more than this per hour for one task (all its nodes), in $.
-    #[arg(long, value_name = "DOLLARS")]
+    #[arg(long, value_name = "DOLLARS", value_parser = parse_dollars)]
     pub max_hourly_price: Option<f64>,
     /// Never plan a run that costs more than this in total, in $.
-    #[arg(long, value_name = "DOLLARS")]
+    #[arg(long, value_name = "DOLLARS", value_parser = parse_dollars)]
     pub budget: Option<f64>,
     /// Do not use this cloud, region or zone (`aws`, `aws/us-east-1`, `gcp/us-central1/us-central1-a`).
     #[arg(long = "block", value_name = "INFRA")]
@@ -88,6 +88,17 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         OutputFormat::Table => print!("{}", render(&dag, &solution)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A non-negative, finite amount of dollars (`12`, `0.5`, `$3`).
+fn parse_dollars(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_start_matches('$');
+    match number.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!(
+            "expected an amount of dollars such as `12` or `0.5`, found `{text}`"
+        )),
+    }
 }
 
 /// Reads and parses a spec file, printing its warnings.

@@ -239,6 +239,30 @@ fn blocking_moves_the_plan_and_bad_flags_are_reported() {
 }
 
 #[test]
+fn money_flags_reject_what_is_not_money() {
+    for bad in ["nan", "inf", "ten"] {
+        let output = aloft(&["launch", "--dryrun", "examples/hello.yaml", "--budget", bad]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        assert!(
+            stderr(&output).contains("expected an amount of dollars"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let output = aloft(&[
+        "launch",
+        "--dryrun",
+        "examples/hello.yaml",
+        "--max-hourly-price=-1",
+    ]);
+    assert!(
+        stderr(&output).contains("expected an amount of dollars"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn a_missing_file_is_a_clear_error() {
     let output = aloft(&["launch", "--dryrun", "no/such/task.yaml"]);
     assert_eq!(output.status.code(), Some(1));
