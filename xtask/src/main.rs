@@ -211,8 +211,13 @@ fn probe(catalog_dir: &Path, runs: usize) -> Result<()> {
                     Shape::Sparse { max_parents: 3 },
                     bench_task,
                 );
+                let alternatives = std::env::var("PROBE_ALTERNATIVES")
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
                 let options = Options {
                     objective,
+                    alternatives,
                     ..Options::default()
                 };
                 let started = Instant::now();

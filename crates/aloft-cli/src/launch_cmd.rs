@@ -30,9 +30,10 @@ pub struct LaunchArgs {
     /// Do not use this cloud, region or zone (`aws`, `aws/us-east-1`, `gcp/us-central1/us-central1-a`).
     #[arg(long = "block", value_name = "INFRA")]
     pub blocked: Vec<String>,
-    /// How many next-best plans to show.
-    #[arg(long, default_value_t = 3)]
-    pub alternatives: usize,
+    /// How many next-best plans to show [default: 3 for up to 10 tasks, else 0: each one costs
+    /// about one solve per task].
+    #[arg(long)]
+    pub alternatives: Option<usize>,
     /// Runtime assumed for tasks that give no `estimated_runtime`.
     #[arg(long, default_value = "1h", value_name = "DURATION")]
     pub default_runtime: String,
@@ -40,6 +41,9 @@ pub struct LaunchArgs {
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: OutputFormat,
 }
+
+/// Largest DAG for which next-best plans are computed unless asked for.
+const AUTO_ALTERNATIVES_MAX_TASKS: usize = 10;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ObjectiveArg {
@@ -71,7 +75,13 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         max_hourly_price: args.max_hourly_price,
         budget: args.budget,
         blocked,
-        alternatives: args.alternatives,
+        alternatives: args.alternatives.unwrap_or(
+            if dag.tasks.len() <= AUTO_ALTERNATIVES_MAX_TASKS {
+                3
+            } else {
+                0
+            },
+        ),
         default_runtime,
     };
     let solution = aloft_optimizer::optimize(&dag, &catalog, &options)
@@ -85,7 +95,14 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
             };
             println!("{}", serde_json::to_string_pretty(&document)?);
         }
-        OutputFormat::Table => print!("{}", render(&dag, &solution)),
+        OutputFormat::Table => {
+            print!("{}", render(&dag, &solution));
+            if args.alternatives.is_none() && dag.tasks.len() > AUTO_ALTERNATIVES_MAX_TASKS {
+                println!(
+                    "(Next-best plans: add --alternatives N; each costs about one solve per task.)"
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
