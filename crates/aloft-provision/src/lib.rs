@@ -1,0 +1,94 @@
+//! The provider interface: what aloft needs from a cloud to run clusters on it.
+//!
+//! One [`Provider`] implementation exists per compatibility layer (`aloft-provider-local`, and
+//! later AWS, GCP, Azure, Kubernetes). Callers hold adapters as `Arc<dyn Provider>`, so the trait
+//! is object-safe and its async methods are boxed (`async-trait`).
+//!
+//! The interface is deliberately small and cluster-oriented: instances are created in batches
+//! tagged with a cluster name and a node index, and every later call addresses the cluster by
+//! name. That is what lets a persisted launch operation be recovered after a crash: it only needs
+//! the cluster name and region to find (or clean up) what it made. The contract each adapter
+//! must honour is in `docs/specs/provider.md`.
+//!
+//! Errors are classified in the type ([`ProvisionError`]) so that failover never parses
+//! messages.
+
+mod error;
+mod types;
+
+use async_trait::async_trait;
+
+pub use aloft_types::spec::PortRange;
+pub use error::{BoxError, Operation, ProvisionError, Scope};
+pub use types::{
+    Capabilities, ClusterName, ClusterState, CreateRequest, InstanceInfo, InstanceState,
+    InvalidClusterName,
+};
+
+/// A cloud (or cloud-like system) that can run the instances of a cluster.
+///
+/// Every method is idempotent: repeating a call that already succeeded succeeds again without
+/// changing anything (terminating a terminated cluster, opening an open port). See
+/// `docs/specs/provider.md` for the full contract.
+#[async_trait]
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// The provider's ID: a lowercase noun named after the service (`local`, `aws`).
+    fn id(&self) -> &str;
+
+    /// What this provider supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Per-region, one-time setup: keys, default firewall rules, networks. Idempotent; the
+    /// launch operation calls it before every creation.
+    async fn bootstrap(&self, region: &str) -> Result<(), ProvisionError>;
+
+    /// Creates `request.count` instances and returns them once they are running and their SSH
+    /// port accepts connections (for providers that can tell).
+    ///
+    /// On error, instances already made stay tagged with the cluster name, so [`Provider::query`]
+    /// finds them and [`Provider::terminate`] undoes the call.
+    async fn create_instances(
+        &self,
+        request: &CreateRequest,
+    ) -> Result<Vec<InstanceInfo>, ProvisionError>;
+
+    /// The instances of `cluster` in `region`, ordered by node index. An unknown cluster has no
+    /// instances (an empty list, not an error).
+    async fn query(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+    ) -> Result<Vec<InstanceInfo>, ProvisionError>;
+
+    /// Stops every instance of the cluster, keeping disks and addresses.
+    async fn stop(&self, region: &str, cluster: &ClusterName) -> Result<(), ProvisionError>;
+
+    /// Starts the stopped instances of the cluster and returns them once running, like
+    /// [`Provider::create_instances`].
+    async fn start(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+    ) -> Result<Vec<InstanceInfo>, ProvisionError>;
+
+    /// Deletes every instance of the cluster and whatever was made for it alone.
+    async fn terminate(&self, region: &str, cluster: &ClusterName) -> Result<(), ProvisionError>;
+
+    /// Lets TCP traffic from anywhere reach `ports` on every instance of the cluster. Members of
+    /// a cluster can always reach each other, and port 22 is always open.
+    async fn open_ports(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        ports: &[PortRange],
+    ) -> Result<(), ProvisionError>;
+
+    /// Undoes [`Provider::open_ports`]. New connections to a closed port are dropped (they time
+    /// out, as with a cloud security group); established ones may survive.
+    async fn close_ports(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        ports: &[PortRange],
+    ) -> Result<(), ProvisionError>;
+}
