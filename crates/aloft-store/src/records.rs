@@ -1,0 +1,110 @@
+//! What the store keeps. States are stored as their snake_case names.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a cluster is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterStatus {
+    /// Being launched (or relaunched); not usable yet.
+    Init,
+    Up,
+    Stopped,
+    /// Some nodes are gone (e.g. a spot node was preempted).
+    Degraded,
+    /// Being torn down.
+    Terminating,
+}
+
+/// A cluster: the nodes of one launch, in one place, of one instance type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub name: String,
+    pub status: ClusterStatus,
+    pub cloud: String,
+    pub region: String,
+    pub zone: Option<String>,
+    pub instance_type: String,
+    pub num_nodes: u32,
+    pub spot: bool,
+    /// $/h for one node.
+    pub hourly_price: f64,
+    pub autostop_minutes: Option<u32>,
+    /// Autostop tears the cluster down instead of stopping it.
+    pub autostop_down: bool,
+    /// The task's resources as JSON (what to relaunch with).
+    pub resources: serde_json::Value,
+    /// Bumped on every update; updates name the generation they read (optimistic concurrency).
+    pub generation: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Which multi-step operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    Launch,
+    Stop,
+    Start,
+    Down,
+}
+
+/// Where an operation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationState {
+    /// Steps are being taken; if no aloft process is running it, it was cut short.
+    Running,
+    /// Its steps are being undone, last first.
+    Unwinding,
+    Succeeded,
+    /// Failed and fully undone.
+    Unwound,
+    /// Failed and could not be undone (needs the reconciler or a human).
+    Failed,
+}
+
+impl OperationState {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            OperationState::Succeeded | OperationState::Unwound | OperationState::Failed
+        )
+    }
+}
+
+/// One recorded step of an operation and what it produced (instance ids, addresses, ...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub seq: u32,
+    pub step: String,
+    pub output: serde_json::Value,
+    pub recorded_at: i64,
+}
+
+/// A multi-step operation and the steps it has completed, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    pub kind: OperationKind,
+    pub cluster: String,
+    pub state: OperationState,
+    pub error: Option<String>,
+    pub steps: Vec<StepRecord>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// `Up` → `"up"`, through serde so the stored names are the JSON names.
+pub(crate) fn enum_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn enum_from_name<T: for<'de> Deserialize<'de>>(name: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}

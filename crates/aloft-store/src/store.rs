@@ -1,0 +1,526 @@
+//! The store: a connection pool, migrations, and the record methods.
+
+use crate::migrations::MIGRATIONS;
+use crate::records::{
+    Cluster, ClusterStatus, Operation, OperationKind, OperationState, StepRecord, enum_from_name,
+    enum_name,
+};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("opening the state database {url}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "{path} is not a SQLite database; move it aside (aloft will start a new one) or point aloft at the right file"
+    )]
+    NotADatabase { path: std::path::PathBuf },
+    #[error("applying migration {version} ({name}) to the state database")]
+    Migrate {
+        version: i64,
+        name: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("state database: {operation} failed")]
+    Query {
+        operation: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("a cluster named `{name}` already exists")]
+    ClusterExists { name: String },
+    #[error("no cluster named `{name}`")]
+    ClusterNotFound { name: String },
+    #[error(
+        "cluster `{name}` changed since it was read (generation {expected}, now {found}); read it again"
+    )]
+    StaleGeneration {
+        name: String,
+        expected: i64,
+        found: i64,
+    },
+    #[error("no operation `{id}`")]
+    OperationNotFound { id: String },
+    #[error("the state database holds an unreadable {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+/// aloft's state, in SQLite (or, later, PostgreSQL) through one code path.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+fn query_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { operation, source }
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        // Say at once that a file is not a database, rather than after the pool's retries; and
+        // never write to such a file.
+        if let Ok(mut file) = std::fs::File::open(path) {
+            use std::io::Read;
+            let mut header = [0u8; 16];
+            let read = file.read(&mut header).unwrap_or(0);
+            if read > 0 && (read < header.len() || &header != b"SQLite format 3\0") {
+                return Err(StoreError::NotADatabase {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Connects to a database URL and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let open_error = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Several aloft processes (CLI, agent, server) share one file: wait for
+                        // a lock instead of failing, and let readers go on while one writes.
+                        connection.execute("PRAGMA busy_timeout = 10000").await?;
+                        connection.execute("PRAGMA journal_mode = WAL").await?;
+                        connection.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(open_error)?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies every migration not applied yet, each in its own transaction.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS aloft_migrations (
+                version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(|source| StoreError::Migrate {
+            version: 0,
+            name: "migrations table",
+            source,
+        })?;
+        let applied = self.schema_version().await?;
+        for &(version, name, sql) in MIGRATIONS
+            .iter()
+            .filter(|(version, _, _)| *version > applied)
+        {
+            let migrate_error = |source| StoreError::Migrate {
+                version,
+                name,
+                source,
+            };
+            let mut transaction = self.pool.begin().await.map_err(migrate_error)?;
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                transaction
+                    .execute(statement)
+                    .await
+                    .map_err(migrate_error)?;
+            }
+            sqlx::query(
+                "INSERT INTO aloft_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(version)
+            .bind(name)
+            .bind(now())
+            .execute(&mut *transaction)
+            .await
+            .map_err(migrate_error)?;
+            transaction.commit().await.map_err(migrate_error)?;
+        }
+        Ok(())
+    }
+
+    /// The newest migration applied.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS version FROM aloft_migrations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("reading the schema version"))?;
+        row.try_get::<i64, _>("version")
+            .map_err(query_error("reading the schema version"))
+    }
+
+    pub async fn cluster_insert(&self, cluster: &Cluster) -> Result<(), StoreError> {
+        if self.cluster_fetch(&cluster.name).await?.is_some() {
+            return Err(StoreError::ClusterExists {
+                name: cluster.name.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO clusters (name, status, cloud, region, zone, instance_type, num_nodes, \
+             spot, hourly_price, autostop_minutes, autostop_down, resources, generation, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&cluster.name)
+        .bind(enum_name(&cluster.status))
+        .bind(&cluster.cloud)
+        .bind(&cluster.region)
+        .bind(cluster.zone.clone())
+        .bind(&cluster.instance_type)
+        .bind(i64::from(cluster.num_nodes))
+        .bind(i64::from(cluster.spot))
+        .bind(cluster.hourly_price.to_string())
+        .bind(cluster.autostop_minutes.map(i64::from))
+        .bind(i64::from(cluster.autostop_down))
+        .bind(cluster.resources.to_string())
+        .bind(cluster.generation)
+        .bind(cluster.created_at)
+        .bind(cluster.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("inserting a cluster"))?;
+        Ok(())
+    }
+
+    pub async fn cluster_fetch(&self, name: &str) -> Result<Option<Cluster>, StoreError> {
+        let row = sqlx::query("SELECT * FROM clusters WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading a cluster"))?;
+        row.map(|row| cluster_from_row(&row)).transpose()
+    }
+
+    /// Every cluster, by name.
+    pub async fn cluster_list(&self) -> Result<Vec<Cluster>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM clusters ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("listing clusters"))?;
+        rows.iter().map(cluster_from_row).collect()
+    }
+
+    /// Writes `cluster` if nobody changed it since it was read (its `generation` is the stored
+    /// one); returns it with the new generation.
+    pub async fn cluster_update(&self, cluster: &Cluster) -> Result<Cluster, StoreError> {
+        let mut updated = cluster.clone();
+        updated.generation += 1;
+        updated.updated_at = now();
+        let result = sqlx::query(
+            "UPDATE clusters SET status = $1, cloud = $2, region = $3, zone = $4, \
+             instance_type = $5, num_nodes = $6, spot = $7, hourly_price = $8, \
+             autostop_minutes = $9, autostop_down = $10, resources = $11, generation = $12, \
+             updated_at = $13 WHERE name = $14 AND generation = $15",
+        )
+        .bind(enum_name(&updated.status))
+        .bind(&updated.cloud)
+        .bind(&updated.region)
+        .bind(updated.zone.clone())
+        .bind(&updated.instance_type)
+        .bind(i64::from(updated.num_nodes))
+        .bind(i64::from(updated.spot))
+        .bind(updated.hourly_price.to_string())
+        .bind(updated.autostop_minutes.map(i64::from))
+        .bind(i64::from(updated.autostop_down))
+        .bind(updated.resources.to_string())
+        .bind(updated.generation)
+        .bind(updated.updated_at)
+        .bind(&updated.name)
+        .bind(cluster.generation)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("updating a cluster"))?;
+        if result.rows_affected() == 1 {
+            return Ok(updated);
+        }
+        match self.cluster_fetch(&cluster.name).await? {
+            None => Err(StoreError::ClusterNotFound {
+                name: cluster.name.clone(),
+            }),
+            Some(current) => Err(StoreError::StaleGeneration {
+                name: cluster.name.clone(),
+                expected: cluster.generation,
+                found: current.generation,
+            }),
+        }
+    }
+
+    /// Removes a cluster's record; false if there was none.
+    pub async fn cluster_delete(&self, name: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM clusters WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("deleting a cluster"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Starts recording an operation on `cluster`.
+    pub async fn operation_insert(
+        &self,
+        kind: OperationKind,
+        cluster: &str,
+    ) -> Result<Operation, StoreError> {
+        let created_at = now();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = format!("op-{nanos:x}-{:x}", std::process::id());
+        sqlx::query(
+            "INSERT INTO operations (id, kind, cluster, state, error, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $5)",
+        )
+        .bind(&id)
+        .bind(enum_name(&kind))
+        .bind(cluster)
+        .bind(enum_name(&OperationState::Running))
+        .bind(created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("inserting an operation"))?;
+        Ok(Operation {
+            id,
+            kind,
+            cluster: cluster.to_owned(),
+            state: OperationState::Running,
+            error: None,
+            steps: Vec::new(),
+            created_at,
+            updated_at: created_at,
+        })
+    }
+
+    /// Records that `step` finished with `output`, before the next step starts. Steps are
+    /// numbered in the order they are recorded.
+    pub async fn operation_record_step(
+        &self,
+        id: &str,
+        step: &str,
+        output: &serde_json::Value,
+    ) -> Result<StepRecord, StoreError> {
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("recording a step"))?;
+        let exists = sqlx::query("SELECT id FROM operations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(query_error("recording a step"))?;
+        if exists.is_none() {
+            return Err(StoreError::OperationNotFound { id: id.to_owned() });
+        }
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(seq) + 1, 0) AS next FROM operation_steps WHERE operation_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(query_error("recording a step"))?;
+        let seq: i64 = row
+            .try_get("next")
+            .map_err(query_error("recording a step"))?;
+        let recorded_at = now();
+        sqlx::query(
+            "INSERT INTO operation_steps (operation_id, seq, step, output, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(step)
+        .bind(output.to_string())
+        .bind(recorded_at)
+        .execute(&mut *transaction)
+        .await
+        .map_err(query_error("recording a step"))?;
+        sqlx::query("UPDATE operations SET updated_at = $1 WHERE id = $2")
+            .bind(recorded_at)
+            .bind(id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(query_error("recording a step"))?;
+        transaction
+            .commit()
+            .await
+            .map_err(query_error("recording a step"))?;
+        Ok(StepRecord {
+            seq: seq as u32,
+            step: step.to_owned(),
+            output: output.clone(),
+            recorded_at,
+        })
+    }
+
+    pub async fn operation_set_state(
+        &self,
+        id: &str,
+        state: OperationState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE operations SET state = $1, error = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(enum_name(&state))
+        .bind(error.map(str::to_owned))
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("updating an operation"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::OperationNotFound { id: id.to_owned() });
+        }
+        Ok(())
+    }
+
+    pub async fn operation_fetch(&self, id: &str) -> Result<Option<Operation>, StoreError> {
+        let row = sqlx::query("SELECT * FROM operations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading an operation"))?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(self.operation_from_row(&row).await?)),
+        }
+    }
+
+    /// Operations still running or unwinding: after a crash, the ones to finish or undo.
+    pub async fn operation_list_unfinished(&self) -> Result<Vec<Operation>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM operations WHERE state IN ($1, $2) ORDER BY created_at, id")
+                .bind(enum_name(&OperationState::Running))
+                .bind(enum_name(&OperationState::Unwinding))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error("listing operations"))?;
+        let mut operations = Vec::with_capacity(rows.len());
+        for row in &rows {
+            operations.push(self.operation_from_row(row).await?);
+        }
+        Ok(operations)
+    }
+
+    async fn operation_from_row(&self, row: &AnyRow) -> Result<Operation, StoreError> {
+        let read = query_error("reading an operation");
+        let id: String = row.try_get("id").map_err(read)?;
+        let steps = sqlx::query(
+            "SELECT seq, step, output, recorded_at FROM operation_steps \
+             WHERE operation_id = $1 ORDER BY seq",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("reading operation steps"))?
+        .iter()
+        .map(|step| {
+            let read = |source| StoreError::Query {
+                operation: "reading operation steps",
+                source,
+            };
+            let output: String = step.try_get("output").map_err(read)?;
+            Ok(StepRecord {
+                seq: step.try_get::<i64, _>("seq").map_err(read)? as u32,
+                step: step.try_get("step").map_err(read)?,
+                output: parse_json("step output", &output)?,
+                recorded_at: step.try_get("recorded_at").map_err(read)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let read = |source| StoreError::Query {
+            operation: "reading an operation",
+            source,
+        };
+        let kind: String = row.try_get("kind").map_err(read)?;
+        let state: String = row.try_get("state").map_err(read)?;
+        Ok(Operation {
+            kind: parse_enum("operation kind", &kind)?,
+            cluster: row.try_get("cluster").map_err(read)?,
+            state: parse_enum("operation state", &state)?,
+            error: row.try_get("error").map_err(read)?,
+            steps,
+            created_at: row.try_get("created_at").map_err(read)?,
+            updated_at: row.try_get("updated_at").map_err(read)?,
+            id,
+        })
+    }
+}
+
+fn parse_enum<T: for<'de> serde::Deserialize<'de>>(
+    what: &'static str,
+    name: &str,
+) -> Result<T, StoreError> {
+    enum_from_name(name).ok_or_else(|| StoreError::Corrupt {
+        what,
+        detail: format!("`{name}`"),
+    })
+}
+
+fn parse_json(what: &'static str, text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|err| StoreError::Corrupt {
+        what,
+        detail: err.to_string(),
+    })
+}
+
+fn cluster_from_row(row: &AnyRow) -> Result<Cluster, StoreError> {
+    let read = |source| StoreError::Query {
+        operation: "reading a cluster",
+        source,
+    };
+    let status: String = row.try_get("status").map_err(read)?;
+    let price: String = row.try_get("hourly_price").map_err(read)?;
+    let resources: String = row.try_get("resources").map_err(read)?;
+    let status: ClusterStatus = parse_enum("cluster status", &status)?;
+    Ok(Cluster {
+        name: row.try_get("name").map_err(read)?,
+        status,
+        cloud: row.try_get("cloud").map_err(read)?,
+        region: row.try_get("region").map_err(read)?,
+        zone: row.try_get("zone").map_err(read)?,
+        instance_type: row.try_get("instance_type").map_err(read)?,
+        num_nodes: row.try_get::<i64, _>("num_nodes").map_err(read)? as u32,
+        spot: row.try_get::<i64, _>("spot").map_err(read)? != 0,
+        hourly_price: price.parse().map_err(|_| StoreError::Corrupt {
+            what: "cluster price",
+            detail: format!("`{price}`"),
+        })?,
+        autostop_minutes: row
+            .try_get::<Option<i64>, _>("autostop_minutes")
+            .map_err(read)?
+            .map(|minutes| minutes as u32),
+        autostop_down: row.try_get::<i64, _>("autostop_down").map_err(read)? != 0,
+        resources: parse_json("cluster resources", &resources)?,
+        generation: row.try_get("generation").map_err(read)?,
+        created_at: row.try_get("created_at").map_err(read)?,
+        updated_at: row.try_get("updated_at").map_err(read)?,
+    })
+}

@@ -1,0 +1,267 @@
+//! The store against a real SQLite file, one per test.
+
+use aloft_store::{Cluster, ClusterStatus, OperationKind, OperationState, Store, StoreError};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A database path in a fresh directory, removed on drop.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new() -> TempDb {
+        let idx = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("aloft-store-{}-{idx}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb(dir)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.join("state.db")
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cluster(name: &str) -> Cluster {
+    Cluster {
+        name: name.to_owned(),
+        status: ClusterStatus::Init,
+        cloud: "local".to_owned(),
+        region: "local-1".to_owned(),
+        zone: Some("local-1a".to_owned()),
+        instance_type: "local.small".to_owned(),
+        num_nodes: 4,
+        spot: true,
+        hourly_price: 0.1 + 0.2, // not exactly representable in decimal: must round-trip anyway
+        autostop_minutes: Some(10),
+        autostop_down: false,
+        resources: json!({"cpus": "2+", "accelerators": null}),
+        generation: 0,
+        created_at: 1_700_000_000,
+        updated_at: 1_700_000_000,
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_survive_reopening() {
+    let db = TempDb::new();
+    let store = Store::open(&db.path()).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 1);
+    store.cluster_insert(&cluster("a")).await.unwrap();
+    drop(store);
+    let store = Store::open(&db.path()).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(
+        store.cluster_list().await.unwrap().len(),
+        1,
+        "data kept across reopening"
+    );
+}
+
+#[tokio::test]
+async fn clusters_round_trip_exactly() {
+    let db = TempDb::new();
+    let store = Store::open(&db.path()).await.unwrap();
+    let original = cluster("train");
+    store.cluster_insert(&original).await.unwrap();
+    let mut bare = cluster("bare");
+    bare.zone = None;
+    bare.autostop_minutes = None;
+    store.cluster_insert(&bare).await.unwrap();
+    assert_eq!(
+        store.cluster_fetch("train").await.unwrap(),
+        Some(original.clone())
+    );
+    assert_eq!(store.cluster_fetch("bare").await.unwrap(), Some(bare));
+    assert_eq!(store.cluster_fetch("nope").await.unwrap(), None);
+    let names: Vec<String> = store
+        .cluster_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["bare", "train"]);
+    match store.cluster_insert(&original).await {
+        Err(StoreError::ClusterExists { name }) => assert_eq!(name, "train"),
+        other => panic!("expected ClusterExists, got {other:?}"),
+    }
+    assert!(store.cluster_delete("train").await.unwrap());
+    assert!(!store.cluster_delete("train").await.unwrap());
+}
+
+#[tokio::test]
+async fn updates_from_a_stale_read_are_refused() {
+    let db = TempDb::new();
+    let store = Store::open(&db.path()).await.unwrap();
+    store.cluster_insert(&cluster("c")).await.unwrap();
+    let read_by_a = store.cluster_fetch("c").await.unwrap().unwrap();
+    let read_by_b = read_by_a.clone();
+    let mut up = read_by_a.clone();
+    up.status = ClusterStatus::Up;
+    let written = store.cluster_update(&up).await.unwrap();
+    assert_eq!(written.generation, read_by_a.generation + 1);
+    let mut stopped = read_by_b;
+    stopped.status = ClusterStatus::Stopped;
+    match store.cluster_update(&stopped).await {
+        Err(StoreError::StaleGeneration {
+            expected, found, ..
+        }) => {
+            assert_eq!((expected, found), (0, 1));
+        }
+        other => panic!("expected StaleGeneration, got {other:?}"),
+    }
+    assert_eq!(
+        store.cluster_fetch("c").await.unwrap().unwrap().status,
+        ClusterStatus::Up
+    );
+    let mut ghost = cluster("ghost");
+    ghost.generation = 0;
+    assert!(matches!(
+        store.cluster_update(&ghost).await,
+        Err(StoreError::ClusterNotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn operations_keep_their_steps_in_order_across_a_crash() {
+    let db = TempDb::new();
+    let store = Store::open(&db.path()).await.unwrap();
+    let launch = store
+        .operation_insert(OperationKind::Launch, "c")
+        .await
+        .unwrap();
+    let down = store
+        .operation_insert(OperationKind::Down, "d")
+        .await
+        .unwrap();
+    store
+        .operation_record_step(&launch.id, "plan", &json!({"zone": "local-1a"}))
+        .await
+        .unwrap();
+    store
+        .operation_record_step(
+            &launch.id,
+            "create_instances",
+            &json!({"ids": ["i-1", "i-2"]}),
+        )
+        .await
+        .unwrap();
+    store
+        .operation_set_state(&down.id, OperationState::Succeeded, None)
+        .await
+        .unwrap();
+    // "Crash": the process goes away between steps; a new one opens the same file.
+    drop(store);
+    let store = Store::open(&db.path()).await.unwrap();
+    let unfinished = store.operation_list_unfinished().await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+    let found = &unfinished[0];
+    assert_eq!(
+        (found.id.as_str(), found.kind, found.state),
+        (
+            launch.id.as_str(),
+            OperationKind::Launch,
+            OperationState::Running
+        )
+    );
+    let steps: Vec<(u32, &str)> = found
+        .steps
+        .iter()
+        .map(|s| (s.seq, s.step.as_str()))
+        .collect();
+    assert_eq!(steps, [(0, "plan"), (1, "create_instances")]);
+    assert_eq!(found.steps[1].output, json!({"ids": ["i-1", "i-2"]}));
+    store
+        .operation_set_state(&launch.id, OperationState::Unwinding, Some("capacity"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.operation_list_unfinished().await.unwrap().len(),
+        1,
+        "unwinding is unfinished"
+    );
+    store
+        .operation_set_state(&launch.id, OperationState::Unwound, Some("capacity"))
+        .await
+        .unwrap();
+    assert!(store.operation_list_unfinished().await.unwrap().is_empty());
+    let finished = store.operation_fetch(&launch.id).await.unwrap().unwrap();
+    assert_eq!(finished.error.as_deref(), Some("capacity"));
+    assert!(matches!(
+        store
+            .operation_record_step("op-missing", "x", &json!(null))
+            .await,
+        Err(StoreError::OperationNotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn two_handles_on_one_file_write_without_locking_errors() {
+    let db = TempDb::new();
+    let first = Store::open(&db.path()).await.unwrap();
+    let second = Store::open(&db.path()).await.unwrap();
+    let operation = first
+        .operation_insert(OperationKind::Launch, "c")
+        .await
+        .unwrap();
+    let writes = (0..20).map(|idx| {
+        let store = if idx % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let id = operation.id.clone();
+        tokio::spawn(async move {
+            store
+                .operation_record_step(&id, &format!("s{idx}"), &json!(idx))
+                .await
+        })
+    });
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    let steps = first
+        .operation_fetch(&operation.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .steps;
+    let seqs: Vec<u32> = steps.iter().map(|s| s.seq).collect();
+    assert_eq!(
+        seqs,
+        (0..20).collect::<Vec<u32>>(),
+        "every step got its own number"
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let db = TempDb::new();
+    std::fs::write(
+        db.path(),
+        "this is not sqlite, it is a shopping list\n".repeat(100),
+    )
+    .unwrap();
+    let err = Store::open(&db.path()).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("state.db is not a SQLite database"),
+        "{message}"
+    );
+    // Nothing was overwritten.
+    assert!(
+        std::fs::read_to_string(db.path())
+            .unwrap()
+            .starts_with("this is not sqlite")
+    );
+}
