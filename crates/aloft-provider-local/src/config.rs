@@ -1,0 +1,181 @@
+//! The local cloud's configuration, and the names derived from it.
+//!
+//! Everything the local cloud makes on the host (network namespaces, host-side veths, the
+//! bridge, the state directory) is named from this configuration, so two runs with different
+//! configurations on one machine never touch each other's things, and [`crate::cleanup`] can
+//! find exactly what one run left behind.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How the local cloud is laid out on the host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalConfig {
+    /// Prefix of every network namespace (`<prefix>-<n>`) and host-side veth (`<prefix>v<n>`)
+    /// this cloud makes: 1 to [`LocalConfig::MAX_PREFIX_LEN`] lowercase letters or digits,
+    /// starting with a letter. Unique per run.
+    pub name_prefix: String,
+    /// The host bridge all instances are attached to (at most 15 characters). Unique per run.
+    pub bridge: String,
+    /// The instances' private /24, e.g. `10.213.0.0/24`. The host takes `.1`, instances get
+    /// `.2` to `.254`. Must be private and must not overlap any route of the host.
+    pub subnet: String,
+    /// Where instance "disks" (home, /tmp, /etc/ssh), the client key and logs live. Keep it out of
+    /// world-writable directories, so sshd's StrictModes is satisfied.
+    pub state_dir: PathBuf,
+    /// How long to wait for an instance's sshd to accept connections before giving up.
+    pub boot_timeout_secs: u64,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            name_prefix: "aloft".into(),
+            bridge: "aloftbr0".into(),
+            subnet: "10.213.0.0/24".into(),
+            state_dir: PathBuf::from("/var/lib/aloft/local"),
+            boot_timeout_secs: 30,
+        }
+    }
+}
+
+impl LocalConfig {
+    /// Keeps `<prefix>v<254>` within Linux's 15-character interface names.
+    pub const MAX_PREFIX_LEN: usize = 8;
+
+    /// The only region of the local cloud.
+    pub const REGION: &'static str = "local";
+    /// The zone used when a request names none.
+    pub const DEFAULT_ZONE: &'static str = "local-a";
+
+    /// Checks the configuration and returns the subnet's network address.
+    pub(crate) fn validate(&self) -> Result<Ipv4Addr, String> {
+        let prefix = &self.name_prefix;
+        let prefix_ok = !prefix.is_empty()
+            && prefix.len() <= Self::MAX_PREFIX_LEN
+            && prefix
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !prefix_ok {
+            return Err(format!(
+                "name_prefix {prefix:?} must be 1 to {} lowercase letters or digits, starting with \
+                 a letter",
+                Self::MAX_PREFIX_LEN
+            ));
+        }
+        let bridge = &self.bridge;
+        let bridge_ok = !bridge.is_empty()
+            && bridge.len() <= 15
+            && bridge
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !bridge_ok {
+            return Err(format!(
+                "bridge {bridge:?} must be 1 to 15 letters, digits, '-' or '_'"
+            ));
+        }
+        if instance_octet(&self.name_prefix, bridge, 'v').is_some()
+            || instance_octet(&self.name_prefix, bridge, '-').is_some()
+        {
+            return Err(format!(
+                "bridge {bridge:?} looks like one of this cloud's own instance names"
+            ));
+        }
+        let network = self
+            .subnet
+            .strip_suffix("/24")
+            .and_then(|address| address.parse::<Ipv4Addr>().ok())
+            .filter(|address| address.octets()[3] == 0)
+            .ok_or_else(|| {
+                format!(
+                    "subnet {:?} must be a /24 network such as 10.213.0.0/24",
+                    self.subnet
+                )
+            })?;
+        if !network.is_private() {
+            return Err(format!(
+                "subnet {} must be in a private range (10/8, 172.16/12, 192.168/16)",
+                self.subnet
+            ));
+        }
+        if self.boot_timeout_secs == 0 {
+            return Err("boot_timeout_secs must be positive".into());
+        }
+        Ok(network)
+    }
+
+    /// The network namespace of the instance with address `.octet`; also its provider ID.
+    pub(crate) fn netns_name(&self, octet: u8) -> String {
+        format!("{}-{octet}", self.name_prefix)
+    }
+
+    /// The host-side end of the instance's veth.
+    pub(crate) fn veth_name(&self, octet: u8) -> String {
+        format!("{}v{octet}", self.name_prefix)
+    }
+}
+
+/// The address octet encoded in one of this cloud's names (`<prefix><separator><octet>`), if
+/// `name` is one. Exact parsing, so prefix `a1` never claims names of prefix `a1v2`.
+pub(crate) fn instance_octet(prefix: &str, name: &str, separator: char) -> Option<u8> {
+    let rest = name.strip_prefix(prefix)?.strip_prefix(separator)?;
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) || rest.starts_with('0') {
+        return None;
+    }
+    rest.parse::<u8>()
+        .ok()
+        .filter(|octet| (2..=254).contains(octet))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        let network = LocalConfig::default().validate().unwrap();
+        assert_eq!(network, Ipv4Addr::new(10, 213, 0, 0));
+    }
+
+    #[test]
+    fn invalid_configs() {
+        let check = |edit: fn(&mut LocalConfig), expect: &str| {
+            let mut config = LocalConfig::default();
+            edit(&mut config);
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(expect), "{err}");
+        };
+        check(|c| c.name_prefix = "toolongprefix".into(), "name_prefix");
+        check(|c| c.name_prefix = "1a".into(), "name_prefix");
+        check(|c| c.name_prefix = "A".into(), "name_prefix");
+        check(|c| c.bridge = "a-very-long-bridge".into(), "bridge");
+        check(|c| c.bridge = "aloft-3".into(), "looks like");
+        check(|c| c.subnet = "10.1.0.0/16".into(), "/24");
+        check(|c| c.subnet = "10.1.0.5/24".into(), "/24");
+        check(|c| c.subnet = "8.8.8.0/24".into(), "private");
+        check(|c| c.boot_timeout_secs = 0, "boot_timeout_secs");
+    }
+
+    #[test]
+    fn names_fit_and_parse_exactly() {
+        let config = LocalConfig {
+            name_prefix: "abcdefgh".into(),
+            ..LocalConfig::default()
+        };
+        assert!(config.veth_name(254).len() <= 15);
+        assert_eq!(instance_octet("a1", "a1-12", '-'), Some(12));
+        assert_eq!(instance_octet("a1", "a1v12", 'v'), Some(12));
+        assert_eq!(instance_octet("a1", "a1v2v12", 'v'), None);
+        assert_eq!(instance_octet("a1", "a1-012", '-'), None);
+        assert_eq!(instance_octet("a1", "a1-1", '-'), None);
+        assert_eq!(instance_octet("a1", "a1-255", '-'), None);
+        assert_eq!(instance_octet("a1", "a1-", '-'), None);
+    }
+}

@@ -1,0 +1,329 @@
+//! The local cloud against the real kernel: real namespaces, a real bridge, real sshd.
+//!
+//! These tests need root and the tools named by `aloft_provider_local::preflight`. In CI (`CI`
+//! set) a missing privilege or tool fails the test with the reason; elsewhere the test prints a
+//! skip note and passes. Each test uses its own name prefix, bridge and subnet, derived from the
+//! process ID, so concurrent runs on one machine never collide, and a guard cleans up everything
+//! it made even when an assertion fails.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use aloft_provider_local::{LocalCloud, LocalConfig, cleanup, preflight};
+use aloft_provision::{
+    ClusterName, ClusterState, CreateRequest, InstanceInfo, InstanceState, Provider,
+};
+
+const REGION: &str = "local";
+
+/// One test's private local cloud; dropping it removes everything the test made.
+struct Run {
+    cloud: LocalCloud,
+    config: LocalConfig,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let config = self.config.clone();
+        // Drop may run inside the test's runtime, which must not be blocked on: clean up from a
+        // fresh thread with its own runtime.
+        let outcome = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(cleanup(&config))
+        })
+        .join();
+        match outcome {
+            Ok(Ok(_report)) => {}
+            Ok(Err(err)) => eprintln!("cleanup of {} failed: {err:#?}", self.config.name_prefix),
+            Err(_panic) => eprintln!("cleanup of {} panicked", self.config.name_prefix),
+        }
+    }
+}
+
+/// A configuration no other run on this machine uses: prefix, bridge and subnet from the PID
+/// and `tag` (one per test in this binary).
+fn unique_config(tag: u32) -> LocalConfig {
+    let pid = std::process::id();
+    let prefix = format!("t{}{tag}", base36(pid));
+    let slot = (pid % 32_768) * 2 + tag;
+    LocalConfig {
+        bridge: format!("{prefix}br"),
+        subnet: format!("10.{}.{}.0/24", slot >> 8, slot & 0xff),
+        state_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("local-{prefix}")),
+        name_prefix: prefix,
+        boot_timeout_secs: 30,
+    }
+}
+
+fn base36(mut n: u32) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(digits[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii")
+}
+
+/// The test's cloud, or `None` (skip) when the host can't run it outside CI.
+fn setup(tag: u32) -> Option<Run> {
+    if let Err(err) = preflight() {
+        let in_ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false");
+        assert!(!in_ci, "the local cloud tests can't run here: {err}");
+        eprintln!("skipping the local cloud test (it would fail in CI): {err}");
+        return None;
+    }
+    let config = unique_config(tag);
+    let cloud = LocalCloud::new(config.clone()).expect("a valid configuration");
+    Some(Run { cloud, config })
+}
+
+fn request(cluster: &ClusterName, count: u32) -> CreateRequest {
+    CreateRequest {
+        cluster: cluster.clone(),
+        region: REGION.into(),
+        zone: None,
+        instance_type: "local-1".into(),
+        count,
+        first_node_idx: 0,
+        use_spot: false,
+    }
+}
+
+fn address(instance: &InstanceInfo) -> IpAddr {
+    instance
+        .private_address
+        .expect("local instances have an address")
+}
+
+/// Runs `command` on `instance` with the system ssh client, pinning `pinned_key` as its host
+/// key. Returns (success, stdout, stderr).
+fn ssh(
+    run: &Run,
+    instance: &InstanceInfo,
+    pinned_key: &str,
+    command: &str,
+) -> (bool, String, String) {
+    let known_hosts =
+        run.config
+            .state_dir
+            .join(format!("known_hosts-{}-{}", instance.id, pinned_key.len()));
+    std::fs::write(
+        &known_hosts,
+        format!("{} {pinned_key}\n", address(instance)),
+    )
+    .unwrap();
+    let output = Command::new("ssh")
+        .arg("-i")
+        .arg(run.cloud.client_key_path())
+        .args(["-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=20"])
+        .args(["-o", "LogLevel=ERROR", "-F", "/dev/null"])
+        .arg(format!("root@{}", address(instance)))
+        .arg(command)
+        .output()
+        .expect("the ssh client runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    )
+}
+
+fn ssh_ok(run: &Run, instance: &InstanceInfo, command: &str) -> String {
+    let host_key = instance.ssh_host_key.as_deref().expect("a pinned host key");
+    let (ok, stdout, stderr) = ssh(run, instance, host_key, command);
+    assert!(ok, "ssh {} {command:?} failed: {stderr}", instance.id);
+    stdout
+}
+
+/// Runs `script` with bash inside the instance's network namespace (not its other namespaces).
+fn in_netns(instance: &InstanceInfo, script: &str) -> (bool, String) {
+    let output = Command::new("ip")
+        .args(["netns", "exec", &instance.id, "bash", "-c", script])
+        .output()
+        .expect("ip runs");
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// Asserts that no trace of `instance` is left on the host.
+fn assert_gone(run: &Run, instance: &InstanceInfo) {
+    let id = &instance.id;
+    assert!(
+        !Path::new("/run/netns").join(id).exists(),
+        "netns {id} left"
+    );
+    let octet = id.rsplit('-').next().unwrap();
+    let veth = format!("{}v{octet}", run.config.name_prefix);
+    assert!(
+        !Path::new("/sys/class/net").join(&veth).exists(),
+        "veth {veth} left"
+    );
+    let instance_dir = run.config.state_dir.join("instances").join(id);
+    assert!(
+        !instance_dir.exists(),
+        "state dir {} left",
+        instance_dir.display()
+    );
+    let marker = instance_dir.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(!cmdline.contains(&marker), "process left: {cmdline}");
+    }
+}
+
+#[tokio::test]
+async fn two_instances_reach_each_other_and_terminate_without_a_trace() {
+    let Some(run) = setup(0) else { return };
+    let cloud: &dyn Provider = &run.cloud;
+    let cluster = ClusterName::new("lc").unwrap();
+    cloud.bootstrap(REGION).await.unwrap();
+
+    let started = Instant::now();
+    let instances = cloud.create_instances(&request(&cluster, 2)).await.unwrap();
+    eprintln!(
+        "create 2 instances (sshd accepting): {:?}",
+        started.elapsed()
+    );
+    assert_eq!(instances.len(), 2);
+    let (a, b) = (&instances[0], &instances[1]);
+    assert_eq!((a.node_idx, b.node_idx), (0, 1));
+    assert_ne!(address(a), address(b));
+    assert!(instances.iter().all(|i| i.state == InstanceState::Running));
+    assert_ne!(
+        a.ssh_host_key, b.ssh_host_key,
+        "each instance has its own host key"
+    );
+
+    // Repeating the call changes nothing.
+    let again = cloud.create_instances(&request(&cluster, 2)).await.unwrap();
+    assert_eq!(again, instances);
+
+    // The host reaches both sshd ports.
+    for instance in &instances {
+        TcpStream::connect(SocketAddr::new(address(instance), 22))
+            .unwrap_or_else(|err| panic!("connect to {}:22: {err}", instance.id));
+    }
+    // The instances reach each other, and nothing beyond the bridge.
+    for (from, to) in [(a, b), (b, a)] {
+        let script = format!("exec 3<>/dev/tcp/{}/22 && head -c 4 <&3", address(to));
+        let (ok, banner) = in_netns(from, &script);
+        assert!(
+            ok && banner.starts_with("SSH-"),
+            "{} -> {}: {banner}",
+            from.id,
+            to.id
+        );
+    }
+    let (_, routes) = in_netns(a, "ip route");
+    assert!(
+        !routes.contains("default"),
+        "instances have no default route: {routes}"
+    );
+
+    // SSH with the pinned host key: own hostname, own empty ~ and /tmp.
+    assert_eq!(ssh_ok(&run, a, "hostname"), "lc-0");
+    assert_eq!(ssh_ok(&run, b, "hostname"), "lc-1");
+    assert_eq!(
+        ssh_ok(&run, a, "ls -A ~ && echo -- && ls -A /tmp"),
+        ".ssh\n--"
+    );
+    // The wrong pinned key is refused.
+    let (ok, _, stderr) = ssh(&run, a, b.ssh_host_key.as_deref().unwrap(), "true");
+    assert!(!ok, "ssh must refuse a host key other than the pinned one");
+    assert!(stderr.contains("Host key verification failed"), "{stderr}");
+
+    let queried = cloud.query(REGION, &cluster).await.unwrap();
+    assert_eq!(queried, instances);
+    assert_eq!(ClusterState::of(&queried), ClusterState::Up);
+
+    // Stop keeps the disk and the address; start boots the same instance again.
+    ssh_ok(&run, a, "echo kept > ~/disk");
+    cloud.stop(REGION, &cluster).await.unwrap();
+    let stopped = cloud.query(REGION, &cluster).await.unwrap();
+    assert_eq!(
+        ClusterState::of(&stopped),
+        ClusterState::Stopped,
+        "{stopped:?}"
+    );
+    let restarted = cloud.start(REGION, &cluster).await.unwrap();
+    assert_eq!(ClusterState::of(&restarted), ClusterState::Up);
+    assert_eq!(restarted, instances, "same IDs, addresses and host keys");
+    assert_eq!(ssh_ok(&run, a, "cat ~/disk"), "kept");
+
+    let started = Instant::now();
+    cloud.terminate(REGION, &cluster).await.unwrap();
+    eprintln!("terminate 2 instances: {:?}", started.elapsed());
+    assert!(cloud.query(REGION, &cluster).await.unwrap().is_empty());
+    for instance in &instances {
+        assert_gone(&run, instance);
+    }
+    cloud.terminate(REGION, &cluster).await.unwrap();
+}
+
+#[tokio::test]
+async fn cleanup_removes_what_a_crashed_run_left() {
+    let Some(run) = setup(1) else { return };
+    let cluster = ClusterName::new("crash").unwrap();
+    let started = Instant::now();
+    let instances = run
+        .cloud
+        .create_instances(&request(&cluster, 1))
+        .await
+        .unwrap();
+    eprintln!(
+        "bootstrap + create 1 instance (sshd accepting): {:?}",
+        started.elapsed()
+    );
+
+    // Figures for one more instance on a bootstrapped cloud; not assertions.
+    let timed = ClusterName::new("timed").unwrap();
+    let started = Instant::now();
+    let single = run
+        .cloud
+        .create_instances(&request(&timed, 1))
+        .await
+        .unwrap();
+    eprintln!(
+        "create 1 instance (sshd accepting): {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    run.cloud.terminate(REGION, &timed).await.unwrap();
+    eprintln!("terminate 1 instance: {:?}", started.elapsed());
+    assert_gone(&run, &single[0]);
+
+    // The "crash": nothing is terminated, only the configuration survives.
+    let report = cleanup(&run.config).await.unwrap();
+    assert_eq!(report.namespaces, 1);
+    assert!(report.bridge && report.state_dir);
+    for instance in &instances {
+        assert_gone(&run, instance);
+    }
+    assert!(
+        !Path::new("/sys/class/net")
+            .join(&run.config.bridge)
+            .exists()
+    );
+    assert!(!run.config.state_dir.exists());
+    // Nothing left to do the second time.
+    let report = cleanup(&run.config).await.unwrap();
+    assert_eq!(report.namespaces, 0);
+    assert!(!report.bridge && !report.state_dir);
+}
