@@ -1,0 +1,267 @@
+//! Multi-step operations as sagas (STYLE.md §4).
+//!
+//! An operation (a launch: plan, bootstrap, create instances, wait, connect, install the agent,
+//! sync, setup, run) is a list of [`Step`]s. Each step's output is recorded in the store before
+//! the next step starts. If a step fails, the steps already recorded are undone, last first, and
+//! the operation ends `unwound` (or `failed` if an undo fails too: then a human or the reconciler
+//! must look). If aloft dies in the middle, the operation stays `running` (or `unwinding`) in the
+//! store, and [`Saga::resume`] carries it on from where the records stop.
+//!
+//! Steps must be **idempotent**: after a crash between a step's work and its record, the step
+//! runs again. (Creating instances, for example, first looks for instances already tagged with
+//! the operation's cluster.)
+
+use aloft_store::{Operation, OperationKind, OperationState, StepRecord, Store, StoreError};
+use async_trait::async_trait;
+
+/// Why a step failed, as the step saw it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    pub message: String,
+}
+
+impl StepError {
+    pub fn new(message: impl Into<String>) -> StepError {
+        StepError {
+            message: message.into(),
+        }
+    }
+}
+
+/// What earlier steps of this operation produced, by step name.
+#[derive(Debug, Clone, Copy)]
+pub struct Done<'a> {
+    steps: &'a [StepRecord],
+}
+
+impl<'a> Done<'a> {
+    /// The recorded output of the step called `name`, if it ran.
+    pub fn output(&self, name: &str) -> Option<&'a serde_json::Value> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|step| step.step == name)
+            .map(|step| &step.output)
+    }
+}
+
+/// One step of an operation, run with a context `C` (providers, transports, the plan ...).
+#[async_trait]
+pub trait Step<C: Sync>: Send + Sync {
+    /// Stable name, stored with the step's output (renaming breaks recovery of old records).
+    fn name(&self) -> &'static str;
+
+    /// Does the step's work and returns what later steps (and `undo`) need to know. Must be
+    /// idempotent: it may run again after a crash.
+    async fn run(&self, context: &C, done: Done<'_>) -> Result<serde_json::Value, StepError>;
+
+    /// Undoes the step, given what `run` returned. Must be idempotent too.
+    async fn undo(&self, context: &C, output: &serde_json::Value) -> Result<(), StepError>;
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded {
+        operation: String,
+    },
+    /// A step failed; everything done before it was undone.
+    Unwound {
+        operation: String,
+        step: String,
+        error: String,
+    },
+    /// A step failed and undoing failed too: something may be left behind.
+    Failed {
+        operation: String,
+        error: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("recording operation state")]
+    Store(#[from] StoreError),
+    #[error("operation `{id}` is a {found:?} operation, not a {expected:?} one")]
+    WrongKind {
+        id: String,
+        expected: OperationKind,
+        found: OperationKind,
+    },
+    #[error("operation `{id}` recorded step `{step}`, which this version of aloft does not know")]
+    UnknownStep { id: String, step: String },
+}
+
+/// An operation's steps, in order.
+pub struct Saga<C: Sync> {
+    pub kind: OperationKind,
+    steps: Vec<Box<dyn Step<C>>>,
+}
+
+impl<C: Sync> std::fmt::Debug for Saga<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.steps.iter().map(|step| step.name()).collect();
+        f.debug_struct("Saga")
+            .field("kind", &self.kind)
+            .field("steps", &names)
+            .finish()
+    }
+}
+
+impl<C: Sync> Saga<C> {
+    pub fn new(kind: OperationKind, steps: Vec<Box<dyn Step<C>>>) -> Saga<C> {
+        Saga { kind, steps }
+    }
+
+    /// Records a new operation on `cluster` and runs it.
+    pub async fn start(
+        &self,
+        store: &Store,
+        cluster: &str,
+        context: &C,
+    ) -> Result<Outcome, OpsError> {
+        let operation = store.operation_insert(self.kind, cluster).await?;
+        self.resume(store, operation, context).await
+    }
+
+    /// Carries on an operation from its records: a running one from its first unrecorded step,
+    /// an unwinding one from its last recorded step backwards. A finished one is reported as is.
+    pub async fn resume(
+        &self,
+        store: &Store,
+        operation: Operation,
+        context: &C,
+    ) -> Result<Outcome, OpsError> {
+        if operation.kind != self.kind {
+            return Err(OpsError::WrongKind {
+                id: operation.id,
+                expected: self.kind,
+                found: operation.kind,
+            });
+        }
+        for record in &operation.steps {
+            let name = record.step.strip_prefix(UNDONE).unwrap_or(&record.step);
+            if !self.steps.iter().any(|step| step.name() == name) {
+                return Err(OpsError::UnknownStep {
+                    id: operation.id.clone(),
+                    step: record.step.clone(),
+                });
+            }
+        }
+        let id = operation.id.clone();
+        let error = operation.error.clone().unwrap_or_default();
+        match operation.state {
+            OperationState::Succeeded => Ok(Outcome::Succeeded { operation: id }),
+            OperationState::Unwound => Ok(Outcome::Unwound {
+                operation: id,
+                step: String::new(),
+                error,
+            }),
+            OperationState::Failed => Ok(Outcome::Failed {
+                operation: id,
+                error,
+            }),
+            OperationState::Unwinding => {
+                self.unwind(store, operation, String::new(), error, context)
+                    .await
+            }
+            OperationState::Running => self.run_forward(store, operation, context).await,
+        }
+    }
+
+    async fn run_forward(
+        &self,
+        store: &Store,
+        operation: Operation,
+        context: &C,
+    ) -> Result<Outcome, OpsError> {
+        let mut records = operation.steps.clone();
+        for step in self.steps.iter().skip(records.len()) {
+            match step.run(context, Done { steps: &records }).await {
+                Ok(output) => {
+                    let record = store
+                        .operation_record_step(&operation.id, step.name(), &output)
+                        .await?;
+                    records.push(record);
+                }
+                Err(err) => {
+                    let error = format!("{}: {err}", step.name());
+                    store
+                        .operation_set_state(&operation.id, OperationState::Unwinding, Some(&error))
+                        .await?;
+                    let operation = Operation {
+                        steps: records,
+                        ..operation
+                    };
+                    return self
+                        .unwind(store, operation, step.name().to_owned(), error, context)
+                        .await;
+                }
+            }
+        }
+        store
+            .operation_set_state(&operation.id, OperationState::Succeeded, None)
+            .await?;
+        Ok(Outcome::Succeeded {
+            operation: operation.id,
+        })
+    }
+
+    /// Undoes the recorded steps, last first. Each undone step's record is kept (the history),
+    /// and an `undone:<step>` record marks it, so a resumed unwind skips what is already undone.
+    async fn unwind(
+        &self,
+        store: &Store,
+        operation: Operation,
+        failed_step: String,
+        error: String,
+        context: &C,
+    ) -> Result<Outcome, OpsError> {
+        let undone: Vec<&str> = operation
+            .steps
+            .iter()
+            .filter_map(|record| record.step.strip_prefix(UNDONE))
+            .collect();
+        let to_undo: Vec<&StepRecord> = operation
+            .steps
+            .iter()
+            .filter(|record| {
+                !record.step.starts_with(UNDONE) && !undone.contains(&record.step.as_str())
+            })
+            .collect();
+        for record in to_undo.into_iter().rev() {
+            let Some(step) = self.steps.iter().find(|step| step.name() == record.step) else {
+                return Err(OpsError::UnknownStep {
+                    id: operation.id.clone(),
+                    step: record.step.clone(),
+                });
+            };
+            if let Err(undo_error) = step.undo(context, &record.output).await {
+                let error = format!("{error}; then undoing {} failed: {undo_error}", record.step);
+                store
+                    .operation_set_state(&operation.id, OperationState::Failed, Some(&error))
+                    .await?;
+                return Ok(Outcome::Failed {
+                    operation: operation.id,
+                    error,
+                });
+            }
+            let marker = format!("{UNDONE}{}", record.step);
+            store
+                .operation_record_step(&operation.id, &marker, &serde_json::Value::Null)
+                .await?;
+        }
+        store
+            .operation_set_state(&operation.id, OperationState::Unwound, Some(&error))
+            .await?;
+        Ok(Outcome::Unwound {
+            operation: operation.id,
+            step: failed_step,
+            error,
+        })
+    }
+}
+
+/// Prefix of the records that mark a step as undone.
+const UNDONE: &str = "undone:";
