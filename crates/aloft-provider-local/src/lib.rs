@@ -13,6 +13,10 @@
 //! about 2 MB and 50–100 ms each. The mechanism and its measurements are in
 //! `shared/notes/local-cloud.md`.
 //!
+//! Ports work like a cloud security group: an nftables table inside each instance's namespace
+//! drops new inbound connections except to port 22, opened ports, and from cluster members (see
+//! `firewall.rs`).
+//!
 //! Isolation from the rest of the host: instances get no default route and `ip_forward` is left
 //! alone, so only loopback, the bridge's own address and other instances can be reached. Every
 //! name is derived from [`LocalConfig`], so [`cleanup`] removes exactly what one configuration
@@ -28,6 +32,7 @@
 //! openssh-server, nftables).
 
 mod config;
+mod firewall;
 mod sys;
 
 use std::fmt::Write as _;
@@ -46,6 +51,7 @@ use serde::{Deserialize, Serialize};
 pub use config::LocalConfig;
 
 use crate::config::instance_octet;
+use crate::firewall::OpenPorts;
 use crate::sys::Tools;
 
 /// What went wrong inside the local cloud; wrapped in a classified [`ProvisionError`] at the
@@ -359,6 +365,7 @@ impl Inner {
         node_idx: u32,
         zone: &str,
         instance_type: &str,
+        open_ports: &OpenPorts,
     ) -> Result<InstanceInfo, LocalError> {
         let octet = self.allocate()?;
         let meta = InstanceMeta {
@@ -400,6 +407,9 @@ impl Inner {
             Some(&netns_batch),
         )
         .await?;
+        // Closed by default from the first packet; the cluster's members are added once all
+        // of them exist.
+        self.apply_firewall(&meta, &dir, open_ports, &[]).await?;
         self.boot(&meta, &dir).await?;
         self.info(&meta, InstanceState::Running)
     }
@@ -637,6 +647,82 @@ impl Inner {
         })
     }
 
+    /// Replaces the instance's firewall table and records its open ports in `ports.json`.
+    async fn apply_firewall(
+        &self,
+        meta: &InstanceMeta,
+        dir: &Path,
+        open_ports: &OpenPorts,
+        peers: &[Ipv4Addr],
+    ) -> Result<(), LocalError> {
+        let rules = firewall::ruleset(open_ports, peers);
+        let nft = self.tools.nft.to_string_lossy();
+        let args = ["netns", "exec", &meta.id, &nft, "-f", "-"];
+        sys::run(&self.tools.ip, &args, Some(&rules)).await?;
+        let json = serde_json::to_vec(open_ports).expect("plain data");
+        write_file(&dir.join("ports.json"), &json, 0o644)
+    }
+
+    /// The ports opened for the cluster, as recorded by its members (they all agree unless a
+    /// change was interrupted; then the first member's record wins and the next change heals).
+    fn cluster_open_ports(
+        &self,
+        members: &[(InstanceMeta, PathBuf)],
+    ) -> Result<OpenPorts, LocalError> {
+        for (_meta, dir) in members {
+            let path = dir.join("ports.json");
+            match std::fs::read(&path) {
+                Ok(json) => {
+                    return serde_json::from_slice(&json)
+                        .map_err(|source| LocalError::BadMetadata { path, source });
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(LocalError::Fs {
+                        action: "reading",
+                        path,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(OpenPorts::default())
+    }
+
+    /// Applies `open_ports` and the member list to every member of the cluster.
+    async fn refresh_firewalls(
+        &self,
+        members: &[(InstanceMeta, PathBuf)],
+        open_ports: &OpenPorts,
+    ) -> Result<(), LocalError> {
+        let peers: Vec<Ipv4Addr> = members.iter().map(|(meta, _)| meta.address).collect();
+        for (meta, dir) in members {
+            if sys::netns_exists(&meta.id) {
+                self.apply_firewall(meta, dir, open_ports, &peers).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `open_ports` and `close_ports`: edit the cluster's open ports and apply them everywhere.
+    async fn change_ports(
+        &self,
+        cluster: &ClusterName,
+        ports: &[PortRange],
+        open: bool,
+    ) -> Result<(), LocalError> {
+        let members = self.list(Some(cluster))?;
+        let mut open_ports = self.cluster_open_ports(&members)?;
+        for range in ports {
+            if open {
+                open_ports.open(range.first, range.last);
+            } else {
+                open_ports.close(range.first, range.last);
+            }
+        }
+        self.refresh_firewalls(&members, &open_ports).await
+    }
+
     async fn terminate_one(&self, octet: u8) -> Result<(), LocalError> {
         let netns = self.config.netns_name(octet);
         let veth = self.config.veth_name(octet);
@@ -703,7 +789,7 @@ impl Provider for LocalCloud {
             spot: false,
             stop_start: true,
             multi_node: true,
-            open_ports: false,
+            open_ports: true,
         }
     }
 
@@ -740,6 +826,9 @@ impl Provider for LocalCloud {
         let existing = inner
             .list(Some(&request.cluster))
             .map_err(|err| err.during(operation))?;
+        let open_ports = inner
+            .cluster_open_ports(&existing)
+            .map_err(|err| err.during(operation))?;
         let mut tasks = tokio::task::JoinSet::new();
         for node_idx in request.first_node_idx..request.first_node_idx + request.count {
             if existing.iter().any(|(meta, _)| meta.node_idx == node_idx) {
@@ -749,10 +838,11 @@ impl Provider for LocalCloud {
             let cluster = request.cluster.clone();
             let zone = zone.clone();
             let instance_type = request.instance_type.clone();
+            let open_ports = open_ports.clone();
             tasks.spawn(async move {
                 cloud
                     .inner
-                    .create_one(&cluster, node_idx, &zone, &instance_type)
+                    .create_one(&cluster, node_idx, &zone, &instance_type, &open_ports)
                     .await
             });
         }
@@ -771,6 +861,13 @@ impl Provider for LocalCloud {
         if let Some(err) = first_error {
             return Err(err.during(operation));
         }
+        let members = inner
+            .list(Some(&request.cluster))
+            .map_err(|err| err.during(operation))?;
+        inner
+            .refresh_firewalls(&members, &open_ports)
+            .await
+            .map_err(|err| err.during(operation))?;
         let wanted = request.first_node_idx..request.first_node_idx + request.count;
         let instances = self.query(&request.region, &request.cluster).await?;
         Ok(instances
@@ -859,26 +956,36 @@ impl Provider for LocalCloud {
 
     async fn open_ports(
         &self,
-        _region: &str,
-        _cluster: &ClusterName,
-        _ports: &[PortRange],
+        region: &str,
+        cluster: &ClusterName,
+        ports: &[PortRange],
     ) -> Result<(), ProvisionError> {
-        Err(LocalError::InvalidConfig {
-            reason: "opening ports is not implemented yet".into(),
-        }
-        .during(Operation::OpenPorts))
+        let operation = Operation::OpenPorts;
+        let inner = &self.inner;
+        inner
+            .check_region(region)
+            .map_err(|err| err.during(operation))?;
+        inner
+            .change_ports(cluster, ports, true)
+            .await
+            .map_err(|err| err.during(operation))
     }
 
     async fn close_ports(
         &self,
-        _region: &str,
-        _cluster: &ClusterName,
-        _ports: &[PortRange],
+        region: &str,
+        cluster: &ClusterName,
+        ports: &[PortRange],
     ) -> Result<(), ProvisionError> {
-        Err(LocalError::InvalidConfig {
-            reason: "closing ports is not implemented yet".into(),
-        }
-        .during(Operation::ClosePorts))
+        let operation = Operation::ClosePorts;
+        let inner = &self.inner;
+        inner
+            .check_region(region)
+            .map_err(|err| err.during(operation))?;
+        inner
+            .change_ports(cluster, ports, false)
+            .await
+            .map_err(|err| err.during(operation))
     }
 }
 

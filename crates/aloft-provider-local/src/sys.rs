@@ -62,7 +62,6 @@ pub(crate) struct Tools {
     pub kill: PathBuf,
     pub ssh_keygen: PathBuf,
     pub sshd: PathBuf,
-    #[expect(dead_code, reason = "the per-instance firewall comes next")]
     pub nft: PathBuf,
 }
 

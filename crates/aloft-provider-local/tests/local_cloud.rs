@@ -9,11 +9,11 @@
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aloft_provider_local::{LocalCloud, LocalConfig, cleanup, preflight};
 use aloft_provision::{
-    ClusterName, ClusterState, CreateRequest, InstanceInfo, InstanceState, Provider,
+    ClusterName, ClusterState, CreateRequest, InstanceInfo, InstanceState, PortRange, Provider,
 };
 
 const REGION: &str = "local";
@@ -159,6 +159,47 @@ fn in_netns(instance: &InstanceInfo, script: &str) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// Starts a second sshd listening on `port` in the instance's network namespace: a service
+/// that needs nothing beyond the tools the local cloud already requires.
+fn listen_in(run: &Run, instance: &InstanceInfo, port: u16) -> std::process::Child {
+    let dir = run.config.state_dir.join("instances").join(&instance.id);
+    let config = dir.join(format!("listener-{port}.conf"));
+    let host_key = dir.join("etc-ssh/ssh_host_ed25519_key");
+    let text = format!(
+        "Port {port}\nHostKey {}\nPidFile none\nUsePAM no\n",
+        host_key.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .expect("preflight found sshd");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &instance.id, sshd, "-D", "-e", "-f"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sshd starts");
+    // Ready when it accepts on the instance's loopback (the firewall always allows lo).
+    let probe = format!("until exec 3<>/dev/tcp/127.0.0.1/{port}; do sleep 0.01; done 2>/dev/null");
+    let (ok, output) = in_netns(instance, &format!("timeout 20 bash -c '{probe}'"));
+    assert!(
+        ok,
+        "listener on {}:{port} never came up: {output}",
+        instance.id
+    );
+    child
+}
+
+/// Asserts that a new connection to `target` is silently dropped: it times out rather than
+/// being refused.
+fn assert_dropped(target: SocketAddr) {
+    let err = TcpStream::connect_timeout(&target, Duration::from_millis(500))
+        .expect_err("a closed port must not accept");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{target}: {err}");
+}
+
 /// Asserts that no trace of `instance` is left on the host.
 fn assert_gone(run: &Run, instance: &InstanceInfo) {
     let id = &instance.id;
@@ -248,6 +289,38 @@ async fn two_instances_reach_each_other_and_terminate_without_a_trace() {
     let (ok, _, stderr) = ssh(&run, a, b.ssh_host_key.as_deref().unwrap(), "true");
     assert!(!ok, "ssh must refuse a host key other than the pinned one");
     assert!(stderr.contains("Host key verification failed"), "{stderr}");
+
+    // Ports: closed ones drop new connections (a timeout, not a refusal), except from cluster
+    // members; opening and closing take effect at once.
+    let mut listener = listen_in(&run, a, 8080);
+    let a_8080 = SocketAddr::new(address(a), 8080);
+    assert_dropped(a_8080);
+    let script = format!("exec 3<>/dev/tcp/{}/8080 && head -c 4 <&3", address(a));
+    let (ok, banner) = in_netns(b, &script);
+    assert!(
+        ok && banner.starts_with("SSH-"),
+        "members reach closed ports: {banner}"
+    );
+    let port_8080 = [PortRange {
+        first: 8080,
+        last: 8080,
+    }];
+    cloud
+        .open_ports(REGION, &cluster, &port_8080)
+        .await
+        .unwrap();
+    cloud
+        .open_ports(REGION, &cluster, &port_8080)
+        .await
+        .unwrap();
+    TcpStream::connect(a_8080).expect("an opened port accepts");
+    cloud
+        .close_ports(REGION, &cluster, &port_8080)
+        .await
+        .unwrap();
+    assert_dropped(a_8080);
+    listener.kill().unwrap();
+    listener.wait().unwrap();
 
     let queried = cloud.query(REGION, &cluster).await.unwrap();
     assert_eq!(queried, instances);
