@@ -36,6 +36,7 @@ mod firewall;
 mod sys;
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -247,6 +248,9 @@ impl LocalCloud {
     pub fn config(&self) -> &LocalConfig {
         &self.inner.config
     }
+
+    /// The user to log in as on every instance.
+    pub const SSH_USER: &'static str = "root";
 
     /// The private key every instance authorizes (created by `bootstrap`). The public key is
     /// beside it with `.pub` appended.
@@ -778,6 +782,47 @@ PrintMotd no
 Subsystem sftp internal-sftp
 ";
 
+impl LocalCloud {
+    /// Runs `action` on every listed instance at once.
+    async fn on_each<F, Fut>(
+        &self,
+        listed: Vec<(InstanceMeta, PathBuf)>,
+        action: F,
+    ) -> Result<(), LocalError>
+    where
+        F: Fn(Arc<Inner>, InstanceMeta, PathBuf) -> Fut,
+        Fut: Future<Output = Result<(), LocalError>> + Send + 'static,
+    {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (meta, dir) in listed {
+            tasks.spawn(action(Arc::clone(&self.inner), meta, dir));
+        }
+        join_all(tasks).await.map(drop)
+    }
+}
+
+/// Waits for every task, even after a failure, so nothing is left half-done in the background;
+/// the first error wins.
+async fn join_all<T: 'static>(
+    mut tasks: tokio::task::JoinSet<Result<T, LocalError>>,
+) -> Result<Vec<T>, LocalError> {
+    let mut done = Vec::new();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(value)) => done.push(value),
+            Ok(Err(err)) => {
+                first_error.get_or_insert(err);
+            }
+            Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(done),
+    }
+}
+
 #[async_trait]
 impl Provider for LocalCloud {
     fn id(&self) -> &str {
@@ -846,21 +891,7 @@ impl Provider for LocalCloud {
                     .await
             });
         }
-        // Wait for every creation, even after a failure, so none is left half-made in the
-        // background; the first error wins.
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(_info)) => {}
-                Ok(Err(err)) => {
-                    first_error.get_or_insert(err);
-                }
-                Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
-            }
-        }
-        if let Some(err) = first_error {
-            return Err(err.during(operation));
-        }
+        join_all(tasks).await.map_err(|err| err.during(operation))?;
         let members = inner
             .list(Some(&request.cluster))
             .map_err(|err| err.during(operation))?;
@@ -905,12 +936,11 @@ impl Provider for LocalCloud {
         let listed = inner
             .list(Some(cluster))
             .map_err(|err| err.during(operation))?;
-        for (meta, dir) in &listed {
-            inner
-                .stop_one(meta, dir)
-                .await
-                .map_err(|err| err.during(operation))?;
-        }
+        self.on_each(listed, |inner, meta, dir| async move {
+            inner.stop_one(&meta, &dir).await
+        })
+        .await
+        .map_err(|err| err.during(operation))?;
         Ok(())
     }
 
@@ -927,12 +957,11 @@ impl Provider for LocalCloud {
         let listed = inner
             .list(Some(cluster))
             .map_err(|err| err.during(operation))?;
-        for (meta, dir) in &listed {
-            inner
-                .start_one(meta, dir)
-                .await
-                .map_err(|err| err.during(operation))?;
-        }
+        self.on_each(listed, |inner, meta, dir| async move {
+            inner.start_one(&meta, &dir).await
+        })
+        .await
+        .map_err(|err| err.during(operation))?;
         self.query(region, cluster).await
     }
 
@@ -945,12 +974,11 @@ impl Provider for LocalCloud {
         let listed = inner
             .list(Some(cluster))
             .map_err(|err| err.during(operation))?;
-        for (meta, _dir) in &listed {
-            inner
-                .terminate_one(meta.octet)
-                .await
-                .map_err(|err| err.during(operation))?;
-        }
+        self.on_each(listed, |inner, meta, _dir| async move {
+            inner.terminate_one(meta.octet).await
+        })
+        .await
+        .map_err(|err| err.during(operation))?;
         Ok(())
     }
 
@@ -1119,5 +1147,56 @@ fn remove_dir_all(path: &Path) -> Result<(), LocalError> {
             path: path.to_owned(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_with_actionable_messages() {
+        let err = LocalError::NotRoot.during(Operation::Bootstrap);
+        assert!(matches!(err, ProvisionError::Auth { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "bootstrap: not authorized: the local cloud needs root (CAP_NET_ADMIN, \
+             CAP_SYS_ADMIN): run as root"
+        );
+
+        let err = LocalError::ToolsMissing {
+            tools: "sshd, nft".into(),
+            packages: "openssh-server nftables".into(),
+        }
+        .during(Operation::CreateInstances);
+        assert!(
+            matches!(err, ProvisionError::InvalidRequest { .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("`apt-get install openssh-server nftables`"),
+            "{err}"
+        );
+
+        let err = LocalError::AddressesExhausted {
+            subnet: "10.1.2.0/24".into(),
+        }
+        .during(Operation::CreateInstances);
+        assert_eq!(err.failover_scope(), Some(Scope::Cloud));
+
+        // The IO cause is the source, not part of the message.
+        let err = LocalError::Fs {
+            action: "writing",
+            path: "/x/meta.json".into(),
+            source: std::io::Error::other("disk full"),
+        }
+        .during(Operation::CreateInstances);
+        assert_eq!(
+            err.to_string(),
+            "create instances failed: writing /x/meta.json"
+        );
+        let source = std::error::Error::source(&err).expect("a source");
+        assert_eq!(source.to_string(), "disk full");
     }
 }

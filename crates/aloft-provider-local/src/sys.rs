@@ -220,7 +220,7 @@ pub(crate) fn netns_pids(netns: &str) -> Vec<u32> {
 pub(crate) async fn kill_netns_processes(kill: &Path, netns: &str) -> Result<(), LocalError> {
     // Processes die asynchronously; a few rounds of "kill what is listed, look again" suffice
     // unless something keeps entering the namespace.
-    for _round in 0..500 {
+    for _round in 0..2500 {
         let pids = netns_pids(netns);
         if pids.is_empty() {
             return Ok(());
@@ -231,7 +231,7 @@ pub(crate) async fn kill_netns_processes(kill: &Path, netns: &str) -> Result<(),
         // A process may exit between listing and killing; `kill` then fails for it alone, and
         // the next round looks again.
         let _ = run(kill, &args, None).await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     Err(LocalError::ProcessesSurvive {
         netns: netns.to_owned(),
