@@ -217,8 +217,9 @@ struct Inner {
     config: LocalConfig,
     network: Ipv4Addr,
     tools: Tools,
-    /// Serializes bootstrap within this process (it creates the bridge and the client key).
-    bootstrap_lock: tokio::sync::Mutex<()>,
+    /// Serializes bootstrap within this process (it creates the bridge and the client key);
+    /// true once it has completed, so later launches skip the bridge's address check.
+    bootstrap_lock: tokio::sync::Mutex<bool>,
 }
 
 impl LocalCloud {
@@ -240,7 +241,7 @@ impl LocalCloud {
                 config,
                 network,
                 tools,
-                bootstrap_lock: tokio::sync::Mutex::new(()),
+                bootstrap_lock: tokio::sync::Mutex::new(false),
             }),
         })
     }
@@ -285,7 +286,7 @@ impl Inner {
     }
 
     async fn bootstrap(&self) -> Result<(), LocalError> {
-        let _guard = self.bootstrap_lock.lock().await;
+        let mut bootstrapped = self.bootstrap_lock.lock().await;
         for dir in [self.instances_dir(), PathBuf::from("/run/sshd")] {
             create_dir_all(&dir)?;
         }
@@ -307,16 +308,19 @@ impl Inner {
             sys::run(&self.tools.ssh_keygen, &args, None).await?;
         }
         let bridge = &self.config.bridge;
+        let mut batch = String::new();
         if !sys::link_exists(bridge) {
             self.check_subnet_is_free()?;
-            let host_address = self.address(1);
-            let batch = format!(
-                "link add {bridge} type bridge\n\
-                 addr add {host_address}/24 dev {bridge}\n\
-                 link set {bridge} up\n"
-            );
-            sys::run(&self.tools.ip, &["-batch", "-"], Some(&batch)).await?;
+            let _ = writeln!(batch, "link add {bridge} type bridge");
+        } else if *bootstrapped {
+            return Ok(());
         }
+        // `replace` and `set up` are idempotent, which also repairs a bridge left half-made.
+        let host_address = self.address(1);
+        let _ = writeln!(batch, "addr replace {host_address}/24 dev {bridge}");
+        let _ = writeln!(batch, "link set {bridge} up");
+        sys::run(&self.tools.ip, &["-batch", "-"], Some(&batch)).await?;
+        *bootstrapped = true;
         Ok(())
     }
 
@@ -1068,8 +1072,10 @@ async fn cleanup_inner(config: &LocalConfig) -> Result<CleanupReport, LocalError
             sys::run(&tools.ip, &["link", "del", &veth], None).await?;
             report.links += 1;
         }
-        sys::run(&tools.ip, &["netns", "del", &netns], None).await?;
-        report.namespaces += 1;
+        if sys::netns_exists(&netns) {
+            sys::run(&tools.ip, &["netns", "del", &netns], None).await?;
+            report.namespaces += 1;
+        }
     }
     for link in sys::list_dir_names("/sys/class/net") {
         if instance_octet(prefix, &link, 'v').is_some() {

@@ -27,22 +27,30 @@ struct Run {
 impl Drop for Run {
     fn drop(&mut self) {
         let config = self.config.clone();
-        // Drop may run inside the test's runtime, which must not be blocked on: clean up from a
-        // fresh thread with its own runtime.
-        let outcome = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime")
-                .block_on(cleanup(&config))
-        })
-        .join();
-        match outcome {
-            Ok(Ok(_report)) => {}
-            Ok(Err(err)) => eprintln!("cleanup of {} failed: {err:#?}", self.config.name_prefix),
-            Err(_panic) => eprintln!("cleanup of {} panicked", self.config.name_prefix),
+        let outcome = block_on_fresh_runtime(move || async move { cleanup(&config).await });
+        if let Err(err) = outcome {
+            eprintln!("cleanup of {} failed: {err:#?}", self.config.name_prefix);
         }
     }
+}
+
+/// Runs a future to completion on a new thread with its own runtime: usable from `Drop` and
+/// from inside the test's runtime, which must not be blocked on.
+fn block_on_fresh_runtime<F, Fut>(make: F) -> Fut::Output
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future,
+    Fut::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(make())
+    })
+    .join()
+    .expect("the cleanup thread does not panic")
 }
 
 /// A configuration no other run on this machine uses: prefix, bridge and subnet from the PID
@@ -74,6 +82,43 @@ fn base36(mut n: u32) -> String {
     String::from_utf8(out).expect("ascii")
 }
 
+/// Cleans up after earlier test processes that died without running their guards (killed, or
+/// aborted): their state directories under the target's tmp dir name their PID.
+fn sweep_crashed_runs() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(prefix) = name.strip_prefix("local-") else {
+            continue;
+        };
+        // `t<pid in base 36><tag digit>`, as made by `unique_config`.
+        let Some(pid) = prefix
+            .strip_prefix('t')
+            .and_then(|rest| rest.get(..rest.len().checked_sub(1)?))
+            .and_then(|digits| u32::from_str_radix(digits, 36).ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let config = LocalConfig {
+            name_prefix: prefix.to_owned(),
+            bridge: format!("{prefix}br"),
+            state_dir: entry.path(),
+            ..LocalConfig::default()
+        };
+        let outcome = block_on_fresh_runtime(move || async move { cleanup(&config).await });
+        match outcome {
+            Ok(report) => eprintln!("cleaned up after crashed test run {prefix}: {report:?}"),
+            Err(err) => eprintln!("cleaning up after crashed test run {prefix} failed: {err}"),
+        }
+    }
+}
+
 /// The test's cloud, or `None` (skip) when the host can't run it outside CI.
 fn setup(tag: u32) -> Option<Run> {
     if let Err(err) = preflight() {
@@ -82,6 +127,8 @@ fn setup(tag: u32) -> Option<Run> {
         eprintln!("skipping the local cloud test (it would fail in CI): {err}");
         return None;
     }
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep_crashed_runs);
     let config = unique_config(tag);
     let cloud = LocalCloud::new(config.clone()).expect("a valid configuration");
     Some(Run { cloud, config })
