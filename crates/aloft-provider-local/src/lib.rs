@@ -327,23 +327,16 @@ impl Inner {
     /// Refuses a subnet that any host route (other than our own bridge's) overlaps: instances
     /// must never shadow a real network.
     fn check_subnet_is_free(&self) -> Result<(), LocalError> {
-        let network = u32::from(self.network);
-        for (device, destination, prefix_len) in sys::host_routes() {
-            if device == self.config.bridge || prefix_len == 0 {
-                continue;
-            }
-            let common = prefix_len.min(24);
-            let mask = u32::MAX << (32 - common);
-            if network & mask == u32::from(destination) & mask {
-                return Err(LocalError::SubnetOverlap {
-                    subnet: self.config.subnet.clone(),
-                    destination,
-                    prefix_len,
-                    device,
-                });
-            }
+        let routes = sys::host_routes();
+        match overlapping_route(self.network, &self.config.bridge, &routes) {
+            None => Ok(()),
+            Some((device, destination, prefix_len)) => Err(LocalError::SubnetOverlap {
+                subnet: self.config.subnet.clone(),
+                destination: *destination,
+                prefix_len: *prefix_len,
+                device: device.clone(),
+            }),
         }
-        Ok(())
     }
 
     /// Claims the lowest free address by creating its instance directory.
@@ -1094,6 +1087,24 @@ async fn cleanup_inner(config: &LocalConfig) -> Result<CleanupReport, LocalError
     Ok(report)
 }
 
+/// The first route (device, destination, prefix length) that overlaps the /24 at `network`,
+/// ignoring default routes (everything overlaps those) and routes on our own bridge.
+fn overlapping_route<'a>(
+    network: Ipv4Addr,
+    bridge: &str,
+    routes: &'a [(String, Ipv4Addr, u32)],
+) -> Option<&'a (String, Ipv4Addr, u32)> {
+    let network = u32::from(network);
+    routes.iter().find(|(device, destination, prefix_len)| {
+        if device == bridge || *prefix_len == 0 {
+            return false;
+        }
+        let common = (*prefix_len).min(24);
+        let mask = u32::MAX << (32 - common);
+        network & mask == u32::from(*destination) & mask
+    })
+}
+
 fn console_tail(dir: &Path) -> String {
     let text = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -1159,6 +1170,38 @@ fn remove_dir_all(path: &Path) -> Result<(), LocalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subnet_overlap() {
+        let route = |device: &str, destination: [u8; 4], prefix_len| {
+            (device.to_owned(), Ipv4Addr::from(destination), prefix_len)
+        };
+        let routes = [
+            route("eth0", [0, 0, 0, 0], 0),
+            route("eth0", [192, 0, 2, 0], 24),
+            route("docker0", [172, 17, 0, 0], 16),
+            route("vpn0", [10, 8, 0, 0], 13),
+            route("aloftbr0", [10, 213, 0, 0], 24),
+        ];
+        let check = |network: [u8; 4], expect: Option<&str>| {
+            let found = overlapping_route(Ipv4Addr::from(network), "aloftbr0", &routes);
+            assert_eq!(
+                found.map(|(device, _, _)| device.as_str()),
+                expect,
+                "{network:?}"
+            );
+        };
+        check([10, 213, 0, 0], None);
+        check([10, 1, 0, 0], None);
+        check([192, 0, 2, 0], Some("eth0"));
+        check([172, 17, 5, 0], Some("docker0"));
+        check([10, 15, 255, 0], Some("vpn0"));
+        check([10, 16, 0, 0], None);
+        // A narrower route inside our /24 overlaps too.
+        let narrow = [route("tun0", [10, 1, 2, 128], 25)];
+        let found = overlapping_route(Ipv4Addr::new(10, 1, 2, 0), "aloftbr0", &narrow);
+        assert!(found.is_some());
+    }
 
     #[test]
     fn errors_are_classified_with_actionable_messages() {
