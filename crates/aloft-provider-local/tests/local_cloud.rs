@@ -348,6 +348,25 @@ async fn two_instances_reach_each_other_and_terminate_without_a_trace() {
         ok && banner.starts_with("SSH-"),
         "members reach closed ports: {banner}"
     );
+    // An instance of another cluster is no member: dropped (bash's connect times out, exit
+    // status 124, rather than being refused), though port 22 answers it.
+    let other = ClusterName::new("other").unwrap();
+    let outsider = &cloud.create_instances(&request(&other, 1)).await.unwrap()[0];
+    let script = format!(
+        "timeout 1 bash -c 'exec 3<>/dev/tcp/{}/8080'; echo $?",
+        address(a)
+    );
+    let (_, status) = in_netns(outsider, &script);
+    assert_eq!(status.trim(), "124", "non-members are dropped");
+    let script = format!("exec 3<>/dev/tcp/{}/22 && head -c 4 <&3", address(a));
+    let (ok, banner) = in_netns(outsider, &script);
+    assert!(
+        ok && banner.starts_with("SSH-"),
+        "port 22 is open to all: {banner}"
+    );
+    cloud.terminate(REGION, &other).await.unwrap();
+    assert_gone(&run, outsider);
+
     let port_8080 = [PortRange {
         first: 8080,
         last: 8080,
