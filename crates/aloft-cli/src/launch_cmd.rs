@@ -4,7 +4,7 @@ use crate::catalog_cmd::CatalogSource;
 use crate::output::{OutputFormat, dollars, duration, new_table, number, table_text};
 use aloft_optimizer::{Objective, Options, Placement, Plan, Solution};
 use aloft_types::{Dag, Duration, Infra};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use comfy_table::Table;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,9 +13,19 @@ use std::process::ExitCode;
 pub struct LaunchArgs {
     /// Task YAML: one task, a DAG (`tasks:` with `depends_on`), or a pipeline (`---` documents).
     pub task: PathBuf,
-    /// Plan only: print where everything would run and what it would cost.
+    /// Plan only: print where everything would run and what it would cost (over every cloud in
+    /// the catalog).
     #[arg(long)]
     pub dryrun: bool,
+    /// Name of the cluster to launch on (made if missing, reused if up).
+    #[arg(short = 'c', long = "cluster", value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Tear the cluster down when the job ends.
+    #[arg(long)]
+    pub down: bool,
+    /// Set an environment variable for the task (overrides `envs` in the YAML).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub envs: Vec<(String, String)>,
     /// What to minimize.
     #[arg(long, value_enum, default_value = "cost")]
     pub optimize: ObjectiveArg,
@@ -52,14 +62,7 @@ pub enum ObjectiveArg {
 }
 
 pub fn run(args: LaunchArgs) -> Result<ExitCode> {
-    if !args.dryrun {
-        bail!(
-            "launching for real is not available yet; run `aloft launch --dryrun {}` to see the plan",
-            args.task.display()
-        );
-    }
     let dag = read_dag(&args.task)?;
-    let catalog = crate::catalog_cmd::load_catalog(args.source.catalog.as_deref())?;
     let blocked = args
         .blocked
         .iter()
@@ -84,6 +87,10 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         ),
         default_runtime,
     };
+    if !args.dryrun {
+        return crate::cluster_cmd::launch(&args, dag, options);
+    }
+    let catalog = crate::catalog_cmd::load_catalog(args.source.catalog.as_deref())?;
     let solution = aloft_optimizer::optimize(&dag, &catalog, &options)
         .with_context(|| format!("no plan for {}", args.task.display()))?;
     match args.output {
@@ -115,6 +122,14 @@ fn parse_dollars(text: &str) -> Result<f64, String> {
         _ => Err(format!(
             "expected an amount of dollars such as `12` or `0.5`, found `{text}`"
         )),
+    }
+}
+
+/// `NAME=VALUE`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, found `{text}`")),
     }
 }
 

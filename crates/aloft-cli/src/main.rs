@@ -6,6 +6,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 mod catalog_cmd;
+mod cluster_cmd;
 mod launch_cmd;
 mod output;
 
@@ -16,6 +17,7 @@ mod output;
     version,
     about,
     after_help = "Examples:\n  \
+        aloft launch examples/hello.yaml --down   (runs it on the local cloud; needs root)\n  \
         aloft launch --dryrun examples/hello.yaml\n  \
         aloft launch --dryrun --optimize time examples/train-gpu.yaml -o json\n  \
         aloft catalog --cpus 8+ --memory 32+\n  \
@@ -31,6 +33,15 @@ struct Cli {
 enum Command {
     /// Plan (and, later, run) a task, DAG or pipeline.
     Launch(launch_cmd::LaunchArgs),
+    /// Tear clusters down: terminate their instances and forget them.
+    Down(cluster_cmd::DownArgs),
+    /// Show the clusters.
+    Status(cluster_cmd::StatusArgs),
+    /// The local cloud (instances that are network namespaces on this machine).
+    Local {
+        #[command(subcommand)]
+        command: cluster_cmd::LocalCommand,
+    },
     /// List instance types and prices from the catalog.
     Catalog(catalog_cmd::CatalogArgs),
     /// Print a shell completion script.
@@ -54,6 +65,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Launch(args) => launch_cmd::run(args),
+        Command::Down(args) => cluster_cmd::down(args),
+        Command::Status(args) => cluster_cmd::status(args),
+        Command::Local { command } => cluster_cmd::local(command),
         Command::Catalog(args) => catalog_cmd::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "aloft", &mut std::io::stdout());

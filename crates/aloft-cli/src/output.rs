@@ -58,3 +58,11 @@ pub fn table_text(table: &Table) -> String {
     }
     text
 }
+
+/// An enum's snake_case name, as serde writes it (`ClusterStatus::Up` → `up`).
+pub fn snake<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "?".to_owned(),
+    }
+}

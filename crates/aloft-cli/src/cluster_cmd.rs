@@ -1,0 +1,477 @@
+//! Commands that act on clusters: a real `launch`, `down`, `status`, and `local cleanup`.
+//!
+//! For now the CLI drives the operations itself (store, provider, transports); when the API
+//! server arrives these become its endpoints and the CLI its client.
+
+use crate::launch_cmd::LaunchArgs;
+use crate::output::{OutputFormat, new_table, table_text};
+use aloft_catalog::Catalog;
+use aloft_exec::Stream;
+use aloft_ops::Outcome;
+use aloft_ops::job::{JobOutcome, Node, Phase, run_job};
+use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, launch_saga};
+use aloft_provider_local::{LocalCloud, LocalConfig};
+use aloft_provision::{ClusterName, ClusterState, Provider};
+use aloft_store::{Cluster, ClusterStatus, OperationKind, OperationState, Store};
+use aloft_types::{Dag, Task};
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// aloft's home: state database, local cloud disks, SSH state (`$ALOFT_HOME`, else `~/.aloft`).
+fn aloft_home() -> PathBuf {
+    match std::env::var_os("ALOFT_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".aloft")
+        }
+    }
+}
+
+/// The local cloud's layout; `ALOFT_LOCAL_PREFIX`, `_BRIDGE` and `_SUBNET` override the
+/// defaults, so that two runs on one machine (tests, say) never share a bridge or a subnet.
+fn local_config(home: &Path) -> LocalConfig {
+    let mut config = LocalConfig {
+        state_dir: home.join("local"),
+        ..LocalConfig::default()
+    };
+    if let Ok(prefix) = std::env::var("ALOFT_LOCAL_PREFIX") {
+        config.name_prefix = prefix;
+    }
+    if let Ok(bridge) = std::env::var("ALOFT_LOCAL_BRIDGE") {
+        config.bridge = bridge;
+    }
+    if let Ok(subnet) = std::env::var("ALOFT_LOCAL_SUBNET") {
+        config.subnet = subnet;
+    }
+    config
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn open_store(home: &Path) -> Result<Store> {
+    Ok(Store::open(&home.join("state.db")).await?)
+}
+
+fn local_provider(home: &Path) -> Result<Arc<LocalCloud>> {
+    aloft_provider_local::preflight()?;
+    Ok(Arc::new(LocalCloud::new(local_config(home))?))
+}
+
+fn say(line: &str) {
+    eprintln!("{line}");
+}
+
+/// `aloft launch TASK` for real: plan on the clouds aloft can use (today: the local cloud),
+/// bring the cluster up, run the task, and tear it down with `--down`.
+pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) -> Result<ExitCode> {
+    if dag.tasks.len() != 1 {
+        bail!(
+            "launching a DAG or pipeline is not supported yet ({} tasks); `--dryrun` plans it",
+            dag.tasks.len()
+        );
+    }
+    let mut task = dag.tasks.into_iter().next().expect("one task");
+    for (name, value) in &args.envs {
+        task.envs.insert(name.clone(), Some(value.clone()));
+    }
+    let missing: Vec<&String> = task
+        .envs
+        .iter()
+        .filter(|(_, value)| value.is_none())
+        .map(|(name, _)| name)
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|name| name.as_str()).collect();
+        bail!(
+            "the task needs a value for {}: pass --env NAME=VALUE",
+            names.join(", ")
+        );
+    }
+    let catalog = Catalog::local_offers();
+    let solution = aloft_optimizer::optimize(&Dag::single(task.clone()), &catalog, &options)
+        .context("no plan on the clouds aloft can use (today: the local cloud)")?;
+    let placement = solution.best.tasks[0].clone();
+    let cluster_name = args.cluster.clone().unwrap_or_else(default_cluster_name);
+    let cluster = ClusterName::new(cluster_name.clone())
+        .map_err(|err| anyhow::anyhow!("cluster name `{cluster_name}`: {err}"))?;
+    say(&format!(
+        "Launching `{cluster_name}`: {} x {} in {}/{}{} at ${:.4}/h",
+        placement.num_nodes,
+        placement.instance_type,
+        placement.cloud,
+        placement.region,
+        placement
+            .zone
+            .as_deref()
+            .map(|zone| format!("/{zone}"))
+            .unwrap_or_default(),
+        placement.cluster_hourly_price
+    ));
+    let home = aloft_home();
+    let base_dir = args
+        .task
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    runtime()?.block_on(async move {
+        let provider = local_provider(&home)?;
+        let store = open_store(&home).await?;
+        recover(&store, &home, provider.clone()).await?;
+        let context = LaunchContext {
+            provider: provider.clone(),
+            cluster: cluster.clone(),
+            region: placement.region.clone(),
+            zone: placement.zone.clone(),
+            instance_type: placement.instance_type.clone(),
+            num_nodes: placement.num_nodes,
+            use_spot: placement.spot,
+            task: task.clone(),
+            base_dir,
+            ssh_user: "root".to_owned(),
+            ssh_key: provider.client_key_path(),
+            ssh_state_dir: home.join("ssh"),
+            progress: Arc::new(say),
+        };
+        record_cluster(&store, &context, &task, &placement).await?;
+        match launch_saga()
+            .start(&store, cluster.as_str(), &context)
+            .await?
+        {
+            Outcome::Succeeded { .. } => {}
+            Outcome::Unwound { error, .. } => {
+                store.cluster_delete(cluster.as_str()).await?;
+                bail!("launch failed and was undone: {error}");
+            }
+            Outcome::Failed { error, .. } => {
+                bail!("launch failed and could not be fully undone (see `aloft status`): {error}")
+            }
+        }
+        set_status(&store, cluster.as_str(), ClusterStatus::Up).await?;
+        let instances = provider.query(&context.region, &cluster).await?;
+        let transports = context
+            .transports(&instances)
+            .map_err(|err| anyhow::anyhow!(err.message))?;
+        let nodes: Vec<Node> = instances
+            .iter()
+            .zip(transports)
+            .map(|(instance, transport)| Node {
+                rank: instance.node_idx,
+                address: instance
+                    .private_address
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                transport,
+            })
+            .collect();
+        let envs: Vec<(String, String)> = task
+            .envs
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone().unwrap_or_default()))
+            .collect();
+        let cwd = task
+            .workdir
+            .as_ref()
+            .map(|_| context.expand_home(REMOTE_WORKDIR));
+        let many = nodes.len() > 1;
+        let sink = Arc::new(move |_: Phase, rank: u32, stream: Stream, line: &str| {
+            let tag = if many {
+                format!(
+                    "({}) ",
+                    if rank == 0 {
+                        "head".to_owned()
+                    } else {
+                        format!("worker{rank}")
+                    }
+                )
+            } else {
+                String::new()
+            };
+            match stream {
+                Stream::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{tag}{line}");
+                    let _ = out.flush();
+                }
+                Stream::Stderr => eprintln!("{tag}{line}"),
+            }
+        });
+        let outcome = run_job(
+            &nodes,
+            cluster.as_str(),
+            task.setup.as_deref(),
+            task.run.as_deref(),
+            &envs,
+            cwd.as_deref(),
+            sink,
+        )
+        .await?;
+        drop(nodes);
+        if args.down {
+            say(&format!("Tearing down `{cluster_name}`"));
+            provider.terminate(&context.region, &cluster).await?;
+            store.cluster_delete(cluster.as_str()).await?;
+        }
+        match outcome {
+            JobOutcome::Succeeded => {
+                say(&format!("Job on `{cluster_name}` succeeded."));
+                Ok(ExitCode::SUCCESS)
+            }
+            JobOutcome::Failed { phase, exits } => {
+                let exits: Vec<String> = exits
+                    .iter()
+                    .map(|(rank, code)| format!("node {rank}: exit {code}"))
+                    .collect();
+                say(&format!(
+                    "Job on `{cluster_name}` failed in {phase:?}: {}",
+                    exits.join(", ")
+                ));
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    })
+}
+
+fn default_cluster_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    format!("aloft-{:04x}", nanos & 0xffff)
+}
+
+async fn record_cluster(
+    store: &Store,
+    context: &LaunchContext,
+    task: &Task,
+    placement: &aloft_optimizer::Placement,
+) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let resources = serde_json::to_value(&task.resources.options[placement.option_index])?;
+    match store.cluster_fetch(context.cluster.as_str()).await? {
+        Some(mut existing) => {
+            existing.status = ClusterStatus::Init;
+            existing.resources = resources;
+            store.cluster_update(&existing).await?;
+        }
+        None => {
+            store
+                .cluster_insert(&Cluster {
+                    name: context.cluster.as_str().to_owned(),
+                    status: ClusterStatus::Init,
+                    cloud: placement.cloud.clone(),
+                    region: placement.region.clone(),
+                    zone: placement.zone.clone(),
+                    instance_type: placement.instance_type.clone(),
+                    num_nodes: placement.num_nodes,
+                    spot: placement.spot,
+                    hourly_price: placement.hourly_price,
+                    autostop_minutes: None,
+                    autostop_down: false,
+                    resources,
+                    generation: 0,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn set_status(store: &Store, name: &str, status: ClusterStatus) -> Result<()> {
+    if let Some(mut cluster) = store.cluster_fetch(name).await? {
+        cluster.status = status;
+        store.cluster_update(&cluster).await?;
+    }
+    Ok(())
+}
+
+/// Finds launches an earlier aloft process left unfinished (it was killed, or the machine went
+/// off) and undoes them, so no instance is leaked.
+async fn recover(store: &Store, home: &Path, provider: Arc<LocalCloud>) -> Result<()> {
+    for operation in store.operation_list_unfinished().await? {
+        if operation.kind != OperationKind::Launch {
+            continue;
+        }
+        say(&format!(
+            "Found an unfinished launch of `{}` ({}); undoing it",
+            operation.cluster, operation.id
+        ));
+        let Ok(cluster) = ClusterName::new(operation.cluster.clone()) else {
+            continue;
+        };
+        let context = LaunchContext {
+            provider: provider.clone(),
+            cluster,
+            region: aloft_catalog::LOCAL_REGION.to_owned(),
+            zone: None,
+            instance_type: String::new(),
+            num_nodes: 0,
+            use_spot: false,
+            task: Task::new(operation.cluster.clone()),
+            base_dir: PathBuf::new(),
+            ssh_user: "root".to_owned(),
+            ssh_key: provider.client_key_path(),
+            ssh_state_dir: home.join("ssh"),
+            progress: Arc::new(say),
+        };
+        let name = operation.cluster.clone();
+        if operation.state == OperationState::Running {
+            store
+                .operation_set_state(
+                    &operation.id,
+                    OperationState::Unwinding,
+                    Some("interrupted"),
+                )
+                .await?;
+        }
+        let operation = store
+            .operation_fetch(&operation.id)
+            .await?
+            .context("operation vanished")?;
+        launch_saga().resume(store, operation, &context).await?;
+        if let Some(cluster) = store.cluster_fetch(&name).await?
+            && cluster.status == ClusterStatus::Init
+        {
+            store.cluster_delete(&name).await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// Clusters to tear down.
+    #[arg(required = true)]
+    pub clusters: Vec<String>,
+}
+
+/// `aloft down NAME...`: terminate the clusters' instances and forget them.
+pub fn down(args: DownArgs) -> Result<ExitCode> {
+    let home = aloft_home();
+    runtime()?.block_on(async move {
+        let provider = local_provider(&home)?;
+        let store = open_store(&home).await?;
+        recover(&store, &home, provider.clone()).await?;
+        for name in &args.clusters {
+            let cluster =
+                ClusterName::new(name.clone()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
+            let region = match store.cluster_fetch(name).await? {
+                Some(record) => record.region,
+                None => {
+                    say(&format!(
+                        "No cluster `{name}` is recorded; terminating any instances tagged with it"
+                    ));
+                    aloft_catalog::LOCAL_REGION.to_owned()
+                }
+            };
+            provider.terminate(&region, &cluster).await?;
+            store.cluster_delete(name).await?;
+            say(&format!("Terminated `{name}`."));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Ask the cloud for each cluster's instances instead of trusting the records.
+    #[arg(long)]
+    pub refresh: bool,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// `aloft status`: the recorded clusters (with `--refresh`, as the cloud sees them now).
+pub fn status(args: StatusArgs) -> Result<ExitCode> {
+    let home = aloft_home();
+    runtime()?.block_on(async move {
+        let store = open_store(&home).await?;
+        let mut clusters = store.cluster_list().await?;
+        let mut live: Vec<Option<ClusterState>> = vec![None; clusters.len()];
+        if args.refresh && !clusters.is_empty() {
+            let provider = local_provider(&home)?;
+            for (idx, cluster) in clusters.iter_mut().enumerate() {
+                let Ok(name) = ClusterName::new(cluster.name.clone()) else {
+                    continue;
+                };
+                let instances = provider.query(&cluster.region, &name).await?;
+                live[idx] = Some(ClusterState::of(&instances));
+            }
+        }
+        match args.output {
+            OutputFormat::Json => {
+                let rows: Vec<serde_json::Value> = clusters
+                    .iter()
+                    .zip(&live)
+                    .map(|(cluster, state)| {
+                        let mut value = serde_json::to_value(cluster).unwrap_or_default();
+                        value["live_state"] = serde_json::to_value(state).unwrap_or_default();
+                        value
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            OutputFormat::Table => {
+                if clusters.is_empty() {
+                    println!("No clusters.");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let mut table = new_table(&[
+                    "NAME", "INFRA", "INSTANCE", "NODES", "STATUS", "LIVE", "$/h",
+                ]);
+                for (cluster, state) in clusters.iter().zip(&live) {
+                    table.add_row(vec![
+                        cluster.name.clone(),
+                        format!(
+                            "{}/{}",
+                            cluster.cloud,
+                            cluster.zone.as_deref().unwrap_or(&cluster.region)
+                        ),
+                        cluster.instance_type.clone(),
+                        cluster.num_nodes.to_string(),
+                        crate::output::snake(&cluster.status),
+                        state.map_or("-".to_owned(), |state| crate::output::snake(&state)),
+                        format!("{:.4}", cluster.hourly_price * f64::from(cluster.num_nodes)),
+                    ]);
+                }
+                print!("{}", table_text(&table));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LocalCommand {
+    /// Remove everything the local cloud made (namespaces, veths, bridge, processes, disks),
+    /// for instance after a crash, and forget its clusters.
+    Cleanup,
+}
+
+pub fn local(command: LocalCommand) -> Result<ExitCode> {
+    let home = aloft_home();
+    match command {
+        LocalCommand::Cleanup => runtime()?.block_on(async move {
+            aloft_provider_local::preflight()?;
+            let report = aloft_provider_local::cleanup(&local_config(&home)).await?;
+            let store = open_store(&home).await?;
+            for cluster in store.cluster_list().await? {
+                if cluster.cloud == "local" {
+                    store.cluster_delete(&cluster.name).await?;
+                }
+            }
+            say(&format!("Removed: {report:?}"));
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}

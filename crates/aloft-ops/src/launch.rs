@@ -1,0 +1,302 @@
+//! The launch operation: bring a cluster up and ready for jobs.
+//!
+//! Steps (each recorded before the next): `bootstrap` the region, `create_instances` (or find
+//! the ones a previous attempt already made, by the cluster's tag), `connect` to every node with
+//! its pinned host key, and `sync` the task's workdir and file mounts. A failure unwinds:
+//! instances made are terminated. Running the job itself ([`crate::job`]) comes after, on the
+//! cluster this leaves up.
+
+use crate::{Done, Saga, Step, StepError};
+use aloft_exec::{SshTarget, SshTransport, Transport};
+use aloft_provision::{ClusterName, CreateRequest, InstanceInfo, Provider};
+use aloft_store::OperationKind;
+use aloft_types::{FileMount, Task};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where SkyPilot (and so existing task scripts) expect the workdir on a node.
+pub const REMOTE_WORKDIR: &str = "~/sky_workdir";
+
+/// Everything the launch steps need.
+#[derive(Clone)]
+pub struct LaunchContext {
+    pub provider: Arc<dyn Provider>,
+    pub cluster: ClusterName,
+    pub region: String,
+    pub zone: Option<String>,
+    pub instance_type: String,
+    pub num_nodes: u32,
+    pub use_spot: bool,
+    pub task: Task,
+    /// The directory relative paths in the task (workdir, file mounts) are relative to.
+    pub base_dir: PathBuf,
+    /// Login user and key on the nodes.
+    pub ssh_user: String,
+    pub ssh_key: PathBuf,
+    /// Where per-node SSH state (pinned key, connection socket) lives.
+    pub ssh_state_dir: PathBuf,
+    /// Progress lines for the user.
+    pub progress: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl std::fmt::Debug for LaunchContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchContext")
+            .field("provider", &self.provider.id())
+            .field("cluster", &self.cluster)
+            .field("region", &self.region)
+            .field("zone", &self.zone)
+            .field("instance_type", &self.instance_type)
+            .field("num_nodes", &self.num_nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LaunchContext {
+    /// The login user's home on the nodes.
+    pub fn remote_home(&self) -> String {
+        if self.ssh_user == "root" {
+            "/root".to_owned()
+        } else {
+            format!("/home/{}", self.ssh_user)
+        }
+    }
+
+    /// `~/x` on the nodes, as an absolute path (transports quote paths, so `~` would not expand).
+    pub fn expand_home(&self, path: &str) -> String {
+        match path.strip_prefix("~/") {
+            Some(rest) => format!("{}/{rest}", self.remote_home()),
+            None if path == "~" => self.remote_home(),
+            None => path.to_owned(),
+        }
+    }
+
+    /// A transport to each node, head first, from the instances the provider reported.
+    pub fn transports(
+        &self,
+        instances: &[InstanceInfo],
+    ) -> Result<Vec<Arc<SshTransport>>, StepError> {
+        instances
+            .iter()
+            .map(|instance| {
+                let address = instance.ssh_address().ok_or_else(|| {
+                    StepError::new(format!("instance {} has no address", instance.id))
+                })?;
+                let host_key = instance.ssh_host_key.clone().ok_or_else(|| {
+                    StepError::new(format!(
+                        "instance {} did not report its host key",
+                        instance.id
+                    ))
+                })?;
+                let target = SshTarget {
+                    host: address.to_string(),
+                    port: 22,
+                    user: self.ssh_user.clone(),
+                    identity_file: self.ssh_key.clone(),
+                    host_key,
+                };
+                let dir = self.ssh_state_dir.join(format!(
+                    "{}-{}",
+                    self.cluster.as_str(),
+                    instance.node_idx
+                ));
+                SshTransport::new(target, &dir)
+                    .map(Arc::new)
+                    .map_err(|err| StepError::new(err.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// The launch saga.
+pub fn launch_saga() -> Saga<LaunchContext> {
+    Saga::new(
+        OperationKind::Launch,
+        vec![
+            Box::new(Bootstrap),
+            Box::new(CreateInstances),
+            Box::new(Connect),
+            Box::new(SyncFiles),
+        ],
+    )
+}
+
+/// The instances recorded by `create_instances`.
+pub fn recorded_instances(done: Done<'_>) -> Result<Vec<InstanceInfo>, StepError> {
+    let output = done
+        .output(CreateInstances::NAME)
+        .ok_or_else(|| StepError::new("no instances were recorded"))?;
+    serde_json::from_value(output["instances"].clone())
+        .map_err(|err| StepError::new(format!("recorded instances are unreadable: {err}")))
+}
+
+struct Bootstrap;
+
+#[async_trait]
+impl Step<LaunchContext> for Bootstrap {
+    fn name(&self) -> &'static str {
+        "bootstrap"
+    }
+
+    async fn run(&self, context: &LaunchContext, _: Done<'_>) -> Result<Value, StepError> {
+        (context.progress)(&format!(
+            "Bootstrapping {} region {}",
+            context.provider.id(),
+            context.region
+        ));
+        context
+            .provider
+            .bootstrap(&context.region)
+            .await
+            .map_err(|err| StepError::new(err.to_string()))?;
+        Ok(json!({"region": context.region}))
+    }
+
+    async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
+        // Region defaults are shared by every cluster there; they stay.
+        Ok(())
+    }
+}
+
+struct CreateInstances;
+
+impl CreateInstances {
+    const NAME: &'static str = "create_instances";
+}
+
+#[async_trait]
+impl Step<LaunchContext> for CreateInstances {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    async fn run(&self, context: &LaunchContext, _: Done<'_>) -> Result<Value, StepError> {
+        let provider_error = |err: aloft_provision::ProvisionError| StepError::new(err.to_string());
+        // Idempotent: a previous attempt may have made some of them already.
+        let existing = context
+            .provider
+            .query(&context.region, &context.cluster)
+            .await
+            .map_err(provider_error)?;
+        let missing = context.num_nodes.saturating_sub(existing.len() as u32);
+        if missing > 0 {
+            (context.progress)(&format!(
+                "Creating {missing} {} instance(s) in {}{}",
+                context.instance_type,
+                context.region,
+                context
+                    .zone
+                    .as_deref()
+                    .map(|zone| format!("/{zone}"))
+                    .unwrap_or_default()
+            ));
+            let request = CreateRequest {
+                cluster: context.cluster.clone(),
+                region: context.region.clone(),
+                zone: context.zone.clone(),
+                instance_type: context.instance_type.clone(),
+                count: missing,
+                first_node_idx: existing.len() as u32,
+                use_spot: context.use_spot,
+            };
+            context
+                .provider
+                .create_instances(&request)
+                .await
+                .map_err(provider_error)?;
+        }
+        let instances = context
+            .provider
+            .query(&context.region, &context.cluster)
+            .await
+            .map_err(provider_error)?;
+        Ok(json!({"region": context.region, "instances": instances}))
+    }
+
+    async fn undo(&self, context: &LaunchContext, output: &Value) -> Result<(), StepError> {
+        let region = output["region"].as_str().unwrap_or(&context.region);
+        (context.progress)(&format!(
+            "Terminating the instances of {}",
+            context.cluster.as_str()
+        ));
+        context
+            .provider
+            .terminate(region, &context.cluster)
+            .await
+            .map_err(|err| StepError::new(err.to_string()))
+    }
+}
+
+struct Connect;
+
+#[async_trait]
+impl Step<LaunchContext> for Connect {
+    fn name(&self) -> &'static str {
+        "connect"
+    }
+
+    async fn run(&self, context: &LaunchContext, done: Done<'_>) -> Result<Value, StepError> {
+        let instances = recorded_instances(done)?;
+        (context.progress)(&format!("Connecting to {} node(s)", instances.len()));
+        for transport in context.transports(&instances)? {
+            transport
+                .connect()
+                .await
+                .map_err(|err| StepError::new(err.to_string()))?;
+        }
+        Ok(json!({"nodes": instances.len()}))
+    }
+
+    async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+struct SyncFiles;
+
+#[async_trait]
+impl Step<LaunchContext> for SyncFiles {
+    fn name(&self) -> &'static str {
+        "sync"
+    }
+
+    async fn run(&self, context: &LaunchContext, done: Done<'_>) -> Result<Value, StepError> {
+        let instances = recorded_instances(done)?;
+        let transports = context.transports(&instances)?;
+        let mut copies: Vec<(PathBuf, String)> = Vec::new();
+        if let Some(workdir) = &context.task.workdir {
+            copies.push((context.base_dir.join(workdir), REMOTE_WORKDIR.to_owned()));
+        }
+        for (destination, mount) in &context.task.file_mounts {
+            if let FileMount::Copy { source } = mount {
+                if source.contains("://") {
+                    return Err(StepError::new(format!(
+                        "file mount {destination}: bucket sources ({source}) are not supported yet"
+                    )));
+                }
+                copies.push((context.base_dir.join(source), destination.clone()));
+            }
+        }
+        for (local, remote) in &copies {
+            (context.progress)(&format!(
+                "Syncing {} to {remote} on every node",
+                local.display()
+            ));
+            // `~` is the remote home: the transports quote paths, so expand it here.
+            let remote = context.expand_home(remote);
+            for transport in &transports {
+                transport
+                    .upload(local, &remote)
+                    .await
+                    .map_err(|err| StepError::new(err.to_string()))?;
+            }
+        }
+        Ok(json!({"copies": copies.len()}))
+    }
+
+    async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
+        Ok(())
+    }
+}
