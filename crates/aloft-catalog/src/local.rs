@@ -3,7 +3,7 @@
 //! The local cloud (network namespaces on this machine) looks like any other cloud to the
 //! optimizer: one region, `local`, with two zones, instance types by size, and on-demand and
 //! spot prices. The prices are nominal (nothing is billed), chosen so that plans read like a
-//! cloud's: a bigger instance costs more, spot costs less.
+//! cloud's: a bigger instance costs more.
 
 use crate::builder::{Builder, TypeSpec};
 use crate::model::{Catalog, Cloud, Offering};
@@ -12,12 +12,13 @@ use crate::model::{Catalog, Cloud, Offering};
 pub const LOCAL_REGION: &str = "local";
 pub const LOCAL_ZONES: &[&str] = &["local-a", "local-b"];
 
-/// (name, vCPUs, memory GiB, on-demand $/h, spot $/h).
-const LOCAL_TYPES: &[(&str, f64, f64, f64, f64)] = &[
-    ("local.small", 2.0, 4.0, 0.010, 0.003),
-    ("local.medium", 4.0, 16.0, 0.020, 0.006),
-    ("local.large", 8.0, 32.0, 0.040, 0.012),
-    ("local.xlarge", 16.0, 64.0, 0.080, 0.024),
+/// (name, vCPUs, memory GiB, on-demand $/h). No spot offers yet: the local provider declares
+/// no spot capability until preemption is simulated.
+const LOCAL_TYPES: &[(&str, f64, f64, f64)] = &[
+    ("local.small", 2.0, 4.0, 0.010),
+    ("local.medium", 4.0, 16.0, 0.020),
+    ("local.large", 8.0, 32.0, 0.040),
+    ("local.xlarge", 16.0, 64.0, 0.080),
 ];
 
 impl Catalog {
@@ -35,7 +36,7 @@ impl Catalog {
             .iter()
             .map(|zone| builder.zone(region, zone))
             .collect();
-        for &(name, vcpus, memory_gib, price, spot_price) in LOCAL_TYPES {
+        for &(name, vcpus, memory_gib, price) in LOCAL_TYPES {
             let spec = TypeSpec {
                 name,
                 vcpus,
@@ -52,7 +53,7 @@ impl Catalog {
                     region,
                     zone: Some(zone),
                     price: Some(price),
-                    spot_price: Some(spot_price),
+                    spot_price: None,
                 });
             }
         }

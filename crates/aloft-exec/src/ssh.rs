@@ -139,7 +139,9 @@ impl SshTransport {
         Err(self.classify(&String::from_utf8_lossy(&output.stderr)))
     }
 
-    /// Closes the shared connection (it would close itself after a few idle minutes).
+    /// Closes the shared connection. Dropping a transport leaves it open on purpose, so the
+    /// next transport to the same node (same state directory) reuses it; it closes itself after
+    /// a few idle minutes, or when the node goes away.
     pub async fn disconnect(&self) {
         let mut command = self.ssh_command();
         command
@@ -263,20 +265,5 @@ impl Transport for SshTransport {
             remote: remote.to_owned(),
             detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         })
-    }
-}
-
-impl Drop for SshTransport {
-    /// Closes the shared connection; a transport that is gone should not leave a master behind.
-    fn drop(&mut self) {
-        if self.control_path().exists() {
-            let _ = std::process::Command::new("ssh")
-                .args(["-F", "/dev/null", "-o"])
-                .arg(format!("ControlPath={}", self.control_path().display()))
-                .args(["-O", "exit", "-l", &self.target.user, &self.target.host])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
     }
 }

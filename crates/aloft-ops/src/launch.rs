@@ -240,10 +240,14 @@ impl Step<LaunchContext> for Connect {
     async fn run(&self, context: &LaunchContext, done: Done<'_>) -> Result<Value, StepError> {
         let instances = recorded_instances(done)?;
         (context.progress)(&format!("Connecting to {} node(s)", instances.len()));
+        // All at once: each first connection is a full SSH handshake.
+        let mut connecting = tokio::task::JoinSet::new();
         for transport in context.transports(&instances)? {
-            transport
-                .connect()
-                .await
+            connecting.spawn(async move { transport.connect().await });
+        }
+        while let Some(joined) = connecting.join_next().await {
+            joined
+                .map_err(|err| StepError::new(format!("connecting: {err}")))?
                 .map_err(|err| StepError::new(err.to_string()))?;
         }
         Ok(json!({"nodes": instances.len()}))
