@@ -35,7 +35,8 @@ fn main() -> Result<()> {
     match task.as_str() {
         "bench" => bench(&root, &catalog_dir, runs),
         "probe" => probe(&catalog_dir, runs),
-        _ => bail!("usage: cargo xtask bench|probe [--catalog DIR] [--runs N]"),
+        "bench-launch" => bench_launch(&root, runs),
+        _ => bail!("usage: cargo xtask bench|probe|bench-launch [--catalog DIR] [--runs N]"),
     }
 }
 
@@ -189,6 +190,118 @@ fn optimizer_bench(catalog_dir: &Path, runs: usize) -> Result<()> {
     println!(
         "\n(one DAG per seed: each run is a different random DAG; max is the slowest of them)"
     );
+    Ok(())
+}
+
+/// The local cloud, whole process (needs root): launch of 1 and 16 nodes until the job's first
+/// output line, and `aloft status` with 100 recorded clusters.
+fn bench_launch(root: &Path, runs: usize) -> Result<()> {
+    let status = Command::new("cargo")
+        .args(["build", "--quiet", "--release", "-p", "aloft-cli"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("building the release binary failed");
+    }
+    let binary = root.join("target/release/aloft");
+    let home = std::env::temp_dir().join(format!("aloft-bench-launch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home)?;
+    let aloft = |args: &[&str]| {
+        let mut command = Command::new(&binary);
+        command
+            .args(args)
+            .env("ALOFT_HOME", &home)
+            .env("ALOFT_LOCAL_PREFIX", "bench")
+            .env("ALOFT_LOCAL_BRIDGE", "benchbr")
+            .env("ALOFT_LOCAL_SUBNET", "10.77.99.0/24");
+        command
+    };
+    println!("## Local cloud, whole process (release binary, root)\n");
+    println!("| workload | median (ms) | min (ms) | max (ms) |");
+    println!("|---|---|---|---|");
+    for nodes in [1u32, 16] {
+        let spec = home.join(format!("n{nodes}.yaml"));
+        std::fs::write(
+            &spec,
+            format!("num_nodes: {nodes}\nresources:\n  cpus: 2+\nrun: echo hi from $(hostname)\n"),
+        )?;
+        let mut times = Vec::new();
+        for run in 0..runs {
+            let started = Instant::now();
+            let mut child = aloft(&[
+                "launch",
+                spec.to_str().unwrap_or_default(),
+                "-c",
+                &format!("b{nodes}-{run}"),
+                "--down",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+            let stdout = child.stdout.take().context("stdout")?;
+            let mut first = None;
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                line?;
+                first.get_or_insert(started.elapsed().as_secs_f64() * 1e3);
+            }
+            if !child.wait()?.success() {
+                bail!("launch of {nodes} nodes failed");
+            }
+            times.push(first.context("the job printed nothing")?);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| launch {nodes} node(s), command to first output line | {:.0} | {:.0} | {:.0} |",
+            median(&times),
+            times[0],
+            times[times.len() - 1]
+        );
+    }
+    // `aloft status` with 100 clusters recorded (no refresh: what the user waits for).
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let store = aloft_store::Store::open(&home.join("state.db")).await?;
+        for idx in 0..100 {
+            store
+                .cluster_insert(&aloft_store::Cluster {
+                    name: format!("c{idx:03}"),
+                    status: aloft_store::ClusterStatus::Up,
+                    cloud: "local".to_owned(),
+                    region: "local".to_owned(),
+                    zone: Some("local-a".to_owned()),
+                    instance_type: "local.small".to_owned(),
+                    num_nodes: 1 + idx % 4,
+                    spot: false,
+                    hourly_price: 0.01,
+                    autostop_minutes: None,
+                    autostop_down: false,
+                    resources: serde_json::json!({}),
+                    generation: 0,
+                    created_at: 0,
+                    updated_at: 0,
+                })
+                .await?;
+        }
+        anyhow::Ok(())
+    })?;
+    let mut times = Vec::new();
+    for _ in 0..runs.max(5) {
+        let started = Instant::now();
+        let output = aloft(&["status"]).output()?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        if !output.status.success() {
+            bail!("status failed");
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "| `aloft status`, 100 clusters | {:.1} | {:.1} | {:.1} |",
+        median(&times),
+        times[0],
+        times[times.len() - 1]
+    );
+    let _ = aloft(&["local", "cleanup"]).output();
+    let _ = std::fs::remove_dir_all(&home);
     Ok(())
 }
 
