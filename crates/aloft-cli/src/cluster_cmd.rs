@@ -9,7 +9,9 @@ use aloft_catalog::Catalog;
 use aloft_exec::Stream;
 use aloft_ops::Outcome;
 use aloft_ops::job::{JobOutcome, Node, Phase, run_job};
-use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, launch_saga};
+use aloft_ops::launch::{
+    FailoverError, LaunchContext, REMOTE_WORKDIR, launch_saga, launch_with_failover,
+};
 use aloft_provider_local::{LocalCloud, LocalConfig};
 use aloft_provision::{ClusterName, ClusterState, Provider};
 use aloft_store::{Cluster, ClusterStatus, OperationKind, OperationState, Store};
@@ -37,6 +39,15 @@ fn local_config(home: &Path) -> LocalConfig {
         state_dir: home.join("local"),
         ..LocalConfig::default()
     };
+    // A fault control: zones that report no capacity (`local-a,local-b`), to see failover.
+    if let Ok(zones) = std::env::var("ALOFT_LOCAL_FULL_ZONES") {
+        config.full_zones = zones
+            .split(',')
+            .map(str::trim)
+            .filter(|z| !z.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
     if let Ok(prefix) = std::env::var("ALOFT_LOCAL_PREFIX") {
         config.name_prefix = prefix;
     }
@@ -96,25 +107,9 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         );
     }
     let catalog = Catalog::local_offers();
-    let solution = aloft_optimizer::optimize(&Dag::single(task.clone()), &catalog, &options)
-        .context("no plan on the clouds aloft can use (today: the local cloud)")?;
-    let placement = solution.best.tasks[0].clone();
     let cluster_name = args.cluster.clone().unwrap_or_else(default_cluster_name);
     let cluster = ClusterName::new(cluster_name.clone())
         .map_err(|err| anyhow::anyhow!("cluster name `{cluster_name}`: {err}"))?;
-    say(&format!(
-        "Launching `{cluster_name}`: {} x {} in {}/{}{} at ${:.4}/h",
-        placement.num_nodes,
-        placement.instance_type,
-        placement.cloud,
-        placement.region,
-        placement
-            .zone
-            .as_deref()
-            .map(|zone| format!("/{zone}"))
-            .unwrap_or_default(),
-        placement.cluster_hourly_price
-    ));
     let home = aloft_home();
     let base_dir = args
         .task
@@ -125,35 +120,79 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         let provider = local_provider(&home)?;
         let store = open_store(&home).await?;
         recover(&store, &home, provider.clone()).await?;
-        let context = LaunchContext {
-            provider: provider.clone(),
-            cluster: cluster.clone(),
-            region: placement.region.clone(),
-            zone: placement.zone.clone(),
-            instance_type: placement.instance_type.clone(),
-            num_nodes: placement.num_nodes,
-            use_spot: placement.spot,
-            task: task.clone(),
-            base_dir,
-            ssh_user: "root".to_owned(),
-            ssh_key: provider.client_key_path(),
-            ssh_state_dir: home.join("ssh"),
-            progress: Arc::new(say),
+        // Plan, try, and on a failure that rules a place out, plan again without it.
+        let mut last_placement = None;
+        let mut plan = |blocked: &[aloft_types::Infra]| -> Result<LaunchContext, String> {
+            let mut options = options.clone();
+            options.blocked.extend(blocked.iter().cloned());
+            let solution = aloft_optimizer::optimize(
+                &Dag::single(task.clone()),
+                &catalog,
+                &options,
+            )
+            .map_err(|err| {
+                format!("no plan on the clouds aloft can use (today: the local cloud): {err}")
+            })?;
+            let placement = solution.best.tasks[0].clone();
+            say(&format!(
+                "Launching `{cluster_name}`: {} x {} in {}/{}{} at ${:.4}/h",
+                placement.num_nodes,
+                placement.instance_type,
+                placement.cloud,
+                placement.region,
+                placement
+                    .zone
+                    .as_deref()
+                    .map(|zone| format!("/{zone}"))
+                    .unwrap_or_default(),
+                placement.cluster_hourly_price
+            ));
+            let context = LaunchContext {
+                provider: provider.clone(),
+                cluster: cluster.clone(),
+                region: placement.region.clone(),
+                zone: placement.zone.clone(),
+                instance_type: placement.instance_type.clone(),
+                num_nodes: placement.num_nodes,
+                use_spot: placement.spot,
+                task: task.clone(),
+                base_dir: base_dir.clone(),
+                ssh_user: "root".to_owned(),
+                ssh_key: provider.client_key_path(),
+                ssh_state_dir: home.join("ssh"),
+                progress: Arc::new(say),
+            };
+            last_placement = Some(placement);
+            Ok(context)
         };
-        record_cluster(&store, &context, &task, &placement).await?;
-        match launch_saga()
-            .start(&store, cluster.as_str(), &context)
-            .await?
-        {
-            Outcome::Succeeded { .. } => {}
-            Outcome::Unwound { error, .. } => {
-                store.cluster_delete(cluster.as_str()).await?;
-                bail!("launch failed and was undone: {error}");
+        let mut wait = std::time::Duration::from_secs(5);
+        let result = loop {
+            match launch_with_failover(&launch_saga(), &store, &mut plan).await {
+                Err(FailoverError::NoPlan { reason, blocked }) if args.retry_until_up => {
+                    let _ = blocked;
+                    say(&format!(
+                        "{reason}; retrying in {}s (--retry-until-up)",
+                        wait.as_secs()
+                    ));
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(120));
+                }
+                other => break other,
             }
+        };
+        let result = result?;
+        let (Some(context), Some(placement)) = (result.context.clone(), last_placement.clone())
+        else {
+            bail!("launch ended without a placement");
+        };
+        match result.outcome {
+            Outcome::Succeeded { .. } => {}
+            Outcome::Unwound { error, .. } => bail!("launch failed and was undone: {error}"),
             Outcome::Failed { error, .. } => {
                 bail!("launch failed and could not be fully undone (see `aloft status`): {error}")
             }
         }
+        record_cluster(&store, &context, &task, &placement).await?;
         set_status(&store, cluster.as_str(), ClusterStatus::Up).await?;
         let instances = provider.query(&context.region, &cluster).await?;
         let transports = context

@@ -23,6 +23,9 @@ pub struct LaunchArgs {
     /// Tear the cluster down when the job ends.
     #[arg(long)]
     pub down: bool,
+    /// When no placement is left (every place failed), wait and try again until one works.
+    #[arg(long)]
+    pub retry_until_up: bool,
     /// Set an environment variable for the task (overrides `envs` in the YAML).
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     pub envs: Vec<(String, String)>,

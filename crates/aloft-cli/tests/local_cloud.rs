@@ -247,3 +247,43 @@ fn aloft_killed_mid_launch_is_undone_by_the_next_command() {
     let status = cloud.aloft(&["status", "-o", "json"]);
     assert_eq!(text(&status.stdout).trim(), "[]");
 }
+
+#[test]
+fn failover_moves_on_when_the_cheapest_zone_has_no_capacity() {
+    let Some(cloud) = Cloud::new(4) else { return };
+    let output = cloud
+        .command(&["launch", "examples/hello.yaml", "-c", "fo", "--down"])
+        .env("ALOFT_LOCAL_FULL_ZONES", "local-a")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("insufficient capacity in zone local-a"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("trying the next best placement without local/local/local-a"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in local/local/local-b"), "{stderr}");
+    assert_eq!(
+        text(&output.stdout),
+        "running setup on fo-0\nhello from fo-0\n"
+    );
+    assert!(cloud.namespaces().is_empty());
+
+    // With every zone full there is nothing left to try, and the error says what was tried.
+    let output = cloud
+        .command(&["launch", "examples/hello.yaml", "-c", "fo2", "--down"])
+        .env("ALOFT_LOCAL_FULL_ZONES", "local-a,local-b")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("no placement left to try (blocked after failures: local/local/local-a, local/local/local-b)"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(cloud.namespaces().is_empty());
+}

@@ -10,7 +10,7 @@ use crate::{Done, Saga, Step, StepError};
 use aloft_exec::{SshTarget, SshTransport, Transport};
 use aloft_provision::{ClusterName, CreateRequest, InstanceInfo, Provider};
 use aloft_store::OperationKind;
-use aloft_types::{FileMount, Task};
+use aloft_types::{FileMount, Infra, Task};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -110,6 +110,55 @@ impl LaunchContext {
     }
 }
 
+/// A provider error as a step failure: capacity, quota and auth failures name the place they
+/// rule out, so failover can block it and plan again (no message matching).
+pub fn provision_failure(
+    context: &LaunchContext,
+    err: &aloft_provision::ProvisionError,
+) -> StepError {
+    use aloft_provision::Scope;
+    let message = error_chain(err);
+    let cloud = Some(context.provider.id().to_owned());
+    match err.failover_scope() {
+        Some(Scope::Zone(zone)) => StepError::blocking(
+            message,
+            Infra {
+                cloud,
+                region: Some(context.region.clone()),
+                zone: Some(zone),
+            },
+        ),
+        Some(Scope::Region(region)) => StepError::blocking(
+            message,
+            Infra {
+                cloud,
+                region: Some(region),
+                zone: None,
+            },
+        ),
+        Some(Scope::Cloud) => StepError::blocking(
+            message,
+            Infra {
+                cloud,
+                region: None,
+                zone: None,
+            },
+        ),
+        None => StepError::new(message),
+    }
+}
+
+/// An error with its causes: `top: cause: cause`.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 /// The launch saga.
 pub fn launch_saga() -> Saga<LaunchContext> {
     Saga::new(
@@ -120,6 +169,15 @@ pub fn launch_saga() -> Saga<LaunchContext> {
             Box::new(Connect),
             Box::new(SyncFiles),
         ],
+    )
+}
+
+/// The launch saga's provisioning part alone (bootstrap and create, no SSH): what failover
+/// exercises, and what brings a cluster's instances back.
+pub fn provisioning_saga() -> Saga<LaunchContext> {
+    Saga::new(
+        OperationKind::Launch,
+        vec![Box::new(Bootstrap), Box::new(CreateInstances)],
     )
 }
 
@@ -173,7 +231,8 @@ impl Step<LaunchContext> for CreateInstances {
     }
 
     async fn run(&self, context: &LaunchContext, _: Done<'_>) -> Result<Value, StepError> {
-        let provider_error = |err: aloft_provision::ProvisionError| StepError::new(err.to_string());
+        let provider_error =
+            |err: aloft_provision::ProvisionError| provision_failure(context, &err);
         // Idempotent: a previous attempt may have made some of them already.
         let existing = context
             .provider
@@ -302,5 +361,74 @@ impl Step<LaunchContext> for SyncFiles {
 
     async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
         Ok(())
+    }
+}
+
+/// What a failover launch ended with.
+#[derive(Debug)]
+pub struct FailoverOutcome {
+    /// The last attempt's outcome.
+    pub outcome: crate::Outcome,
+    /// The context of the last attempt (where it ran, or last tried to).
+    pub context: Option<LaunchContext>,
+    /// Places ruled out along the way, in the order they failed.
+    pub blocked: Vec<Infra>,
+}
+
+/// Launches with failover: plan, try; when an attempt fails in a way that rules out a place
+/// (no capacity in a zone, no quota in a region, a cloud refusing our credentials), block that
+/// place, plan again, and try the next best placement, until one succeeds or planning finds
+/// nothing left (`plan` returns `Err` with its reason). Each attempt is its own recorded, unwound
+/// operation, so nothing of a failed attempt is left behind.
+pub async fn launch_with_failover(
+    saga: &Saga<LaunchContext>,
+    store: &aloft_store::Store,
+    mut plan: impl FnMut(&[Infra]) -> Result<LaunchContext, String>,
+) -> Result<FailoverOutcome, FailoverError> {
+    let mut blocked: Vec<Infra> = Vec::new();
+    loop {
+        let context = plan(&blocked).map_err(|reason| FailoverError::NoPlan {
+            reason,
+            blocked: blocked.clone(),
+        })?;
+        let outcome = saga
+            .start(store, context.cluster.as_str(), &context)
+            .await?;
+        match &outcome {
+            crate::Outcome::Unwound {
+                blocked: Some(place),
+                error,
+                ..
+            } if !blocked.contains(place) => {
+                (context.progress)(&format!(
+                    "{error}; trying the next best placement without {place}"
+                ));
+                blocked.push(place.clone());
+            }
+            _ => {
+                return Ok(FailoverOutcome {
+                    outcome,
+                    context: Some(context),
+                    blocked,
+                });
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    #[error("no placement left to try{}: {reason}", blocked_list(.blocked))]
+    NoPlan { reason: String, blocked: Vec<Infra> },
+    #[error(transparent)]
+    Ops(#[from] crate::OpsError),
+}
+
+fn blocked_list(blocked: &[Infra]) -> String {
+    if blocked.is_empty() {
+        String::new()
+    } else {
+        let places: Vec<String> = blocked.iter().map(ToString::to_string).collect();
+        format!(" (blocked after failures: {})", places.join(", "))
     }
 }

@@ -22,12 +22,24 @@ use async_trait::async_trait;
 #[error("{message}")]
 pub struct StepError {
     pub message: String,
+    /// A place the failure rules out (a zone without capacity, a region over quota, a cloud
+    /// that refuses our credentials): failover blocks it and plans again.
+    pub blocked: Option<aloft_types::Infra>,
 }
 
 impl StepError {
     pub fn new(message: impl Into<String>) -> StepError {
         StepError {
             message: message.into(),
+            blocked: None,
+        }
+    }
+
+    /// A failure that rules out `place`.
+    pub fn blocking(message: impl Into<String>, place: aloft_types::Infra) -> StepError {
+        StepError {
+            message: message.into(),
+            blocked: Some(place),
         }
     }
 }
@@ -74,6 +86,8 @@ pub enum Outcome {
         operation: String,
         step: String,
         error: String,
+        /// The place the failure rules out, if it rules one out (see [`StepError::blocked`]).
+        blocked: Option<aloft_types::Infra>,
     },
     /// A step failed and undoing failed too: something may be left behind.
     Failed {
@@ -160,13 +174,14 @@ impl<C: Sync> Saga<C> {
                 operation: id,
                 step: String::new(),
                 error,
+                blocked: None,
             }),
             OperationState::Failed => Ok(Outcome::Failed {
                 operation: id,
                 error,
             }),
             OperationState::Unwinding => {
-                self.unwind(store, operation, String::new(), error, context)
+                self.unwind(store, operation, String::new(), error, None, context)
                     .await
             }
             OperationState::Running => self.run_forward(store, operation, context).await,
@@ -198,7 +213,14 @@ impl<C: Sync> Saga<C> {
                         ..operation
                     };
                     return self
-                        .unwind(store, operation, step.name().to_owned(), error, context)
+                        .unwind(
+                            store,
+                            operation,
+                            step.name().to_owned(),
+                            error,
+                            err.blocked,
+                            context,
+                        )
                         .await;
                 }
             }
@@ -219,6 +241,7 @@ impl<C: Sync> Saga<C> {
         operation: Operation,
         failed_step: String,
         error: String,
+        blocked: Option<aloft_types::Infra>,
         context: &C,
     ) -> Result<Outcome, OpsError> {
         let undone: Vec<&str> = operation
@@ -262,6 +285,7 @@ impl<C: Sync> Saga<C> {
             operation: operation.id,
             step: failed_step,
             error,
+            blocked,
         })
     }
 }

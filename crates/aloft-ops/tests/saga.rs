@@ -132,6 +132,7 @@ async fn a_failing_step_unwinds_what_was_done_last_first() {
         operation,
         step,
         error,
+        ..
     } = outcome
     else {
         panic!("{outcome:?}")

@@ -28,6 +28,9 @@ pub struct LocalConfig {
     pub state_dir: PathBuf,
     /// How long to wait for an instance's sshd to accept connections before giving up.
     pub boot_timeout_secs: u64,
+    /// Zones that report no capacity: a fault control, so failover can be seen and tested on
+    /// the local cloud as on a real one.
+    pub full_zones: Vec<String>,
 }
 
 impl Default for LocalConfig {
@@ -38,6 +41,7 @@ impl Default for LocalConfig {
             subnet: "10.213.0.0/24".into(),
             state_dir: PathBuf::from("/var/lib/aloft/local"),
             boot_timeout_secs: 30,
+            full_zones: Vec::new(),
         }
     }
 }

@@ -72,6 +72,8 @@ pub(crate) enum LocalError {
     },
     #[error("the local cloud has no spot instances")]
     NoSpot,
+    #[error("zone {zone} has no capacity (it is marked full in the local cloud's configuration)")]
+    ZoneFull { zone: String },
     #[error("subnet {subnet} overlaps the host's route to {destination}/{prefix_len} on {device}")]
     SubnetOverlap {
         subnet: String,
@@ -132,6 +134,10 @@ impl LocalError {
     fn during(self, operation: Operation) -> ProvisionError {
         let detail = self.to_string();
         let class = self.class();
+        let capacity_scope = match &self {
+            LocalError::ZoneFull { zone } => Scope::Zone(zone.clone()),
+            _ => Scope::Cloud,
+        };
         let source: Option<aloft_provision::BoxError> = match self {
             LocalError::Spawn { source, .. } | LocalError::Fs { source, .. } => {
                 Some(Box::new(source))
@@ -152,7 +158,7 @@ impl LocalError {
             },
             Class::Capacity => ProvisionError::Capacity {
                 operation,
-                scope: Scope::Cloud,
+                scope: capacity_scope,
                 detail,
                 source,
             },
@@ -177,7 +183,7 @@ impl LocalError {
             | LocalError::UnknownRegion { .. }
             | LocalError::NoSpot
             | LocalError::SubnetOverlap { .. } => Class::Invalid,
-            LocalError::AddressesExhausted { .. } => Class::Capacity,
+            LocalError::AddressesExhausted { .. } | LocalError::ZoneFull { .. } => Class::Capacity,
             LocalError::BootTimeout { .. } => Class::Transient,
             _ => Class::Other,
         }
@@ -864,6 +870,9 @@ impl Provider for LocalCloud {
             .zone
             .clone()
             .unwrap_or_else(|| LocalConfig::DEFAULT_ZONE.to_owned());
+        if inner.config.full_zones.contains(&zone) {
+            return Err(LocalError::ZoneFull { zone }.during(operation));
+        }
         // Idempotency: node indices that already exist are reported, not created again.
         let existing = inner
             .list(Some(&request.cluster))

@@ -65,6 +65,7 @@ fn unique_config(tag: u32) -> LocalConfig {
         state_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("local-{prefix}")),
         name_prefix: prefix,
         boot_timeout_secs: 30,
+        full_zones: Vec::new(),
     }
 }
 
