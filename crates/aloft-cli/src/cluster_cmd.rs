@@ -155,6 +155,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
                 instance_type: placement.instance_type.clone(),
                 num_nodes: placement.num_nodes,
                 use_spot: placement.spot,
+                ports: task.resources.options[placement.option_index].ports.clone(),
                 task: task.clone(),
                 base_dir: base_dir.clone(),
                 ssh_user: "root".to_owned(),
@@ -194,88 +195,317 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         }
         record_cluster(&store, &context, &task, &placement).await?;
         set_status(&store, cluster.as_str(), ClusterStatus::Up).await?;
-        let instances = provider.query(&context.region, &cluster).await?;
-        let transports = context
-            .transports(&instances)
-            .map_err(|err| anyhow::anyhow!(err.message))?;
-        let nodes: Vec<Node> = instances
-            .iter()
-            .zip(transports)
-            .map(|(instance, transport)| Node {
-                rank: instance.node_idx,
-                address: instance
-                    .private_address
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-                transport,
-            })
-            .collect();
-        let envs: Vec<(String, String)> = task
-            .envs
-            .iter()
-            .map(|(name, value)| (name.clone(), value.clone().unwrap_or_default()))
-            .collect();
-        let cwd = task
-            .workdir
-            .as_ref()
-            .map(|_| context.expand_home(REMOTE_WORKDIR));
-        let many = nodes.len() > 1;
-        let sink = Arc::new(move |_: Phase, rank: u32, stream: Stream, line: &str| {
-            let tag = if many {
-                format!(
-                    "({}) ",
-                    if rank == 0 {
-                        "head".to_owned()
-                    } else {
-                        format!("worker{rank}")
-                    }
-                )
-            } else {
-                String::new()
-            };
-            match stream {
-                Stream::Stdout => {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{tag}{line}");
-                    let _ = out.flush();
-                }
-                Stream::Stderr => eprintln!("{tag}{line}"),
-            }
-        });
-        let outcome = run_job(
-            &nodes,
-            cluster.as_str(),
-            task.setup.as_deref(),
-            task.run.as_deref(),
-            &envs,
-            cwd.as_deref(),
-            sink,
-        )
-        .await?;
-        drop(nodes);
+        let outcome = run_task(provider.as_ref(), &context, &task).await?;
         if args.down {
             say(&format!("Tearing down `{cluster_name}`"));
             provider.terminate(&context.region, &cluster).await?;
             store.cluster_delete(cluster.as_str()).await?;
         }
-        match outcome {
-            JobOutcome::Succeeded => {
-                say(&format!("Job on `{cluster_name}` succeeded."));
-                Ok(ExitCode::SUCCESS)
-            }
-            JobOutcome::Failed { phase, exits } => {
-                let exits: Vec<String> = exits
-                    .iter()
-                    .map(|(rank, code)| format!("node {rank}: exit {code}"))
-                    .collect();
-                say(&format!(
-                    "Job on `{cluster_name}` failed in {phase:?}: {}",
-                    exits.join(", ")
-                ));
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        Ok(job_exit(&cluster_name, outcome))
     })
+}
+
+/// Says how a job ended; the command's exit status follows it.
+fn job_exit(cluster: &str, outcome: JobOutcome) -> ExitCode {
+    match outcome {
+        JobOutcome::Succeeded => {
+            say(&format!("Job on `{cluster}` succeeded."));
+            ExitCode::SUCCESS
+        }
+        JobOutcome::Failed { phase, exits } => {
+            let exits: Vec<String> = exits
+                .iter()
+                .map(|(rank, code)| format!("node {rank}: exit {code}"))
+                .collect();
+            say(&format!(
+                "Job on `{cluster}` failed in {phase:?}: {}",
+                exits.join(", ")
+            ));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the commands that act on an existing cluster need: the provider, the store, the
+/// cluster's record and a context to drive it with.
+struct Existing {
+    provider: Arc<LocalCloud>,
+    store: Store,
+    record: Cluster,
+    context: LaunchContext,
+}
+
+async fn existing(home: &Path, name: &str, task: Task, base_dir: PathBuf) -> Result<Existing> {
+    let provider = local_provider(home)?;
+    let store = open_store(home).await?;
+    recover(&store, home, provider.clone()).await?;
+    let Some(record) = store.cluster_fetch(name).await? else {
+        let known: Vec<String> = store
+            .cluster_list()
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let hint = aloft_catalog::did_you_mean(name, known.iter().map(String::as_str))
+            .map(|close| format!("; did you mean `{close}`?"))
+            .unwrap_or_default();
+        bail!("no cluster named `{name}`{hint} (see `aloft status`)");
+    };
+    let cluster =
+        ClusterName::new(name.to_owned()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
+    let context = LaunchContext {
+        provider: provider.clone(),
+        cluster,
+        region: record.region.clone(),
+        zone: record.zone.clone(),
+        instance_type: record.instance_type.clone(),
+        num_nodes: record.num_nodes,
+        use_spot: record.spot,
+        ports: Vec::new(),
+        task,
+        base_dir,
+        ssh_user: "root".to_owned(),
+        ssh_key: provider.client_key_path(),
+        ssh_state_dir: home.join("ssh"),
+        progress: Arc::new(say),
+    };
+    Ok(Existing {
+        provider,
+        store,
+        record,
+        context,
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The cluster to run on.
+    pub cluster: String,
+    /// The task YAML (its resources are not looked at: the cluster is already there).
+    pub task: PathBuf,
+    /// Set an environment variable for the task.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = crate::launch_cmd::parse_env)]
+    pub envs: Vec<(String, String)>,
+}
+
+/// `aloft exec CLUSTER TASK`: sync the task's files and run it on a cluster that is up.
+pub fn exec(args: ExecArgs) -> Result<ExitCode> {
+    let dag = crate::launch_cmd::read_dag(&args.task)?;
+    if dag.tasks.len() != 1 {
+        bail!(
+            "`aloft exec` runs one task; {} has {}",
+            args.task.display(),
+            dag.tasks.len()
+        );
+    }
+    let mut task = dag.tasks.into_iter().next().expect("one task");
+    for (name, value) in &args.envs {
+        task.envs.insert(name.clone(), Some(value.clone()));
+    }
+    let home = aloft_home();
+    let base_dir = args
+        .task
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    runtime()?.block_on(async move {
+        let existing = existing(&home, &args.cluster, task.clone(), base_dir).await?;
+        if existing.record.status != ClusterStatus::Up {
+            bail!(
+                "cluster `{}` is {}; start it first",
+                args.cluster,
+                crate::output::snake(&existing.record.status)
+            );
+        }
+        let instances = existing
+            .provider
+            .query(&existing.context.region, &existing.context.cluster)
+            .await?;
+        let transports = existing
+            .context
+            .transports(&instances)
+            .map_err(|err| anyhow::anyhow!(err.message))?;
+        aloft_ops::launch::sync_task_files(&existing.context, &transports)
+            .await
+            .map_err(|err| anyhow::anyhow!(err.message))?;
+        let outcome = run_task(existing.provider.as_ref(), &existing.context, &task).await?;
+        Ok(job_exit(&args.cluster, outcome))
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// The cluster.
+    pub cluster: String,
+}
+
+/// `aloft stop CLUSTER`: stop its instances, keeping their disks.
+pub fn stop(args: ClusterArgs) -> Result<ExitCode> {
+    let home = aloft_home();
+    runtime()?.block_on(async move {
+        let existing = existing(
+            &home,
+            &args.cluster,
+            Task::new(&args.cluster),
+            PathBuf::new(),
+        )
+        .await?;
+        existing
+            .provider
+            .stop(&existing.context.region, &existing.context.cluster)
+            .await?;
+        let mut record = existing.record;
+        record.status = ClusterStatus::Stopped;
+        existing.store.cluster_update(&record).await?;
+        say(&format!(
+            "Stopped `{}` (disks kept; `aloft start {}` brings it back).",
+            args.cluster, args.cluster
+        ));
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `aloft start CLUSTER`: start a stopped cluster's instances again.
+pub fn start(args: ClusterArgs) -> Result<ExitCode> {
+    let home = aloft_home();
+    runtime()?.block_on(async move {
+        let existing = existing(
+            &home,
+            &args.cluster,
+            Task::new(&args.cluster),
+            PathBuf::new(),
+        )
+        .await?;
+        existing
+            .provider
+            .start(&existing.context.region, &existing.context.cluster)
+            .await?;
+        let mut record = existing.record;
+        record.status = ClusterStatus::Up;
+        existing.store.cluster_update(&record).await?;
+        say(&format!("Started `{}`.", args.cluster));
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SshArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// Which node (0 is the head).
+    #[arg(default_value_t = 0)]
+    pub node: u32,
+    /// A command to run instead of an interactive shell (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// `aloft ssh CLUSTER [NODE] [-- COMMAND]`: a shell (or a command) on a node, with its host key
+/// pinned.
+pub fn ssh(args: SshArgs) -> Result<ExitCode> {
+    let home = aloft_home();
+    runtime()?.block_on(async move {
+        let existing = existing(
+            &home,
+            &args.cluster,
+            Task::new(&args.cluster),
+            PathBuf::new(),
+        )
+        .await?;
+        let instances = existing
+            .provider
+            .query(&existing.context.region, &existing.context.cluster)
+            .await?;
+        let Some(position) = instances
+            .iter()
+            .position(|instance| instance.node_idx == args.node)
+        else {
+            bail!(
+                "cluster `{}` has no node {} (it has {})",
+                args.cluster,
+                args.node,
+                instances.len()
+            );
+        };
+        let transports = existing
+            .context
+            .transports(&instances)
+            .map_err(|err| anyhow::anyhow!(err.message))?;
+        let status = transports[position]
+            .interactive_command(&args.command)
+            .status()?;
+        Ok(ExitCode::from(
+            status.code().unwrap_or(1).clamp(0, 255) as u8
+        ))
+    })
+}
+
+/// Runs a task's setup and run on a cluster's nodes, printing their output as it comes.
+async fn run_task(
+    provider: &dyn Provider,
+    context: &LaunchContext,
+    task: &Task,
+) -> Result<JobOutcome> {
+    let cluster = &context.cluster;
+    let instances = provider.query(&context.region, cluster).await?;
+    let transports = context
+        .transports(&instances)
+        .map_err(|err| anyhow::anyhow!(err.message))?;
+    let nodes: Vec<Node> = instances
+        .iter()
+        .zip(transports)
+        .map(|(instance, transport)| Node {
+            rank: instance.node_idx,
+            address: instance
+                .private_address
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            transport,
+        })
+        .collect();
+    let envs: Vec<(String, String)> = task
+        .envs
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone().unwrap_or_default()))
+        .collect();
+    let cwd = task
+        .workdir
+        .as_ref()
+        .map(|_| context.expand_home(REMOTE_WORKDIR));
+    let many = nodes.len() > 1;
+    let sink = Arc::new(move |_: Phase, rank: u32, stream: Stream, line: &str| {
+        let tag = if many {
+            format!(
+                "({}) ",
+                if rank == 0 {
+                    "head".to_owned()
+                } else {
+                    format!("worker{rank}")
+                }
+            )
+        } else {
+            String::new()
+        };
+        match stream {
+            Stream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{tag}{line}");
+                let _ = out.flush();
+            }
+            Stream::Stderr => eprintln!("{tag}{line}"),
+        }
+    });
+    let outcome = run_job(
+        &nodes,
+        cluster.as_str(),
+        task.setup.as_deref(),
+        task.run.as_deref(),
+        &envs,
+        cwd.as_deref(),
+        sink,
+    )
+    .await?;
+    Ok(outcome)
 }
 
 fn default_cluster_name() -> String {
@@ -356,6 +586,7 @@ async fn recover(store: &Store, home: &Path, provider: Arc<LocalCloud>) -> Resul
             instance_type: String::new(),
             num_nodes: 0,
             use_spot: false,
+            ports: Vec::new(),
             task: Task::new(operation.cluster.clone()),
             base_dir: PathBuf::new(),
             ssh_user: "root".to_owned(),

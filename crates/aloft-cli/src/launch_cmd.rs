@@ -129,7 +129,7 @@ fn parse_dollars(text: &str) -> Result<f64, String> {
 }
 
 /// `NAME=VALUE`.
-fn parse_env(text: &str) -> Result<(String, String), String> {
+pub fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("expected NAME=VALUE, found `{text}`")),

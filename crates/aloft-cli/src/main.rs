@@ -33,6 +33,14 @@ struct Cli {
 enum Command {
     /// Plan (and, later, run) a task, DAG or pipeline.
     Launch(launch_cmd::LaunchArgs),
+    /// Run a task on a cluster that is up (no provisioning).
+    Exec(cluster_cmd::ExecArgs),
+    /// Stop a cluster's instances, keeping their disks.
+    Stop(cluster_cmd::ClusterArgs),
+    /// Start a stopped cluster again.
+    Start(cluster_cmd::ClusterArgs),
+    /// Open a shell (or run a command) on a node of a cluster.
+    Ssh(cluster_cmd::SshArgs),
     /// Tear clusters down: terminate their instances and forget them.
     Down(cluster_cmd::DownArgs),
     /// Show the clusters.
@@ -65,6 +73,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Launch(args) => launch_cmd::run(args),
+        Command::Exec(args) => cluster_cmd::exec(args),
+        Command::Stop(args) => cluster_cmd::stop(args),
+        Command::Start(args) => cluster_cmd::start(args),
+        Command::Ssh(args) => cluster_cmd::ssh(args),
         Command::Down(args) => cluster_cmd::down(args),
         Command::Status(args) => cluster_cmd::status(args),
         Command::Local { command } => cluster_cmd::local(command),

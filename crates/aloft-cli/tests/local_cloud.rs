@@ -287,3 +287,63 @@ fn failover_moves_on_when_the_cheapest_zone_has_no_capacity() {
     );
     assert!(cloud.namespaces().is_empty());
 }
+
+/// Whether a TCP connection to `address:port` is accepted within two seconds (a bounded wait:
+/// a closed port on the local cloud drops packets, as a cloud security group does).
+fn accepts(address: &str, port: u16) -> bool {
+    let target: std::net::SocketAddr = format!("{address}:{port}").parse().unwrap();
+    std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_secs(2)).is_ok()
+}
+
+#[test]
+fn ports_stop_start_exec_and_ssh_on_a_kept_cluster() {
+    let Some(cloud) = Cloud::new(5) else { return };
+    let write = cloud.spec(
+        "write.yaml",
+        "resources:\n  cpus: 2+\n  ports: 8080\nrun: |\n  echo kept > ~/marker\n  \
+         (setsid python3 -m http.server 8080 >/dev/null 2>&1 &)\n  \
+         (setsid python3 -m http.server 8081 >/dev/null 2>&1 &)\n  \
+         for i in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/8081) 2>/dev/null && break; sleep 0.05; done\n  \
+         hostname -I\n",
+    );
+    let output = cloud.aloft(&["launch", write.to_str().unwrap(), "-c", "kept"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let address = text(&output.stdout).trim().to_owned();
+    assert!(
+        text(&output.stderr).contains("Opening ports 8080"),
+        "{}",
+        text(&output.stderr)
+    );
+    // The task's port is open; another port that is listening is not (it times out).
+    assert!(accepts(&address, 8080), "8080 should be open on {address}");
+    assert!(
+        !accepts(&address, 8081),
+        "8081 should be closed on {address}"
+    );
+
+    // Stop keeps the disk; start brings the node back; exec runs on it.
+    let stop = cloud.aloft(&["stop", "kept"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    let status = text(&cloud.aloft(&["status", "-o", "json"]).stdout);
+    assert!(status.contains("\"status\": \"stopped\""), "{status}");
+    assert!(!accepts(&address, 22), "a stopped node does not answer");
+    let start = cloud.aloft(&["start", "kept"]);
+    assert!(start.status.success(), "{}", text(&start.stderr));
+    let read = cloud.spec("read.yaml", "run: cat ~/marker\n");
+    let output = cloud.aloft(&["exec", "kept", read.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "kept\n");
+    let output = cloud.aloft(&["ssh", "kept", "--", "hostname"]);
+    assert_eq!(text(&output.stdout), "kept-0\n", "{}", text(&output.stderr));
+
+    // Down removes the instance and its disk.
+    let down = cloud.aloft(&["down", "kept"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(cloud.namespaces().is_empty());
+    let output = cloud.aloft(&["exec", "kept", read.to_str().unwrap()]);
+    assert!(
+        text(&output.stderr).contains("no cluster named `kept`"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -107,6 +107,18 @@ impl SshTransport {
         command
     }
 
+    /// A `ssh` command with this transport's options (pinned key, shared connection) for an
+    /// interactive session or a one-off command: `aloft ssh` hands the terminal to it.
+    pub fn interactive_command(&self, remote_command: &[String]) -> std::process::Command {
+        let mut command = self.ssh_command().into_std();
+        if remote_command.is_empty() {
+            command.arg("-t");
+        } else {
+            command.arg("--").args(remote_command);
+        }
+        command
+    }
+
     /// Whether a shared connection to the node is open.
     pub async fn is_connected(&self) -> bool {
         let mut command = self.ssh_command();

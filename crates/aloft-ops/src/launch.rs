@@ -2,9 +2,9 @@
 //!
 //! Steps (each recorded before the next): `bootstrap` the region, `create_instances` (or find
 //! the ones a previous attempt already made, by the cluster's tag), `connect` to every node with
-//! its pinned host key, and `sync` the task's workdir and file mounts. A failure unwinds:
-//! instances made are terminated. Running the job itself ([`crate::job`]) comes after, on the
-//! cluster this leaves up.
+//! its pinned host key, `open_ports` the task asks for, and `sync` the task's workdir and file
+//! mounts. A failure unwinds: ports are closed and instances made are terminated. Running the
+//! job itself ([`crate::job`]) comes after, on the cluster this leaves up.
 
 use crate::{Done, Saga, Step, StepError};
 use aloft_exec::{SshTarget, SshTransport, Transport};
@@ -29,6 +29,8 @@ pub struct LaunchContext {
     pub instance_type: String,
     pub num_nodes: u32,
     pub use_spot: bool,
+    /// Ports the task's chosen resources ask to be open.
+    pub ports: Vec<aloft_types::spec::PortRange>,
     pub task: Task,
     /// The directory relative paths in the task (workdir, file mounts) are relative to.
     pub base_dir: PathBuf,
@@ -167,6 +169,7 @@ pub fn launch_saga() -> Saga<LaunchContext> {
             Box::new(Bootstrap),
             Box::new(CreateInstances),
             Box::new(Connect),
+            Box::new(OpenPorts),
             Box::new(SyncFiles),
         ],
     )
@@ -328,39 +331,93 @@ impl Step<LaunchContext> for SyncFiles {
     async fn run(&self, context: &LaunchContext, done: Done<'_>) -> Result<Value, StepError> {
         let instances = recorded_instances(done)?;
         let transports = context.transports(&instances)?;
-        let mut copies: Vec<(PathBuf, String)> = Vec::new();
-        if let Some(workdir) = &context.task.workdir {
-            copies.push((context.base_dir.join(workdir), REMOTE_WORKDIR.to_owned()));
-        }
-        for (destination, mount) in &context.task.file_mounts {
-            if let FileMount::Copy { source } = mount {
-                if source.contains("://") {
-                    return Err(StepError::new(format!(
-                        "file mount {destination}: bucket sources ({source}) are not supported yet"
-                    )));
-                }
-                copies.push((context.base_dir.join(source), destination.clone()));
-            }
-        }
-        for (local, remote) in &copies {
-            (context.progress)(&format!(
-                "Syncing {} to {remote} on every node",
-                local.display()
-            ));
-            // `~` is the remote home: the transports quote paths, so expand it here.
-            let remote = context.expand_home(remote);
-            for transport in &transports {
-                transport
-                    .upload(local, &remote)
-                    .await
-                    .map_err(|err| StepError::new(err.to_string()))?;
-            }
-        }
-        Ok(json!({"copies": copies.len()}))
+        let copies = sync_task_files(context, &transports).await?;
+        Ok(json!({"copies": copies}))
     }
 
     async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
         Ok(())
+    }
+}
+
+/// Copies the task's workdir (to [`REMOTE_WORKDIR`]) and local file mounts to every node;
+/// returns how many copies were made. Used by launch and by `exec` on a running cluster.
+pub async fn sync_task_files(
+    context: &LaunchContext,
+    transports: &[Arc<SshTransport>],
+) -> Result<usize, StepError> {
+    let mut copies: Vec<(PathBuf, String)> = Vec::new();
+    if let Some(workdir) = &context.task.workdir {
+        copies.push((context.base_dir.join(workdir), REMOTE_WORKDIR.to_owned()));
+    }
+    for (destination, mount) in &context.task.file_mounts {
+        if let FileMount::Copy { source } = mount {
+            if source.contains("://") {
+                return Err(StepError::new(format!(
+                    "file mount {destination}: bucket sources ({source}) are not supported yet"
+                )));
+            }
+            copies.push((context.base_dir.join(source), destination.clone()));
+        }
+    }
+    for (local, remote) in &copies {
+        (context.progress)(&format!(
+            "Syncing {} to {remote} on every node",
+            local.display()
+        ));
+        // `~` is the remote home: the transports quote paths, so expand it here.
+        let remote = context.expand_home(remote);
+        for transport in transports {
+            transport
+                .upload(local, &remote)
+                .await
+                .map_err(|err| StepError::new(err.to_string()))?;
+        }
+    }
+    Ok(copies.len())
+}
+
+/// Opens the task's ports on the cluster (the cluster's own firewall, like a security group).
+struct OpenPorts;
+
+#[async_trait]
+impl Step<LaunchContext> for OpenPorts {
+    fn name(&self) -> &'static str {
+        "open_ports"
+    }
+
+    async fn run(&self, context: &LaunchContext, _: Done<'_>) -> Result<Value, StepError> {
+        if !context.ports.is_empty() {
+            let listed: Vec<String> = context
+                .ports
+                .iter()
+                .map(|p| {
+                    if p.first == p.last {
+                        p.first.to_string()
+                    } else {
+                        format!("{}-{}", p.first, p.last)
+                    }
+                })
+                .collect();
+            (context.progress)(&format!("Opening ports {}", listed.join(", ")));
+            context
+                .provider
+                .open_ports(&context.region, &context.cluster, &context.ports)
+                .await
+                .map_err(|err| provision_failure(context, &err))?;
+        }
+        Ok(json!({"ports": context.ports.len()}))
+    }
+
+    async fn undo(&self, context: &LaunchContext, _: &Value) -> Result<(), StepError> {
+        if context.ports.is_empty() {
+            return Ok(());
+        }
+        context
+            .provider
+            .close_ports(&context.region, &context.cluster, &context.ports)
+            .await
+            .map_err(|err| StepError::new(err.to_string()))
     }
 }
 

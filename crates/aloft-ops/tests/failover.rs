@@ -154,6 +154,7 @@ fn context(cloud: &Arc<FakeCloud>, zone: &str, nodes: u32) -> LaunchContext {
         instance_type: "t.small".to_owned(),
         num_nodes: nodes,
         use_spot: false,
+        ports: Vec::new(),
         task: Task::new("fo"),
         base_dir: PathBuf::new(),
         ssh_user: "root".to_owned(),
