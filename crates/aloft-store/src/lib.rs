@@ -11,5 +11,7 @@ mod migrations;
 mod records;
 mod store;
 
-pub use records::{Cluster, ClusterStatus, Operation, OperationKind, OperationState, StepRecord};
+pub use records::{
+    Cluster, ClusterStatus, Job, JobState, Operation, OperationKind, OperationState, StepRecord,
+};
 pub use store::{Store, StoreError};

@@ -2,10 +2,11 @@
 //! `aloft_migrations`. Never edit a released migration; add the next one.
 
 /// (version, name, SQL statements separated by `;`).
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "clusters and operations",
-    "CREATE TABLE clusters (
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "clusters and operations",
+        "CREATE TABLE clusters (
         name TEXT PRIMARY KEY,
         status TEXT NOT NULL,
         cloud TEXT NOT NULL,
@@ -40,4 +41,21 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
         recorded_at BIGINT NOT NULL,
         PRIMARY KEY (operation_id, seq)
     )",
-)];
+    ),
+    (
+        2,
+        "jobs",
+        "CREATE TABLE jobs (
+        id BIGINT PRIMARY KEY,
+        name TEXT,
+        state TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        submitted_at BIGINT NOT NULL,
+        started_at BIGINT,
+        ended_at BIGINT,
+        exit_codes TEXT,
+        runner_pid BIGINT
+    );
+    CREATE INDEX jobs_by_state ON jobs (state)",
+    ),
+];

@@ -97,6 +97,46 @@ pub struct Operation {
     pub updated_at: i64,
 }
 
+/// Where a job is. Pending → setting_up → running → succeeded | failed; cancelled from any
+/// unfinished state. A finished job never changes state again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Pending,
+    SettingUp,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// A job in a cluster's queue (kept by the head-node agent in its own database).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// 1, 2, 3, ... in submission order, per database.
+    pub id: i64,
+    pub name: Option<String>,
+    pub state: JobState,
+    /// What to run (the task, node addresses, ...), as the agent wants it.
+    pub spec: serde_json::Value,
+    pub submitted_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    /// Per node rank, the exit code of the last phase that ran.
+    pub exit_codes: Option<serde_json::Value>,
+    /// The process running the job, to cancel it.
+    pub runner_pid: Option<i64>,
+}
+
 /// `Up` → `"up"`, through serde so the stored names are the JSON names.
 pub(crate) fn enum_name<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {

@@ -2,8 +2,8 @@
 
 use crate::migrations::MIGRATIONS;
 use crate::records::{
-    Cluster, ClusterStatus, Operation, OperationKind, OperationState, StepRecord, enum_from_name,
-    enum_name,
+    Cluster, ClusterStatus, Job, JobState, Operation, OperationKind, OperationState, StepRecord,
+    enum_from_name, enum_name,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -50,6 +50,10 @@ pub enum StoreError {
     },
     #[error("no operation `{id}`")]
     OperationNotFound { id: String },
+    #[error("no job {id}")]
+    JobNotFound { id: i64 },
+    #[error("job {id} is already {state}; a finished job does not change")]
+    JobFinished { id: i64, state: String },
     #[error("the state database holds an unreadable {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
 }
@@ -429,6 +433,150 @@ impl Store {
         Ok(operations)
     }
 
+    /// Queues a job; ids count up from 1 in submission order.
+    pub async fn job_insert(
+        &self,
+        name: Option<&str>,
+        spec: &serde_json::Value,
+    ) -> Result<Job, StoreError> {
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("queueing a job"))?;
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM jobs")
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(query_error("queueing a job"))?;
+        let id: i64 = row.try_get("next").map_err(query_error("queueing a job"))?;
+        let submitted_at = now();
+        sqlx::query(
+            "INSERT INTO jobs (id, name, state, spec, submitted_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(name.map(str::to_owned))
+        .bind(enum_name(&JobState::Pending))
+        .bind(spec.to_string())
+        .bind(submitted_at)
+        .execute(&mut *transaction)
+        .await
+        .map_err(query_error("queueing a job"))?;
+        transaction
+            .commit()
+            .await
+            .map_err(query_error("queueing a job"))?;
+        Ok(Job {
+            id,
+            name: name.map(str::to_owned),
+            state: JobState::Pending,
+            spec: spec.clone(),
+            submitted_at,
+            started_at: None,
+            ended_at: None,
+            exit_codes: None,
+            runner_pid: None,
+        })
+    }
+
+    pub async fn job_fetch(&self, id: i64) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading a job"))?;
+        row.map(|row| job_from_row(&row)).transpose()
+    }
+
+    /// Every job, oldest first.
+    pub async fn job_list(&self) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM jobs ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("listing jobs"))?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// The oldest job still pending: the next to run.
+    pub async fn job_next_pending(&self) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE state = $1 ORDER BY id LIMIT 1")
+            .bind(enum_name(&JobState::Pending))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading the job queue"))?;
+        row.map(|row| job_from_row(&row)).transpose()
+    }
+
+    /// Moves a job to `state` (stamping start and end times), recording exit codes if given.
+    /// A finished job does not change: that is an error, except cancelling it, which is a no-op.
+    pub async fn job_set_state(
+        &self,
+        id: i64,
+        state: JobState,
+        exit_codes: Option<&serde_json::Value>,
+    ) -> Result<Job, StoreError> {
+        let Some(job) = self.job_fetch(id).await? else {
+            return Err(StoreError::JobNotFound { id });
+        };
+        if job.state.is_finished() {
+            if state == JobState::Cancelled {
+                return Ok(job);
+            }
+            return Err(StoreError::JobFinished {
+                id,
+                state: enum_name(&job.state),
+            });
+        }
+        let stamp = now();
+        let started_at = match state {
+            JobState::SettingUp | JobState::Running => job.started_at.or(Some(stamp)),
+            _ => job.started_at,
+        };
+        let ended_at = state.is_finished().then_some(stamp);
+        let exit_codes = exit_codes.cloned().or(job.exit_codes.clone());
+        // Only an unfinished job is updated, so two writers cannot both finish it.
+        let result = sqlx::query(
+            "UPDATE jobs SET state = $1, started_at = $2, ended_at = $3, exit_codes = $4 \
+             WHERE id = $5 AND state = $6",
+        )
+        .bind(enum_name(&state))
+        .bind(started_at)
+        .bind(ended_at)
+        .bind(exit_codes.as_ref().map(ToString::to_string))
+        .bind(id)
+        .bind(enum_name(&job.state))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("updating a job"))?;
+        if result.rows_affected() == 0 {
+            // Someone else moved it in between; report what it is now.
+            return self
+                .job_fetch(id)
+                .await?
+                .ok_or(StoreError::JobNotFound { id });
+        }
+        Ok(Job {
+            state,
+            started_at,
+            ended_at,
+            exit_codes,
+            ..job
+        })
+    }
+
+    /// Records the process running a job (to cancel it).
+    pub async fn job_set_runner(&self, id: i64, pid: i64) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE jobs SET runner_pid = $1 WHERE id = $2")
+            .bind(pid)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("updating a job"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::JobNotFound { id });
+        }
+        Ok(())
+    }
+
     async fn operation_from_row(&self, row: &AnyRow) -> Result<Operation, StoreError> {
         let read = query_error("reading an operation");
         let id: String = row.try_get("id").map_err(read)?;
@@ -488,6 +636,29 @@ fn parse_json(what: &'static str, text: &str) -> Result<serde_json::Value, Store
     serde_json::from_str(text).map_err(|err| StoreError::Corrupt {
         what,
         detail: err.to_string(),
+    })
+}
+
+fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
+    let read = |source| StoreError::Query {
+        operation: "reading a job",
+        source,
+    };
+    let state: String = row.try_get("state").map_err(read)?;
+    let spec: String = row.try_get("spec").map_err(read)?;
+    let exit_codes: Option<String> = row.try_get("exit_codes").map_err(read)?;
+    Ok(Job {
+        id: row.try_get("id").map_err(read)?,
+        name: row.try_get("name").map_err(read)?,
+        state: parse_enum("job state", &state)?,
+        spec: parse_json("job spec", &spec)?,
+        submitted_at: row.try_get("submitted_at").map_err(read)?,
+        started_at: row.try_get("started_at").map_err(read)?,
+        ended_at: row.try_get("ended_at").map_err(read)?,
+        exit_codes: exit_codes
+            .map(|text| parse_json("job exit codes", &text))
+            .transpose()?,
+        runner_pid: row.try_get("runner_pid").map_err(read)?,
     })
 }
 

@@ -54,11 +54,11 @@ fn cluster(name: &str) -> Cluster {
 async fn migrations_apply_once_and_survive_reopening() {
     let db = TempDb::new();
     let store = Store::open(&db.path()).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), 2);
     store.cluster_insert(&cluster("a")).await.unwrap();
     drop(store);
     let store = Store::open(&db.path()).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), 2);
     assert_eq!(
         store.cluster_list().await.unwrap().len(),
         1,
@@ -264,4 +264,78 @@ async fn a_file_that_is_not_a_database_is_a_clear_error() {
             .unwrap()
             .starts_with("this is not sqlite")
     );
+}
+
+#[tokio::test]
+async fn jobs_queue_in_order_and_finished_jobs_stay_finished() {
+    use aloft_store::JobState;
+    let db = TempDb::new();
+    let store = Store::open(&db.path()).await.unwrap();
+    let first = store
+        .job_insert(Some("train"), &json!({"run": "echo 1"}))
+        .await
+        .unwrap();
+    let second = store
+        .job_insert(None, &json!({"run": "echo 2"}))
+        .await
+        .unwrap();
+    assert_eq!((first.id, second.id), (1, 2));
+    assert_eq!(store.job_next_pending().await.unwrap().unwrap().id, 1);
+
+    let running = store
+        .job_set_state(1, JobState::SettingUp, None)
+        .await
+        .unwrap();
+    let started = running.started_at.expect("setting up stamps the start");
+    let running = store
+        .job_set_state(1, JobState::Running, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        running.started_at,
+        Some(started),
+        "the start is stamped once"
+    );
+    assert_eq!(store.job_next_pending().await.unwrap().unwrap().id, 2);
+    let done = store
+        .job_set_state(1, JobState::Failed, Some(&json!({"0": 3})))
+        .await
+        .unwrap();
+    assert!(done.ended_at.is_some());
+    store.job_set_runner(2, 4242).await.unwrap();
+
+    // Finished is final: another state is refused, cancelling is a no-op.
+    match store.job_set_state(1, JobState::Running, None).await {
+        Err(StoreError::JobFinished { id, state }) => {
+            assert_eq!((id, state.as_str()), (1, "failed"))
+        }
+        other => panic!("expected JobFinished, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .job_set_state(1, JobState::Cancelled, None)
+            .await
+            .unwrap()
+            .state,
+        JobState::Failed
+    );
+    store
+        .job_set_state(2, JobState::Cancelled, None)
+        .await
+        .unwrap();
+    assert!(store.job_next_pending().await.unwrap().is_none());
+
+    // All of it survives reopening.
+    drop(store);
+    let store = Store::open(&db.path()).await.unwrap();
+    let jobs = store.job_list().await.unwrap();
+    let summary: Vec<(i64, JobState)> = jobs.iter().map(|job| (job.id, job.state)).collect();
+    assert_eq!(summary, [(1, JobState::Failed), (2, JobState::Cancelled)]);
+    assert_eq!(jobs[0].exit_codes, Some(json!({"0": 3})));
+    assert_eq!(jobs[0].name.as_deref(), Some("train"));
+    assert_eq!(jobs[1].runner_pid, Some(4242));
+    assert!(matches!(
+        store.job_set_state(9, JobState::Running, None).await,
+        Err(StoreError::JobNotFound { id: 9 })
+    ));
 }
