@@ -56,14 +56,7 @@ fn bench(root: &Path, catalog_dir: &Path, runs: usize) -> Result<()> {
 
 /// Whole-process `aloft launch --dryrun`, from process start to plan printed.
 fn dryrun_bench(root: &Path, catalog_dir: &Path, runs: usize) -> Result<()> {
-    let status = Command::new("cargo")
-        .args(["build", "--quiet", "--release", "-p", "aloft-cli"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("building the release binary failed");
-    }
-    let binary = root.join("target/release/aloft");
+    let binary = build_release(root)?;
     let scratch = std::env::temp_dir().join(format!("aloft-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let cache = scratch.join("cache");
@@ -196,14 +189,7 @@ fn optimizer_bench(catalog_dir: &Path, runs: usize) -> Result<()> {
 /// The local cloud, whole process (needs root): launch of 1 and 16 nodes until the job's first
 /// output line, and `aloft status` with 100 recorded clusters.
 fn bench_launch(root: &Path, runs: usize) -> Result<()> {
-    let status = Command::new("cargo")
-        .args(["build", "--quiet", "--release", "-p", "aloft-cli"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("building the release binary failed");
-    }
-    let binary = root.join("target/release/aloft");
+    let binary = build_release(root)?;
     let home = std::env::temp_dir().join(format!("aloft-bench-launch-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home)?;
@@ -400,6 +386,18 @@ fn bench_task(rng: &mut Rng, task_idx: usize) -> Task {
         size: Size::from_gigabytes(rng.float(1.0, 500.0)),
     });
     task
+}
+
+/// Builds the release `aloft` binary and returns its path.
+fn build_release(root: &Path) -> Result<PathBuf> {
+    let status = Command::new("cargo")
+        .args(["build", "--quiet", "--release", "-p", "aloft-cli"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("building the release binary failed");
+    }
+    Ok(root.join("target/release/aloft"))
 }
 
 fn median(sorted: &[f64]) -> f64 {

@@ -341,49 +341,36 @@ pub struct ClusterArgs {
 
 /// `aloft stop CLUSTER`: stop its instances, keeping their disks.
 pub fn stop(args: ClusterArgs) -> Result<ExitCode> {
-    let home = aloft_home();
-    runtime()?.block_on(async move {
-        let existing = existing(
-            &home,
-            &args.cluster,
-            Task::new(&args.cluster),
-            PathBuf::new(),
-        )
-        .await?;
-        existing
-            .provider
-            .stop(&existing.context.region, &existing.context.cluster)
-            .await?;
-        let mut record = existing.record;
-        record.status = ClusterStatus::Stopped;
-        existing.store.cluster_update(&record).await?;
-        say(&format!(
-            "Stopped `{}` (disks kept; `aloft start {}` brings it back).",
-            args.cluster, args.cluster
-        ));
-        Ok(ExitCode::SUCCESS)
-    })
+    set_power(args, ClusterStatus::Stopped)
 }
 
 /// `aloft start CLUSTER`: start a stopped cluster's instances again.
 pub fn start(args: ClusterArgs) -> Result<ExitCode> {
+    set_power(args, ClusterStatus::Up)
+}
+
+/// Stops (`Stopped`) or starts (`Up`) a cluster's instances and records it.
+fn set_power(args: ClusterArgs, status: ClusterStatus) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
-        let existing = existing(
-            &home,
-            &args.cluster,
-            Task::new(&args.cluster),
-            PathBuf::new(),
-        )
-        .await?;
-        existing
-            .provider
-            .start(&existing.context.region, &existing.context.cluster)
-            .await?;
+        let task = Task::new(&args.cluster);
+        let existing = existing(&home, &args.cluster, task, PathBuf::new()).await?;
+        let (provider, context) = (&existing.provider, &existing.context);
+        if status == ClusterStatus::Stopped {
+            provider.stop(&context.region, &context.cluster).await?;
+        } else {
+            provider.start(&context.region, &context.cluster).await?;
+        }
         let mut record = existing.record;
-        record.status = ClusterStatus::Up;
+        record.status = status;
         existing.store.cluster_update(&record).await?;
-        say(&format!("Started `{}`.", args.cluster));
+        let name = &args.cluster;
+        say(&match status {
+            ClusterStatus::Stopped => {
+                format!("Stopped `{name}` (disks kept; `aloft start {name}` brings it back).")
+            }
+            _ => format!("Started `{name}`."),
+        });
         Ok(ExitCode::SUCCESS)
     })
 }
