@@ -99,6 +99,35 @@ pub(crate) fn ruleset(open: &OpenPorts, peers: &[Ipv4Addr]) -> String {
     )
 }
 
+/// The partition table, as an nft script: with `isolated`, a second table that drops every
+/// packet in and out except on loopback, established connections included, so peers and the
+/// host see timeouts and the instance's processes keep running; without, no such table. Either
+/// script replaces whatever was there, so both are idempotent. It is separate from `aloft_fw`
+/// so that opening or closing ports never lifts a partition (a drop in either table is final).
+/// ARP is not in the `inet` family, so the address still resolves and clients time out rather
+/// than being told the host is unreachable.
+pub(crate) fn partition_ruleset(isolated: bool) -> String {
+    let mut script = String::from(
+        "table inet aloft_partition {}\n\
+         delete table inet aloft_partition\n",
+    );
+    if isolated {
+        script.push_str(
+            "table inet aloft_partition {\n\
+             \x20 chain input {\n\
+             \x20   type filter hook input priority -10; policy drop;\n\
+             \x20   iif lo accept\n\
+             \x20 }\n\
+             \x20 chain output {\n\
+             \x20   type filter hook output priority -10; policy drop;\n\
+             \x20   oif lo accept\n\
+             \x20 }\n\
+             }\n",
+        );
+    }
+    script
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +175,15 @@ mod tests {
         let rules = ruleset(&OpenPorts::default(), &[]);
         assert!(rules.contains("elements = { 22 }"), "{rules}");
         assert!(rules.contains("set peers { type ipv4_addr; }"), "{rules}");
+    }
+
+    #[test]
+    fn partition_replaces_its_own_table_only() {
+        let isolate = partition_ruleset(true);
+        let restore = partition_ruleset(false);
+        assert!(isolate.starts_with(&restore), "{isolate}");
+        assert!(isolate.contains("policy drop"), "{isolate}");
+        assert!(!restore.contains("policy"), "{restore}");
+        assert!(!isolate.contains("aloft_fw"), "{isolate}");
     }
 }

@@ -17,6 +17,10 @@
 //! drops new inbound connections except to port 22, opened ports, and from cluster members (see
 //! `firewall.rs`).
 //!
+//! Faults, for tests of the broker's recovery paths: [`LocalCloud::preempt`] makes an instance
+//! vanish the way a spot VM does, [`LocalCloud::partition`] cuts an instance off the network and
+//! restores it, and [`LocalConfig::full_zones`] makes zones report no capacity.
+//!
 //! Isolation from the rest of the host: instances get no default route and `ip_forward` is left
 //! alone, so only loopback, the bridge's own address and other instances can be reached. Every
 //! name is derived from [`LocalConfig`], so [`cleanup`] removes exactly what one configuration
@@ -24,7 +28,7 @@
 //!
 //! The state of an instance lives in `<state_dir>/instances/<prefix>-<octet>/`: `meta.json`
 //! (cluster, node index, …), `etc-ssh/`, `home/`, `tmp/`, `boot.sh`, `console.log` (sshd's log)
-//! and `launcher.pid`; a `stopped` marker while stopped. Claiming the directory (an atomic
+//! and `launcher.pid`; a `stopped` marker while stopped, a `preempted` marker once preempted. Claiming the directory (an atomic
 //! `mkdir`) is what allocates the address, so concurrent creations never collide.
 //!
 //! Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and `ip`, `unshare`, `setsid`, `kill`, `mount`,
@@ -123,6 +127,8 @@ pub(crate) enum LocalError {
         address: Ipv4Addr,
         secs: u64,
     },
+    #[error("cluster {cluster} has no node {node_idx}")]
+    NoSuchNode { cluster: ClusterName, node_idx: u32 },
     #[error("processes {pids:?} in network namespace {netns} survive SIGKILL")]
     ProcessesSurvive { netns: String, pids: Vec<u32> },
 }
@@ -162,6 +168,11 @@ impl LocalError {
                 detail,
                 source,
             },
+            Class::NotFound => ProvisionError::NotFound {
+                operation,
+                detail,
+                source,
+            },
             Class::Transient => ProvisionError::Transient {
                 operation,
                 detail,
@@ -184,6 +195,7 @@ impl LocalError {
             | LocalError::NoSpot
             | LocalError::SubnetOverlap { .. } => Class::Invalid,
             LocalError::AddressesExhausted { .. } | LocalError::ZoneFull { .. } => Class::Capacity,
+            LocalError::NoSuchNode { .. } => Class::NotFound,
             LocalError::BootTimeout { .. } => Class::Transient,
             _ => Class::Other,
         }
@@ -194,6 +206,7 @@ enum Class {
     Auth,
     Invalid,
     Capacity,
+    NotFound,
     Transient,
     Other,
 }
@@ -607,15 +620,34 @@ impl Inner {
         Ok(found)
     }
 
+    /// What the host shows of the instance. `launcher.pid` is written once the first boot has
+    /// started, so without it the instance is still being created (`Pending`); with it, an
+    /// instance whose namespace is gone, or which has no process left, wasn't stopped and isn't
+    /// booting, has died (`Terminated`), as has a preempted one.
     fn state_of(&self, meta: &InstanceMeta, dir: &Path) -> InstanceState {
+        if dir.join(PREEMPTED).exists() {
+            return InstanceState::Terminated;
+        }
+        let launcher_pid = std::fs::read_to_string(dir.join("launcher.pid"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
         if !sys::netns_exists(&meta.id) {
-            InstanceState::Pending
-        } else if !sys::netns_pids(&meta.id).is_empty() {
-            InstanceState::Running
-        } else if dir.join("stopped").exists() {
-            InstanceState::Stopped
-        } else {
-            InstanceState::Pending
+            return match launcher_pid {
+                None => InstanceState::Pending,
+                Some(_) => InstanceState::Terminated,
+            };
+        }
+        if !sys::netns_pids(&meta.id).is_empty() {
+            return InstanceState::Running;
+        }
+        if dir.join(STOPPED).exists() {
+            return InstanceState::Stopped;
+        }
+        match launcher_pid {
+            None => InstanceState::Pending,
+            // Spawned, not yet inside the namespace.
+            Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => InstanceState::Pending,
+            Some(_) => InstanceState::Terminated,
         }
     }
 
@@ -747,7 +779,10 @@ impl Inner {
     }
 
     async fn stop_one(&self, meta: &InstanceMeta, dir: &Path) -> Result<(), LocalError> {
-        write_file(&dir.join("stopped"), b"", 0o644)?;
+        if dir.join(PREEMPTED).exists() {
+            return Ok(());
+        }
+        write_file(&dir.join(STOPPED), b"", 0o644)?;
         sys::kill_netns_processes(&self.tools.kill, &meta.id).await?;
         // While stopped, clients see timeouts (as with a stopped VM), not refusals.
         let veth = self.config.veth_name(meta.octet);
@@ -758,15 +793,66 @@ impl Inner {
     }
 
     async fn start_one(&self, meta: &InstanceMeta, dir: &Path) -> Result<(), LocalError> {
-        if self.state_of(meta, dir) == InstanceState::Running {
+        // A preempted instance is gone: `start` leaves it terminated.
+        if dir.join(PREEMPTED).exists() || self.state_of(meta, dir) == InstanceState::Running {
             return Ok(());
         }
         let veth = self.config.veth_name(meta.octet);
         sys::run(&self.tools.ip, &["link", "set", &veth, "up"], None).await?;
         self.boot(meta, dir).await?;
-        remove_file(&dir.join("stopped"))
+        remove_file(&dir.join(STOPPED))
+    }
+
+    /// The instance (or, after an interrupted create, instances) of `cluster` with `node_idx`.
+    fn node(
+        &self,
+        cluster: &ClusterName,
+        node_idx: u32,
+    ) -> Result<Vec<(InstanceMeta, PathBuf)>, LocalError> {
+        let found: Vec<_> = self
+            .list(Some(cluster))?
+            .into_iter()
+            .filter(|(meta, _)| meta.node_idx == node_idx)
+            .collect();
+        if found.is_empty() {
+            return Err(LocalError::NoSuchNode {
+                cluster: cluster.clone(),
+                node_idx,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Marks the instance preempted (so `query`, `stop` and `start` treat it as gone even if
+    /// what follows is interrupted), cuts its network, then kills its processes.
+    async fn preempt_one(&self, meta: &InstanceMeta, dir: &Path) -> Result<(), LocalError> {
+        write_file(&dir.join(PREEMPTED), b"", 0o644)?;
+        let veth = self.config.veth_name(meta.octet);
+        if sys::link_exists(&veth) {
+            sys::run(&self.tools.ip, &["link", "set", &veth, "down"], None).await?;
+        }
+        sys::kill_netns_processes(&self.tools.kill, &meta.id).await
+    }
+
+    async fn partition_one(&self, meta: &InstanceMeta, isolated: bool) -> Result<(), LocalError> {
+        if !sys::netns_exists(&meta.id) {
+            // Terminated meanwhile: nothing left to cut off.
+            return Ok(());
+        }
+        let rules = firewall::partition_ruleset(isolated);
+        let nft = self.tools.nft.to_string_lossy();
+        let args = ["netns", "exec", &meta.id, &nft, "-f", "-"];
+        sys::run(&self.tools.ip, &args, Some(&rules))
+            .await
+            .map(drop)
     }
 }
+
+/// Marker file in an instance directory: stopped, with its disk kept.
+const STOPPED: &str = "stopped";
+/// Marker file in an instance directory: preempted, gone for good (the disk waits for
+/// `terminate`).
+const PREEMPTED: &str = "preempted";
 
 /// sshd's configuration inside every instance; `/etc/ssh` there is the instance's own.
 const SSHD_CONFIG: &str = "\
@@ -801,6 +887,80 @@ impl LocalCloud {
             tasks.spawn(action(Arc::clone(&self.inner), meta, dir));
         }
         join_all(tasks).await.map(drop)
+    }
+}
+
+/// Fault controls: what a cloud does to instances without being asked. Only the local cloud has
+/// them, so they are methods here rather than part of [`Provider`]. The provider contract names no
+/// operation for them, so their errors carry the nearest one: [`Operation::Terminate`] for
+/// `preempt`, [`Operation::ClosePorts`] and [`Operation::OpenPorts`] for cutting and restoring a
+/// partition. A node index the cluster doesn't have is [`ProvisionError::NotFound`].
+impl LocalCloud {
+    /// Preempts node `node_idx` of `cluster` the way a spot VM vanishes: first its network is cut
+    /// (its host-side veth goes down: open connections hang, new ones time out, or fail as
+    /// unreachable once the host's ARP entry has expired; never refused), then every process in
+    /// it is killed (sshd, init, anything started over SSH). Its disk (the state directory) stays
+    /// until `terminate`.
+    ///
+    /// Afterwards [`Provider::query`] reports the instance as [`InstanceState::Terminated`] and
+    /// `stop` and `start` leave it so; `terminate` of the cluster removes it completely.
+    /// [`ClusterState::of`](aloft_provision::ClusterState::of) counts terminated instances as
+    /// absent, so a two-node cluster with one node preempted summarizes as `Up` (the survivors
+    /// all run), and as `Terminated` once every node is preempted: to see the loss, compare the
+    /// running node indices with the cluster's size. `create_instances` does not replace the
+    /// node (its index stays taken until `terminate`). Idempotent.
+    pub async fn preempt(
+        &self,
+        cluster: &ClusterName,
+        node_idx: u32,
+    ) -> Result<(), ProvisionError> {
+        let operation = Operation::Terminate;
+        let inner = &self.inner;
+        for (meta, dir) in inner
+            .node(cluster, node_idx)
+            .map_err(|err| err.during(operation))?
+        {
+            inner
+                .preempt_one(&meta, &dir)
+                .await
+                .map_err(|err| err.during(operation))?;
+        }
+        Ok(())
+    }
+
+    /// Cuts node `node_idx` of `cluster` off the network (`isolated = true`) or reconnects it
+    /// (`false`), without touching its processes. While isolated, every packet in or out is
+    /// dropped, except on the instance's loopback: the host, the other nodes and the instance
+    /// itself see timeouts (not refusals), established connections included; after reconnecting,
+    /// the same sshd answers again and connections still within TCP's retransmission window
+    /// resume.
+    ///
+    /// [`Provider::query`] keeps reporting an isolated instance as running: a cloud's API can't
+    /// tell a partitioned VM from a healthy one either. The partition survives `open_ports`,
+    /// `close_ports` and `stop`; `start` of an isolated instance fails with a boot timeout, as
+    /// its sshd can't be reached. Both directions are idempotent.
+    pub async fn partition(
+        &self,
+        cluster: &ClusterName,
+        node_idx: u32,
+        isolated: bool,
+    ) -> Result<(), ProvisionError> {
+        let operation = if isolated {
+            Operation::ClosePorts
+        } else {
+            Operation::OpenPorts
+        };
+        let inner = &self.inner;
+        for (meta, _dir) in inner
+            .node(cluster, node_idx)
+            .map_err(|err| err.during(operation))?
+        {
+            inner
+                .partition_one(&meta, isolated)
+                .await
+                .map_err(|err| err.during(operation))?;
+        }
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use aloft_provider_local::{LocalCloud, LocalConfig, cleanup, preflight};
 use aloft_provision::{
     ClusterName, ClusterState, CreateRequest, InstanceInfo, InstanceState, PortRange, Provider,
+    ProvisionError,
 };
 
 const REGION: &str = "local";
@@ -54,11 +55,11 @@ where
 }
 
 /// A configuration no other run on this machine uses: prefix, bridge and subnet from the PID
-/// and `tag` (one per test in this binary).
+/// and `tag` (one per test in this binary, below 4).
 fn unique_config(tag: u32) -> LocalConfig {
     let pid = std::process::id();
     let prefix = format!("t{}{tag}", base36(pid));
-    let slot = (pid % 32_768) * 2 + tag;
+    let slot = (pid % 16_384) * 4 + tag;
     LocalConfig {
         bridge: format!("{prefix}br"),
         subnet: format!("10.{}.{}.0/24", slot >> 8, slot & 0xff),
@@ -466,4 +467,144 @@ async fn cleanup_removes_what_a_crashed_run_left() {
     let report = cleanup(&run.config).await.unwrap();
     assert_eq!(report.namespaces, 0);
     assert!(!report.bridge && !report.state_dir);
+}
+
+/// How long a connection attempt to a cut-off instance may take before we call it failed: a
+/// bounded wait, not a timing assertion.
+const CUT_OFF_WAIT: Duration = Duration::from_secs(2);
+
+/// The host's attempt to connect to `instance`'s port 22, bounded by [`CUT_OFF_WAIT`].
+fn connect_22(instance: &InstanceInfo) -> std::io::Result<TcpStream> {
+    TcpStream::connect_timeout(&SocketAddr::new(address(instance), 22), CUT_OFF_WAIT)
+}
+
+fn states(instances: &[InstanceInfo]) -> Vec<(u32, InstanceState)> {
+    instances.iter().map(|i| (i.node_idx, i.state)).collect()
+}
+
+#[tokio::test]
+async fn a_preempted_instance_vanishes_and_terminate_still_cleans_up() {
+    let Some(run) = setup(2) else { return };
+    let cloud = &run.cloud;
+    let cluster = ClusterName::new("spot").unwrap();
+    let instances = cloud.create_instances(&request(&cluster, 2)).await.unwrap();
+    let (a, b) = (&instances[0], &instances[1]);
+    ssh_ok(&run, b, "echo on-disk > ~/disk");
+
+    cloud.preempt(&cluster, 1).await.unwrap();
+    let queried = cloud.query(REGION, &cluster).await.unwrap();
+    assert_eq!(
+        states(&queried),
+        [(0, InstanceState::Running), (1, InstanceState::Terminated)]
+    );
+    // Terminated instances count as absent, so the survivor alone makes the cluster `Up`.
+    assert_eq!(ClusterState::of(&queried), ClusterState::Up);
+    // Nothing of it runs, and the host can no longer reach it; the other node is untouched.
+    let pids = Command::new("ip")
+        .args(["netns", "pids", &b.id])
+        .output()
+        .unwrap();
+    assert!(
+        pids.stdout.is_empty(),
+        "processes left in {}: {}",
+        b.id,
+        String::from_utf8_lossy(&pids.stdout)
+    );
+    let err = connect_22(b).expect_err("a preempted instance must not accept");
+    assert_ne!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "a vanished VM doesn't refuse"
+    );
+    connect_22(a).expect("the other node still accepts");
+    assert_eq!(ssh_ok(&run, a, "hostname"), "spot-0");
+
+    // Idempotent; `stop` and `start` leave it gone.
+    cloud.preempt(&cluster, 1).await.unwrap();
+    cloud.stop(REGION, &cluster).await.unwrap();
+    let restarted = cloud.start(REGION, &cluster).await.unwrap();
+    assert_eq!(
+        states(&restarted),
+        [(0, InstanceState::Running), (1, InstanceState::Terminated)]
+    );
+    // Its disk stays until terminate.
+    let disk = run
+        .config
+        .state_dir
+        .join("instances")
+        .join(&b.id)
+        .join("home/disk");
+    assert_eq!(std::fs::read_to_string(&disk).unwrap(), "on-disk\n");
+
+    let err = cloud.preempt(&cluster, 7).await.unwrap_err();
+    assert!(matches!(err, ProvisionError::NotFound { .. }), "{err:?}");
+
+    // Every node preempted: the cluster summarizes as terminated.
+    cloud.preempt(&cluster, 0).await.unwrap();
+    let queried = cloud.query(REGION, &cluster).await.unwrap();
+    assert_eq!(ClusterState::of(&queried), ClusterState::Terminated);
+
+    cloud.terminate(REGION, &cluster).await.unwrap();
+    assert!(cloud.query(REGION, &cluster).await.unwrap().is_empty());
+    for instance in &instances {
+        assert_gone(&run, instance);
+    }
+}
+
+#[tokio::test]
+async fn a_partitioned_instance_times_out_and_comes_back_unchanged() {
+    let Some(run) = setup(3) else { return };
+    let cloud = &run.cloud;
+    let cluster = ClusterName::new("split").unwrap();
+    let instances = cloud.create_instances(&request(&cluster, 2)).await.unwrap();
+    let (a, b) = (&instances[0], &instances[1]);
+    // The instance's PID 1 is its sshd; its start time (field 22 of stat) tells it from any
+    // later sshd that would also be PID 1.
+    let init_of = |instance| {
+        ssh_ok(
+            &run,
+            instance,
+            "cat /proc/1/comm; cut -d' ' -f22 /proc/1/stat",
+        )
+    };
+    let init_before = init_of(b);
+    ssh_ok(&run, b, "echo before > /tmp/marker");
+
+    cloud.partition(&cluster, 1, true).await.unwrap();
+    cloud.partition(&cluster, 1, true).await.unwrap();
+    let err = connect_22(b).expect_err("an isolated instance must not accept");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    // Cluster members are cut off too (bash's connect is killed by `timeout`: status 124).
+    let script = format!(
+        "timeout 1 bash -c 'exec 3<>/dev/tcp/{}/22'; echo $?",
+        address(b)
+    );
+    let (_, status) = in_netns(a, &script);
+    assert_eq!(status.trim(), "124", "members time out too");
+    connect_22(a).expect("the other node still accepts");
+    // The cloud can't tell.
+    let queried = cloud.query(REGION, &cluster).await.unwrap();
+    assert_eq!(queried, instances);
+    // Port changes don't lift the partition.
+    let port = [PortRange {
+        first: 8080,
+        last: 8080,
+    }];
+    cloud.open_ports(REGION, &cluster, &port).await.unwrap();
+    let err = connect_22(b).expect_err("still isolated after open_ports");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+
+    cloud.partition(&cluster, 1, false).await.unwrap();
+    cloud.partition(&cluster, 1, false).await.unwrap();
+    connect_22(b).expect("a reconnected instance accepts");
+    assert_eq!(init_of(b), init_before, "the same sshd answers");
+    assert_eq!(ssh_ok(&run, b, "cat /tmp/marker"), "before");
+
+    let err = cloud.partition(&cluster, 9, true).await.unwrap_err();
+    assert!(matches!(err, ProvisionError::NotFound { .. }), "{err:?}");
+
+    cloud.terminate(REGION, &cluster).await.unwrap();
+    for instance in &instances {
+        assert_gone(&run, instance);
+    }
 }
