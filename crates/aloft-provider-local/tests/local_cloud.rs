@@ -539,10 +539,30 @@ async fn a_preempted_instance_vanishes_and_terminate_still_cleans_up() {
     let err = cloud.preempt(&cluster, 7).await.unwrap_err();
     assert!(matches!(err, ProvisionError::NotFound { .. }), "{err:?}");
 
-    // Every node preempted: the cluster summarizes as terminated.
-    cloud.preempt(&cluster, 0).await.unwrap();
-    let queried = cloud.query(REGION, &cluster).await.unwrap();
+    // An instance whose processes died on their own is terminated too, not pending; with
+    // every node gone the cluster summarizes as terminated.
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -9 $(ip netns pids {})", a.id)])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "killing {}'s processes", a.id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let queried = loop {
+        let queried = cloud.query(REGION, &cluster).await.unwrap();
+        if queried[0].state != InstanceState::Running || Instant::now() > deadline {
+            break queried;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        states(&queried),
+        [
+            (0, InstanceState::Terminated),
+            (1, InstanceState::Terminated)
+        ]
+    );
     assert_eq!(ClusterState::of(&queried), ClusterState::Terminated);
+    cloud.preempt(&cluster, 0).await.unwrap();
 
     cloud.terminate(REGION, &cluster).await.unwrap();
     assert!(cloud.query(REGION, &cluster).await.unwrap().is_empty());
