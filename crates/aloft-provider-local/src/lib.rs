@@ -28,8 +28,9 @@
 //!
 //! The state of an instance lives in `<state_dir>/instances/<prefix>-<octet>/`: `meta.json`
 //! (cluster, node index, …), `etc-ssh/`, `home/`, `tmp/`, `boot.sh`, `console.log` (sshd's log)
-//! and `launcher.pid`; a `stopped` marker while stopped, a `preempted` marker once preempted. Claiming the directory (an atomic
-//! `mkdir`) is what allocates the address, so concurrent creations never collide.
+//! and `launcher.pid`; a `stopped` marker while stopped, a `preempted` marker once preempted.
+//! Claiming the directory (an atomic `mkdir`) is what allocates the address, so concurrent
+//! creations never collide.
 //!
 //! Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and `ip`, `unshare`, `setsid`, `kill`, `mount`,
 //! `ssh-keygen`, `sshd` and `nft` (Debian: iproute2, util-linux, procps, mount, openssh-client,
