@@ -654,7 +654,8 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let store = open_store(&home).await?;
         let mut clusters = store.cluster_list().await?;
-        let mut live: Vec<Option<ClusterState>> = vec![None; clusters.len()];
+        // (state, nodes running) as the cloud sees each cluster now.
+        let mut live: Vec<Option<(String, usize)>> = vec![None; clusters.len()];
         if args.refresh && !clusters.is_empty() {
             let provider = local_provider(&home)?;
             for (idx, cluster) in clusters.iter_mut().enumerate() {
@@ -662,7 +663,24 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                     continue;
                 };
                 let instances = provider.query(&cluster.region, &name).await?;
-                live[idx] = Some(ClusterState::of(&instances));
+                let running = instances
+                    .iter()
+                    .filter(|instance| instance.state == aloft_provision::InstanceState::Running)
+                    .count();
+                let state = ClusterState::of(&instances);
+                // A cluster that lost nodes (a preempted spot node, say) is degraded, even where
+                // the provider's summary still says up.
+                let lost_nodes = running > 0 && running < cluster.num_nodes as usize;
+                let summary = if lost_nodes {
+                    "degraded".to_owned()
+                } else {
+                    crate::output::snake(&state)
+                };
+                if lost_nodes && cluster.status == ClusterStatus::Up {
+                    cluster.status = ClusterStatus::Degraded;
+                    *cluster = store.cluster_update(cluster).await?;
+                }
+                live[idx] = Some((summary, running));
             }
         }
         match args.output {
@@ -672,7 +690,10 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                     .zip(&live)
                     .map(|(cluster, state)| {
                         let mut value = serde_json::to_value(cluster).unwrap_or_default();
-                        value["live_state"] = serde_json::to_value(state).unwrap_or_default();
+                        if let Some((state, running)) = state {
+                            value["live_state"] = serde_json::json!(state);
+                            value["running_nodes"] = serde_json::json!(running);
+                        }
                         value
                     })
                     .collect();
@@ -697,7 +718,13 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                         cluster.instance_type.clone(),
                         cluster.num_nodes.to_string(),
                         crate::output::snake(&cluster.status),
-                        state.map_or("-".to_owned(), |state| crate::output::snake(&state)),
+                        state.as_ref().map_or("-".to_owned(), |(state, running)| {
+                            if *running == cluster.num_nodes as usize {
+                                state.clone()
+                            } else {
+                                format!("{state} ({running}/{} nodes)", cluster.num_nodes)
+                            }
+                        }),
                         format!("{:.4}", cluster.hourly_price * f64::from(cluster.num_nodes)),
                     ]);
                 }
@@ -713,6 +740,16 @@ pub enum LocalCommand {
     /// Remove everything the local cloud made (namespaces, veths, bridge, processes, disks),
     /// for instance after a crash, and forget its clusters.
     Cleanup,
+    /// Fault: preempt a node as a cloud reclaims a spot VM (network cut, then everything in it
+    /// killed).
+    Preempt { cluster: String, node: u32 },
+    /// Fault: cut a node off the network (connections time out), or `--restore` it.
+    Partition {
+        cluster: String,
+        node: u32,
+        #[arg(long)]
+        restore: bool,
+    },
 }
 
 pub fn local(command: LocalCommand) -> Result<ExitCode> {
@@ -728,6 +765,27 @@ pub fn local(command: LocalCommand) -> Result<ExitCode> {
                 }
             }
             say(&format!("Removed: {report:?}"));
+            Ok(ExitCode::SUCCESS)
+        }),
+        LocalCommand::Preempt { cluster, node } => runtime()?.block_on(async move {
+            let provider = local_provider(&home)?;
+            let name = ClusterName::new(cluster.clone())
+                .map_err(|err| anyhow::anyhow!("`{cluster}`: {err}"))?;
+            provider.preempt(&name, node).await?;
+            say(&format!("Preempted node {node} of `{cluster}`."));
+            Ok(ExitCode::SUCCESS)
+        }),
+        LocalCommand::Partition {
+            cluster,
+            node,
+            restore,
+        } => runtime()?.block_on(async move {
+            let provider = local_provider(&home)?;
+            let name = ClusterName::new(cluster.clone())
+                .map_err(|err| anyhow::anyhow!("`{cluster}`: {err}"))?;
+            provider.partition(&name, node, !restore).await?;
+            let what = if restore { "Reconnected" } else { "Cut off" };
+            say(&format!("{what} node {node} of `{cluster}`."));
             Ok(ExitCode::SUCCESS)
         }),
     }

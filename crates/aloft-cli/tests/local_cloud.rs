@@ -347,3 +347,35 @@ fn ports_stop_start_exec_and_ssh_on_a_kept_cluster() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn a_preempted_node_shows_up_in_status() {
+    let Some(cloud) = Cloud::new(6) else { return };
+    let spec = cloud.spec(
+        "two.yaml",
+        "num_nodes: 2\nresources:\n  cpus: 2+\nrun: hostname\n",
+    );
+    let output = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "spot"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let status = text(&cloud.aloft(&["status", "--refresh", "-o", "json"]).stdout);
+    assert!(status.contains("\"live_state\": \"up\""), "{status}");
+
+    let preempt = cloud.aloft(&["local", "preempt", "spot", "1"]);
+    assert!(preempt.status.success(), "{}", text(&preempt.stderr));
+    let output = cloud.aloft(&["status", "--refresh"]);
+    let table = text(&output.stdout);
+    let row = table
+        .lines()
+        .find(|line| line.trim_start().starts_with("spot"))
+        .unwrap_or_default();
+    assert!(row.contains("degraded (1/2 nodes)"), "{table}");
+    let json = text(&cloud.aloft(&["status", "-o", "json"]).stdout);
+    assert!(
+        json.contains("\"status\": \"degraded\""),
+        "the record says so too: {json}"
+    );
+
+    let down = cloud.aloft(&["down", "spot"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(cloud.namespaces().is_empty());
+}
