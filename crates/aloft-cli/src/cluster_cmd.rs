@@ -14,7 +14,7 @@ use aloft_ops::launch::{
 };
 use aloft_provider_local::{LocalCloud, LocalConfig};
 use aloft_provision::{ClusterName, ClusterState, Provider};
-use aloft_store::{Cluster, ClusterStatus, OperationKind, OperationState, Store};
+use aloft_store::{Cluster, ClusterStatus, JobState, OperationKind, OperationState, Store};
 use aloft_types::{Dag, Task};
 use anyhow::{Context, Result, bail};
 use std::io::Write;
@@ -195,7 +195,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         }
         record_cluster(&store, &context, &task, &placement).await?;
         set_status(&store, cluster.as_str(), ClusterStatus::Up).await?;
-        let outcome = run_task(provider.as_ref(), &context, &task).await?;
+        let outcome = run_task(provider.as_ref(), &store, &home, &context, &task).await?;
         if args.down {
             say(&format!("Tearing down `{cluster_name}`"));
             provider.terminate(&context.region, &cluster).await?;
@@ -328,7 +328,14 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
         aloft_ops::launch::sync_task_files(&existing.context, &transports)
             .await
             .map_err(|err| anyhow::anyhow!(err.message))?;
-        let outcome = run_task(existing.provider.as_ref(), &existing.context, &task).await?;
+        let outcome = run_task(
+            existing.provider.as_ref(),
+            &existing.store,
+            &home,
+            &existing.context,
+            &task,
+        )
+        .await?;
         Ok(job_exit(&args.cluster, outcome))
     })
 }
@@ -430,10 +437,24 @@ pub fn ssh(args: SshArgs) -> Result<ExitCode> {
 /// Runs a task's setup and run on a cluster's nodes, printing their output as it comes.
 async fn run_task(
     provider: &dyn Provider,
+    store: &Store,
+    home: &Path,
     context: &LaunchContext,
     task: &Task,
 ) -> Result<JobOutcome> {
     let cluster = &context.cluster;
+    // The job is recorded, and its output kept per node, so `aloft queue` and `aloft logs`
+    // can show it later.
+    let spec = serde_json::json!({
+        "cluster": cluster.as_str(),
+        "setup": task.setup,
+        "run": task.run,
+        "num_nodes": context.num_nodes,
+    });
+    let job = store.job_insert(task.name.as_deref(), &spec).await?;
+    let log_dir = job_log_dir(home, cluster.as_str(), job.id);
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    store.job_set_state(job.id, JobState::Running, None).await?;
     let instances = provider.query(&context.region, cluster).await?;
     let transports = context
         .transports(&instances)
@@ -460,7 +481,16 @@ async fn run_task(
         .as_ref()
         .map(|_| context.expand_home(REMOTE_WORKDIR));
     let many = nodes.len() > 1;
+    let logs: std::sync::Mutex<std::collections::HashMap<u32, std::fs::File>> = Default::default();
     let sink = Arc::new(move |_: Phase, rank: u32, stream: Stream, line: &str| {
+        if let Ok(mut files) = logs.lock() {
+            let file = files.entry(rank).or_insert_with(|| {
+                std::fs::File::create(log_dir.join(format!("node-{rank}.log"))).unwrap_or_else(
+                    |_| std::fs::File::create("/dev/null").expect("/dev/null opens"),
+                )
+            });
+            let _ = writeln!(file, "{line}");
+        }
         let tag = if many {
             format!(
                 "({}) ",
@@ -491,8 +521,129 @@ async fn run_task(
         cwd.as_deref(),
         sink,
     )
-    .await?;
-    Ok(outcome)
+    .await;
+    let (state, exits) = match &outcome {
+        Ok(JobOutcome::Succeeded) => (JobState::Succeeded, Vec::new()),
+        Ok(JobOutcome::Failed { exits, .. }) => (JobState::Failed, exits.clone()),
+        Err(_) => (JobState::Failed, Vec::new()),
+    };
+    let exits: serde_json::Map<String, serde_json::Value> = exits
+        .iter()
+        .map(|(rank, code)| (rank.to_string(), serde_json::json!(code)))
+        .collect();
+    store
+        .job_set_state(job.id, state, Some(&serde_json::Value::Object(exits)))
+        .await?;
+    Ok(outcome?)
+}
+
+fn job_log_dir(home: &Path, cluster: &str, job: i64) -> PathBuf {
+    home.join("logs").join(cluster).join(job.to_string())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QueueArgs {
+    /// The cluster.
+    pub cluster: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// `aloft queue CLUSTER`: the jobs run on a cluster, newest last.
+pub fn queue(args: QueueArgs) -> Result<ExitCode> {
+    let home = aloft_home();
+    runtime()?.block_on(async move {
+        let store = open_store(&home).await?;
+        let jobs: Vec<aloft_store::Job> = store
+            .job_list()
+            .await?
+            .into_iter()
+            .filter(|job| job.spec["cluster"] == args.cluster.as_str())
+            .collect();
+        match args.output {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&jobs)?),
+            OutputFormat::Table => {
+                let mut table = new_table(&["ID", "NAME", "STATE", "DURATION", "EXIT CODES"]);
+                for job in &jobs {
+                    let duration = match (job.started_at, job.ended_at) {
+                        (Some(start), Some(end)) => crate::output::duration((end - start) as f64),
+                        (Some(_), None) => "running".to_owned(),
+                        _ => "-".to_owned(),
+                    };
+                    table.add_row(vec![
+                        job.id.to_string(),
+                        job.name.clone().unwrap_or_else(|| "-".to_owned()),
+                        crate::output::snake(&job.state),
+                        duration,
+                        job.exit_codes
+                            .as_ref()
+                            .map_or("-".to_owned(), ToString::to_string),
+                    ]);
+                }
+                print!("{}", table_text(&table));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// The job id (default: the cluster's latest job).
+    pub job: Option<i64>,
+}
+
+/// `aloft logs CLUSTER [JOB]`: a job's kept output, node by node.
+pub fn logs(args: LogsArgs) -> Result<ExitCode> {
+    let home = aloft_home();
+    runtime()?.block_on(async move {
+        let store = open_store(&home).await?;
+        let jobs: Vec<aloft_store::Job> = store
+            .job_list()
+            .await?
+            .into_iter()
+            .filter(|job| job.spec["cluster"] == args.cluster.as_str())
+            .collect();
+        let job = match args.job {
+            Some(id) => jobs.iter().find(|job| job.id == id),
+            None => jobs.last(),
+        };
+        let Some(job) = job else {
+            bail!(
+                "no such job on cluster `{}` (see `aloft queue {}`)",
+                args.cluster,
+                args.cluster
+            );
+        };
+        let dir = job_log_dir(&home, &args.cluster, job.id);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|entry| entry.ok().map(|e| e.path()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        let many = files.len() > 1;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let node = file
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .unwrap_or("node")
+                .to_owned();
+            for line in text.lines() {
+                if many {
+                    println!("({node}) {line}");
+                } else {
+                    println!("{line}");
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn default_cluster_name() -> String {

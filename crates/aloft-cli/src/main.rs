@@ -35,6 +35,10 @@ enum Command {
     Launch(launch_cmd::LaunchArgs),
     /// Run a task on a cluster that is up (no provisioning).
     Exec(cluster_cmd::ExecArgs),
+    /// The jobs run on a cluster.
+    Queue(cluster_cmd::QueueArgs),
+    /// A job's output, node by node.
+    Logs(cluster_cmd::LogsArgs),
     /// Stop a cluster's instances, keeping their disks.
     Stop(cluster_cmd::ClusterArgs),
     /// Start a stopped cluster again.
@@ -74,6 +78,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Launch(args) => launch_cmd::run(args),
         Command::Exec(args) => cluster_cmd::exec(args),
+        Command::Queue(args) => cluster_cmd::queue(args),
+        Command::Logs(args) => cluster_cmd::logs(args),
         Command::Stop(args) => cluster_cmd::stop(args),
         Command::Start(args) => cluster_cmd::start(args),
         Command::Ssh(args) => cluster_cmd::ssh(args),

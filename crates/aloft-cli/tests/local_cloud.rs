@@ -379,3 +379,54 @@ fn a_preempted_node_shows_up_in_status() {
     assert!(down.status.success(), "{}", text(&down.stderr));
     assert!(cloud.namespaces().is_empty());
 }
+
+#[test]
+fn jobs_are_queued_and_their_logs_kept_per_node() {
+    let Some(cloud) = Cloud::new(7) else { return };
+    let first = cloud.spec("first.yaml", "name: first\nnum_nodes: 2\nresources:\n  cpus: 2+\nrun: echo \"line from rank $SKYPILOT_NODE_RANK\"\n");
+    let output = cloud.aloft(&["launch", first.to_str().unwrap(), "-c", "jobs"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let second = cloud.spec(
+        "second.yaml",
+        "name: second\nrun: echo about to fail; exit 7\n",
+    );
+    let output = cloud.aloft(&["exec", "jobs", second.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+
+    let queue = text(&cloud.aloft(&["queue", "jobs", "-o", "json"]).stdout);
+    let jobs: serde_json::Value = serde_json::from_str(&queue).unwrap();
+    let summary: Vec<(i64, &str, &str)> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| {
+            (
+                job["id"].as_i64().unwrap(),
+                job["name"].as_str().unwrap(),
+                job["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [(1, "first", "succeeded"), (2, "second", "failed")]
+    );
+    assert_eq!(jobs[1]["exit_codes"], serde_json::json!({"0": 7, "1": 7}));
+
+    // The latest job's logs by default; an earlier one by id, tagged by node.
+    assert_eq!(
+        text(&cloud.aloft(&["logs", "jobs"]).stdout),
+        "(node-0) about to fail\n(node-1) about to fail\n"
+    );
+    assert_eq!(
+        text(&cloud.aloft(&["logs", "jobs", "1"]).stdout),
+        "(node-0) line from rank 0\n(node-1) line from rank 1\n"
+    );
+    let missing = cloud.aloft(&["logs", "jobs", "9"]);
+    assert!(
+        text(&missing.stderr).contains("no such job on cluster `jobs`"),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert!(cloud.aloft(&["down", "jobs"]).status.success());
+}
