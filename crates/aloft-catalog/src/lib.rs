@@ -5,7 +5,7 @@
 //! Sources all produce the same [`Catalog`]: the snapshot compiled into the binary
 //! ([`Catalog::bundled`]), an import of SkyPilot's v8 CSV layout
 //! ([`Catalog::from_skypilot_dir`], cached by [`Catalog::load_dir_cached`]), and the local
-//! cloud's own offers ([`Catalog::local_offers`]). Sources combine cloud by cloud with [`Catalog::merge`]. The
+//! cloud's own offers ([`Catalog::local_offers`], from the local cloud's configuration). Sources combine cloud by cloud with [`Catalog::merge`]. The
 //! catalog is plain data with query functions ([`Catalog::offerings_for`], [`Catalog::list`],
 //! [`Catalog::gpus`], [`Catalog::resolve_infra`]); it makes no network calls.
 //!
@@ -28,7 +28,7 @@ mod skypilot;
 
 pub use cache::{CacheStatus, CachedLoad, default_cache_dir};
 pub use error::{CatalogError, CatalogWarning, RowProblem};
-pub use local::{LOCAL_REGION, LOCAL_ZONES};
+pub use local::{LOCAL_REGION, LocalType};
 pub use lookup::{CatalogLookupError, did_you_mean};
 pub use matching::{DEFAULT_CPUS, DEFAULT_MEMORY_GIB};
 pub use model::*;

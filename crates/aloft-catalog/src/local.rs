@@ -8,22 +8,23 @@
 use crate::builder::{Builder, TypeSpec};
 use crate::model::{Catalog, Cloud, Offering};
 
-/// The local cloud's region and zones (the provider's defaults).
+/// The local cloud's one region.
 pub const LOCAL_REGION: &str = "local";
-pub const LOCAL_ZONES: &[&str] = &["local-a", "local-b"];
 
-/// (name, vCPUs, memory GiB, on-demand $/h). No spot offers yet: the local provider declares
-/// no spot capability until preemption is simulated.
-const LOCAL_TYPES: &[(&str, f64, f64, f64)] = &[
-    ("local.small", 2.0, 4.0, 0.010),
-    ("local.medium", 4.0, 16.0, 0.020),
-    ("local.large", 8.0, 32.0, 0.040),
-    ("local.xlarge", 16.0, 64.0, 0.080),
-];
+/// An instance type the local cloud offers (its configuration says which).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalType {
+    pub name: String,
+    pub vcpus: f64,
+    pub memory_gib: f64,
+    /// Nominal on-demand $/h.
+    pub price: f64,
+}
 
 impl Catalog {
-    /// The local cloud's offers, as a catalog of one cloud (merge it into another).
-    pub fn local_offers() -> Catalog {
+    /// The local cloud's offers, as a catalog of one cloud (merge it into another): every type in
+    /// every zone, on demand only (the local provider declares no spot capability yet).
+    pub fn local_offers(zones: &[String], types: &[LocalType]) -> Catalog {
         let mut builder = Builder::new();
         // Data never leaves the machine: moving it between "regions" costs nothing.
         let cloud = builder.cloud(Cloud {
@@ -32,15 +33,15 @@ impl Catalog {
             inter_region_egress_per_gb: 0.0,
         });
         let region = builder.region(cloud, LOCAL_REGION);
-        let zones: Vec<_> = LOCAL_ZONES
+        let zones: Vec<_> = zones
             .iter()
             .map(|zone| builder.zone(region, zone))
             .collect();
-        for &(name, vcpus, memory_gib, price) in LOCAL_TYPES {
+        for ty in types {
             let spec = TypeSpec {
-                name,
-                vcpus,
-                memory_gib,
+                name: &ty.name,
+                vcpus: ty.vcpus,
+                memory_gib: ty.memory_gib,
                 accelerator: None,
                 arch: Some("x86_64"),
             };
@@ -52,7 +53,7 @@ impl Catalog {
                     instance_type,
                     region,
                     zone: Some(zone),
-                    price: Some(price),
+                    price: Some(ty.price),
                     spot_price: None,
                 });
             }
@@ -68,23 +69,33 @@ mod tests {
 
     #[test]
     fn local_offers_are_a_consistent_one_cloud_catalog() {
-        let catalog = Catalog::local_offers();
+        let ty = |name: &str, vcpus: f64, memory_gib: f64| LocalType {
+            name: name.to_owned(),
+            vcpus,
+            memory_gib,
+            price: vcpus / 200.0,
+        };
+        let types = [
+            ty("s", 2.0, 4.0),
+            ty("m", 4.0, 16.0),
+            ty("l", 8.0, 32.0),
+            ty("xl", 16.0, 64.0),
+        ];
+        let zones = ["a".to_owned(), "b".to_owned()];
+        let catalog = Catalog::local_offers(&zones, &types);
         assert!(
             catalog.consistency_problems().is_empty(),
             "{:?}",
             catalog.consistency_problems()
         );
         assert_eq!(catalog.clouds.len(), 1);
-        assert_eq!(
-            catalog.offerings.len(),
-            LOCAL_TYPES.len() * LOCAL_ZONES.len()
-        );
+        assert_eq!(catalog.offerings.len(), 8);
         let two_cpus = Resources {
             cpus: Some(Amount::at_least(2.0)),
             ..Resources::default()
         };
         assert_eq!(catalog.offerings_for(&two_cpus).count(), 8);
-        // The default resources (8+ vCPUs, 32+ GiB) fit local.large and up.
+        // The default resources (8+ vCPUs, 32+ GiB) fit the two largest.
         assert_eq!(catalog.offerings_for(&Resources::default()).count(), 4);
     }
 }

@@ -32,13 +32,19 @@ fn aloft_home() -> PathBuf {
     }
 }
 
-/// The local cloud's layout; `ALOFT_LOCAL_PREFIX`, `_BRIDGE` and `_SUBNET` override the
-/// defaults, so that two runs on one machine (tests, say) never share a bridge or a subnet.
-fn local_config(home: &Path) -> LocalConfig {
-    let mut config = LocalConfig {
-        state_dir: home.join("local"),
-        ..LocalConfig::default()
+/// The local cloud's layout and offers: the defaults, then `$ALOFT_HOME/local.yaml` if there
+/// is one (any field of `LocalConfig`), then `ALOFT_LOCAL_PREFIX`, `_BRIDGE`, `_SUBNET` and
+/// `_FULL_ZONES`, so that two runs on one machine (tests, say) never share a bridge or a subnet.
+fn local_config(home: &Path) -> Result<LocalConfig> {
+    let file = home.join("local.yaml");
+    let mut config = match std::fs::read_to_string(&file) {
+        Ok(text) => serde_saphyr::from_str::<LocalConfig>(&text)
+            .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?,
+        Err(_) => LocalConfig::default(),
     };
+    if config.state_dir == LocalConfig::default().state_dir {
+        config.state_dir = home.join("local");
+    }
     // A fault control: zones that report no capacity (`local-a,local-b`), to see failover.
     if let Ok(zones) = std::env::var("ALOFT_LOCAL_FULL_ZONES") {
         config.full_zones = zones
@@ -57,7 +63,22 @@ fn local_config(home: &Path) -> LocalConfig {
     if let Ok(subnet) = std::env::var("ALOFT_LOCAL_SUBNET") {
         config.subnet = subnet;
     }
-    config
+    Ok(config)
+}
+
+/// The local cloud's offers, as its configuration describes them.
+fn local_catalog(config: &LocalConfig) -> Catalog {
+    let types: Vec<aloft_catalog::LocalType> = config
+        .instance_types
+        .iter()
+        .map(|ty| aloft_catalog::LocalType {
+            name: ty.name.clone(),
+            vcpus: f64::from(ty.vcpus),
+            memory_gib: f64::from(ty.memory_gib),
+            price: ty.price,
+        })
+        .collect();
+    Catalog::local_offers(&config.zones, &types)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -73,7 +94,7 @@ async fn open_store(home: &Path) -> Result<Store> {
 
 fn local_provider(home: &Path) -> Result<Arc<LocalCloud>> {
     aloft_provider_local::preflight()?;
-    Ok(Arc::new(LocalCloud::new(local_config(home))?))
+    Ok(Arc::new(LocalCloud::new(local_config(home)?)?))
 }
 
 fn say(line: &str) {
@@ -106,7 +127,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
             names.join(", ")
         );
     }
-    let catalog = Catalog::local_offers();
+    let catalog = local_catalog(&local_config(&aloft_home())?);
     let cluster_name = args.cluster.clone().unwrap_or_else(default_cluster_name);
     let cluster = ClusterName::new(cluster_name.clone())
         .map_err(|err| anyhow::anyhow!("cluster name `{cluster_name}`: {err}"))?;
@@ -908,7 +929,7 @@ pub fn local(command: LocalCommand) -> Result<ExitCode> {
     match command {
         LocalCommand::Cleanup => runtime()?.block_on(async move {
             aloft_provider_local::preflight()?;
-            let report = aloft_provider_local::cleanup(&local_config(&home)).await?;
+            let report = aloft_provider_local::cleanup(&local_config(&home)?).await?;
             let store = open_store(&home).await?;
             for cluster in store.cluster_list().await? {
                 if cluster.cloud == "local" {

@@ -288,3 +288,27 @@ fn launching_a_pipeline_for_real_says_it_is_not_supported_yet() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_bad_local_cloud_config_names_the_file_and_place() {
+    let home = std::env::temp_dir()
+        .join(format!("aloft-cli-test-{}", std::process::id()))
+        .join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("local.yaml"),
+        "zones: [a]
+instance_typez: []
+",
+    )
+    .unwrap();
+    let output = aloft(&["launch", "examples/hello.yaml"]);
+    let _ = std::fs::remove_file(home.join("local.yaml"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("local.yaml") && stderr.contains("instance_typez"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 2"), "{stderr}");
+}

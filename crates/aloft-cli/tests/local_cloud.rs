@@ -430,3 +430,23 @@ fn jobs_are_queued_and_their_logs_kept_per_node() {
     );
     assert!(cloud.aloft(&["down", "jobs"]).status.success());
 }
+
+#[test]
+fn the_local_cloud_offers_what_its_config_file_says() {
+    let Some(cloud) = Cloud::new(8) else { return };
+    std::fs::create_dir_all(&cloud.home).unwrap();
+    std::fs::write(
+        cloud.home.join("local.yaml"),
+        "zones: [east-1, east-2]\ninstance_types:\n  - {name: tiny, vcpus: 2, memory_gib: 2, price: 0.001}\n  \
+         - {name: huge, vcpus: 64, memory_gib: 256, price: 1.0}\n",
+    )
+    .unwrap();
+    let output = cloud.aloft(&["launch", "examples/hello.yaml", "-c", "cfg", "--down"]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 x tiny in local/local/east-1"),
+        "{stderr}"
+    );
+    assert!(cloud.namespaces().is_empty());
+}

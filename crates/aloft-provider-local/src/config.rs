@@ -10,8 +10,32 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// How the local cloud is laid out on the host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An instance type of the local cloud: its size, and a nominal price so that plans read like a
+/// cloud's (nothing is billed).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalInstanceType {
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_gib: u32,
+    /// On-demand $/h.
+    pub price: f64,
+}
+
+impl LocalInstanceType {
+    fn new(name: &str, vcpus: u32, memory_gib: u32, price: f64) -> LocalInstanceType {
+        LocalInstanceType {
+            name: name.to_owned(),
+            vcpus,
+            memory_gib,
+            price,
+        }
+    }
+}
+
+/// How the local cloud is laid out on the host, and what it offers. A YAML file of this shape
+/// (`$ALOFT_HOME/local.yaml`, every field optional) overrides the defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalConfig {
     /// Prefix of every network namespace (`<prefix>-<n>`) and host-side veth (`<prefix>v<n>`)
@@ -31,6 +55,10 @@ pub struct LocalConfig {
     /// Zones that report no capacity: a fault control, so failover can be seen and tested on
     /// the local cloud as on a real one.
     pub full_zones: Vec<String>,
+    /// The zones of the local cloud's one region; the first is used when a request names none.
+    pub zones: Vec<String>,
+    /// The instance types it offers (their offers flow into the catalog and the optimizer).
+    pub instance_types: Vec<LocalInstanceType>,
 }
 
 impl Default for LocalConfig {
@@ -42,6 +70,13 @@ impl Default for LocalConfig {
             state_dir: PathBuf::from("/var/lib/aloft/local"),
             boot_timeout_secs: 30,
             full_zones: Vec::new(),
+            zones: vec!["local-a".into(), "local-b".into()],
+            instance_types: vec![
+                LocalInstanceType::new("local.small", 2, 4, 0.010),
+                LocalInstanceType::new("local.medium", 4, 16, 0.020),
+                LocalInstanceType::new("local.large", 8, 32, 0.040),
+                LocalInstanceType::new("local.xlarge", 16, 64, 0.080),
+            ],
         }
     }
 }
@@ -52,8 +87,15 @@ impl LocalConfig {
 
     /// The only region of the local cloud.
     pub const REGION: &'static str = "local";
-    /// The zone used when a request names none.
-    pub const DEFAULT_ZONE: &'static str = "local-a";
+    /// The zone used when a request names none: the first configured zone.
+    pub fn default_zone(&self) -> &str {
+        self.zones.first().map_or("local-a", String::as_str)
+    }
+
+    /// The configured instance type called `name`.
+    pub fn instance_type(&self, name: &str) -> Option<&LocalInstanceType> {
+        self.instance_types.iter().find(|ty| ty.name == name)
+    }
 
     /// Checks the configuration and returns the subnet's network address.
     pub(crate) fn validate(&self) -> Result<Ipv4Addr, String> {
@@ -111,6 +153,35 @@ impl LocalConfig {
         }
         if self.boot_timeout_secs == 0 {
             return Err("boot_timeout_secs must be positive".into());
+        }
+        if self.zones.is_empty() {
+            return Err("zones must name at least one zone".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(zone) = self
+            .zones
+            .iter()
+            .find(|zone| zone.is_empty() || !seen.insert(zone.as_str()))
+        {
+            return Err(format!("zones: `{zone}` is empty or listed twice"));
+        }
+        if self.instance_types.is_empty() {
+            return Err("instance_types must name at least one type".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for ty in &self.instance_types {
+            if ty.name.is_empty() || !names.insert(ty.name.as_str()) {
+                return Err(format!(
+                    "instance_types: `{}` is empty or listed twice",
+                    ty.name
+                ));
+            }
+            if ty.vcpus == 0 || ty.memory_gib == 0 || !ty.price.is_finite() || ty.price < 0.0 {
+                return Err(format!(
+                    "instance_types: `{}` needs vcpus and memory_gib above 0 and a price of 0 or more",
+                    ty.name
+                ));
+            }
         }
         Ok(network)
     }

@@ -79,6 +79,10 @@ pub(crate) enum LocalError {
     NoSpot,
     #[error("zone {zone} has no capacity (it is marked full in the local cloud's configuration)")]
     ZoneFull { zone: String },
+    #[error("the local cloud has no zone {zone:?} (it has {known})")]
+    UnknownZone { zone: String, known: String },
+    #[error("the local cloud has no instance type {name:?} (it has {known})")]
+    UnknownInstanceType { name: String, known: String },
     #[error("subnet {subnet} overlaps the host's route to {destination}/{prefix_len} on {device}")]
     SubnetOverlap {
         subnet: String,
@@ -194,6 +198,8 @@ impl LocalError {
             | LocalError::InvalidConfig { .. }
             | LocalError::UnknownRegion { .. }
             | LocalError::NoSpot
+            | LocalError::UnknownZone { .. }
+            | LocalError::UnknownInstanceType { .. }
             | LocalError::SubnetOverlap { .. } => Class::Invalid,
             LocalError::AddressesExhausted { .. } | LocalError::ZoneFull { .. } => Class::Capacity,
             LocalError::NoSuchNode { .. } => Class::NotFound,
@@ -1030,7 +1036,24 @@ impl Provider for LocalCloud {
         let zone = request
             .zone
             .clone()
-            .unwrap_or_else(|| LocalConfig::DEFAULT_ZONE.to_owned());
+            .unwrap_or_else(|| inner.config.default_zone().to_owned());
+        if !inner.config.zones.contains(&zone) {
+            let known = inner.config.zones.join(", ");
+            return Err(LocalError::UnknownZone { zone, known }.during(operation));
+        }
+        if inner.config.instance_type(&request.instance_type).is_none() {
+            let known: Vec<&str> = inner
+                .config
+                .instance_types
+                .iter()
+                .map(|ty| ty.name.as_str())
+                .collect();
+            return Err(LocalError::UnknownInstanceType {
+                name: request.instance_type.clone(),
+                known: known.join(", "),
+            }
+            .during(operation));
+        }
         if inner.config.full_zones.contains(&zone) {
             return Err(LocalError::ZoneFull { zone }.during(operation));
         }

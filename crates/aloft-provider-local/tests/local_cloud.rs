@@ -66,7 +66,7 @@ fn unique_config(tag: u32) -> LocalConfig {
         state_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("local-{prefix}")),
         name_prefix: prefix,
         boot_timeout_secs: 30,
-        full_zones: Vec::new(),
+        ..LocalConfig::default()
     }
 }
 
@@ -141,7 +141,7 @@ fn request(cluster: &ClusterName, count: u32) -> CreateRequest {
         cluster: cluster.clone(),
         region: REGION.into(),
         zone: None,
-        instance_type: "local-1".into(),
+        instance_type: "local.small".into(),
         count,
         first_node_idx: 0,
         use_spot: false,
