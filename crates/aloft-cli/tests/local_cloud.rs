@@ -49,6 +49,15 @@ impl Cloud {
         Some(cloud)
     }
 
+    /// Like `new`, with ALOFT_HOME under /root (root's home), where it is by default: the
+    /// instance's state then lives under the very /root an instance mounts its own home over.
+    fn in_root_home(tag: u32) -> Option<Cloud> {
+        let mut cloud = Cloud::new(tag)?;
+        cloud.home = PathBuf::from(format!("/root/.aloft-e2e-{}", cloud.prefix));
+        let _ = std::fs::remove_dir_all(&cloud.home);
+        Some(cloud)
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_aloft"));
         command
@@ -449,4 +458,19 @@ fn the_local_cloud_offers_what_its_config_file_says() {
         "{stderr}"
     );
     assert!(cloud.namespaces().is_empty());
+}
+
+#[test]
+fn regression_state_under_root_home_boots() {
+    // With the default ALOFT_HOME (~/.aloft as root), an instance's init used to mount its own
+    // home over /root first and then fail to find its /tmp source under the hidden /root.
+    let Some(cloud) = Cloud::in_root_home(9) else {
+        return;
+    };
+    let output = cloud.aloft(&["launch", "examples/hello.yaml", "-c", "roothome", "--down"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "running setup on roothome-0\nhello from roothome-0\n"
+    );
 }

@@ -484,9 +484,13 @@ impl Inner {
              # $1 = hostname, $2 = the instance's state directory.\n\
              set -eu\n\
              hostname \"$1\"\n\
-             mount --bind \"$2/etc-ssh\" /etc/ssh\n\
-             mount --bind \"$2/home\" /root\n\
-             mount --bind \"$2/tmp\" /tmp\n\
+             # Stage the instance's directory first: it may live under /root or /tmp, which the\n\
+             # mounts below hide (this mount namespace is private, so the host sees nothing).\n\
+             mkdir -p /run/aloft-instance\n\
+             mount --bind \"$2\" /run/aloft-instance\n\
+             mount --bind /run/aloft-instance/etc-ssh /etc/ssh\n\
+             mount --bind /run/aloft-instance/home /root\n\
+             mount --bind /run/aloft-instance/tmp /tmp\n\
              exec '{sshd}' -D -e -f /etc/ssh/sshd_config\n",
             sshd = self.tools.sshd.display()
         );
