@@ -558,6 +558,15 @@ async fn run_task(
     Ok(outcome?)
 }
 
+/// The jobs recorded for a cluster, oldest first.
+async fn cluster_jobs(store: &Store, cluster: &str) -> Result<Vec<aloft_store::Job>> {
+    let jobs = store.job_list().await?;
+    Ok(jobs
+        .into_iter()
+        .filter(|job| job.spec["cluster"] == cluster)
+        .collect())
+}
+
 fn job_log_dir(home: &Path, cluster: &str, job: i64) -> PathBuf {
     home.join("logs").join(cluster).join(job.to_string())
 }
@@ -575,12 +584,7 @@ pub fn queue(args: QueueArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
         let store = open_store(&home).await?;
-        let jobs: Vec<aloft_store::Job> = store
-            .job_list()
-            .await?
-            .into_iter()
-            .filter(|job| job.spec["cluster"] == args.cluster.as_str())
-            .collect();
+        let jobs = cluster_jobs(&store, &args.cluster).await?;
         match args.output {
             OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&jobs)?),
             OutputFormat::Table => {
@@ -621,12 +625,7 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
         let store = open_store(&home).await?;
-        let jobs: Vec<aloft_store::Job> = store
-            .job_list()
-            .await?
-            .into_iter()
-            .filter(|job| job.spec["cluster"] == args.cluster.as_str())
-            .collect();
+        let jobs = cluster_jobs(&store, &args.cluster).await?;
         let job = match args.job {
             Some(id) => jobs.iter().find(|job| job.id == id),
             None => jobs.last(),
