@@ -110,6 +110,19 @@ pub(crate) fn index(path: &str, idx: usize) -> String {
     format!("{path}[{idx}]")
 }
 
+/// A field that takes one value or a list of them (`ports: 8080`, `depends_on: [a, b]`): each
+/// value with its own path (`ports[1]`, or `ports` itself for a single value).
+pub(crate) fn one_or_list<'n>(node: &'n Node, path: &str) -> Vec<(&'n Node, String)> {
+    match node.items() {
+        Some(items) => items
+            .iter()
+            .enumerate()
+            .map(|(idx, item)| (item, index(path, idx)))
+            .collect(),
+        None => vec![(node, path.to_owned())],
+    }
+}
+
 /// The fields a mapping may hold.
 #[derive(Debug)]
 pub(crate) struct Schema {

@@ -7,7 +7,7 @@
 
 use super::fields::{
     Diagnostics, Schema, boolean, check_fields, duration, get, index, join, list, nonempty_string,
-    string, string_map,
+    one_or_list, string, string_map,
 };
 use super::yaml::{Entry, Kind, Node, abbreviate};
 use super::{Accelerator, PortRange, ResourceChoice, Resources};
@@ -17,24 +17,6 @@ use crate::suggest::suggest;
 
 /// Most resource options one task may expand to (alternatives multiply).
 const MAX_OPTIONS: usize = 1024;
-
-/// Resource fields aloft reads (besides `any_of` and `ordered`).
-pub(crate) const RESOURCE_FIELDS: &[&str] = &[
-    "infra",
-    "cloud",
-    "region",
-    "zone",
-    "instance_type",
-    "cpus",
-    "memory",
-    "accelerators",
-    "use_spot",
-    "disk_size",
-    "ports",
-    "image_id",
-    "labels",
-    "estimated_runtime",
-];
 
 const RESOURCE_FIELDS_WITH_CHOICES: &[&str] = &[
     "infra",
@@ -51,9 +33,15 @@ const RESOURCE_FIELDS_WITH_CHOICES: &[&str] = &[
     "image_id",
     "labels",
     "estimated_runtime",
+    // Keep these two last: `RESOURCE_FIELDS` is everything before them.
     "any_of",
     "ordered",
 ];
+
+/// Resource fields aloft reads inside an option (everything but `any_of` and `ordered`).
+pub(crate) const RESOURCE_FIELDS: &[&str] = RESOURCE_FIELDS_WITH_CHOICES
+    .split_at(RESOURCE_FIELDS_WITH_CHOICES.len() - 2)
+    .0;
 
 /// SkyPilot resource fields that aloft accepts and does not use yet.
 const RESOURCE_IGNORED: &[&str] = &[
@@ -525,14 +513,7 @@ fn ports(diag: &mut Diagnostics<'_>, node: &Node, path: &str) -> Vec<PortRange> 
     if node.is_null() {
         return Vec::new();
     }
-    let items: Vec<(&Node, String)> = match node.items() {
-        Some(items) => items
-            .iter()
-            .enumerate()
-            .map(|(idx, item)| (item, index(path, idx)))
-            .collect(),
-        None => vec![(node, path.to_owned())],
-    };
+    let items = one_or_list(node, path);
     let mut ranges = Vec::new();
     for (item, item_path) in items {
         match item.text().and_then(parse_port_range) {

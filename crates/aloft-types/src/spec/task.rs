@@ -3,7 +3,7 @@
 
 use super::fields::{
     Diagnostics, Schema, check_fields, duration, get, index, join, list, nonempty_string,
-    positive_int, size, string,
+    one_or_list, positive_int, size, string,
 };
 use super::resources::{RESOURCE_FIELDS, parse_resources};
 use super::yaml::{Entry, Kind, Node, Pos, abbreviate};
@@ -635,14 +635,7 @@ fn depends_on(diag: &mut Diagnostics<'_>, node: &Node, path: &str) -> Vec<(Strin
     if node.is_null() {
         return Vec::new();
     }
-    let items: Vec<(&Node, String)> = match node.items() {
-        Some(items) => items
-            .iter()
-            .enumerate()
-            .map(|(idx, item)| (item, index(path, idx)))
-            .collect(),
-        None => vec![(node, path.to_owned())],
-    };
+    let items = one_or_list(node, path);
     let mut names = Vec::new();
     for (item, item_path) in items {
         if let Some(name) = nonempty_string(diag, item, &item_path, "a task name") {
