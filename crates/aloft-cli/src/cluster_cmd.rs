@@ -169,9 +169,6 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
                 placement.cluster_hourly_price
             ));
             let context = LaunchContext {
-                provider: provider.clone(),
-                cluster: cluster.clone(),
-                region: placement.region.clone(),
                 zone: placement.zone.clone(),
                 instance_type: placement.instance_type.clone(),
                 num_nodes: placement.num_nodes,
@@ -179,10 +176,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
                 ports: task.resources.options[placement.option_index].ports.clone(),
                 task: task.clone(),
                 base_dir: base_dir.clone(),
-                ssh_user: "root".to_owned(),
-                ssh_key: provider.client_key_path(),
-                ssh_state_dir: home.join("ssh"),
-                progress: Arc::new(say),
+                ..base_context(&provider, cluster.clone(), &placement.region, &home)
             };
             last_placement = Some(placement);
             Ok(context)
@@ -275,20 +269,13 @@ async fn existing(home: &Path, name: &str, task: Task, base_dir: PathBuf) -> Res
     let cluster =
         ClusterName::new(name.to_owned()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
     let context = LaunchContext {
-        provider: provider.clone(),
-        cluster,
-        region: record.region.clone(),
         zone: record.zone.clone(),
         instance_type: record.instance_type.clone(),
         num_nodes: record.num_nodes,
         use_spot: record.spot,
-        ports: Vec::new(),
         task,
         base_dir,
-        ssh_user: "root".to_owned(),
-        ssh_key: provider.client_key_path(),
-        ssh_state_dir: home.join("ssh"),
-        progress: Arc::new(say),
+        ..base_context(&provider, cluster, &record.region, home)
     };
     Ok(Existing {
         provider,
@@ -666,6 +653,32 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode> {
     })
 }
 
+/// A context for `cluster` on the local cloud with everything but the placement and the task
+/// filled in: callers override what they know with `..base_context(..)`.
+fn base_context(
+    provider: &Arc<LocalCloud>,
+    cluster: ClusterName,
+    region: &str,
+    home: &Path,
+) -> LaunchContext {
+    LaunchContext {
+        provider: provider.clone(),
+        task: Task::new(cluster.as_str()),
+        cluster,
+        region: region.to_owned(),
+        zone: None,
+        instance_type: String::new(),
+        num_nodes: 0,
+        use_spot: false,
+        ports: Vec::new(),
+        base_dir: PathBuf::new(),
+        ssh_user: LocalCloud::SSH_USER.to_owned(),
+        ssh_key: provider.client_key_path(),
+        ssh_state_dir: home.join("ssh"),
+        progress: Arc::new(say),
+    }
+}
+
 fn default_cluster_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -736,22 +749,8 @@ async fn recover(store: &Store, home: &Path, provider: Arc<LocalCloud>) -> Resul
         let Ok(cluster) = ClusterName::new(operation.cluster.clone()) else {
             continue;
         };
-        let context = LaunchContext {
-            provider: provider.clone(),
-            cluster,
-            region: aloft_catalog::LOCAL_REGION.to_owned(),
-            zone: None,
-            instance_type: String::new(),
-            num_nodes: 0,
-            use_spot: false,
-            ports: Vec::new(),
-            task: Task::new(operation.cluster.clone()),
-            base_dir: PathBuf::new(),
-            ssh_user: "root".to_owned(),
-            ssh_key: provider.client_key_path(),
-            ssh_state_dir: home.join("ssh"),
-            progress: Arc::new(say),
-        };
+        // Undoing needs only the provider, the cluster and its region.
+        let context = base_context(&provider, cluster, aloft_catalog::LOCAL_REGION, home);
         let name = operation.cluster.clone();
         if operation.state == OperationState::Running {
             store
