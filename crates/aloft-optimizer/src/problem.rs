@@ -310,13 +310,19 @@ impl<'a> Problem<'a> {
     /// Per task: the chosen placement first, then the best placement on each other cloud, each
     /// scored as if only that task moved (its neighbours stay where the plan puts them).
     pub(crate) fn considered(&self, assignment: &[usize]) -> Vec<Vec<Placement>> {
+        // Each task's own edges, found once rather than by scanning all edges per candidate.
+        let mut incident: Vec<Vec<&Edge>> = vec![Vec::new(); self.task_count()];
+        for edge in &self.edges {
+            incident[edge.src].push(edge);
+            incident[edge.dst].push(edge);
+        }
         (0..self.task_count())
             .map(|task| {
                 let mut trial = assignment.to_vec();
                 let mut best_per_cloud: HashMap<u16, (Score, usize)> = HashMap::new();
                 for candidate in 0..self.candidates[task].len() {
                     trial[task] = candidate;
-                    let score = self.local_score(task, &trial);
+                    let score = self.local_score(task, &incident[task], &trial);
                     let cloud = self.places[self.candidates[task][candidate].loc].cloud.0;
                     let entry = best_per_cloud.entry(cloud).or_insert((score, candidate));
                     if score < entry.0 {
@@ -339,13 +345,11 @@ impl<'a> Problem<'a> {
             .collect()
     }
 
-    /// A task's own score plus the edges that touch it.
-    fn local_score(&self, task: usize, assignment: &[usize]) -> Score {
+    /// A task's own score plus its edges (`edges`: those that touch it).
+    fn local_score(&self, task: usize, edges: &[&Edge], assignment: &[usize]) -> Score {
         let unary = self.candidates[task][assignment[task]].unary;
-        let pairwise: Score = self
-            .edges
+        let pairwise: Score = edges
             .iter()
-            .filter(|edge| edge.src == task || edge.dst == task)
             .map(|edge| self.edge_score(edge, assignment[edge.src], assignment[edge.dst]))
             .sum();
         unary + pairwise
