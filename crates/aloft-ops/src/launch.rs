@@ -2,9 +2,10 @@
 //!
 //! Steps (each recorded before the next): `bootstrap` the region, `create_instances` (or find
 //! the ones a previous attempt already made, by the cluster's tag), `connect` to every node with
-//! its pinned host key, `open_ports` the task asks for, and `sync` the task's workdir and file
-//! mounts. A failure unwinds: ports are closed and instances made are terminated. Running the
-//! job itself ([`crate::job`]) comes after, on the cluster this leaves up.
+//! its pinned host key, `install_agent` on the head node (the `aloft` binary, which keeps the
+//! cluster's job queue: see `aloft-agent`), `open_ports` the task asks for, and `sync` the task's
+//! workdir and file mounts. A failure unwinds: ports are closed and instances made are
+//! terminated. Jobs are then submitted to the agent on the cluster this leaves up.
 
 use crate::{Done, Saga, Step, StepError};
 use aloft_exec::{SshTarget, SshTransport, Transport};
@@ -39,6 +40,9 @@ pub struct LaunchContext {
     pub ssh_key: PathBuf,
     /// Where per-node SSH state (pinned key, connection socket) lives.
     pub ssh_state_dir: PathBuf,
+    /// The `aloft` binary to install on the head node as the cluster's agent; `None`: no agent
+    /// (clusters that only need provisioning, as in failover tests).
+    pub agent_binary: Option<PathBuf>,
     /// Progress lines for the user.
     pub progress: Arc<dyn Fn(&str) + Send + Sync>,
 }
@@ -169,6 +173,7 @@ pub fn launch_saga() -> Saga<LaunchContext> {
             Box::new(Bootstrap),
             Box::new(CreateInstances),
             Box::new(Connect),
+            Box::new(InstallAgent),
             Box::new(OpenPorts),
             Box::new(SyncFiles),
         ],
@@ -318,6 +323,93 @@ impl Step<LaunchContext> for Connect {
     async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
         Ok(())
     }
+}
+
+struct InstallAgent;
+
+#[async_trait]
+impl Step<LaunchContext> for InstallAgent {
+    fn name(&self) -> &'static str {
+        "install_agent"
+    }
+
+    async fn run(&self, context: &LaunchContext, done: Done<'_>) -> Result<Value, StepError> {
+        let instances = recorded_instances(done)?;
+        let copied = install_agent(context, &instances).await?;
+        Ok(json!({"installed": context.agent_binary.is_some(), "copied": copied}))
+    }
+
+    async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
+        // It lives on the instances, which unwinding terminates.
+        Ok(())
+    }
+}
+
+/// The cluster as its agent needs to know it: nodes, addresses, host keys, how to power off.
+pub fn cluster_info(
+    context: &LaunchContext,
+    instances: &[InstanceInfo],
+) -> Result<aloft_agent::ClusterInfo, StepError> {
+    let nodes = instances
+        .iter()
+        .map(|instance| {
+            Ok(aloft_agent::NodeInfo {
+                rank: instance.node_idx,
+                address: instance
+                    .private_address
+                    .or(instance.public_address)
+                    .ok_or_else(|| {
+                        StepError::new(format!("instance {} has no address", instance.id))
+                    })?
+                    .to_string(),
+                host_key: instance.ssh_host_key.clone().unwrap_or_default(),
+            })
+        })
+        .collect::<Result<Vec<_>, StepError>>()?;
+    let power_off = match (
+        context.provider.power_off_command(false),
+        context.provider.power_off_command(true),
+    ) {
+        (Some(stop), Some(terminate)) => Some(aloft_agent::PowerOff { stop, terminate }),
+        _ => None,
+    };
+    Ok(aloft_agent::ClusterInfo {
+        cluster: context.cluster.as_str().to_owned(),
+        ssh_user: context.ssh_user.clone(),
+        nodes,
+        power_off,
+    })
+}
+
+/// The agent on the cluster's head node (the first of `instances`).
+pub fn agent_client(
+    context: &LaunchContext,
+    instances: &[InstanceInfo],
+) -> Result<aloft_agent::AgentClient, StepError> {
+    let head = context
+        .transports(&instances[..instances.len().min(1)])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StepError::new("the cluster has no nodes"))?;
+    Ok(aloft_agent::AgentClient::new(head, context.remote_home()))
+}
+
+/// Installs (or refreshes) the agent on the head node and starts it: at launch, and when a
+/// stopped cluster starts again (its addresses are recorded anew). Returns whether the binary
+/// was copied (it is not when that build is already there).
+pub async fn install_agent(
+    context: &LaunchContext,
+    instances: &[InstanceInfo],
+) -> Result<bool, StepError> {
+    let Some(binary) = &context.agent_binary else {
+        return Ok(false);
+    };
+    (context.progress)("Starting the agent on the head node");
+    let info = cluster_info(context, instances)?;
+    agent_client(context, instances)?
+        .install(binary, &context.ssh_key, &info)
+        .await
+        .map_err(|err| StepError::new(format!("installing the agent: {err}")))
 }
 
 struct SyncFiles;

@@ -11,7 +11,6 @@
 //! runs again. (Creating instances, for example, first looks for instances already tagged with
 //! the operation's cluster.)
 
-pub mod job;
 pub mod launch;
 
 use aloft_store::{Operation, OperationKind, OperationState, StepRecord, Store, StoreError};

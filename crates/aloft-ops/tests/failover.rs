@@ -160,6 +160,7 @@ fn context(cloud: &Arc<FakeCloud>, zone: &str, nodes: u32) -> LaunchContext {
         ssh_user: "root".to_owned(),
         ssh_key: PathBuf::new(),
         ssh_state_dir: PathBuf::new(),
+        agent_binary: None,
         progress: Arc::new(|_: &str| {}),
     }
 }

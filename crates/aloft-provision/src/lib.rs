@@ -38,6 +38,15 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// What this provider supports.
     fn capabilities(&self) -> Capabilities;
 
+    /// A shell command that, run as the login user on one of this provider's instances, makes
+    /// that instance stop itself (`terminate`: terminate itself), the way a VM runs `poweroff`.
+    /// The head-node agent runs it on every node for autostop, so a cluster can stop while the
+    /// user's machine is off. `None` (the default): instances cannot, and autostop is refused.
+    fn power_off_command(&self, terminate: bool) -> Option<String> {
+        let _ = terminate;
+        None
+    }
+
     /// Per-region, one-time setup: keys, default firewall rules, networks. Idempotent; the
     /// launch operation calls it before every creation.
     async fn bootstrap(&self, region: &str) -> Result<(), ProvisionError>;

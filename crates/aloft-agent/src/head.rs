@@ -1,0 +1,684 @@
+//! The agent's side, run on the head node by `aloft agent ...`.
+//!
+//! Everything lives in one directory (`~/.aloft-agent`, or `$ALOFT_AGENT_DIR`):
+//!
+//! - `cluster.json`: the nodes and how to reach them ([`ClusterInfo`]), written at launch;
+//! - `jobs.db`: the job queue (the store's job table, in SQLite);
+//! - `logs/<job>/events.jsonl` (one [`LogEvent`] per line, what `logs --follow` streams) and
+//!   `logs/<job>/node-<rank>.log` (plain text, for people on the node);
+//! - `autostop.json` and `activity` (when the cluster last did something);
+//! - `daemon.lock`, held by the daemon while it lives, so there is never more than one;
+//! - `ssh/key` (the key the agent logs in to the workers with) and `ssh/<rank>/`.
+//!
+//! The daemon runs queued jobs one at a time, in order. It is started by the first command that
+//! needs it and keeps running until the node stops; a job it was running when the node stopped
+//! is marked failed when it starts again.
+
+use crate::protocol::{AgentStatus, Autostop, ClusterInfo, JobSpec, LogEvent, NodeInfo, OutStream};
+use crate::runner::{JobOutcome, JobSink, Node, Phase, kill_job, run_gang};
+use aloft_exec::{
+    ExecError, LocalTransport, RemoteCommand, SshTarget, SshTransport, Stream, Transport,
+};
+use aloft_store::{Job, JobState, Store, StoreError};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the daemon looks for new jobs, and followers for new lines: short, because it is
+/// between a command and its first line of output.
+const POLL: Duration = Duration::from_millis(25);
+/// How often a running job's state is checked for a cancel.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
+/// What went wrong on the agent's side.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is unreadable")]
+    BadFile {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no job {0} in this cluster's queue")]
+    NoSuchJob(i64),
+    #[error("the agent has not been set up on this node (no {0})")]
+    NotSetUp(PathBuf),
+    #[error("this cluster's cloud cannot stop its nodes from inside, so autostop is not available")]
+    NoPowerOff,
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HeadError {
+    let path = path.to_path_buf();
+    move |source| HeadError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+/// Whether a cluster idle since `last_activity` (seconds) should stop at `now` under `autostop`.
+pub fn autostop_due(autostop: &Autostop, last_activity: i64, now: i64) -> bool {
+    autostop
+        .idle_minutes
+        .is_some_and(|minutes| now - last_activity >= i64::from(minutes) * 60)
+}
+
+/// The agent, over its directory.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    dir: PathBuf,
+}
+
+impl Agent {
+    /// `$ALOFT_AGENT_DIR`, else `~/.aloft-agent`.
+    pub fn default_dir() -> PathBuf {
+        match std::env::var_os("ALOFT_AGENT_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(crate::protocol::AGENT_DIR),
+        }
+    }
+
+    pub fn at(dir: PathBuf) -> Agent {
+        Agent { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn store(&self) -> Result<Store, HeadError> {
+        Ok(Store::open(&self.dir.join("jobs.db")).await?)
+    }
+
+    fn log_dir(&self, job: i64) -> PathBuf {
+        self.dir.join("logs").join(job.to_string())
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, HeadError> {
+        let path = self.dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| HeadError::BadFile { path, source }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(HeadError::Io {
+                action: "reading",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Writes a file whole or not at all (a reader never sees half of it).
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), HeadError> {
+        std::fs::create_dir_all(&self.dir).map_err(io("creating", &self.dir))?;
+        let path = self.dir.join(name);
+        let partial = self.dir.join(format!(".{name}.partial"));
+        std::fs::write(&partial, bytes).map_err(io("writing", &partial))?;
+        std::fs::rename(&partial, &path).map_err(io("writing", &path))
+    }
+
+    fn cluster_info(&self) -> Result<ClusterInfo, HeadError> {
+        self.read_json("cluster.json")?
+            .ok_or_else(|| HeadError::NotSetUp(self.dir.join("cluster.json")))
+    }
+
+    fn autostop(&self) -> Result<Autostop, HeadError> {
+        Ok(self.read_json("autostop.json")?.unwrap_or_default())
+    }
+
+    /// Records that the cluster did something now (idle time counts from here).
+    fn touch_activity(&self) -> Result<(), HeadError> {
+        self.write_atomic("activity", now().to_string().as_bytes())
+    }
+
+    fn last_activity(&self) -> i64 {
+        std::fs::read_to_string(self.dir.join("activity"))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Records the cluster's nodes (a launch, or a start after a stop) and makes sure the daemon
+    /// runs. The SSH key for the workers must already be at `ssh/key`.
+    pub async fn setup(&self, info: &ClusterInfo) -> Result<(), HeadError> {
+        let text = serde_json::to_vec_pretty(info).expect("cluster info serializes");
+        self.write_atomic("cluster.json", &text)?;
+        let key = self.dir.join("ssh").join("key");
+        if key.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .map_err(io("restricting", &key))?;
+        }
+        self.touch_activity()?;
+        self.store().await?;
+        self.ensure_daemon()
+    }
+
+    /// Queues a job; returns its id.
+    pub async fn submit(&self, spec: &JobSpec) -> Result<i64, HeadError> {
+        self.cluster_info()?;
+        let store = self.store().await?;
+        let value = serde_json::to_value(spec).expect("a job spec serializes");
+        let job = store.job_insert(spec.name.as_deref(), &value).await?;
+        self.ensure_daemon()?;
+        Ok(job.id)
+    }
+
+    /// Every job, oldest first.
+    pub async fn queue(&self) -> Result<Vec<Job>, HeadError> {
+        Ok(self.store().await?.job_list().await?)
+    }
+
+    /// A job's log, as events; with `follow`, until the job is over. Ends with
+    /// [`LogEvent::End`]. `job: None` is the latest job.
+    pub async fn logs(
+        &self,
+        job: Option<i64>,
+        follow: bool,
+        out: &mut (dyn FnMut(&LogEvent) + Send),
+    ) -> Result<(), HeadError> {
+        let store = self.store().await?;
+        let id = match job {
+            Some(id) => id,
+            None => match store.job_list().await?.last() {
+                Some(job) => job.id,
+                None => return Err(HeadError::NoSuchJob(0)),
+            },
+        };
+        let path = self.log_dir(id).join("events.jsonl");
+        let mut offset = 0u64;
+        let mut partial = String::new();
+        loop {
+            // The state first: every line written before the job ended is then read below.
+            let job = store.job_fetch(id).await?.ok_or(HeadError::NoSuchJob(id))?;
+            if let Ok(mut file) = File::open(&path) {
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(io("reading", &path))?;
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes).map_err(io("reading", &path))?;
+                offset += bytes.len() as u64;
+                partial.push_str(&String::from_utf8_lossy(&bytes));
+                while let Some(end) = partial.find('\n') {
+                    let line: String = partial.drain(..=end).collect();
+                    if let Ok(event) = serde_json::from_str::<LogEvent>(line.trim_end()) {
+                        out(&event);
+                    }
+                }
+            }
+            if !follow || job.state.is_finished() {
+                out(&LogEvent::End {
+                    state: job.state,
+                    exit_codes: job.exit_codes,
+                });
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Cancels jobs (`all`: every unfinished one) and waits for the running one to end.
+    /// Returns the jobs as they are afterwards.
+    pub async fn cancel(&self, ids: &[i64], all: bool) -> Result<Vec<Job>, HeadError> {
+        let store = self.store().await?;
+        let jobs = store.job_list().await?;
+        let targets: Vec<Job> = if all {
+            jobs.into_iter()
+                .filter(|job| !job.state.is_finished())
+                .collect()
+        } else {
+            let mut targets = Vec::new();
+            for id in ids {
+                let job = jobs
+                    .iter()
+                    .find(|job| job.id == *id)
+                    .ok_or(HeadError::NoSuchJob(*id))?;
+                targets.push(job.clone());
+            }
+            targets
+        };
+        // All are marked first, so the daemon starts none of the queued ones while the running
+        // one is being ended.
+        let mut running = Vec::new();
+        for job in &targets {
+            if matches!(job.state, JobState::SettingUp | JobState::Running) {
+                running.push(job.id);
+            }
+            store
+                .job_set_state(job.id, JobState::Cancelled, None)
+                .await?;
+        }
+        // The daemon sees the cancel and kills the job's processes on every node.
+        for id in running {
+            let done = self.log_dir(id).join("done");
+            for _ in 0..300 {
+                if done.exists() {
+                    break;
+                }
+                tokio::time::sleep(CANCEL_POLL).await;
+            }
+        }
+        let mut after = Vec::new();
+        for job in targets {
+            after.push(
+                store
+                    .job_fetch(job.id)
+                    .await?
+                    .ok_or(HeadError::NoSuchJob(job.id))?,
+            );
+        }
+        Ok(after)
+    }
+
+    /// Sets (or, with `idle_minutes: None`, clears) autostop. Idle time counts from now.
+    pub async fn set_autostop(&self, autostop: &Autostop) -> Result<(), HeadError> {
+        if autostop.idle_minutes.is_some() && self.cluster_info()?.power_off.is_none() {
+            return Err(HeadError::NoPowerOff);
+        }
+        let text = serde_json::to_vec(autostop).expect("autostop serializes");
+        self.write_atomic("autostop.json", &text)?;
+        self.touch_activity()?;
+        self.ensure_daemon()
+    }
+
+    /// The daemon, the autostop setting and how long the cluster has been idle.
+    pub async fn status(&self) -> Result<AgentStatus, HeadError> {
+        let store = self.store().await?;
+        let jobs = store.job_list().await?;
+        let busy = jobs.iter().any(|job| !job.state.is_finished());
+        let daemon_pid = self.daemon_pid();
+        let daemon_rss_kib = daemon_pid.and_then(rss_kib);
+        Ok(AgentStatus {
+            daemon_pid,
+            daemon_rss_kib,
+            autostop: self.autostop()?,
+            idle_seconds: (!busy).then(|| now() - self.idle_since(&jobs)),
+        })
+    }
+
+    fn idle_since(&self, jobs: &[Job]) -> i64 {
+        let last_end = jobs
+            .iter()
+            .filter_map(|job| job.ended_at)
+            .max()
+            .unwrap_or(0);
+        self.last_activity().max(last_end)
+    }
+
+    /// The daemon's pid, if one holds the lock.
+    fn daemon_pid(&self) -> Option<u32> {
+        let lock = File::open(self.dir.join("daemon.lock")).ok()?;
+        match lock.try_lock_shared() {
+            Ok(()) => None,
+            Err(_) => std::fs::read_to_string(self.dir.join("daemon.pid"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok(),
+        }
+    }
+
+    /// Starts the daemon unless one runs.
+    pub fn ensure_daemon(&self) -> Result<(), HeadError> {
+        std::fs::create_dir_all(&self.dir).map_err(io("creating", &self.dir))?;
+        let lock_path = self.dir.join("daemon.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("opening", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => drop(lock),
+            Err(TryLockError::WouldBlock) => return Ok(()),
+            Err(TryLockError::Error(source)) => {
+                return Err(HeadError::Io {
+                    action: "locking",
+                    path: lock_path,
+                    source,
+                });
+            }
+        }
+        let log_path = self.dir.join("daemon.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io("opening", &log_path))?;
+        let log2 = log.try_clone().map_err(io("opening", &log_path))?;
+        let exe = std::env::current_exe().map_err(io("finding", Path::new("the aloft binary")))?;
+        // `setsid`: the daemon outlives the SSH session that started it. Its output goes to the
+        // log file, never to the session, so the session can end.
+        std::process::Command::new("setsid")
+            .arg(exe)
+            .args(["agent", "daemon"])
+            .env("ALOFT_AGENT_DIR", &self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(io("starting", Path::new("the agent daemon")))?;
+        Ok(())
+    }
+
+    /// The daemon: runs queued jobs one at a time, and stops the cluster when autostop says so.
+    /// Returns at once if another daemon runs.
+    pub async fn daemon(&self) -> Result<(), HeadError> {
+        std::fs::create_dir_all(&self.dir).map_err(io("creating", &self.dir))?;
+        let lock_path = self.dir.join("daemon.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("opening", &lock_path))?;
+        if lock.try_lock().is_err() {
+            return Ok(());
+        }
+        self.write_atomic("daemon.pid", std::process::id().to_string().as_bytes())?;
+        let store = self.store().await?;
+        // Jobs a previous daemon was running when the node stopped did not finish.
+        for job in store.job_list().await? {
+            if matches!(job.state, JobState::SettingUp | JobState::Running) {
+                let reason = serde_json::json!({"error": "the node stopped while the job ran"});
+                store
+                    .job_set_state(job.id, JobState::Failed, Some(&reason))
+                    .await?;
+            }
+        }
+        loop {
+            if let Some(job) = store.job_next_pending().await? {
+                self.run(&store, job).await?;
+                self.touch_activity()?;
+                continue;
+            }
+            let autostop = self.autostop()?;
+            if autostop.idle_minutes.is_some() {
+                let jobs = store.job_list().await?;
+                let idle = !jobs.iter().any(|job| !job.state.is_finished());
+                if idle && autostop_due(&autostop, self.idle_since(&jobs), now()) {
+                    self.power_off(&autostop).await?;
+                    drop(lock);
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Stops (or tears down) every node, workers first, the head (this node) last, the way a
+    /// VM powers itself off.
+    async fn power_off(&self, autostop: &Autostop) -> Result<(), HeadError> {
+        let info = self.cluster_info()?;
+        let Some(power_off) = &info.power_off else {
+            return Err(HeadError::NoPowerOff);
+        };
+        let command = if autostop.down {
+            &power_off.terminate
+        } else {
+            &power_off.stop
+        };
+        eprintln!(
+            "autostop: idle for {} minute(s); {}",
+            autostop.idle_minutes.unwrap_or(0),
+            if autostop.down {
+                "tearing down"
+            } else {
+                "stopping"
+            }
+        );
+        for node in info.nodes.iter().filter(|node| node.rank != 0) {
+            let transport = self.transport(&info, node).map_err(exec_to_io)?;
+            // A node already gone is not an error: it is off.
+            let off = tokio::time::timeout(
+                Duration::from_secs(30),
+                transport.output(&RemoteCommand::new(command.clone())),
+            )
+            .await;
+            if let Ok(Err(err)) = off {
+                eprintln!("autostop: node {}: {err}", node.rank);
+            }
+        }
+        let status = tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(command)
+            .status()
+            .await
+            .map_err(io("running", Path::new("the power-off command")))?;
+        eprintln!("autostop: the head's power-off command exited with {status}");
+        Ok(())
+    }
+
+    /// How the agent reaches a node: the head is this machine, workers are over SSH with the
+    /// cluster's key and their pinned host keys.
+    fn transport(
+        &self,
+        info: &ClusterInfo,
+        node: &NodeInfo,
+    ) -> Result<Arc<dyn Transport>, ExecError> {
+        if node.rank == 0 {
+            return Ok(Arc::new(LocalTransport));
+        }
+        let target = SshTarget {
+            host: node.address.clone(),
+            port: 22,
+            user: info.ssh_user.clone(),
+            identity_file: self.dir.join("ssh").join("key"),
+            host_key: node.host_key.clone(),
+        };
+        let state = self.dir.join("ssh").join(node.rank.to_string());
+        Ok(Arc::new(SshTransport::new(target, &state)?))
+    }
+
+    /// Runs one job to its end, recording its states and its output.
+    async fn run(&self, store: &Store, job: Job) -> Result<(), HeadError> {
+        let log_dir = self.log_dir(job.id);
+        std::fs::create_dir_all(&log_dir).map_err(io("creating", &log_dir))?;
+        let result = self.run_logged(store, &job, &log_dir).await;
+        let (state, exits) = match result {
+            Ok(JobOutcome::Succeeded) => (JobState::Succeeded, serde_json::json!({})),
+            Ok(JobOutcome::Failed { exits, .. }) => (
+                JobState::Failed,
+                serde_json::Value::Object(
+                    exits
+                        .iter()
+                        .map(|(rank, code)| (rank.to_string(), serde_json::json!(code)))
+                        .collect(),
+                ),
+            ),
+            Ok(JobOutcome::Cancelled) => (JobState::Cancelled, serde_json::json!({})),
+            Err(message) => (JobState::Failed, serde_json::json!({"error": message})),
+        };
+        match store.job_set_state(job.id, state, Some(&exits)).await {
+            // Cancelled meanwhile: it stays cancelled.
+            Ok(_) | Err(StoreError::JobFinished { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let done = log_dir.join("done");
+        std::fs::write(&done, b"").map_err(io("writing", &done))
+    }
+
+    /// The job's run; an error is a message for the job's record.
+    async fn run_logged(
+        &self,
+        store: &Store,
+        job: &Job,
+        log_dir: &Path,
+    ) -> Result<JobOutcome, String> {
+        let info = self.cluster_info().map_err(|err| err.to_string())?;
+        let spec: JobSpec = serde_json::from_value(job.spec.clone())
+            .map_err(|err| format!("the job's spec is unreadable: {err}"))?;
+        let count = (spec.num_nodes.max(1) as usize).min(info.nodes.len());
+        let mut nodes = Vec::new();
+        for node in &info.nodes[..count] {
+            nodes.push(Node {
+                rank: node.rank,
+                address: node.address.clone(),
+                transport: self.transport(&info, node).map_err(|err| err.to_string())?,
+            });
+        }
+        let first = if spec.setup.is_some() {
+            JobState::SettingUp
+        } else {
+            JobState::Running
+        };
+        let started = store
+            .job_set_state(job.id, first, None)
+            .await
+            .map_err(|err| err.to_string())?;
+        if started.state != first {
+            // Cancelled between being picked and starting.
+            return Ok(JobOutcome::Cancelled);
+        }
+        let sink = log_sink(log_dir).map_err(|err| err.to_string())?;
+        let cancelled = AtomicBool::new(false);
+        // 0: setting up, 1: running; the watcher records the switch.
+        let phase = AtomicU8::new(0);
+        let on_phase = |new: Phase| phase.store(u8::from(new == Phase::Run), Ordering::SeqCst);
+        let gang = run_gang(
+            &nodes,
+            job.id,
+            &info.cluster,
+            &spec,
+            &cancelled,
+            &on_phase,
+            sink,
+        );
+        let watch = async {
+            let mut recorded_running = first == JobState::Running;
+            loop {
+                tokio::time::sleep(CANCEL_POLL).await;
+                let Ok(Some(now)) = store.job_fetch(job.id).await else {
+                    continue;
+                };
+                if now.state == JobState::Cancelled {
+                    cancelled.store(true, Ordering::SeqCst);
+                    let mut kills = tokio::task::JoinSet::new();
+                    for node in &nodes {
+                        let (transport, id) = (node.transport.clone(), job.id);
+                        kills.spawn(async move { kill_job(transport.as_ref(), id).await });
+                    }
+                    while let Some(result) = kills.join_next().await {
+                        if let Ok(Err(err)) = result {
+                            eprintln!("cancelling job {}: {err}", job.id);
+                        }
+                    }
+                } else if !recorded_running && phase.load(Ordering::SeqCst) == 1 {
+                    recorded_running = true;
+                    let _ = store.job_set_state(job.id, JobState::Running, None).await;
+                }
+            }
+        };
+        tokio::select! {
+            outcome = gang => outcome.map_err(|err| err.to_string()),
+            () = watch => unreachable!("the watcher loops until the job ends"),
+        }
+    }
+}
+
+fn exec_to_io(err: ExecError) -> HeadError {
+    HeadError::Io {
+        action: "reaching",
+        path: PathBuf::from("a worker"),
+        source: std::io::Error::other(err.to_string()),
+    }
+}
+
+/// A sink that appends each line to the job's event stream and to its node's text log.
+fn log_sink(log_dir: &Path) -> Result<JobSink, HeadError> {
+    let events_path = log_dir.join("events.jsonl");
+    let events = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&events_path)
+        .map_err(io("opening", &events_path))?;
+    struct Files {
+        events: File,
+        nodes: std::collections::HashMap<u32, File>,
+    }
+    let files = Mutex::new(Files {
+        events,
+        nodes: Default::default(),
+    });
+    let log_dir = log_dir.to_path_buf();
+    Ok(Arc::new(
+        move |_: Phase, rank: u32, stream: Stream, line: &str| {
+            let event = LogEvent::Line {
+                rank,
+                stream: match stream {
+                    Stream::Stdout => OutStream::Stdout,
+                    Stream::Stderr => OutStream::Stderr,
+                },
+                line: line.to_owned(),
+            };
+            let Ok(mut files) = files.lock() else { return };
+            let mut text = serde_json::to_string(&event).expect("an event serializes");
+            text.push('\n');
+            // One write per line, so a follower never reads half a line it then parses.
+            let _ = files.events.write_all(text.as_bytes());
+            let node = files.nodes.entry(rank).or_insert_with(|| {
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log_dir.join(format!("node-{rank}.log")))
+                    .or_else(|_| File::create("/dev/null"))
+                    .expect("/dev/null opens")
+            });
+            let _ = writeln!(node, "{line}");
+        },
+    ))
+}
+
+/// A process's resident memory in KiB, from `/proc`.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autostop_is_due_only_after_the_idle_minutes() {
+        let five = Autostop {
+            idle_minutes: Some(5),
+            down: false,
+        };
+        assert!(!autostop_due(&five, 1_000, 1_000 + 299));
+        assert!(autostop_due(&five, 1_000, 1_000 + 300));
+        let off = Autostop::default();
+        assert!(!autostop_due(&off, 0, i64::MAX / 2));
+        let now = Autostop {
+            idle_minutes: Some(0),
+            down: true,
+        };
+        assert!(autostop_due(&now, 1_000, 1_000));
+    }
+}
