@@ -6,24 +6,19 @@
 use crate::launch_cmd::LaunchArgs;
 use crate::output::{OutputFormat, new_table, table_text};
 use aloft_catalog::Catalog;
-use aloft_exec::Stream;
 use aloft_ops::Outcome;
-use aloft_ops::job::{JobOutcome, Node, Phase, run_job};
-use aloft_ops::launch::{
-    FailoverError, LaunchContext, REMOTE_WORKDIR, launch_saga, launch_with_failover,
-};
+use aloft_ops::launch::{FailoverError, LaunchContext, launch_saga, launch_with_failover};
 use aloft_provider_local::{LocalCloud, LocalConfig};
 use aloft_provision::{ClusterName, ClusterState, Provider};
-use aloft_store::{Cluster, ClusterStatus, JobState, OperationKind, OperationState, Store};
+use aloft_store::{Cluster, ClusterStatus, OperationKind, OperationState, Store};
 use aloft_types::{Dag, Task};
 use anyhow::{Context, Result, bail};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 /// aloft's home: state database, local cloud disks, SSH state (`$ALOFT_HOME`, else `~/.aloft`).
-fn aloft_home() -> PathBuf {
+pub(crate) fn aloft_home() -> PathBuf {
     match std::env::var_os("ALOFT_HOME") {
         Some(home) => PathBuf::from(home),
         None => {
@@ -76,12 +71,13 @@ fn local_catalog(config: &LocalConfig) -> Catalog {
             vcpus: f64::from(ty.vcpus),
             memory_gib: f64::from(ty.memory_gib),
             price: ty.price,
+            spot_price: ty.spot_price,
         })
         .collect();
     Catalog::local_offers(&config.zones, &types)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,7 +93,7 @@ fn local_provider(home: &Path) -> Result<Arc<LocalCloud>> {
     Ok(Arc::new(LocalCloud::new(local_config(home)?)?))
 }
 
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     eprintln!("{line}");
 }
 
@@ -210,47 +206,62 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         }
         record_cluster(&store, &context, &task, &placement).await?;
         set_status(&store, cluster.as_str(), ClusterStatus::Up).await?;
-        let outcome = run_task(provider.as_ref(), &store, &home, &context, &task).await?;
-        if args.down {
+        let instances = provider.query(&context.region, &cluster).await?;
+        if args.idle_minutes.is_some() || (args.down && args.detach) {
+            // On the cluster itself, so it happens even if this machine is off by then.
+            let setting = aloft_agent::Autostop {
+                idle_minutes: Some(args.idle_minutes.unwrap_or(0)),
+                down: args.down,
+            };
+            let client = aloft_ops::launch::agent_client(&context, &instances)
+                .map_err(|err| anyhow::anyhow!(err.message))?;
+            let existing = Existing {
+                provider: provider.clone(),
+                store: store.clone(),
+                record: store
+                    .cluster_fetch(cluster.as_str())
+                    .await?
+                    .context("the cluster's record vanished")?,
+                context: context.clone(),
+            };
+            crate::job_cmd::set_autostop(&existing, &client, &setting).await?;
+            say(&crate::job_cmd::autostop_text(&cluster_name, &setting));
+        }
+        let json = args.output == OutputFormat::Json;
+        let report = crate::job_cmd::submit(&context, &instances, &task, args.detach, json).await?;
+        if args.down && !args.detach && args.idle_minutes.is_none() {
             say(&format!("Tearing down `{cluster_name}`"));
             provider.terminate(&context.region, &cluster).await?;
             store.cluster_delete(cluster.as_str()).await?;
         }
-        Ok(job_exit(&cluster_name, outcome))
+        if json {
+            let document = serde_json::json!({
+                "cluster": cluster_name,
+                "placement": placement,
+                "job": report,
+                "torn_down": args.down && !args.detach && args.idle_minutes.is_none(),
+            });
+            println!("{}", serde_json::to_string_pretty(&document)?);
+        }
+        Ok(crate::job_cmd::job_exit(&report))
     })
-}
-
-/// Says how a job ended; the command's exit status follows it.
-fn job_exit(cluster: &str, outcome: JobOutcome) -> ExitCode {
-    match outcome {
-        JobOutcome::Succeeded => {
-            say(&format!("Job on `{cluster}` succeeded."));
-            ExitCode::SUCCESS
-        }
-        JobOutcome::Failed { phase, exits } => {
-            let exits: Vec<String> = exits
-                .iter()
-                .map(|(rank, code)| format!("node {rank}: exit {code}"))
-                .collect();
-            say(&format!(
-                "Job on `{cluster}` failed in {phase:?}: {}",
-                exits.join(", ")
-            ));
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// What the commands that act on an existing cluster need: the provider, the store, the
 /// cluster's record and a context to drive it with.
-struct Existing {
-    provider: Arc<LocalCloud>,
-    store: Store,
-    record: Cluster,
-    context: LaunchContext,
+pub(crate) struct Existing {
+    pub provider: Arc<LocalCloud>,
+    pub store: Store,
+    pub record: Cluster,
+    pub context: LaunchContext,
 }
 
-async fn existing(home: &Path, name: &str, task: Task, base_dir: PathBuf) -> Result<Existing> {
+pub(crate) async fn existing(
+    home: &Path,
+    name: &str,
+    task: Task,
+    base_dir: PathBuf,
+) -> Result<Existing> {
     let provider = local_provider(home)?;
     let store = open_store(home).await?;
     recover(&store, home, provider.clone()).await?;
@@ -294,6 +305,11 @@ pub struct ExecArgs {
     /// Set an environment variable for the task.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = crate::launch_cmd::parse_env)]
     pub envs: Vec<(String, String)>,
+    /// Queue the job and return at once (follow it with `aloft logs -f`).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
 }
 
 /// `aloft exec CLUSTER TASK`: sync the task's files and run it on a cluster that is up.
@@ -336,15 +352,13 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
         aloft_ops::launch::sync_task_files(&existing.context, &transports)
             .await
             .map_err(|err| anyhow::anyhow!(err.message))?;
-        let outcome = run_task(
-            existing.provider.as_ref(),
-            &existing.store,
-            &home,
-            &existing.context,
-            &task,
-        )
-        .await?;
-        Ok(job_exit(&args.cluster, outcome))
+        let json = args.output == OutputFormat::Json;
+        let report =
+            crate::job_cmd::submit(&existing.context, &instances, &task, args.detach, json).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Ok(crate::job_cmd::job_exit(&report))
     })
 }
 
@@ -442,217 +456,6 @@ pub fn ssh(args: SshArgs) -> Result<ExitCode> {
     })
 }
 
-/// Runs a task's setup and run on a cluster's nodes, printing their output as it comes.
-async fn run_task(
-    provider: &dyn Provider,
-    store: &Store,
-    home: &Path,
-    context: &LaunchContext,
-    task: &Task,
-) -> Result<JobOutcome> {
-    let cluster = &context.cluster;
-    // The job is recorded, and its output kept per node, so `aloft queue` and `aloft logs`
-    // can show it later.
-    let spec = serde_json::json!({
-        "cluster": cluster.as_str(),
-        "setup": task.setup,
-        "run": task.run,
-        "num_nodes": context.num_nodes,
-    });
-    let job = store.job_insert(task.name.as_deref(), &spec).await?;
-    let log_dir = job_log_dir(home, cluster.as_str(), job.id);
-    std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    store.job_set_state(job.id, JobState::Running, None).await?;
-    let instances = provider.query(&context.region, cluster).await?;
-    let transports = context
-        .transports(&instances)
-        .map_err(|err| anyhow::anyhow!(err.message))?;
-    let nodes: Vec<Node> = instances
-        .iter()
-        .zip(transports)
-        .map(|(instance, transport)| Node {
-            rank: instance.node_idx,
-            address: instance
-                .private_address
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-            transport,
-        })
-        .collect();
-    let envs: Vec<(String, String)> = task
-        .envs
-        .iter()
-        .map(|(name, value)| (name.clone(), value.clone().unwrap_or_default()))
-        .collect();
-    let cwd = task
-        .workdir
-        .as_ref()
-        .map(|_| context.expand_home(REMOTE_WORKDIR));
-    let many = nodes.len() > 1;
-    let logs: std::sync::Mutex<std::collections::HashMap<u32, std::fs::File>> = Default::default();
-    let sink = Arc::new(move |_: Phase, rank: u32, stream: Stream, line: &str| {
-        if let Ok(mut files) = logs.lock() {
-            let file = files.entry(rank).or_insert_with(|| {
-                std::fs::File::create(log_dir.join(format!("node-{rank}.log"))).unwrap_or_else(
-                    |_| std::fs::File::create("/dev/null").expect("/dev/null opens"),
-                )
-            });
-            let _ = writeln!(file, "{line}");
-        }
-        let tag = if many {
-            format!(
-                "({}) ",
-                if rank == 0 {
-                    "head".to_owned()
-                } else {
-                    format!("worker{rank}")
-                }
-            )
-        } else {
-            String::new()
-        };
-        match stream {
-            Stream::Stdout => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{tag}{line}");
-                let _ = out.flush();
-            }
-            Stream::Stderr => eprintln!("{tag}{line}"),
-        }
-    });
-    let outcome = run_job(
-        &nodes,
-        cluster.as_str(),
-        task.setup.as_deref(),
-        task.run.as_deref(),
-        &envs,
-        cwd.as_deref(),
-        sink,
-    )
-    .await;
-    let (state, exits) = match &outcome {
-        Ok(JobOutcome::Succeeded) => (JobState::Succeeded, Vec::new()),
-        Ok(JobOutcome::Failed { exits, .. }) => (JobState::Failed, exits.clone()),
-        Err(_) => (JobState::Failed, Vec::new()),
-    };
-    let exits: serde_json::Map<String, serde_json::Value> = exits
-        .iter()
-        .map(|(rank, code)| (rank.to_string(), serde_json::json!(code)))
-        .collect();
-    store
-        .job_set_state(job.id, state, Some(&serde_json::Value::Object(exits)))
-        .await?;
-    Ok(outcome?)
-}
-
-/// The jobs recorded for a cluster, oldest first.
-async fn cluster_jobs(store: &Store, cluster: &str) -> Result<Vec<aloft_store::Job>> {
-    let jobs = store.job_list().await?;
-    Ok(jobs
-        .into_iter()
-        .filter(|job| job.spec["cluster"] == cluster)
-        .collect())
-}
-
-fn job_log_dir(home: &Path, cluster: &str, job: i64) -> PathBuf {
-    home.join("logs").join(cluster).join(job.to_string())
-}
-
-#[derive(Debug, clap::Args)]
-pub struct QueueArgs {
-    /// The cluster.
-    pub cluster: String,
-    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
-    pub output: OutputFormat,
-}
-
-/// `aloft queue CLUSTER`: the jobs run on a cluster, newest last.
-pub fn queue(args: QueueArgs) -> Result<ExitCode> {
-    let home = aloft_home();
-    runtime()?.block_on(async move {
-        let store = open_store(&home).await?;
-        let jobs = cluster_jobs(&store, &args.cluster).await?;
-        match args.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&jobs)?),
-            OutputFormat::Table => {
-                let mut table = new_table(&["ID", "NAME", "STATE", "DURATION", "EXIT CODES"]);
-                for job in &jobs {
-                    let duration = match (job.started_at, job.ended_at) {
-                        (Some(start), Some(end)) => crate::output::duration((end - start) as f64),
-                        (Some(_), None) => "running".to_owned(),
-                        _ => "-".to_owned(),
-                    };
-                    table.add_row(vec![
-                        job.id.to_string(),
-                        job.name.clone().unwrap_or_else(|| "-".to_owned()),
-                        crate::output::snake(&job.state),
-                        duration,
-                        job.exit_codes
-                            .as_ref()
-                            .map_or("-".to_owned(), ToString::to_string),
-                    ]);
-                }
-                print!("{}", table_text(&table));
-            }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-#[derive(Debug, clap::Args)]
-pub struct LogsArgs {
-    /// The cluster.
-    pub cluster: String,
-    /// The job id (default: the cluster's latest job).
-    pub job: Option<i64>,
-}
-
-/// `aloft logs CLUSTER [JOB]`: a job's kept output, node by node.
-pub fn logs(args: LogsArgs) -> Result<ExitCode> {
-    let home = aloft_home();
-    runtime()?.block_on(async move {
-        let store = open_store(&home).await?;
-        let jobs = cluster_jobs(&store, &args.cluster).await?;
-        let job = match args.job {
-            Some(id) => jobs.iter().find(|job| job.id == id),
-            None => jobs.last(),
-        };
-        let Some(job) = job else {
-            bail!(
-                "no such job on cluster `{}` (see `aloft queue {}`)",
-                args.cluster,
-                args.cluster
-            );
-        };
-        let dir = job_log_dir(&home, &args.cluster, job.id);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|entry| entry.ok().map(|e| e.path()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        let many = files.len() > 1;
-        for file in files {
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
-            let node = file
-                .file_stem()
-                .and_then(|stem| stem.to_str())
-                .unwrap_or("node")
-                .to_owned();
-            for line in text.lines() {
-                if many {
-                    println!("({node}) {line}");
-                } else {
-                    println!("{line}");
-                }
-            }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
 /// A context for `cluster` on the local cloud with everything but the placement and the task
 /// filled in: callers override what they know with `..base_context(..)`.
 fn base_context(
@@ -675,6 +478,7 @@ fn base_context(
         ssh_user: LocalCloud::SSH_USER.to_owned(),
         ssh_key: provider.client_key_path(),
         ssh_state_dir: home.join("ssh"),
+        agent_binary: std::env::current_exe().ok(),
         progress: Arc::new(say),
     }
 }

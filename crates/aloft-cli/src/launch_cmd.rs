@@ -20,9 +20,17 @@ pub struct LaunchArgs {
     /// Name of the cluster to launch on (made if missing, reused if up).
     #[arg(short = 'c', long = "cluster", value_name = "NAME")]
     pub cluster: Option<String>,
-    /// Tear the cluster down when the job ends.
+    /// Tear the cluster down when the job ends (with `-i` or `-d`: when the cluster has been
+    /// idle that long, decided on the cluster itself).
     #[arg(long)]
     pub down: bool,
+    /// Queue the job and return at once (follow it with `aloft logs -f`).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Stop the cluster (with `--down`: tear it down) after this many idle minutes, decided on
+    /// the cluster itself.
+    #[arg(short = 'i', long = "idle-minutes-to-autostop", value_name = "MINUTES")]
+    pub idle_minutes: Option<u32>,
     /// When no placement is left (every place failed), wait and try again until one works.
     #[arg(long)]
     pub retry_until_up: bool,

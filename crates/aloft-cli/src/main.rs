@@ -5,8 +5,10 @@ use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
+mod agent_cmd;
 mod catalog_cmd;
 mod cluster_cmd;
+mod job_cmd;
 mod launch_cmd;
 mod output;
 
@@ -36,9 +38,13 @@ enum Command {
     /// Run a task on a cluster that is up (no provisioning).
     Exec(cluster_cmd::ExecArgs),
     /// The jobs run on a cluster.
-    Queue(cluster_cmd::QueueArgs),
+    Queue(job_cmd::QueueArgs),
     /// A job's output, node by node.
-    Logs(cluster_cmd::LogsArgs),
+    Logs(job_cmd::LogsArgs),
+    /// Cancel jobs on a cluster, queued or running.
+    Cancel(job_cmd::CancelArgs),
+    /// Stop (or tear down) a cluster by itself after it has been idle for a while.
+    Autostop(job_cmd::AutostopArgs),
     /// Stop a cluster's instances, keeping their disks.
     Stop(cluster_cmd::ClusterArgs),
     /// Start a stopped cluster again.
@@ -56,6 +62,12 @@ enum Command {
     },
     /// List instance types and prices from the catalog.
     Catalog(catalog_cmd::CatalogArgs),
+    /// The head-node agent (run on a cluster's head node by aloft itself).
+    #[command(hide = true)]
+    Agent {
+        #[command(subcommand)]
+        command: agent_cmd::AgentCommand,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -78,8 +90,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Launch(args) => launch_cmd::run(args),
         Command::Exec(args) => cluster_cmd::exec(args),
-        Command::Queue(args) => cluster_cmd::queue(args),
-        Command::Logs(args) => cluster_cmd::logs(args),
+        Command::Queue(args) => job_cmd::queue(args),
+        Command::Logs(args) => job_cmd::logs(args),
+        Command::Cancel(args) => job_cmd::cancel(args),
+        Command::Autostop(args) => job_cmd::autostop(args),
         Command::Stop(args) => cluster_cmd::stop(args),
         Command::Start(args) => cluster_cmd::start(args),
         Command::Ssh(args) => cluster_cmd::ssh(args),
@@ -87,6 +101,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => cluster_cmd::status(args),
         Command::Local { command } => cluster_cmd::local(command),
         Command::Catalog(args) => catalog_cmd::run(args),
+        Command::Agent { command } => agent_cmd::run(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "aloft", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

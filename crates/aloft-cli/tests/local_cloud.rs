@@ -123,7 +123,7 @@ fn hello_runs_on_one_node_and_down_removes_everything() {
         text(&output.stdout),
         "running setup on hello-0\nhello from hello-0\n"
     );
-    assert!(text(&output.stderr).contains("Job on `hello` succeeded."));
+    assert!(text(&output.stderr).contains("Job 1 on `hello` succeeded."));
     assert!(
         cloud.namespaces().is_empty(),
         "left behind: {:?}",
@@ -205,7 +205,7 @@ fn a_failing_job_fails_the_command_and_says_where() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(text(&output.stdout), "before\n");
     assert!(
-        text(&output.stderr).contains("failed in Run: node 0: exit 3"),
+        text(&output.stderr).contains("Job 1 on `fails` failed: node 0: exit 3"),
         "{}",
         text(&output.stderr)
     );
@@ -420,24 +420,103 @@ fn jobs_are_queued_and_their_logs_kept_per_node() {
         summary,
         [(1, "first", "succeeded"), (2, "second", "failed")]
     );
-    assert_eq!(jobs[1]["exit_codes"], serde_json::json!({"0": 7, "1": 7}));
+    // The second task asks for one node: it runs on the head only.
+    assert_eq!(jobs[1]["exit_codes"], serde_json::json!({"0": 7}));
 
-    // The latest job's logs by default; an earlier one by id, tagged by node.
+    // The latest job's logs by default; an earlier one by id, tagged by node (lines of
+    // different nodes come in any order).
     assert_eq!(
         text(&cloud.aloft(&["logs", "jobs"]).stdout),
-        "(node-0) about to fail\n(node-1) about to fail\n"
+        "(head) about to fail\n"
     );
-    assert_eq!(
-        text(&cloud.aloft(&["logs", "jobs", "1"]).stdout),
-        "(node-0) line from rank 0\n(node-1) line from rank 1\n"
-    );
+    let sorted = |output: Output| {
+        let mut lines: Vec<String> = text(&output.stdout).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let expected = ["(head) line from rank 0", "(worker1) line from rank 1"];
+    assert_eq!(sorted(cloud.aloft(&["logs", "jobs", "1"])), expected);
     let missing = cloud.aloft(&["logs", "jobs", "9"]);
     assert!(
-        text(&missing.stderr).contains("no such job on cluster `jobs`"),
+        text(&missing.stderr).contains("no job 9 in this cluster's queue"),
         "{}",
         text(&missing.stderr)
     );
     assert!(cloud.aloft(&["down", "jobs"]).status.success());
+    // With the cluster gone, the copy kept on this machine is shown.
+    let kept = cloud.aloft(&["logs", "jobs", "1"]);
+    assert!(kept.status.success(), "{}", text(&kept.stderr));
+    assert_eq!(sorted(kept), expected);
+}
+
+#[test]
+fn detached_jobs_are_followed_cancelled_and_their_processes_end_on_every_node() {
+    let Some(cloud) = Cloud::new(10) else { return };
+    let spec = cloud.spec(
+        "long.yaml",
+        "name: long\nnum_nodes: 2\nresources:\n  cpus: 2+\nrun: |\n  echo \"up on $ALOFT_NODE_RANK\"\n  sleep 300 &\n  sleep 300\n",
+    );
+    let output = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "det", "-d"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "",
+        "a detached launch prints no job output"
+    );
+    assert!(text(&output.stderr).contains("Job 1 queued on `det`"));
+    let queued = cloud.spec("queued.yaml", "name: queued\nrun: echo never\n");
+    assert!(
+        cloud
+            .aloft(&["exec", "det", queued.to_str().unwrap(), "-d"])
+            .status
+            .success()
+    );
+
+    // Both nodes have started; the second job waits behind the first.
+    let start = std::time::Instant::now();
+    while text(&cloud.aloft(&["logs", "det", "1"]).stdout)
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(start.elapsed().as_secs() < 20, "the job did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let queue = text(&cloud.aloft(&["queue", "det", "-o", "json"]).stdout);
+    let jobs: serde_json::Value = serde_json::from_str(&queue).unwrap();
+    assert_eq!(jobs[0]["state"], "running");
+    assert_eq!(jobs[1]["state"], "pending");
+
+    // `logs -f` follows until the job ends: here, until it is cancelled from elsewhere.
+    let follower = cloud
+        .command(&["logs", "-f", "det", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cancel = cloud.aloft(&["cancel", "det", "--all", "-o", "json"]);
+    assert!(cancel.status.success(), "{}", text(&cancel.stderr));
+    let cancelled: serde_json::Value = serde_json::from_str(&text(&cancel.stdout)).unwrap();
+    assert_eq!(cancelled[0]["state"], "cancelled");
+    assert_eq!(cancelled[1]["state"], "cancelled");
+    let followed = follower.wait_with_output().unwrap();
+    assert_eq!(
+        followed.status.code(),
+        Some(1),
+        "a cancelled job's follow fails"
+    );
+    assert!(text(&followed.stderr).contains("Job 1 on `det` cancelled"));
+
+    // Nothing the job started is left on either node.
+    for node in ["0", "1"] {
+        let left = cloud.aloft(&["ssh", "det", node, "--", "pgrep -c -f 'slee[p] 300' || true"]);
+        assert_eq!(
+            text(&left.stdout).trim(),
+            "0",
+            "node {node} still runs the job"
+        );
+    }
+    assert!(cloud.aloft(&["down", "det"]).status.success());
 }
 
 #[test]
