@@ -10,7 +10,7 @@ use aloft_ops::Outcome;
 use aloft_ops::launch::{FailoverError, LaunchContext, launch_saga, launch_with_failover};
 use aloft_provider_local::{LocalCloud, LocalConfig};
 use aloft_provision::{ClusterName, ClusterState, Provider};
-use aloft_store::{Cluster, ClusterStatus, OperationKind, OperationState, Store};
+use aloft_store::{Cluster, ClusterStatus, JobState, OperationKind, OperationState, Store};
 use aloft_types::{Dag, Task};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -99,34 +99,43 @@ pub(crate) fn say(line: &str) {
 
 /// `aloft launch TASK` for real: plan on the clouds aloft can use (today: the local cloud),
 /// bring the cluster up, run the task, and tear it down with `--down`.
+///
+/// A DAG or pipeline runs task by task in dependency order, each on a cluster of its own
+/// (`<name>-<task index>`) that is torn down when its task ends, and stops at the first task
+/// that fails (its cluster is kept for a look, unless `--down`).
 pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) -> Result<ExitCode> {
-    if dag.tasks.len() != 1 {
+    let order = dag.topological_order();
+    let many = dag.tasks.len() > 1;
+    if many && args.detach {
         bail!(
-            "launching a DAG or pipeline is not supported yet ({} tasks); `--dryrun` plans it",
+            "a DAG or pipeline cannot be detached yet: its tasks are run one after another from \
+             this machine ({} tasks); run it without -d",
             dag.tasks.len()
         );
     }
-    let mut task = dag.tasks.into_iter().next().expect("one task");
-    for (name, value) in &args.envs {
-        task.envs.insert(name.clone(), Some(value.clone()));
-    }
-    let missing: Vec<&String> = task
-        .envs
-        .iter()
-        .filter(|(_, value)| value.is_none())
-        .map(|(name, _)| name)
-        .collect();
-    if !missing.is_empty() {
-        let names: Vec<&str> = missing.iter().map(|name| name.as_str()).collect();
-        bail!(
-            "the task needs a value for {}: pass --env NAME=VALUE",
-            names.join(", ")
-        );
+    let mut tasks = Vec::new();
+    for idx in &order {
+        let mut task = dag.tasks[idx.0].clone();
+        for (name, value) in &args.envs {
+            task.envs.insert(name.clone(), Some(value.clone()));
+        }
+        let missing: Vec<&str> = task
+            .envs
+            .iter()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "task `{}` needs a value for {}: pass --env NAME=VALUE",
+                dag.task_name(*idx),
+                missing.join(", ")
+            );
+        }
+        tasks.push((dag.task_name(*idx), task));
     }
     let catalog = local_catalog(&local_config(&aloft_home())?);
-    let cluster_name = args.cluster.clone().unwrap_or_else(default_cluster_name);
-    let cluster = ClusterName::new(cluster_name.clone())
-        .map_err(|err| anyhow::anyhow!("cluster name `{cluster_name}`: {err}"))?;
+    let base_name = args.cluster.clone().unwrap_or_else(default_cluster_name);
     let home = aloft_home();
     let base_dir = args
         .task
@@ -137,10 +146,101 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         let provider = local_provider(&home)?;
         let store = open_store(&home).await?;
         recover(&store, &home, provider.clone()).await?;
+        let mut reports = Vec::new();
+        let count = tasks.len();
+        for (position, (task_name, task)) in tasks.into_iter().enumerate() {
+            let cluster_name = if many {
+                format!("{base_name}-{position}")
+            } else {
+                base_name.clone()
+            };
+            if many {
+                say(&format!(
+                    "Task {}/{count}: `{task_name}` on `{cluster_name}`",
+                    position + 1
+                ));
+            }
+            let launched = LaunchOne {
+                provider: &provider,
+                store: &store,
+                home: &home,
+                args,
+                catalog: &catalog,
+                options: &options,
+                base_dir: &base_dir,
+                // Each task of a DAG has its cluster torn down when it ends well.
+                down: args.down || many,
+            };
+            let report = launched.run(task, cluster_name).await?;
+            let ok = report
+                .job
+                .state
+                .is_none_or(|state| state == JobState::Succeeded);
+            if many && ok {
+                crate::job_cmd::job_exit(&report.job);
+            }
+            reports.push(report);
+            if !ok {
+                break;
+            }
+        }
+        if args.output == OutputFormat::Json {
+            let document = if many {
+                serde_json::json!({"tasks": reports})
+            } else {
+                serde_json::to_value(&reports[0])?
+            };
+            println!("{}", serde_json::to_string_pretty(&document)?);
+        }
+        let last = reports.last().context("nothing was launched")?;
+        let code = crate::job_cmd::job_exit(&last.job);
+        if many && reports.len() < count {
+            say(&format!(
+                "Stopped after task {} of {count}; the rest did not run.",
+                reports.len()
+            ));
+        }
+        Ok(code)
+    })
+}
+
+/// What one launched task came to.
+#[derive(Debug, serde::Serialize)]
+struct LaunchReport {
+    cluster: String,
+    placement: aloft_optimizer::Placement,
+    job: crate::job_cmd::JobReport,
+    torn_down: bool,
+}
+
+/// Launching one task: plan it, bring its cluster up (with failover), submit it.
+struct LaunchOne<'a> {
+    provider: &'a Arc<LocalCloud>,
+    store: &'a Store,
+    home: &'a Path,
+    args: &'a LaunchArgs,
+    catalog: &'a Catalog,
+    options: &'a aloft_optimizer::Options,
+    base_dir: &'a Path,
+    down: bool,
+}
+
+impl LaunchOne<'_> {
+    async fn run(&self, task: Task, cluster_name: String) -> Result<LaunchReport> {
+        let (provider, store, home, args, catalog) = (
+            self.provider,
+            self.store,
+            self.home,
+            self.args,
+            self.catalog,
+        );
+        let base_dir = self.base_dir.to_path_buf();
+        let cluster = ClusterName::new(cluster_name.clone())
+            .map_err(|err| anyhow::anyhow!("cluster name `{cluster_name}`: {err}"))?;
         // Plan, try, and on a failure that rules a place out, plan again without it.
         let mut last_placement = None;
         let mut plan = |blocked: &[aloft_types::Infra]| -> Result<LaunchContext, String> {
-            let mut options = options.clone();
+            let mut options = self.options.clone();
             options.blocked.extend(blocked.iter().cloned());
             let solution = aloft_optimizer::optimize(
                 &Dag::single(task.clone()),
@@ -229,22 +329,24 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         }
         let json = args.output == OutputFormat::Json;
         let report = crate::job_cmd::submit(&context, &instances, &task, args.detach, json).await?;
-        if args.down && !args.detach && args.idle_minutes.is_none() {
+        let failed = report
+            .state
+            .is_some_and(|state| state != JobState::Succeeded);
+        // A failed task of a DAG keeps its cluster for a look, unless --down was asked for.
+        let tear_down =
+            !args.detach && args.idle_minutes.is_none() && (args.down || (self.down && !failed));
+        if tear_down {
             say(&format!("Tearing down `{cluster_name}`"));
             provider.terminate(&context.region, &cluster).await?;
             store.cluster_delete(cluster.as_str()).await?;
         }
-        if json {
-            let document = serde_json::json!({
-                "cluster": cluster_name,
-                "placement": placement,
-                "job": report,
-                "torn_down": args.down && !args.detach && args.idle_minutes.is_none(),
-            });
-            println!("{}", serde_json::to_string_pretty(&document)?);
-        }
-        Ok(crate::job_cmd::job_exit(&report))
-    })
+        Ok(LaunchReport {
+            cluster: cluster_name,
+            placement,
+            job: report,
+            torn_down: tear_down,
+        })
+    }
 }
 
 /// What the commands that act on an existing cluster need: the provider, the store, the
@@ -366,6 +468,8 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
 pub struct ClusterArgs {
     /// The cluster.
     pub cluster: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
 }
 
 /// `aloft stop CLUSTER`: stop its instances, keeping their disks.
@@ -389,17 +493,32 @@ fn set_power(args: ClusterArgs, status: ClusterStatus) -> Result<ExitCode> {
             provider.stop(&context.region, &context.cluster).await?;
         } else {
             provider.start(&context.region, &context.cluster).await?;
+            // The agent died with the nodes: start it again (its queue and autostop setting
+            // are on the head's disk), with the nodes' addresses as they are now.
+            let instances = provider.query(&context.region, &context.cluster).await?;
+            for transport in context
+                .transports(&instances)
+                .map_err(|err| anyhow::anyhow!(err.message))?
+            {
+                transport.connect().await?;
+            }
+            aloft_ops::launch::install_agent(context, &instances)
+                .await
+                .map_err(|err| anyhow::anyhow!(err.message))?;
         }
         let mut record = existing.record;
         record.status = status;
-        existing.store.cluster_update(&record).await?;
+        let record = existing.store.cluster_update(&record).await?;
         let name = &args.cluster;
-        say(&match status {
-            ClusterStatus::Stopped => {
-                format!("Stopped `{name}` (disks kept; `aloft start {name}` brings it back).")
-            }
-            _ => format!("Started `{name}`."),
-        });
+        match args.output {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&record)?),
+            OutputFormat::Table => say(&match status {
+                ClusterStatus::Stopped => {
+                    format!("Stopped `{name}` (disks kept; `aloft start {name}` brings it back).")
+                }
+                _ => format!("Started `{name}`."),
+            }),
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -584,6 +703,8 @@ pub struct DownArgs {
     /// Clusters to tear down.
     #[arg(required = true)]
     pub clusters: Vec<String>,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
 }
 
 /// `aloft down NAME...`: terminate the clusters' instances and forget them.
@@ -607,7 +728,13 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
             };
             provider.terminate(&region, &cluster).await?;
             store.cluster_delete(name).await?;
-            say(&format!("Terminated `{name}`."));
+            if args.output == OutputFormat::Table {
+                say(&format!("Terminated `{name}`."));
+            }
+        }
+        if args.output == OutputFormat::Json {
+            let document = serde_json::json!({"terminated": args.clusters});
+            println!("{}", serde_json::to_string_pretty(&document)?);
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -630,6 +757,8 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         let mut clusters = store.cluster_list().await?;
         // (state, nodes running) as the cloud sees each cluster now.
         let mut live: Vec<Option<(String, usize)>> = vec![None; clusters.len()];
+        // Clusters found gone for good (and forgotten).
+        let mut gone = Vec::new();
         if args.refresh && !clusters.is_empty() {
             let provider = local_provider(&home)?;
             for (idx, cluster) in clusters.iter_mut().enumerate() {
@@ -654,8 +783,27 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                     cluster.status = ClusterStatus::Degraded;
                     *cluster = store.cluster_update(cluster).await?;
                 }
+                // A cluster that stopped or tore itself down (autostop on its agent) since
+                // this machine last looked.
+                let was_live =
+                    matches!(cluster.status, ClusterStatus::Up | ClusterStatus::Degraded);
+                if was_live && state == ClusterState::Stopped {
+                    cluster.status = ClusterStatus::Stopped;
+                    *cluster = store.cluster_update(cluster).await?;
+                } else if was_live && state == ClusterState::Terminated && cluster.autostop_down {
+                    say(&format!(
+                        "`{}` was torn down by its autostop.",
+                        cluster.name
+                    ));
+                    store.cluster_delete(&cluster.name).await?;
+                    gone.push(idx);
+                }
                 live[idx] = Some((summary, running));
             }
+        }
+        for idx in gone.into_iter().rev() {
+            clusters.remove(idx);
+            live.remove(idx);
         }
         match args.output {
             OutputFormat::Json => {

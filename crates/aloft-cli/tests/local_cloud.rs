@@ -509,7 +509,13 @@ fn detached_jobs_are_followed_cancelled_and_their_processes_end_on_every_node() 
 
     // Nothing the job started is left on either node.
     for node in ["0", "1"] {
-        let left = cloud.aloft(&["ssh", "det", node, "--", "pgrep -c -f 'slee[p] 300' || true"]);
+        let left = cloud.aloft(&[
+            "ssh",
+            "det",
+            node,
+            "--",
+            "pgrep -c -f 'slee[p] 300' || true",
+        ]);
         assert_eq!(
             text(&left.stdout).trim(),
             "0",
@@ -517,6 +523,44 @@ fn detached_jobs_are_followed_cancelled_and_their_processes_end_on_every_node() 
         );
     }
     assert!(cloud.aloft(&["down", "det"]).status.success());
+}
+
+#[test]
+fn a_pipeline_runs_task_by_task_and_stops_at_the_first_failure() {
+    let Some(cloud) = Cloud::new(11) else { return };
+    let spec = cloud.spec(
+        "pipe.yaml",
+        "name: fetch\nresources:\n  cpus: 2+\nrun: echo \"fetch on $(hostname)\"\n---\n\
+         name: train\nnum_nodes: 2\nresources:\n  cpus: 2+\nrun: echo \"train $ALOFT_NODE_RANK\"\n---\n\
+         name: broken\nresources:\n  cpus: 2+\nrun: exit 5\n---\n\
+         name: never\nrun: echo never\n",
+    );
+    let output = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "pipe"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "fetch on pipe-0-0");
+    let mut train: Vec<&str> = lines[1..].to_vec();
+    train.sort_unstable();
+    assert_eq!(train, ["(head) train 0", "(worker1) train 1"]);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("Job 1 on `pipe-2` failed: node 0: exit 5"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Stopped after task 3 of 4"), "{stderr}");
+    // Tasks that succeeded had their clusters torn down; the failed one is kept for a look.
+    let status = text(&cloud.aloft(&["status", "-o", "json"]).stdout);
+    let clusters: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let names: Vec<&str> = clusters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cluster| cluster["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pipe-2"]);
+    assert!(cloud.aloft(&["down", "pipe-2"]).status.success());
+    assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
 }
 
 #[test]

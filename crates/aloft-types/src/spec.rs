@@ -49,6 +49,40 @@ impl Dag {
             .map(|(p, _)| *p)
     }
 
+    /// Every task, each after all its parents; among tasks free to go, the earlier in the file
+    /// first (so a pipeline runs in the order written). Edges that form a cycle are refused by
+    /// the parser; should one reach here, the tasks on it come last, in file order.
+    pub fn topological_order(&self) -> Vec<TaskIdx> {
+        let mut waiting: Vec<usize> = vec![0; self.tasks.len()];
+        for (_, child) in &self.edges {
+            waiting[child.0] += 1;
+        }
+        let mut ready: std::collections::BTreeSet<usize> = (0..self.tasks.len())
+            .filter(|&idx| waiting[idx] == 0)
+            .collect();
+        let mut order = Vec::with_capacity(self.tasks.len());
+        while let Some(idx) = ready.pop_first() {
+            order.push(TaskIdx(idx));
+            for (parent, child) in &self.edges {
+                if parent.0 == idx {
+                    waiting[child.0] -= 1;
+                    if waiting[child.0] == 0 {
+                        ready.insert(child.0);
+                    }
+                }
+            }
+        }
+        if order.len() < self.tasks.len() {
+            let placed: std::collections::BTreeSet<TaskIdx> = order.iter().copied().collect();
+            order.extend(
+                (0..self.tasks.len())
+                    .map(TaskIdx)
+                    .filter(|idx| !placed.contains(idx)),
+            );
+        }
+        order
+    }
+
     /// The display name of a task: its `name`, or `task-N`.
     pub fn task_name(&self, idx: TaskIdx) -> String {
         self.tasks[idx.0]

@@ -887,3 +887,24 @@ fn examples_parse() {
     );
     assert!(diamond.tasks.iter().all(|t| t.outputs.is_some()));
 }
+
+#[test]
+fn tasks_run_after_their_parents_and_otherwise_in_file_order() {
+    // `report` is written first but needs both others; `fetch` needs nothing.
+    let dag = dag(r#"
+        tasks:
+          - name: report
+            depends_on: [train, fetch]
+          - name: train
+            depends_on: fetch
+          - name: fetch
+          - name: lint
+        "#);
+    let order: Vec<String> = dag
+        .topological_order()
+        .into_iter()
+        .map(|idx| dag.task_name(idx))
+        .collect();
+    // Whenever several are free to go, the one written first goes.
+    assert_eq!(order, ["fetch", "train", "report", "lint"]);
+}
