@@ -244,6 +244,50 @@ fn bench_launch(root: &Path, runs: usize) -> Result<()> {
             times[times.len() - 1]
         );
     }
+    // The agent on a kept cluster: a job on a warm cluster (submit to first line), and the
+    // daemon's memory once it has run jobs.
+    let spec = home.join("n1.yaml");
+    let keep = aloft(&["launch", spec.to_str().unwrap_or_default(), "-c", "bagent"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if !keep.success() {
+        bail!("launching the cluster for the agent figures failed");
+    }
+    let mut times = Vec::new();
+    for _ in 0..runs.max(3) {
+        let started = Instant::now();
+        let mut child = aloft(&["exec", "bagent", spec.to_str().unwrap_or_default()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut first = None;
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            line?;
+            first.get_or_insert(started.elapsed().as_secs_f64() * 1e3);
+        }
+        child.wait()?;
+        times.push(first.context("the job printed nothing")?);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "| `aloft exec` on a warm cluster, command to first output line | {:.0} | {:.0} | {:.0} |",
+        median(&times),
+        times[0],
+        times[times.len() - 1]
+    );
+    let status = aloft(&["ssh", "bagent", "--", ".aloft-agent/bin/aloft agent status"]).output()?;
+    let status: serde_json::Value =
+        serde_json::from_slice(&status.stdout).context("reading the agent's status")?;
+    let _ = aloft(&["down", "bagent"]).output();
+    println!(
+        "\nAgent daemon on the head node after {} jobs: {} KiB resident.\n",
+        times.len(),
+        status["daemon_rss_kib"]
+    );
+    println!("| workload | median (ms) | min (ms) | max (ms) |");
+    println!("|---|---|---|---|");
     // `aloft status` with 100 clusters recorded (no refresh: what the user waits for).
     tokio::runtime::Runtime::new()?.block_on(async {
         let store = aloft_store::Store::open(&home.join("state.db")).await?;

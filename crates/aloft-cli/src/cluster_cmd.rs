@@ -147,6 +147,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         let store = open_store(&home).await?;
         recover(&store, &home, provider.clone()).await?;
         let mut reports = Vec::new();
+        let mut code = ExitCode::SUCCESS;
         let count = tasks.len();
         for (position, (task_name, task)) in tasks.into_iter().enumerate() {
             let cluster_name = if many {
@@ -176,8 +177,8 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
                 .job
                 .state
                 .is_none_or(|state| state == JobState::Succeeded);
-            if many && ok {
-                crate::job_cmd::job_exit(&report.job);
+            if many {
+                code = crate::job_cmd::job_exit(&report.job);
             }
             reports.push(report);
             if !ok {
@@ -193,7 +194,9 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
             println!("{}", serde_json::to_string_pretty(&document)?);
         }
         let last = reports.last().context("nothing was launched")?;
-        let code = crate::job_cmd::job_exit(&last.job);
+        if !many {
+            code = crate::job_cmd::job_exit(&last.job);
+        }
         if many && reports.len() < count {
             say(&format!(
                 "Stopped after task {} of {count}; the rest did not run.",
