@@ -19,11 +19,15 @@ pub struct LocalType {
     pub memory_gib: f64,
     /// Nominal on-demand $/h.
     pub price: f64,
+    /// Nominal spot $/h, or `None` when the type is not offered as spot. Spot instances of the
+    /// local cloud are ordinary instances marked as spot; its `preempt` fault control makes them
+    /// vanish the way a real cloud reclaims them.
+    pub spot_price: Option<f64>,
 }
 
 impl Catalog {
     /// The local cloud's offers, as a catalog of one cloud (merge it into another): every type in
-    /// every zone, on demand only (the local provider declares no spot capability yet).
+    /// every zone, on demand, and also as spot for the types that have a spot price.
     pub fn local_offers(zones: &[String], types: &[LocalType]) -> Catalog {
         let mut builder = Builder::new();
         // Data never leaves the machine: moving it between "regions" costs nothing.
@@ -54,7 +58,7 @@ impl Catalog {
                     region,
                     zone: Some(zone),
                     price: Some(ty.price),
-                    spot_price: None,
+                    spot_price: ty.spot_price,
                 });
             }
         }
@@ -74,6 +78,7 @@ mod tests {
             vcpus,
             memory_gib,
             price: vcpus / 200.0,
+            spot_price: (vcpus < 16.0).then_some(vcpus / 600.0),
         };
         let types = [
             ty("s", 2.0, 4.0),
@@ -97,5 +102,13 @@ mod tests {
         assert_eq!(catalog.offerings_for(&two_cpus).count(), 8);
         // The default resources (8+ vCPUs, 32+ GiB) fit the two largest.
         assert_eq!(catalog.offerings_for(&Resources::default()).count(), 4);
+        // Spot offers exactly where the type has a spot price, at that price.
+        let spot: Vec<_> = catalog
+            .offerings
+            .iter()
+            .filter_map(|offering| offering.hourly_price(true))
+            .collect();
+        assert_eq!(spot.len(), 6, "every type but xl, in both zones");
+        assert!(spot.contains(&(2.0 / 600.0)), "{spot:?}");
     }
 }

@@ -5,13 +5,15 @@
 //! configurations on one machine never touch each other's things, and [`crate::cleanup`] can
 //! find exactly what one run left behind.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// An instance type of the local cloud: its size, and a nominal price so that plans read like a
-/// cloud's (nothing is billed).
+/// An instance type of the local cloud: its size, and nominal prices so that plans read like a
+/// cloud's (nothing is billed). The size is enforced with cgroups where the host allows it (see
+/// [`crate::InstanceLimits`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalInstanceType {
@@ -20,6 +22,10 @@ pub struct LocalInstanceType {
     pub memory_gib: u32,
     /// On-demand $/h.
     pub price: f64,
+    /// Spot $/h; `None` (the default when omitted) means the type can't be launched as spot.
+    /// The built-in types charge about 30% of on-demand, like a cloud's spot discount.
+    #[serde(default)]
+    pub spot_price: Option<f64>,
 }
 
 impl LocalInstanceType {
@@ -29,6 +35,7 @@ impl LocalInstanceType {
             vcpus,
             memory_gib,
             price,
+            spot_price: Some(price * 0.3),
         }
     }
 }
@@ -50,8 +57,16 @@ pub struct LocalConfig {
     /// Where instance "disks" (home, /tmp, /etc/ssh), the client key and logs live. Keep it out of
     /// world-writable directories, so sshd's StrictModes is satisfied.
     pub state_dir: PathBuf,
-    /// How long to wait for an instance's sshd to accept connections before giving up.
+    /// How long to wait for an instance's sshd to accept connections before giving up; a boot
+    /// that takes longer fails the launch with a transient error and leaves nothing behind.
     pub boot_timeout_secs: u64,
+    /// A fault control: every boot (create and start) waits this many seconds before starting
+    /// sshd, as a slow VM would, so tests can watch launch progress and boot timeouts. 0 (the
+    /// default) boots at once.
+    pub slow_boot_secs: u64,
+    /// Per-zone overrides of `slow_boot_secs` (zone name to seconds), e.g. to make one zone
+    /// slow enough to time out and another fast.
+    pub slow_boot_zones: BTreeMap<String, u64>,
     /// Zones that report no capacity: a fault control, so failover can be seen and tested on
     /// the local cloud as on a real one.
     pub full_zones: Vec<String>,
@@ -69,6 +84,8 @@ impl Default for LocalConfig {
             subnet: "10.213.0.0/24".into(),
             state_dir: PathBuf::from("/var/lib/aloft/local"),
             boot_timeout_secs: 30,
+            slow_boot_secs: 0,
+            slow_boot_zones: BTreeMap::new(),
             full_zones: Vec::new(),
             zones: vec!["local-a".into(), "local-b".into()],
             instance_types: vec![
@@ -90,6 +107,14 @@ impl LocalConfig {
     /// The zone used when a request names none: the first configured zone.
     pub fn default_zone(&self) -> &str {
         self.zones.first().map_or("local-a", String::as_str)
+    }
+
+    /// How long a boot in `zone` is delayed by the slow-boot fault control.
+    pub fn slow_boot(&self, zone: &str) -> u64 {
+        self.slow_boot_zones
+            .get(zone)
+            .copied()
+            .unwrap_or(self.slow_boot_secs)
     }
 
     /// The configured instance type called `name`.
@@ -176,12 +201,28 @@ impl LocalConfig {
                     ty.name
                 ));
             }
-            if ty.vcpus == 0 || ty.memory_gib == 0 || !ty.price.is_finite() || ty.price < 0.0 {
+            let price_ok = |price: f64| price.is_finite() && price >= 0.0;
+            if ty.vcpus == 0
+                || ty.memory_gib == 0
+                || !price_ok(ty.price)
+                || !ty.spot_price.is_none_or(price_ok)
+            {
                 return Err(format!(
-                    "instance_types: `{}` needs vcpus and memory_gib above 0 and a price of 0 or more",
+                    "instance_types: `{}` needs vcpus and memory_gib above 0 and prices (price, \
+                     spot_price) of 0 or more",
                     ty.name
                 ));
             }
+        }
+        if let Some(zone) = self
+            .slow_boot_zones
+            .keys()
+            .find(|zone| !self.zones.contains(zone))
+        {
+            return Err(format!(
+                "slow_boot_zones: `{zone}` is not one of the zones ({})",
+                self.zones.join(", ")
+            ));
         }
         Ok(network)
     }
@@ -236,6 +277,34 @@ mod tests {
         check(|c| c.subnet = "10.1.0.5/24".into(), "/24");
         check(|c| c.subnet = "8.8.8.0/24".into(), "private");
         check(|c| c.boot_timeout_secs = 0, "boot_timeout_secs");
+        check(
+            |c| c.instance_types[0].spot_price = Some(-1.0),
+            "spot_price",
+        );
+        check(
+            |c| {
+                c.slow_boot_zones.insert("nowhere".into(), 5);
+            },
+            "slow_boot_zones",
+        );
+    }
+
+    #[test]
+    fn yaml_fields_and_defaults() {
+        let yaml = r#"{"slow_boot_secs": 3, "slow_boot_zones": {"local-b": 40},
+            "instance_types": [{"name": "t", "vcpus": 1, "memory_gib": 1, "price": 0.5}]}"#;
+        let config: LocalConfig = serde_json::from_str(yaml).unwrap();
+        assert_eq!(config.slow_boot("local-a"), 3);
+        assert_eq!(config.slow_boot("local-b"), 40);
+        assert_eq!(
+            config.instance_types[0].spot_price, None,
+            "no spot unless priced"
+        );
+        config.validate().unwrap();
+        let default = LocalConfig::default();
+        assert_eq!(default.slow_boot("local-a"), 0);
+        let small = default.instance_type("local.small").unwrap();
+        assert!((small.spot_price.unwrap() - 0.003).abs() < 1e-12);
     }
 
     #[test]
