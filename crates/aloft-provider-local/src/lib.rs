@@ -2,8 +2,9 @@
 //!
 //! Each instance is a network namespace with one veth on a bridge this cloud owns, an address
 //! from the configured private /24, and an "init" started with
-//! `setsid ip netns exec NS unshare --uts --pid --mount-proc --fork --kill-child boot.sh`. The init
-//! sets the instance's hostname, bind-mounts the instance's own `/etc/ssh` (with its own ed25519
+//! `setsid ip netns exec NS unshare --uts --pid --mount-proc --fork --kill-child boot.sh` (after
+//! joining the instance's cgroups). The init sets the instance's hostname, mounts the cgroup
+//! hierarchies, bind-mounts the instance's own `/etc/ssh` (with its own ed25519
 //! host key), `/root` (with the cloud's client key in `authorized_keys`) and `/tmp`, then execs
 //! `sshd -D`. To an SSH-driven broker that is a VM: own address, hostname, host key, home,
 //! `/tmp` and process table. It is an emulation, not a security boundary: instances are root on
@@ -17,9 +18,28 @@
 //! drops new inbound connections except to port 22, opened ports, and from cluster members (see
 //! `firewall.rs`).
 //!
+//! Sizes are enforced like a VM's: each instance's processes are confined by cgroups (v1 or v2)
+//! to its type's memory and CPU bandwidth (`cgroup.rs`). Where the host doesn't allow that, the
+//! instance boots unconfined and [`LocalCloud::limits`] says why (a warning is printed once):
+//! a missing limit never fails a launch.
+//!
+//! Spot: types with a `spot_price` can be launched with `use_spot`; the instance is an ordinary
+//! one, recorded as spot in `meta.json` ([`LocalCloud::is_spot`]), and
+//! [`LocalCloud::preempt`] reclaims it as a cloud would.
+//!
 //! Faults, for tests of the broker's recovery paths: [`LocalCloud::preempt`] makes an instance
 //! vanish the way a spot VM does, [`LocalCloud::partition`] cuts an instance off the network and
-//! restores it, and [`LocalConfig::full_zones`] makes zones report no capacity.
+//! restores it, [`LocalConfig::full_zones`] makes zones report no capacity, and
+//! [`LocalConfig::slow_boot_secs`] (per zone: `slow_boot_zones`) delays every boot's sshd, so
+//! launch progress and boot timeouts can be seen. A boot that exceeds `boot_timeout_secs` fails
+//! with [`ProvisionError::Transient`] and the failed instance is removed.
+//!
+//! An instance can power itself off, as a VM runs `poweroff`: [`power_off_command`] is a shell
+//! snippet that, run inside, records `stop` or `terminate` in the instance's state directory and
+//! ends its PID 1. The next `query`, `stop` or `start` reconciles: a stopped instance becomes an
+//! ordinary stopped one, a terminated one is removed completely. Destructive steps take the
+//! instance's lock (`<state_dir>/locks/<id>`, `flock`), so two aloft processes doing this at
+//! once don't trip over each other.
 //!
 //! Isolation from the rest of the host: instances get no default route and `ip_forward` is left
 //! alone, so only loopback, the bridge's own address and other instances can be reached. Every
@@ -27,8 +47,12 @@
 //! left behind.
 //!
 //! The state of an instance lives in `<state_dir>/instances/<prefix>-<octet>/`: `meta.json`
-//! (cluster, node index, …), `etc-ssh/`, `home/`, `tmp/`, `boot.sh`, `console.log` (sshd's log)
-//! and `launcher.pid`; a `stopped` marker while stopped, a `preempted` marker once preempted.
+//! (cluster, node index, spot, …), `etc-ssh/`, `home/`, `tmp/`, `boot.sh`, `console.log` (sshd's
+//! log), `launcher.pid`, `limits.json` (its limits and cgroups), `cgroups` and `cgroup-mounts`
+//! (what the launcher joins and the init mounts); a `stopped` marker while stopped, a
+//! `preempted` marker once preempted, a `power-off` marker (`stop`/`terminate`) once it powered
+//! itself off and until that is reconciled. Inside the instance the directory is mounted at
+//! `/run/aloft-instance`.
 //! Claiming the directory (an atomic `mkdir`) is what allocates the address, so concurrent
 //! creations never collide.
 //!
@@ -36,6 +60,7 @@
 //! `ssh-keygen`, `sshd` and `nft` (Debian: iproute2, util-linux, procps, mount, openssh-client,
 //! openssh-server, nftables).
 
+mod cgroup;
 mod config;
 mod firewall;
 mod sys;
@@ -44,7 +69,8 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aloft_provision::{
@@ -54,6 +80,7 @@ use aloft_provision::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use cgroup::InstanceLimits;
 pub use config::LocalConfig;
 
 use crate::config::instance_octet;
@@ -75,8 +102,10 @@ pub(crate) enum LocalError {
         region: String,
         expected: &'static str,
     },
-    #[error("the local cloud has no spot instances")]
-    NoSpot,
+    #[error(
+        "instance type {instance_type} has no spot price in the local cloud's configuration, so it can't be launched as spot"
+    )]
+    NoSpot { instance_type: String },
     #[error("zone {zone} has no capacity (it is marked full in the local cloud's configuration)")]
     ZoneFull { zone: String },
     #[error("the local cloud has no zone {zone:?} (it has {known})")]
@@ -125,12 +154,14 @@ pub(crate) enum LocalError {
         console_tail: String,
     },
     #[error(
-        "instance {instance}'s sshd did not accept connections on {address}:22 within {secs} s"
+        "instance {instance}'s sshd did not accept connections on {address}:22 within {secs} s{slow_boot_note}"
     )]
     BootTimeout {
         instance: String,
         address: Ipv4Addr,
         secs: u64,
+        /// Empty, or why the boot was slow on purpose.
+        slow_boot_note: String,
     },
     #[error("cluster {cluster} has no node {node_idx}")]
     NoSuchNode { cluster: ClusterName, node_idx: u32 },
@@ -197,7 +228,7 @@ impl LocalError {
             LocalError::ToolsMissing { .. }
             | LocalError::InvalidConfig { .. }
             | LocalError::UnknownRegion { .. }
-            | LocalError::NoSpot
+            | LocalError::NoSpot { .. }
             | LocalError::UnknownZone { .. }
             | LocalError::UnknownInstanceType { .. }
             | LocalError::SubnetOverlap { .. } => Class::Invalid,
@@ -230,6 +261,10 @@ struct InstanceMeta {
     instance_type: String,
     address: Ipv4Addr,
     hostname: String,
+    /// Launched as spot (`CreateRequest::use_spot`). `InstanceInfo` has no field for it, so it
+    /// lives here only. Absent in metadata written before spot existed.
+    #[serde(default)]
+    spot: bool,
 }
 
 /// The local cloud. Cheap to clone; clones share one configuration.
@@ -246,6 +281,10 @@ struct Inner {
     /// Serializes bootstrap within this process (it creates the bridge and the client key);
     /// true once it has completed, so later launches skip the bridge's address check.
     bootstrap_lock: tokio::sync::Mutex<bool>,
+    /// Where instance cgroups go on this host, or why they can't; found at the first boot.
+    cgroup_places: OnceLock<Result<cgroup::Places, String>>,
+    /// Set once the "limits are not enforced" warning has been printed.
+    warned_unconfined: AtomicBool,
 }
 
 impl LocalCloud {
@@ -268,6 +307,8 @@ impl LocalCloud {
                 network,
                 tools,
                 bootstrap_lock: tokio::sync::Mutex::new(false),
+                cgroup_places: OnceLock::new(),
+                warned_unconfined: AtomicBool::new(false),
             }),
         })
     }
@@ -386,15 +427,53 @@ impl Inner {
         })
     }
 
+    /// Creates and boots one instance. If that fails (a boot timeout included), removes what it
+    /// made, so a failed launch leaks nothing; only if that removal fails too does the instance
+    /// stay, findable by `query`, for `terminate`.
     async fn create_one(
         &self,
         cluster: &ClusterName,
         node_idx: u32,
         zone: &str,
         instance_type: &str,
+        spot: bool,
         open_ports: &OpenPorts,
     ) -> Result<InstanceInfo, LocalError> {
         let octet = self.allocate()?;
+        let created = self
+            .create_at(
+                octet,
+                cluster,
+                node_idx,
+                zone,
+                instance_type,
+                spot,
+                open_ports,
+            )
+            .await;
+        if created.is_err()
+            && let Err(cleanup_err) = self.terminate_one(octet, None).await
+        {
+            eprintln!(
+                "warning: the local cloud could not remove the failed instance {}: {cleanup_err}",
+                self.config.netns_name(octet)
+            );
+        }
+        created
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create_at(
+        &self,
+        octet: u8,
+        cluster: &ClusterName,
+        node_idx: u32,
+        zone: &str,
+        instance_type: &str,
+        spot: bool,
+        open_ports: &OpenPorts,
+    ) -> Result<InstanceInfo, LocalError> {
+        let dir = self.instance_dir(octet);
         let meta = InstanceMeta {
             id: self.config.netns_name(octet),
             octet,
@@ -404,8 +483,8 @@ impl Inner {
             instance_type: instance_type.to_owned(),
             address: self.address(octet),
             hostname: format!("{cluster}-{node_idx}"),
+            spot,
         };
-        let dir = self.instance_dir(octet);
         // Metadata first: from here on `query` sees the instance and `terminate` can undo it.
         write_file(
             &dir.join("meta.json"),
@@ -477,28 +556,46 @@ impl Inner {
             "-f",
             &host_key_arg,
         ];
-        sys::run(&self.tools.ssh_keygen, &args, None).await?;
+        sys::run(&self.tools.ssh_keygen, &args, None)
+            .await
+            .map(drop)
+    }
+
+    /// Starts the instance's init in its namespaces and waits until sshd accepts connections.
+    /// Every boot rewrites `boot.sh` (so instances made by an older version boot the current
+    /// way), re-creates the instance's cgroups and applies the slow-boot fault control of its
+    /// zone.
+    async fn boot(&self, meta: &InstanceMeta, dir: &Path) -> Result<(), LocalError> {
         let boot_script = format!(
             "#!/bin/sh\n\
              # PID 1 of an aloft local-cloud instance (see aloft-provider-local).\n\
-             # $1 = hostname, $2 = the instance's state directory.\n\
+             # $1 = hostname, $2 = the instance's state directory, $3 = seconds to delay sshd by\n\
+             # (the slow-boot fault control).\n\
              set -eu\n\
              hostname \"$1\"\n\
              # Stage the instance's directory first: it may live under /root or /tmp, which the\n\
              # mounts below hide (this mount namespace is private, so the host sees nothing).\n\
              mkdir -p /run/aloft-instance\n\
              mount --bind \"$2\" /run/aloft-instance\n\
+             # `ip netns exec` mounted a fresh /sys, without the host's cgroup mounts: mount the\n\
+             # hierarchies again so the instance can read its own limits.\n\
+             while read -r fstype options target; do\n\
+             \x20 mkdir -p \"$target\" && mount -t \"$fstype\" -o \"$options\" \"$fstype\" \"$target\" \\\n\
+             \x20   || echo \"aloft: could not mount $fstype at $target\" >&2\n\
+             done < /run/aloft-instance/cgroup-mounts\n\
              mount --bind /run/aloft-instance/etc-ssh /etc/ssh\n\
              mount --bind /run/aloft-instance/home /root\n\
              mount --bind /run/aloft-instance/tmp /tmp\n\
+             if [ \"$3\" -gt 0 ]; then\n\
+             \x20 echo \"aloft: slow boot: starting sshd in $3 s\" >&2\n\
+             \x20 sleep \"$3\"\n\
+             fi\n\
              exec '{sshd}' -D -e -f /etc/ssh/sshd_config\n",
             sshd = self.tools.sshd.display()
         );
-        write_file(&dir.join("boot.sh"), boot_script.as_bytes(), 0o755)
-    }
-
-    /// Starts the instance's init in its namespaces and waits until sshd accepts connections.
-    async fn boot(&self, meta: &InstanceMeta, dir: &Path) -> Result<(), LocalError> {
+        write_file(&dir.join("boot.sh"), boot_script.as_bytes(), 0o755)?;
+        let mut limits = self.confine(meta, dir)?;
+        let slow_boot = self.config.slow_boot(&meta.zone);
         let console_path = dir.join("console.log");
         let console = std::fs::OpenOptions::new()
             .create(true)
@@ -514,8 +611,20 @@ impl Inner {
             path: console_path.clone(),
             source,
         })?;
-        let mut command = std::process::Command::new(&self.tools.setsid);
+        // The launcher joins the instance's cgroups on the host, before anything of the
+        // instance exists, so all of it inherits them; inside, `ip netns exec` has mounted a
+        // fresh /sys where the host's cgroup paths don't exist. A failed join leaves the
+        // instance unconfined (checked below), not unbooted.
+        let mut command = std::process::Command::new("/bin/sh");
         command
+            .arg("-c")
+            .arg(
+                "while read -r cgroup; do \
+                   echo $$ > \"$cgroup/cgroup.procs\" || echo \"aloft: could not join cgroup $cgroup\" >&2; \
+                 done < \"$0\"; exec \"$@\"",
+            )
+            .arg(dir.join("cgroups"))
+            .arg(&self.tools.setsid)
             .arg(&self.tools.ip)
             .args(["netns", "exec", &meta.id])
             .arg(&self.tools.unshare)
@@ -530,6 +639,7 @@ impl Inner {
             .arg(dir.join("boot.sh"))
             .arg(&meta.hostname)
             .arg(dir)
+            .arg(slow_boot.to_string())
             .stdin(std::process::Stdio::null())
             .stdout(console)
             .stderr(console_err);
@@ -537,8 +647,8 @@ impl Inner {
             command: format!("setsid ip netns exec {} unshare … boot.sh", meta.id),
             source,
         })?;
-        // setsid and `ip netns exec` exec their successors, so this is the `unshare` launcher,
-        // parent of the instance's PID 1.
+        // sh, setsid and `ip netns exec` exec their successors, so this is the `unshare`
+        // launcher, parent of the instance's PID 1.
         let launcher_pid = child.id();
         write_file(
             &dir.join("launcher.pid"),
@@ -547,7 +657,94 @@ impl Inner {
         )?;
         // Reap the launcher whenever it exits, so no zombie outlives the instance.
         std::thread::spawn(move || child.wait());
-        self.wait_for_sshd(meta, dir, launcher_pid).await
+        self.wait_for_sshd(meta, dir, launcher_pid, slow_boot)
+            .await?;
+        // Enforced only if the init really joined every cgroup (it may not be allowed to).
+        if !limits.cgroups.is_empty() {
+            let joined = limits.cgroups.iter().all(|cgroup| {
+                std::fs::read_to_string(cgroup.join("cgroup.procs"))
+                    .is_ok_and(|pids| !pids.trim().is_empty())
+            });
+            limits.enforced = joined;
+            if !joined {
+                limits.not_enforced_because = Some(format!(
+                    "the instance's launcher could not join its cgroups {:?} (see {})",
+                    limits.cgroups,
+                    dir.join("console.log").display()
+                ));
+            }
+        }
+        if let Some(reason) = &limits.not_enforced_because
+            && !self.warned_unconfined.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "warning: the local cloud runs instances without vCPU and memory limits on this \
+                 host: {reason}"
+            );
+        }
+        write_limits(dir, &limits)
+    }
+
+    /// Where instance cgroups go on this host (found once), or why they can't be made.
+    fn cgroup_places(&self) -> Result<&cgroup::Places, String> {
+        self.cgroup_places
+            .get_or_init(cgroup::Places::find)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Creates the instance's cgroups with its type's limits and records what the launcher
+    /// joins (`cgroups`) and what `boot.sh` mounts to show them inside (`cgroup-mounts`). Where that is impossible, the
+    /// files are empty and the instance boots unconfined; the returned limits say why.
+    fn confine(&self, meta: &InstanceMeta, dir: &Path) -> Result<InstanceLimits, LocalError> {
+        let ty = self.config.instance_type(&meta.instance_type);
+        let outcome = match ty {
+            None => Err(format!(
+                "instance type {} is no longer in the local cloud's configuration",
+                meta.instance_type
+            )),
+            Some(ty) => self.cgroup_places().and_then(|places| {
+                let dirs = places.create(&meta.id, ty.vcpus, ty.memory_gib)?;
+                Ok((dirs, places.mount_lines()))
+            }),
+        };
+        let (cgroups, mounts, reason) = match outcome {
+            Ok((dirs, mounts)) => (dirs, mounts, None),
+            Err(reason) => (Vec::new(), String::new(), Some(reason)),
+        };
+        let mut listed = String::new();
+        for cgroup in &cgroups {
+            let _ = writeln!(listed, "{}", cgroup.display());
+        }
+        write_file(&dir.join("cgroups"), listed.as_bytes(), 0o644)?;
+        write_file(&dir.join("cgroup-mounts"), mounts.as_bytes(), 0o644)?;
+        let limits = InstanceLimits {
+            vcpus: ty.map_or(0, |ty| ty.vcpus),
+            memory_gib: ty.map_or(0, |ty| ty.memory_gib),
+            enforced: false,
+            cgroups,
+            not_enforced_because: reason,
+        };
+        // Recorded before the boot, so a failed boot's cgroups are found and removed.
+        write_limits(dir, &limits)?;
+        Ok(limits)
+    }
+
+    /// The instance's cgroup directories: those its `limits.json` records and those this
+    /// process would make for it (they differ only if the instance was booted by a process in
+    /// another cgroup).
+    fn cgroup_dirs(&self, octet: u8) -> Vec<PathBuf> {
+        let mut dirs = read_limits(&self.instance_dir(octet))
+            .map(|limits| limits.cgroups)
+            .unwrap_or_default();
+        if let Ok(places) = self.cgroup_places() {
+            for dir in places.dirs(&self.config.netns_name(octet)) {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
+        dirs
     }
 
     async fn wait_for_sshd(
@@ -555,6 +752,7 @@ impl Inner {
         meta: &InstanceMeta,
         dir: &Path,
         launcher_pid: u32,
+        slow_boot: u64,
     ) -> Result<(), LocalError> {
         let target = SocketAddr::from((meta.address, 22));
         let timeout = Duration::from_secs(self.config.boot_timeout_secs);
@@ -570,10 +768,19 @@ impl Inner {
                 });
             }
             if started.elapsed() > timeout {
+                let slow_boot_note = if slow_boot > 0 {
+                    format!(
+                        " (the slow-boot fault control delays sshd in zone {} by {slow_boot} s)",
+                        meta.zone
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(LocalError::BootTimeout {
                     instance: meta.id.clone(),
                     address: meta.address,
                     secs: self.config.boot_timeout_secs,
+                    slow_boot_note,
                 });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -635,9 +842,22 @@ impl Inner {
     /// started, so without it the instance is still being created (`Pending`); with it, an
     /// instance whose namespace is gone, or which has no process left, wasn't stopped and isn't
     /// booting, has died (`Terminated`), as has a preempted one.
+    ///
+    /// An instance that ran [`power_off_command`] is `Stopping` or `Terminating` until its last
+    /// process has exited, then `Stopped` or `Terminated` (until [`Inner::reconcile`] turns it
+    /// into a plain stopped instance or removes it).
     fn state_of(&self, meta: &InstanceMeta, dir: &Path) -> InstanceState {
         if dir.join(PREEMPTED).exists() {
             return InstanceState::Terminated;
+        }
+        if let Some(request) = power_off_request(dir) {
+            let going_down = !sys::netns_pids(&meta.id).is_empty();
+            return match (request, going_down) {
+                (PowerOff::Stop, true) => InstanceState::Stopping,
+                (PowerOff::Stop, false) => InstanceState::Stopped,
+                (PowerOff::Terminate, true) => InstanceState::Terminating,
+                (PowerOff::Terminate, false) => InstanceState::Terminated,
+            };
         }
         let launcher_pid = std::fs::read_to_string(dir.join("launcher.pid"))
             .ok()
@@ -773,29 +993,150 @@ impl Inner {
         self.refresh_firewalls(&members, &open_ports).await
     }
 
-    async fn terminate_one(&self, octet: u8) -> Result<(), LocalError> {
+    /// Removes the instance at `.octet` completely, under its lock (so it never races a
+    /// reconciliation or a `terminate` in another process). With `expected`, only if that is
+    /// still the instance there (the address may have been released and taken again while
+    /// this waited for the lock). Done when the instance is already gone.
+    async fn terminate_one(
+        &self,
+        octet: u8,
+        expected: Option<&InstanceMeta>,
+    ) -> Result<(), LocalError> {
+        let Some(_lock) = self.lock_instance(octet, expected).await? else {
+            return Ok(());
+        };
+        self.terminate_locked(octet).await
+    }
+
+    /// Takes the lock of the instance at `.octet`: an exclusive `flock` on
+    /// `<state_dir>/locks/<prefix>-<octet>`, waiting while another process (or task) holds it.
+    /// The lock files live outside the instance directories and are never removed (one per
+    /// address at most), so removing an instance can't race with opening its lock. `None` when
+    /// the instance is gone, or (with `expected`) is no longer that instance; the caller must
+    /// then do nothing.
+    async fn lock_instance(
+        &self,
+        octet: u8,
+        expected: Option<&InstanceMeta>,
+    ) -> Result<Option<std::fs::File>, LocalError> {
+        let locks = self.config.state_dir.join("locks");
+        create_dir_all(&locks)?;
+        let path = locks.join(self.config.netns_name(octet));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| LocalError::Fs {
+                action: "opening",
+                path: path.clone(),
+                source,
+            })?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(LocalError::Fs {
+                        action: "locking",
+                        path,
+                        source,
+                    });
+                }
+            }
+        }
+        // Look again: the previous holder may have removed the instance.
+        let dir = self.instance_dir(octet);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        if let Some(expected) = expected {
+            let current: Option<InstanceMeta> = std::fs::read(dir.join("meta.json"))
+                .ok()
+                .and_then(|json| serde_json::from_slice(&json).ok());
+            let same = current.is_some_and(|current| {
+                current.cluster == expected.cluster && current.node_idx == expected.node_idx
+            });
+            if !same {
+                return Ok(None);
+            }
+        }
+        Ok(Some(file))
+    }
+
+    /// [`Inner::terminate_one`] for a caller holding the instance's lock.
+    async fn terminate_locked(&self, octet: u8) -> Result<(), LocalError> {
         let netns = self.config.netns_name(octet);
         let veth = self.config.veth_name(octet);
         sys::kill_netns_processes(&self.tools.kill, &netns).await?;
+        cgroup::remove(&self.tools.kill, &self.cgroup_dirs(octet)).await?;
         // Delete the veth explicitly: `ip netns del` would remove it asynchronously, and the
-        // name may be reused right away.
-        if sys::link_exists(&veth) {
-            sys::run(&self.tools.ip, &["link", "del", &veth], None).await?;
+        // name may be reused right away. A failure is fine if the link is gone anyway.
+        if sys::link_exists(&veth)
+            && let Err(err) = sys::run(&self.tools.ip, &["link", "del", &veth], None).await
+            && sys::link_exists(&veth)
+        {
+            return Err(err);
         }
-        if sys::netns_exists(&netns) {
-            sys::run(&self.tools.ip, &["netns", "del", &netns], None).await?;
+        if sys::netns_exists(&netns)
+            && let Err(err) = sys::run(&self.tools.ip, &["netns", "del", &netns], None).await
+            && sys::netns_exists(&netns)
+        {
+            return Err(err);
         }
         // Last: releasing the directory releases the address.
         remove_dir_all(&self.instance_dir(octet))
     }
 
-    async fn stop_one(&self, meta: &InstanceMeta, dir: &Path) -> Result<(), LocalError> {
-        if dir.join(PREEMPTED).exists() {
-            return Ok(());
+    /// Carries out what [`power_off_command`] asked for once the instance has gone down: a
+    /// stopped instance becomes an ordinary stopped one (as after `stop`: disk kept, network
+    /// cut, `start` brings it back), a terminated one is removed completely. Returns whether the
+    /// instance still exists. Idempotent, and safe against other processes doing the same at
+    /// once: the work happens under the instance's lock, after looking again.
+    async fn reconcile(&self, meta: &InstanceMeta, dir: &Path) -> Result<bool, LocalError> {
+        if power_off_request(dir).is_none() || !sys::netns_pids(&meta.id).is_empty() {
+            return Ok(true);
         }
+        let Some(_lock) = self.lock_instance(meta.octet, Some(meta)).await? else {
+            return Ok(false);
+        };
+        if !sys::netns_pids(&meta.id).is_empty() {
+            return Ok(true);
+        }
+        match power_off_request(dir) {
+            None => Ok(true),
+            Some(PowerOff::Stop) => {
+                self.mark_stopped(meta, dir).await?;
+                remove_file(&dir.join(POWER_OFF))?;
+                Ok(true)
+            }
+            Some(PowerOff::Terminate) => {
+                self.terminate_locked(meta.octet).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Before `stop` or `start`: lets an instance that is powering itself off finish (for up to
+    /// [`POWER_OFF_GRACE`]), then reconciles it. Returns whether the instance still exists.
+    async fn settle_power_off(&self, meta: &InstanceMeta, dir: &Path) -> Result<bool, LocalError> {
+        if power_off_request(dir).is_none() {
+            return Ok(true);
+        }
+        let deadline = Instant::now() + POWER_OFF_GRACE;
+        while !sys::netns_pids(&meta.id).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Still running after the grace period: `stop` kills it, `start` keeps it.
+        self.reconcile(meta, dir).await
+    }
+
+    /// Records the instance as stopped and cuts its network: while stopped, clients see
+    /// timeouts (as with a stopped VM), not refusals.
+    async fn mark_stopped(&self, meta: &InstanceMeta, dir: &Path) -> Result<(), LocalError> {
         write_file(&dir.join(STOPPED), b"", 0o644)?;
-        sys::kill_netns_processes(&self.tools.kill, &meta.id).await?;
-        // While stopped, clients see timeouts (as with a stopped VM), not refusals.
         let veth = self.config.veth_name(meta.octet);
         if sys::link_exists(&veth) {
             sys::run(&self.tools.ip, &["link", "set", &veth, "down"], None).await?;
@@ -803,9 +1144,24 @@ impl Inner {
         Ok(())
     }
 
+    async fn stop_one(&self, meta: &InstanceMeta, dir: &Path) -> Result<(), LocalError> {
+        if dir.join(PREEMPTED).exists() || !self.settle_power_off(meta, dir).await? {
+            return Ok(());
+        }
+        write_file(&dir.join(STOPPED), b"", 0o644)?;
+        sys::kill_netns_processes(&self.tools.kill, &meta.id).await?;
+        self.mark_stopped(meta, dir).await?;
+        // A power-off that outlived its grace period is overtaken by this stop.
+        remove_file(&dir.join(POWER_OFF))
+    }
+
     async fn start_one(&self, meta: &InstanceMeta, dir: &Path) -> Result<(), LocalError> {
-        // A preempted instance is gone: `start` leaves it terminated.
-        if dir.join(PREEMPTED).exists() || self.state_of(meta, dir) == InstanceState::Running {
+        // A preempted instance is gone: `start` leaves it terminated; so does a powered-off
+        // one that asked to be terminated.
+        if dir.join(PREEMPTED).exists() || !self.settle_power_off(meta, dir).await? {
+            return Ok(());
+        }
+        if self.state_of(meta, dir) == InstanceState::Running {
             return Ok(());
         }
         let veth = self.config.veth_name(meta.octet);
@@ -864,6 +1220,71 @@ const STOPPED: &str = "stopped";
 /// Marker file in an instance directory: preempted, gone for good (the disk waits for
 /// `terminate`).
 const PREEMPTED: &str = "preempted";
+/// Marker file in an instance directory, written from inside by [`power_off_command`]: `stop`
+/// or `terminate`.
+const POWER_OFF: &str = "power-off";
+/// How long `stop` and `start` wait for an instance that is powering itself off.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(5);
+
+/// Where an instance's own state directory is mounted inside it.
+const INSTANCE_DIR_INSIDE: &str = "/run/aloft-instance";
+
+/// What an instance asked for with [`power_off_command`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PowerOff {
+    Stop,
+    Terminate,
+}
+
+/// The instance's power-off request, if it made one.
+fn power_off_request(dir: &Path) -> Option<PowerOff> {
+    let text = std::fs::read_to_string(dir.join(POWER_OFF)).ok()?;
+    // Anything but an explicit `terminate` keeps the disk: the safer reading.
+    Some(if text.trim() == "terminate" {
+        PowerOff::Terminate
+    } else {
+        PowerOff::Stop
+    })
+}
+
+/// A shell snippet that powers off the local-cloud instance it runs in, like `poweroff` in a
+/// VM: run it as root inside an instance (e.g. over SSH, by an agent implementing autostop).
+/// It records the request (`stop`, or `terminate` when `terminate` is true) in the instance's
+/// own state directory (`/run/aloft-instance/power-off` inside, written atomically), then ends
+/// the instance by sending SIGTERM to its PID 1 (its sshd, which exits on SIGTERM; when a PID
+/// namespace's init exits, the kernel kills everything else in it).
+///
+/// The signal is sent by a detached process 0.2 s after the snippet returns, so the command
+/// itself exits 0 and the SSH session closes normally instead of being cut mid-command; then
+/// every connection to the instance drops. Outside an instance (no `/run/aloft-instance`) it
+/// fails with a message and changes nothing.
+///
+/// The host side notices on the next `query`, `stop` or `start` (there is no daemon watching):
+/// until the instance is down it reports `Stopping`/`Terminating`, then a stopped instance is
+/// `Stopped` exactly as after `Provider::stop` (disk kept; `start` boots it again) and a
+/// terminated one is removed completely (namespace, veth, cgroups, state directory) and no
+/// longer listed.
+pub fn power_off_command(terminate: bool) -> String {
+    let request = if terminate { "terminate" } else { "stop" };
+    let dir = INSTANCE_DIR_INSIDE;
+    format!(
+        "if [ -d {dir} ] && [ -f {dir}/meta.json ]; then \
+         printf '%s\\n' {request} > {dir}/{POWER_OFF}.new && \
+         mv -f {dir}/{POWER_OFF}.new {dir}/{POWER_OFF} && \
+         {{ setsid sh -c 'sleep 0.2; kill -TERM 1' </dev/null >/dev/null 2>&1 & }}; \
+         else echo 'not inside an aloft local-cloud instance ({dir} is missing)' >&2; false; fi"
+    )
+}
+
+fn write_limits(dir: &Path, limits: &InstanceLimits) -> Result<(), LocalError> {
+    let json = serde_json::to_vec_pretty(limits).expect("plain data");
+    write_file(&dir.join("limits.json"), &json, 0o644)
+}
+
+fn read_limits(dir: &Path) -> Option<InstanceLimits> {
+    let json = std::fs::read(dir.join("limits.json")).ok()?;
+    serde_json::from_slice(&json).ok()
+}
 
 /// sshd's configuration inside every instance; `/etc/ssh` there is the instance's own.
 const SSHD_CONFIG: &str = "\
@@ -939,6 +1360,46 @@ impl LocalCloud {
         Ok(())
     }
 
+    /// The resource limits of node `node_idx` of `cluster` as of its last boot: its type's
+    /// vCPUs and memory, whether the host enforces them with cgroups, its cgroup directories,
+    /// and why not when it doesn't. Before the first boot, nothing is enforced yet.
+    pub async fn limits(
+        &self,
+        cluster: &ClusterName,
+        node_idx: u32,
+    ) -> Result<InstanceLimits, ProvisionError> {
+        let operation = Operation::Query;
+        let found = self
+            .inner
+            .node(cluster, node_idx)
+            .map_err(|err| err.during(operation))?;
+        let (meta, dir) = &found[0];
+        Ok(read_limits(dir).unwrap_or_else(|| {
+            let ty = self.inner.config.instance_type(&meta.instance_type);
+            InstanceLimits {
+                vcpus: ty.map_or(0, |ty| ty.vcpus),
+                memory_gib: ty.map_or(0, |ty| ty.memory_gib),
+                enforced: false,
+                cgroups: Vec::new(),
+                not_enforced_because: Some("the instance has not booted yet".to_owned()),
+            }
+        }))
+    }
+
+    /// Whether node `node_idx` of `cluster` was launched as spot (`CreateRequest::use_spot`);
+    /// `InstanceInfo` has no field for it.
+    pub async fn is_spot(
+        &self,
+        cluster: &ClusterName,
+        node_idx: u32,
+    ) -> Result<bool, ProvisionError> {
+        let found = self
+            .inner
+            .node(cluster, node_idx)
+            .map_err(|err| err.during(Operation::Query))?;
+        Ok(found[0].0.spot)
+    }
+
     /// Cuts node `node_idx` of `cluster` off the network (`isolated = true`) or reconnects it
     /// (`false`), without touching its processes. While isolated, every packet in or out is
     /// dropped, except on the instance's loopback: the host, the other nodes and the instance
@@ -1005,11 +1466,17 @@ impl Provider for LocalCloud {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            spot: false,
+            spot: true,
             stop_start: true,
             multi_node: true,
             open_ports: true,
         }
+    }
+
+    /// [`power_off_command`]: the instance records the request and ends its PID 1; the next
+    /// `query` reconciles it into stopped or removed.
+    fn power_off_command(&self, terminate: bool) -> Option<String> {
+        Some(power_off_command(terminate))
     }
 
     async fn bootstrap(&self, region: &str) -> Result<(), ProvisionError> {
@@ -1030,9 +1497,6 @@ impl Provider for LocalCloud {
         inner
             .check_region(&request.region)
             .map_err(|err| err.during(operation))?;
-        if request.use_spot {
-            return Err(LocalError::NoSpot.during(operation));
-        }
         inner
             .bootstrap()
             .await
@@ -1045,7 +1509,7 @@ impl Provider for LocalCloud {
             let known = inner.config.zones.join(", ");
             return Err(LocalError::UnknownZone { zone, known }.during(operation));
         }
-        if inner.config.instance_type(&request.instance_type).is_none() {
+        let Some(instance_type) = inner.config.instance_type(&request.instance_type) else {
             let known: Vec<&str> = inner
                 .config
                 .instance_types
@@ -1055,6 +1519,12 @@ impl Provider for LocalCloud {
             return Err(LocalError::UnknownInstanceType {
                 name: request.instance_type.clone(),
                 known: known.join(", "),
+            }
+            .during(operation));
+        };
+        if request.use_spot && instance_type.spot_price.is_none() {
+            return Err(LocalError::NoSpot {
+                instance_type: instance_type.name.clone(),
             }
             .during(operation));
         }
@@ -1078,10 +1548,11 @@ impl Provider for LocalCloud {
             let zone = zone.clone();
             let instance_type = request.instance_type.clone();
             let open_ports = open_ports.clone();
+            let spot = request.use_spot;
             tasks.spawn(async move {
                 cloud
                     .inner
-                    .create_one(&cluster, node_idx, &zone, &instance_type, &open_ports)
+                    .create_one(&cluster, node_idx, &zone, &instance_type, spot, &open_ports)
                     .await
             });
         }
@@ -1114,11 +1585,25 @@ impl Provider for LocalCloud {
         let listed = inner
             .list(Some(cluster))
             .map_err(|err| err.during(operation))?;
-        listed
-            .iter()
-            .map(|(meta, dir)| inner.info(meta, inner.state_of(meta, dir)))
-            .collect::<Result<_, _>>()
-            .map_err(|err| err.during(operation))
+        let mut instances = Vec::with_capacity(listed.len());
+        for (meta, dir) in &listed {
+            // An instance that powered itself off is stopped or removed now.
+            let exists = inner
+                .reconcile(meta, dir)
+                .await
+                .map_err(|err| err.during(operation))?;
+            let state = inner.state_of(meta, dir);
+            // Removed meanwhile (by another process's reconciliation or terminate).
+            if !exists || !dir.join("meta.json").exists() {
+                continue;
+            }
+            instances.push(
+                inner
+                    .info(meta, state)
+                    .map_err(|err| err.during(operation))?,
+            );
+        }
+        Ok(instances)
     }
 
     async fn stop(&self, region: &str, cluster: &ClusterName) -> Result<(), ProvisionError> {
@@ -1169,7 +1654,7 @@ impl Provider for LocalCloud {
             .list(Some(cluster))
             .map_err(|err| err.during(operation))?;
         self.on_each(listed, |inner, meta, _dir| async move {
-            inner.terminate_one(meta.octet).await
+            inner.terminate_one(meta.octet, Some(&meta)).await
         })
         .await
         .map_err(|err| err.during(operation))?;
@@ -1228,6 +1713,8 @@ pub fn preflight() -> Result<(), ProvisionError> {
 pub struct CleanupReport {
     pub namespaces: usize,
     pub links: usize,
+    /// Instance cgroup directories removed.
+    pub cgroups: usize,
     pub bridge: bool,
     pub state_dir: bool,
 }
@@ -1267,6 +1754,22 @@ async fn cleanup_inner(config: &LocalConfig) -> Result<CleanupReport, LocalError
             report.namespaces += 1;
         }
     }
+    // cgroups: those recorded by the instances (made by any process), and those named like
+    // this configuration's instances under this process's own cgroups.
+    let mut cgroups = cgroup::leftovers(prefix);
+    for dir in sys::list_dir_names(&config.state_dir.join("instances").to_string_lossy()) {
+        if let Some(limits) = read_limits(&config.state_dir.join("instances").join(dir)) {
+            cgroups.extend(limits.cgroups);
+        }
+    }
+    cgroups.sort();
+    cgroups.dedup();
+    for dir in &cgroups {
+        if dir.exists() {
+            report.cgroups += 1;
+        }
+    }
+    cgroup::remove(&tools.kill, &cgroups).await?;
     for link in sys::list_dir_names("/sys/class/net") {
         if instance_octet(prefix, &link, 'v').is_some() {
             sys::run(&tools.ip, &["link", "del", &link], None).await?;

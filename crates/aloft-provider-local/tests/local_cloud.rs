@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aloft_provider_local::{LocalCloud, LocalConfig, cleanup, preflight};
+use aloft_provider_local::{
+    InstanceLimits, LocalCloud, LocalConfig, cleanup, power_off_command, preflight,
+};
 use aloft_provision::{
     ClusterName, ClusterState, CreateRequest, InstanceInfo, InstanceState, PortRange, Provider,
     ProvisionError,
@@ -55,11 +57,11 @@ where
 }
 
 /// A configuration no other run on this machine uses: prefix, bridge and subnet from the PID
-/// and `tag` (one per test in this binary, below 4).
+/// and `tag` (one per test in this binary, below 8).
 fn unique_config(tag: u32) -> LocalConfig {
     let pid = std::process::id();
     let prefix = format!("t{}{tag}", base36(pid));
-    let slot = (pid % 16_384) * 4 + tag;
+    let slot = (pid % 8_192) * 8 + tag;
     LocalConfig {
         bridge: format!("{prefix}br"),
         subnet: format!("10.{}.{}.0/24", slot >> 8, slot & 0xff),
@@ -451,8 +453,13 @@ async fn cleanup_removes_what_a_crashed_run_left() {
     assert_gone(&run, &single[0]);
 
     // The "crash": nothing is terminated, only the configuration survives.
+    let limits = run.cloud.limits(&cluster, 0).await.unwrap();
     let report = cleanup(&run.config).await.unwrap();
     assert_eq!(report.namespaces, 1);
+    assert_eq!(report.cgroups, limits.cgroups.len(), "{limits:?}");
+    for cgroup in &limits.cgroups {
+        assert!(!cgroup.exists(), "cgroup {} left", cgroup.display());
+    }
     assert!(report.bridge && report.state_dir);
     for instance in &instances {
         assert_gone(&run, instance);
@@ -627,4 +634,387 @@ async fn a_partitioned_instance_times_out_and_comes_back_unchanged() {
     for instance in &instances {
         assert_gone(&run, instance);
     }
+}
+
+/// Asserts that none of the cgroups the instance had is left.
+fn assert_cgroups_gone(limits: &InstanceLimits) {
+    for cgroup in &limits.cgroups {
+        assert!(!cgroup.exists(), "cgroup {} left", cgroup.display());
+    }
+}
+
+/// Every name this run's cloud has on the host: network namespaces, links, instance
+/// directories. Empty when nothing is left of its instances (the bridge aside).
+fn leftovers(run: &Run) -> Vec<String> {
+    let prefix = &run.config.name_prefix;
+    let mut names = Vec::new();
+    for dir in ["/run/netns", "/sys/class/net"] {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{prefix}-")) || name.starts_with(&format!("{prefix}v")) {
+                names.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(run.config.state_dir.join("instances")) {
+        names.extend(
+            entries
+                .flatten()
+                .map(|entry| entry.path().display().to_string()),
+        );
+    }
+    names
+}
+
+#[tokio::test]
+async fn instances_are_confined_to_their_types_size() {
+    let Some(mut run) = setup(4) else { return };
+    // A 1 GiB type, so the memory limit can be shown to bite without using much of the host.
+    let mut tiny = run.config.instance_types[0].clone();
+    tiny.name = "local.tiny".into();
+    tiny.vcpus = 1;
+    tiny.memory_gib = 1;
+    run.config.instance_types.push(tiny);
+    run.cloud = LocalCloud::new(run.config.clone()).unwrap();
+    let cloud = &run.cloud;
+    let cluster = ClusterName::new("box").unwrap();
+    let small = &cloud.create_instances(&request(&cluster, 1)).await.unwrap()[0];
+    let limits = cloud.limits(&cluster, 0).await.unwrap();
+    assert_eq!((limits.vcpus, limits.memory_gib), (2, 4));
+    if !limits.enforced {
+        // Only a host without usable cgroups gets here; say why, loudly.
+        let reason = limits.not_enforced_because.as_deref().unwrap_or("?");
+        assert!(limits.cgroups.is_empty(), "{limits:?}");
+        let in_ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false");
+        assert!(!in_ci, "instance limits are not enforced in CI: {reason}");
+        eprintln!("skipping the cgroup checks: this host can't confine instances: {reason}");
+        return;
+    }
+    assert!(limits.not_enforced_because.is_none(), "{limits:?}");
+
+    // Inside, the login shell's cgroups are the instance's, and the limits read back.
+    let own = ssh_ok(&run, small, "cat /proc/self/cgroup");
+    let path_of = |controller: &str| {
+        own.lines().find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_owned())
+        })
+    };
+    let read = |file: String| ssh_ok(&run, small, &format!("cat {file}"));
+    match (path_of("memory"), path_of("cpu")) {
+        // cgroup v1: one hierarchy each.
+        (Some(memory), Some(cpu)) => {
+            for path in [&memory, &cpu] {
+                assert!(path.ends_with(&format!("/{}", small.id)), "{own}");
+            }
+            let memory_dir = format!("/sys/fs/cgroup/memory{memory}");
+            let cpu_dir = format!("/sys/fs/cgroup/cpu{cpu}");
+            assert_eq!(
+                read(format!("{memory_dir}/memory.limit_in_bytes")),
+                "4294967296"
+            );
+            assert_eq!(read(format!("{cpu_dir}/cpu.cfs_quota_us")), "200000");
+            assert_eq!(read(format!("{cpu_dir}/cpu.cfs_period_us")), "100000");
+        }
+        // cgroup v2: `0::/path`.
+        _ => {
+            let path = own
+                .lines()
+                .find_map(|line| line.strip_prefix("0::"))
+                .unwrap_or_else(|| panic!("no cgroup in {own}"));
+            assert!(path.ends_with(&format!("/{}", small.id)), "{own}");
+            let dir = format!("/sys/fs/cgroup{path}");
+            assert_eq!(read(format!("{dir}/memory.max")), "4294967296");
+            assert_eq!(read(format!("{dir}/cpu.max")), "200000 100000");
+        }
+    }
+    // The host agrees: the instance's processes are in its cgroups.
+    let sleeper = ssh_ok(&run, small, "sleep 30 >/dev/null 2>&1 & echo $!");
+    assert!(!sleeper.is_empty());
+    for cgroup in &limits.cgroups {
+        let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap();
+        assert!(procs.lines().count() >= 2, "{}: {procs}", cgroup.display());
+    }
+
+    // The limit bites: `tail -n 1` holds one endless line in memory, so 1.5 GiB of zeros needs more
+    // than local.tiny's 1 GiB and the kernel kills it (SIGKILL: status 137).
+    let tiny_cluster = ClusterName::new("tiny").unwrap();
+    let tiny_request = CreateRequest {
+        instance_type: "local.tiny".into(),
+        ..request(&tiny_cluster, 1)
+    };
+    let tiny = &cloud.create_instances(&tiny_request).await.unwrap()[0];
+    let status = ssh_ok(
+        &run,
+        tiny,
+        "head -c 1536M /dev/zero | tail -n 1 >/dev/null; echo $?",
+    );
+    assert_eq!(status, "137", "tail must be killed at the 1 GiB limit");
+    let fits = ssh_ok(&run, tiny, "head -c 256M /dev/zero | tail -n 1 | wc -c");
+    assert_eq!(fits, "268435456", "256 MiB fits");
+
+    // Stop and start keep the confinement; terminate removes the cgroups.
+    cloud.stop(REGION, &cluster).await.unwrap();
+    let restarted = &cloud.start(REGION, &cluster).await.unwrap()[0];
+    assert_eq!(ssh_ok(&run, restarted, "cat /proc/self/cgroup"), own);
+    assert_eq!(cloud.limits(&cluster, 0).await.unwrap(), limits);
+    cloud.terminate(REGION, &cluster).await.unwrap();
+    cloud.terminate(REGION, &tiny_cluster).await.unwrap();
+    assert_gone(&run, small);
+    assert_cgroups_gone(&limits);
+}
+
+#[tokio::test]
+async fn a_slow_boot_takes_its_time_and_one_past_the_timeout_fails_cleanly() {
+    let Some(mut run) = setup(5) else { return };
+    run.config.slow_boot_secs = 2;
+    run.config.boot_timeout_secs = 4;
+    run.config.slow_boot_zones.insert("local-b".to_owned(), 60);
+    run.cloud = LocalCloud::new(run.config.clone()).unwrap();
+    let cloud = &run.cloud;
+
+    let slow = ClusterName::new("slow").unwrap();
+    let started = Instant::now();
+    let instances = cloud.create_instances(&request(&slow, 1)).await.unwrap();
+    let took = started.elapsed();
+    eprintln!("create 1 instance with a 2 s slow boot: {took:?}");
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert_eq!(instances[0].state, InstanceState::Running);
+    assert_eq!(instances[0].zone, "local-a");
+    assert_eq!(ssh_ok(&run, &instances[0], "hostname"), "slow-0");
+    let before = leftovers(&run);
+
+    let stuck = ClusterName::new("stuck").unwrap();
+    let started = Instant::now();
+    let err = cloud
+        .create_instances(&CreateRequest {
+            zone: Some("local-b".into()),
+            ..request(&stuck, 2)
+        })
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, ProvisionError::Transient { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("within 4 s") && message.contains("slow-boot"),
+        "{message}"
+    );
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(20),
+        "gave up after {took:?}"
+    );
+    // Nothing of the failed instances is left: no namespace, veth, directory or cgroup.
+    assert!(cloud.query(REGION, &stuck).await.unwrap().is_empty());
+    assert_eq!(leftovers(&run), before);
+    let own_cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for line in own_cgroups.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("/");
+        for base in [
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/cpu",
+            "/sys/fs/cgroup",
+        ] {
+            let dir = Path::new(&format!("{base}{path}")).to_owned();
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let ours = name.starts_with(&format!("{}-", run.config.name_prefix));
+                assert!(
+                    !ours || name == instances[0].id,
+                    "cgroup {} left",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+    cloud.terminate(REGION, &slow).await.unwrap();
+    assert_gone(&run, &instances[0]);
+}
+
+#[tokio::test]
+async fn spot_instances_are_recorded_and_unpriced_types_refused() {
+    let Some(mut run) = setup(6) else { return };
+    let mut unpriced = run.config.instance_types[0].clone();
+    unpriced.name = "local.nospot".into();
+    unpriced.spot_price = None;
+    run.config.instance_types.push(unpriced);
+    run.cloud = LocalCloud::new(run.config.clone()).unwrap();
+    let cloud: &dyn Provider = &run.cloud;
+    assert!(cloud.capabilities().spot);
+
+    let cluster = ClusterName::new("cheap").unwrap();
+    let spot_request = CreateRequest {
+        use_spot: true,
+        ..request(&cluster, 1)
+    };
+    let instances = cloud.create_instances(&spot_request).await.unwrap();
+    assert_eq!(instances[0].state, InstanceState::Running);
+    assert!(run.cloud.is_spot(&cluster, 0).await.unwrap());
+    let meta = run
+        .config
+        .state_dir
+        .join("instances")
+        .join(&instances[0].id)
+        .join("meta.json");
+    let meta = std::fs::read_to_string(meta).unwrap();
+    assert!(meta.contains(r#""spot": true"#), "{meta}");
+    // Spot instances are preempted like any other.
+    run.cloud.preempt(&cluster, 0).await.unwrap();
+    let queried = cloud.query(REGION, &cluster).await.unwrap();
+    assert_eq!(queried[0].state, InstanceState::Terminated);
+
+    let on_demand = ClusterName::new("dear").unwrap();
+    cloud
+        .create_instances(&request(&on_demand, 1))
+        .await
+        .unwrap();
+    assert!(!run.cloud.is_spot(&on_demand, 0).await.unwrap());
+
+    let refused = ClusterName::new("refused").unwrap();
+    let err = cloud
+        .create_instances(&CreateRequest {
+            instance_type: "local.nospot".into(),
+            use_spot: true,
+            ..request(&refused, 1)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProvisionError::InvalidRequest { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("local.nospot"), "{err}");
+    assert!(cloud.query(REGION, &refused).await.unwrap().is_empty());
+
+    for cluster in [&cluster, &on_demand] {
+        cloud.terminate(REGION, cluster).await.unwrap();
+    }
+    assert_gone(&run, &instances[0]);
+}
+
+/// Polls `query` until every instance is in `state` (or the cluster is empty, for `None`),
+/// within a bounded wait.
+async fn query_until(
+    cloud: &LocalCloud,
+    cluster: &ClusterName,
+    state: Option<InstanceState>,
+) -> Vec<InstanceInfo> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let queried = cloud.query(REGION, cluster).await.unwrap();
+        let done = match state {
+            Some(state) => queried.iter().all(|i| i.state == state),
+            None => queried.is_empty(),
+        };
+        if done {
+            return queried;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {:?} after 10 s",
+            states(&queried)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_instance_can_power_itself_off_and_start_again_or_vanish() {
+    let Some(run) = setup(7) else { return };
+    let cloud = &run.cloud;
+    let cluster = ClusterName::new("auto").unwrap();
+    let instances = cloud.create_instances(&request(&cluster, 2)).await.unwrap();
+    let (a, b) = (&instances[0], &instances[1]);
+    let limits = [
+        cloud.limits(&cluster, 0).await.unwrap(),
+        cloud.limits(&cluster, 1).await.unwrap(),
+    ];
+    ssh_ok(&run, a, "echo kept > ~/disk");
+    // PID 1 is the instance's sshd, which exits on SIGTERM.
+    assert_eq!(ssh_ok(&run, a, "cat /proc/1/comm"), "sshd");
+
+    // Run outside an instance, the command fails and touches nothing.
+    let outside = Command::new("sh")
+        .args(["-c", &power_off_command(false)])
+        .output()
+        .unwrap();
+    assert!(!outside.status.success());
+    assert!(
+        String::from_utf8_lossy(&outside.stderr).contains("not inside an aloft"),
+        "{outside:?}"
+    );
+
+    // The provider hands out the same command (the agent gets it from there).
+    let provider: &dyn Provider = cloud;
+    assert_eq!(
+        provider.power_off_command(true),
+        Some(power_off_command(true))
+    );
+
+    // The command returns promptly and cleanly; the instance then goes down.
+    for instance in [a, b] {
+        let started = Instant::now();
+        ssh_ok(&run, instance, &power_off_command(false));
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "ssh hung for {took:?}");
+    }
+    let stopped = query_until(cloud, &cluster, Some(InstanceState::Stopped)).await;
+    assert_eq!(states(&stopped).len(), 2);
+    for instance in [a, b] {
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &instance.id])
+            .output()
+            .unwrap();
+        assert!(pids.stdout.is_empty(), "processes left in {}", instance.id);
+        connect_22(instance).expect_err("a stopped instance must not accept");
+    }
+    // Stopped like after `stop`: the same states, and `start` brings back the same disk.
+    assert_eq!(ClusterState::of(&stopped), ClusterState::Stopped);
+    let restarted = cloud.start(REGION, &cluster).await.unwrap();
+    assert_eq!(restarted, instances, "same IDs, addresses and host keys");
+    assert_eq!(ssh_ok(&run, a, "cat ~/disk"), "kept");
+
+    // Terminate: two "aloft processes" (two clouds on one configuration) query at once while
+    // the instances go away; both succeed and nothing is left.
+    for instance in [a, b] {
+        ssh_ok(&run, instance, &power_off_command(true));
+    }
+    let other = LocalCloud::new(run.config.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (mine, theirs) =
+            tokio::join!(cloud.query(REGION, &cluster), other.query(REGION, &cluster));
+        let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
+        for instance in mine.iter().chain(&theirs) {
+            assert!(
+                matches!(
+                    instance.state,
+                    InstanceState::Running | InstanceState::Terminating
+                ),
+                "{:?}",
+                instance.state
+            );
+        }
+        if mine.is_empty() && theirs.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {:?}", states(&mine));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for instance in [a, b] {
+        assert_gone(&run, instance);
+    }
+    for limits in &limits {
+        assert_cgroups_gone(limits);
+    }
+    // Idempotent afterwards.
+    assert!(query_until(cloud, &cluster, None).await.is_empty());
+    cloud.terminate(REGION, &cluster).await.unwrap();
 }
