@@ -28,8 +28,9 @@ pub(crate) fn aloft_home() -> PathBuf {
 }
 
 /// The local cloud's layout and offers: the defaults, then `$ALOFT_HOME/local.yaml` if there
-/// is one (any field of `LocalConfig`), then `ALOFT_LOCAL_PREFIX`, `_BRIDGE`, `_SUBNET` and
-/// `_FULL_ZONES`, so that two runs on one machine (tests, say) never share a bridge or a subnet.
+/// is one (any field of `LocalConfig`), then `ALOFT_LOCAL_PREFIX`, `_BRIDGE`, `_SUBNET` (so that
+/// two runs on one machine, tests say, never share a bridge or a subnet), and the fault controls
+/// `_FULL_ZONES` and `_SLOW_BOOT`.
 fn local_config(home: &Path) -> Result<LocalConfig> {
     let file = home.join("local.yaml");
     let mut config = match std::fs::read_to_string(&file) {
@@ -48,6 +49,12 @@ fn local_config(home: &Path) -> Result<LocalConfig> {
             .filter(|z| !z.is_empty())
             .map(str::to_owned)
             .collect();
+    }
+    // A fault control: every instance boots this many seconds late.
+    if let Ok(seconds) = std::env::var("ALOFT_LOCAL_SLOW_BOOT") {
+        config.slow_boot_secs = seconds.trim().parse().map_err(|_| {
+            anyhow::anyhow!("ALOFT_LOCAL_SLOW_BOOT=`{seconds}`: expected whole seconds")
+        })?;
     }
     if let Ok(prefix) = std::env::var("ALOFT_LOCAL_PREFIX") {
         config.name_prefix = prefix;
@@ -877,28 +884,58 @@ pub enum LocalCommand {
     },
 }
 
-pub fn local(command: LocalCommand) -> Result<ExitCode> {
+#[derive(Debug, clap::Args)]
+pub struct LocalArgs {
+    #[command(subcommand)]
+    pub command: LocalCommand,
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_enum,
+        default_value = "table",
+        global = true
+    )]
+    pub output: OutputFormat,
+}
+
+/// Prints what a `local` command did: a line for people, or a JSON document.
+fn report(output: OutputFormat, text: &str, json: serde_json::Value) -> Result<ExitCode> {
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&json)?),
+        OutputFormat::Table => say(text),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn local(args: LocalArgs) -> Result<ExitCode> {
+    let (command, output) = (args.command, args.output);
     let home = aloft_home();
     match command {
         LocalCommand::Cleanup => runtime()?.block_on(async move {
             aloft_provider_local::preflight()?;
-            let report = aloft_provider_local::cleanup(&local_config(&home)?).await?;
+            let removed = aloft_provider_local::cleanup(&local_config(&home)?).await?;
             let store = open_store(&home).await?;
             for cluster in store.cluster_list().await? {
                 if cluster.cloud == "local" {
                     store.cluster_delete(&cluster.name).await?;
                 }
             }
-            say(&format!("Removed: {report:?}"));
-            Ok(ExitCode::SUCCESS)
+            report(
+                output,
+                &format!("Removed: {removed:?}"),
+                serde_json::json!({"removed": format!("{removed:?}")}),
+            )
         }),
         LocalCommand::Preempt { cluster, node } => runtime()?.block_on(async move {
             let provider = local_provider(&home)?;
             let name = ClusterName::new(cluster.clone())
                 .map_err(|err| anyhow::anyhow!("`{cluster}`: {err}"))?;
             provider.preempt(&name, node).await?;
-            say(&format!("Preempted node {node} of `{cluster}`."));
-            Ok(ExitCode::SUCCESS)
+            report(
+                output,
+                &format!("Preempted node {node} of `{cluster}`."),
+                serde_json::json!({"cluster": cluster, "node": node, "preempted": true}),
+            )
         }),
         LocalCommand::Partition {
             cluster,
@@ -910,8 +947,11 @@ pub fn local(command: LocalCommand) -> Result<ExitCode> {
                 .map_err(|err| anyhow::anyhow!("`{cluster}`: {err}"))?;
             provider.partition(&name, node, !restore).await?;
             let what = if restore { "Reconnected" } else { "Cut off" };
-            say(&format!("{what} node {node} of `{cluster}`."));
-            Ok(ExitCode::SUCCESS)
+            report(
+                output,
+                &format!("{what} node {node} of `{cluster}`."),
+                serde_json::json!({"cluster": cluster, "node": node, "partitioned": !restore}),
+            )
         }),
     }
 }

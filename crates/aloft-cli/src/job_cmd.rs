@@ -260,6 +260,10 @@ pub struct LogsArgs {
     /// Keep streaming until the job ends.
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// `json`: one JSON object per line (`{"event": "line", "rank", "stream", "line"}`), the
+    /// last one the job's state (`{"event": "end", "state", "exit_codes"}`).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
 }
 
 /// `aloft logs [-f] CLUSTER [JOB]`: a job's output, node by node: from the cluster's agent
@@ -277,6 +281,18 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode> {
                 return local_copy(&home, &args.cluster, args.job, &err);
             }
         };
+        if args.output == OutputFormat::Json {
+            let mut print = |event: &LogEvent| {
+                if let Ok(text) = serde_json::to_string(event) {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{text}");
+                    let _ = out.flush();
+                }
+            };
+            let (state, exit_codes) = client.logs(args.job, args.follow, &mut print).await?;
+            print(&LogEvent::End { state, exit_codes });
+            return Ok(ExitCode::SUCCESS);
+        }
         let many = existing.record.num_nodes > 1;
         let (state, exit_codes) = follow(
             &client,

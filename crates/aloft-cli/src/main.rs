@@ -56,10 +56,7 @@ enum Command {
     /// Show the clusters.
     Status(cluster_cmd::StatusArgs),
     /// The local cloud (instances that are network namespaces on this machine).
-    Local {
-        #[command(subcommand)]
-        command: cluster_cmd::LocalCommand,
-    },
+    Local(cluster_cmd::LocalArgs),
     /// List instance types and prices from the catalog.
     Catalog(catalog_cmd::CatalogArgs),
     /// The head-node agent (run on a cluster's head node by aloft itself).
@@ -99,7 +96,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ssh(args) => cluster_cmd::ssh(args),
         Command::Down(args) => cluster_cmd::down(args),
         Command::Status(args) => cluster_cmd::status(args),
-        Command::Local { command } => cluster_cmd::local(command),
+        Command::Local(args) => cluster_cmd::local(args),
         Command::Catalog(args) => catalog_cmd::run(args),
         Command::Agent { command } => agent_cmd::run(command),
         Command::Completions { shell } => {
