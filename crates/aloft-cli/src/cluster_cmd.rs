@@ -317,6 +317,8 @@ impl LaunchOne<'_> {
         record_cluster(&store, &context, &task, &placement).await?;
         set_status(&store, cluster.as_str(), ClusterStatus::Up).await?;
         let instances = provider.query(&context.region, &cluster).await?;
+        // Queued before autostop is set, so the cluster is not idle in between.
+        let queued = crate::job_cmd::enqueue(&context, &instances, &task).await?;
         if args.idle_minutes.is_some() || (args.down && args.detach) {
             // On the cluster itself, so it happens even if this machine is off by then.
             let setting = aloft_agent::Autostop {
@@ -338,7 +340,7 @@ impl LaunchOne<'_> {
             say(&crate::job_cmd::autostop_text(&cluster_name, &setting));
         }
         let json = args.output == OutputFormat::Json;
-        let report = crate::job_cmd::submit(&context, &instances, &task, args.detach, json).await?;
+        let report = crate::job_cmd::await_job(queued, args.detach, json).await?;
         let failed = report
             .state
             .is_some_and(|state| state != JobState::Succeeded);

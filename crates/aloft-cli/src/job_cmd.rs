@@ -47,19 +47,44 @@ pub(crate) fn job_spec(task: &Task, context: &LaunchContext) -> JobSpec {
     }
 }
 
-/// Queues the task on the cluster's agent and, unless `detach`, streams its output until it
-/// ends. With `quiet_stdout` (JSON output), job lines go to stderr so stdout stays one document.
-pub(crate) async fn submit(
+/// A job just queued on a cluster's agent.
+pub(crate) struct Queued {
+    client: AgentClient,
+    cluster: String,
+    job_id: i64,
+    many: bool,
+}
+
+/// Queues the task on the cluster's agent.
+pub(crate) async fn enqueue(
     context: &LaunchContext,
     instances: &[InstanceInfo],
     task: &Task,
-    detach: bool,
-    quiet_stdout: bool,
-) -> Result<JobReport> {
+) -> Result<Queued> {
     let client = agent_client(context, instances).map_err(|err| anyhow::anyhow!(err.message))?;
     let spec = job_spec(task, context);
     let job_id = client.submit(&spec).await?;
-    let cluster = context.cluster.as_str().to_owned();
+    Ok(Queued {
+        client,
+        cluster: context.cluster.as_str().to_owned(),
+        job_id,
+        many: spec.num_nodes > 1,
+    })
+}
+
+/// Unless `detach`, streams a queued job's output until it ends. With `quiet_stdout` (JSON
+/// output), job lines go to stderr so stdout stays one document.
+pub(crate) async fn await_job(
+    queued: Queued,
+    detach: bool,
+    quiet_stdout: bool,
+) -> Result<JobReport> {
+    let Queued {
+        client,
+        cluster,
+        job_id,
+        many,
+    } = queued;
     if detach {
         say(&format!(
             "Job {job_id} queued on `{cluster}`; follow it with `aloft logs -f {cluster} {job_id}`."
@@ -80,7 +105,7 @@ pub(crate) async fn submit(
         &cluster,
         Some(job_id),
         true,
-        spec.num_nodes > 1,
+        many,
         quiet_stdout,
     )
     .await?;
@@ -90,6 +115,22 @@ pub(crate) async fn submit(
         state: Some(state),
         exit_codes,
     })
+}
+
+/// Queues the task and, unless `detach`, follows it to its end.
+pub(crate) async fn submit(
+    context: &LaunchContext,
+    instances: &[InstanceInfo],
+    task: &Task,
+    detach: bool,
+    quiet_stdout: bool,
+) -> Result<JobReport> {
+    await_job(
+        enqueue(context, instances, task).await?,
+        detach,
+        quiet_stdout,
+    )
+    .await
 }
 
 fn job_log_dir(home: &Path, cluster: &str, job: i64) -> PathBuf {

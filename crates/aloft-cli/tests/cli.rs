@@ -279,11 +279,12 @@ fn a_missing_file_is_a_clear_error() {
 }
 
 #[test]
-fn launching_a_pipeline_for_real_says_it_is_not_supported_yet() {
-    let output = aloft(&["launch", "examples/pipeline.yaml"]);
+fn a_pipeline_cannot_be_detached_and_says_why() {
+    let output = aloft(&["launch", "-d", "examples/pipeline.yaml"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("launching a DAG or pipeline is not supported yet (3 tasks)"),
+        stderr(&output).contains("a DAG or pipeline cannot be detached yet")
+            && stderr(&output).contains("(3 tasks)"),
         "{}",
         stderr(&output)
     );

@@ -563,6 +563,80 @@ fn a_pipeline_runs_task_by_task_and_stops_at_the_first_failure() {
     assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
 }
 
+/// Polls `aloft status --refresh -o json` until `done` says so (or fails after 30 s).
+fn wait_for_status(cloud: &Cloud, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let start = std::time::Instant::now();
+    loop {
+        let output = cloud.aloft(&["status", "--refresh", "-o", "json"]);
+        let clusters: serde_json::Value =
+            serde_json::from_str(&text(&output.stdout)).unwrap_or_default();
+        if done(&clusters) {
+            return;
+        }
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "timed out waiting for {what}: {clusters}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn autostop_stops_or_tears_down_the_cluster_from_the_cluster_itself() {
+    let Some(cloud) = Cloud::new(12) else { return };
+    let spec = cloud.spec(
+        "job.yaml",
+        "num_nodes: 2\nresources:\n  cpus: 2+\nrun: echo \"kept $ALOFT_NODE_RANK\" > ~/marker; sleep 1\n",
+    );
+    // Detached: this machine is out of the loop once the job is queued.
+    let kept = cloud.aloft(&[
+        "launch",
+        spec.to_str().unwrap(),
+        "-c",
+        "nap",
+        "-i",
+        "0",
+        "-d",
+    ]);
+    assert!(kept.status.success(), "{}", text(&kept.stderr));
+    let gone = cloud.aloft(&[
+        "launch",
+        spec.to_str().unwrap(),
+        "-c",
+        "bye",
+        "-i",
+        "0",
+        "--down",
+        "-d",
+    ]);
+    assert!(gone.status.success(), "{}", text(&gone.stderr));
+
+    let status_of = |clusters: &serde_json::Value, name: &str| {
+        clusters
+            .as_array()
+            .and_then(|all| all.iter().find(|cluster| cluster["name"] == name))
+            .map(|cluster| cluster["status"].as_str().unwrap_or_default().to_owned())
+    };
+    wait_for_status(&cloud, "`nap` to stop and `bye` to go", |clusters| {
+        status_of(clusters, "nap").as_deref() == Some("stopped")
+            && status_of(clusters, "bye").is_none()
+    });
+    // Stopped only after its job ran to the end; its disks were kept.
+    let started = cloud.aloft(&["start", "nap"]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let marker = cloud.aloft(&["ssh", "nap", "1", "--", "cat marker"]);
+    assert_eq!(text(&marker.stdout), "kept 1\n");
+    let queue = text(&cloud.aloft(&["queue", "nap", "-o", "json"]).stdout);
+    let jobs: serde_json::Value = serde_json::from_str(&queue).unwrap();
+    assert_eq!(jobs[0]["state"], "succeeded");
+    // The setting survives the restart: idle again, it stops again.
+    wait_for_status(&cloud, "`nap` to stop again", |clusters| {
+        status_of(clusters, "nap").as_deref() == Some("stopped")
+    });
+    assert!(cloud.aloft(&["down", "nap"]).status.success());
+    assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
+}
+
 #[test]
 fn the_local_cloud_offers_what_its_config_file_says() {
     let Some(cloud) = Cloud::new(8) else { return };
