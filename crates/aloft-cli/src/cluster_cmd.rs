@@ -252,14 +252,10 @@ impl LaunchOne<'_> {
         let mut plan = |blocked: &[aloft_types::Infra]| -> Result<LaunchContext, String> {
             let mut options = self.options.clone();
             options.blocked.extend(blocked.iter().cloned());
-            let solution = aloft_optimizer::optimize(
-                &Dag::single(task.clone()),
-                &catalog,
-                &options,
-            )
-            .map_err(|err| {
-                format!("no plan on the clouds aloft can use (today: the local cloud): {err}")
-            })?;
+            let solution = aloft_optimizer::optimize(&Dag::single(task.clone()), catalog, &options)
+                .map_err(|err| {
+                    format!("no plan on the clouds aloft can use (today: the local cloud): {err}")
+                })?;
             let placement = solution.best.tasks[0].clone();
             say(&format!(
                 "Launching `{cluster_name}`: {} x {} in {}/{}{} at ${:.4}/h",
@@ -282,14 +278,14 @@ impl LaunchOne<'_> {
                 ports: task.resources.options[placement.option_index].ports.clone(),
                 task: task.clone(),
                 base_dir: base_dir.clone(),
-                ..base_context(&provider, cluster.clone(), &placement.region, &home)
+                ..base_context(provider, cluster.clone(), &placement.region, home)
             };
             last_placement = Some(placement);
             Ok(context)
         };
         let mut wait = std::time::Duration::from_secs(5);
         let result = loop {
-            match launch_with_failover(&launch_saga(), &store, &mut plan).await {
+            match launch_with_failover(&launch_saga(), store, &mut plan).await {
                 Err(FailoverError::NoPlan { reason, blocked }) if args.retry_until_up => {
                     let _ = blocked;
                     say(&format!(
@@ -314,8 +310,8 @@ impl LaunchOne<'_> {
                 bail!("launch failed and could not be fully undone (see `aloft status`): {error}")
             }
         }
-        record_cluster(&store, &context, &task, &placement).await?;
-        set_status(&store, cluster.as_str(), ClusterStatus::Up).await?;
+        record_cluster(store, &context, &task, &placement).await?;
+        set_status(store, cluster.as_str(), ClusterStatus::Up).await?;
         let instances = provider.query(&context.region, &cluster).await?;
         // Queued before autostop is set, so the cluster is not idle in between.
         let queued = crate::job_cmd::enqueue(&context, &instances, &task).await?;
