@@ -258,9 +258,10 @@ impl LaunchOne<'_> {
                 })?;
             let placement = solution.best.tasks[0].clone();
             say(&format!(
-                "Launching `{cluster_name}`: {} x {} in {}/{}{} at ${:.4}/h",
+                "Launching `{cluster_name}`: {} x {}{} in {}/{}{} at ${:.4}/h",
                 placement.num_nodes,
                 placement.instance_type,
+                if placement.spot { " (spot)" } else { "" },
                 placement.cloud,
                 placement.region,
                 placement
