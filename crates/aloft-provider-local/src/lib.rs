@@ -1161,6 +1161,12 @@ impl Inner {
         if dir.join(PREEMPTED).exists() || !self.settle_power_off(meta, dir).await? {
             return Ok(());
         }
+        if power_off_request(dir).is_some() {
+            // A power-off that didn't finish within the grace period (e.g. requested while
+            // `boot.sh`, which ignores SIGTERM, was still PID 1): start from scratch.
+            sys::kill_netns_processes(&self.tools.kill, &meta.id).await?;
+            remove_file(&dir.join(POWER_OFF))?;
+        }
         if self.state_of(meta, dir) == InstanceState::Running {
             return Ok(());
         }
