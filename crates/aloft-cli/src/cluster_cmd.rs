@@ -836,7 +836,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
                 let mut table = new_table(&[
-                    "NAME", "INFRA", "INSTANCE", "NODES", "STATUS", "LIVE", "$/h",
+                    "NAME", "INFRA", "INSTANCE", "NODES", "STATUS", "LIVE", "AUTOSTOP", "$/h",
                 ]);
                 for (cluster, state) in clusters.iter().zip(&live) {
                     table.add_row(vec![
@@ -856,6 +856,11 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                                 format!("{state} ({running}/{} nodes)", cluster.num_nodes)
                             }
                         }),
+                        match cluster.autostop_minutes {
+                            None => "-".to_owned(),
+                            Some(minutes) if cluster.autostop_down => format!("{minutes}m (down)"),
+                            Some(minutes) => format!("{minutes}m"),
+                        },
                         format!("{:.4}", cluster.hourly_price * f64::from(cluster.num_nodes)),
                     ]);
                 }

@@ -183,7 +183,7 @@ fn four_nodes_know_their_rank_and_every_address() {
         .find(|line| line.trim_start().starts_with("four"))
         .unwrap_or_default();
     let columns: Vec<&str> = row.split_whitespace().collect();
-    // NAME INFRA INSTANCE NODES STATUS LIVE $/h: recorded up, and up as the cloud sees it.
+    // NAME INFRA INSTANCE NODES STATUS LIVE AUTOSTOP $/h: recorded up, and up as the cloud sees it.
     assert_eq!(
         columns.get(4..6),
         Some(&["up", "up"][..]),
