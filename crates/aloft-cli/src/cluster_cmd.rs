@@ -814,6 +814,22 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
             clusters.remove(idx);
             live.remove(idx);
         }
+        // The reconcile pass: instances the cloud has for clusters aloft does not know. (Not
+        // root: the local cloud cannot be asked, and the records are all there is to show.)
+        if let (true, Ok(provider)) = (args.refresh, local_provider(&home)) {
+            for orphan in provider.list_clusters(aloft_catalog::LOCAL_REGION).await? {
+                if !clusters
+                    .iter()
+                    .any(|cluster| cluster.name == orphan.as_str())
+                {
+                    say(&format!(
+                        "Instances of `{orphan}` are on the local cloud but no cluster of that \
+                         name is recorded (left by an interrupted run?); `aloft down {orphan}` \
+                         removes them."
+                    ));
+                }
+            }
+        }
         match args.output {
             OutputFormat::Json => {
                 let rows: Vec<serde_json::Value> = clusters

@@ -638,6 +638,26 @@ fn autostop_stops_or_tears_down_the_cluster_from_the_cluster_itself() {
 }
 
 #[test]
+fn instances_aloft_has_forgotten_are_found_by_refresh_and_removed_by_down() {
+    let Some(cloud) = Cloud::new(13) else { return };
+    let kept = cloud.aloft(&["launch", "examples/hello.yaml", "-c", "lost"]);
+    assert!(kept.status.success(), "{}", text(&kept.stderr));
+    // The state is lost (a wiped home, a crash before the record was written).
+    std::fs::remove_file(cloud.home.join("state.db")).unwrap();
+    let status = cloud.aloft(&["status", "--refresh"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    assert!(
+        text(&status.stderr).contains("Instances of `lost` are on the local cloud"),
+        "{}",
+        text(&status.stderr)
+    );
+    assert!(cloud.aloft(&["down", "lost"]).status.success());
+    assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
+    let quiet = cloud.aloft(&["status", "--refresh"]);
+    assert!(!text(&quiet.stderr).contains("Instances of"));
+}
+
+#[test]
 fn the_local_cloud_offers_what_its_config_file_says() {
     let Some(cloud) = Cloud::new(8) else { return };
     std::fs::create_dir_all(&cloud.home).unwrap();

@@ -1578,6 +1578,23 @@ impl Provider for LocalCloud {
             .collect())
     }
 
+    async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, ProvisionError> {
+        let operation = Operation::Query;
+        let inner = &self.inner;
+        inner
+            .check_region(region)
+            .map_err(|err| err.during(operation))?;
+        let mut clusters: Vec<ClusterName> = inner
+            .list(None)
+            .map_err(|err| err.during(operation))?
+            .into_iter()
+            .map(|(meta, _)| meta.cluster)
+            .collect();
+        clusters.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        clusters.dedup();
+        Ok(clusters)
+    }
+
     async fn query(
         &self,
         region: &str,

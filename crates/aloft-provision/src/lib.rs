@@ -61,6 +61,14 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         request: &CreateRequest,
     ) -> Result<Vec<InstanceInfo>, ProvisionError>;
 
+    /// The clusters that have instances in `region`, found by the cluster tag: what a reconcile
+    /// pass compares with aloft's records to find orphans (instances of a cluster aloft has
+    /// forgotten, say after a crash). The default finds none: adapters should implement it.
+    async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, ProvisionError> {
+        let _ = region;
+        Ok(Vec::new())
+    }
+
     /// The instances of `cluster` in `region`, ordered by node index. An unknown cluster has no
     /// instances (an empty list, not an error).
     async fn query(
