@@ -3,12 +3,12 @@
 //! For now the CLI drives the operations itself (store, provider, transports); when the API
 //! server arrives these become its endpoints and the CLI its client.
 
+use crate::clouds::CloudAccess;
 use crate::launch_cmd::LaunchArgs;
 use crate::output::{OutputFormat, new_table, table_text};
 use aloft_catalog::Catalog;
 use aloft_ops::Outcome;
 use aloft_ops::launch::{FailoverError, LaunchContext, launch_saga, launch_with_failover};
-use aloft_provider_local::{LocalCloud, LocalConfig};
 use aloft_provision::{ClusterName, ClusterState, Provider};
 use aloft_store::{Cluster, ClusterStatus, JobState, OperationKind, OperationState, Store};
 use aloft_types::{Dag, Task};
@@ -27,63 +27,6 @@ pub(crate) fn aloft_home() -> PathBuf {
     }
 }
 
-/// The local cloud's layout and offers: the defaults, then `$ALOFT_HOME/local.yaml` if there
-/// is one (any field of `LocalConfig`), then `ALOFT_LOCAL_PREFIX`, `_BRIDGE`, `_SUBNET` (so that
-/// two runs on one machine, tests say, never share a bridge or a subnet), and the fault controls
-/// `_FULL_ZONES` and `_SLOW_BOOT`.
-fn local_config(home: &Path) -> Result<LocalConfig> {
-    let file = home.join("local.yaml");
-    let mut config = match std::fs::read_to_string(&file) {
-        Ok(text) => serde_saphyr::from_str::<LocalConfig>(&text)
-            .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?,
-        Err(_) => LocalConfig::default(),
-    };
-    if config.state_dir == LocalConfig::default().state_dir {
-        config.state_dir = home.join("local");
-    }
-    // A fault control: zones that report no capacity (`local-a,local-b`), to see failover.
-    if let Ok(zones) = std::env::var("ALOFT_LOCAL_FULL_ZONES") {
-        config.full_zones = zones
-            .split(',')
-            .map(str::trim)
-            .filter(|z| !z.is_empty())
-            .map(str::to_owned)
-            .collect();
-    }
-    // A fault control: every instance boots this many seconds late.
-    if let Ok(seconds) = std::env::var("ALOFT_LOCAL_SLOW_BOOT") {
-        config.slow_boot_secs = seconds.trim().parse().map_err(|_| {
-            anyhow::anyhow!("ALOFT_LOCAL_SLOW_BOOT=`{seconds}`: expected whole seconds")
-        })?;
-    }
-    if let Ok(prefix) = std::env::var("ALOFT_LOCAL_PREFIX") {
-        config.name_prefix = prefix;
-    }
-    if let Ok(bridge) = std::env::var("ALOFT_LOCAL_BRIDGE") {
-        config.bridge = bridge;
-    }
-    if let Ok(subnet) = std::env::var("ALOFT_LOCAL_SUBNET") {
-        config.subnet = subnet;
-    }
-    Ok(config)
-}
-
-/// The local cloud's offers, as its configuration describes them.
-fn local_catalog(config: &LocalConfig) -> Catalog {
-    let types: Vec<aloft_catalog::LocalType> = config
-        .instance_types
-        .iter()
-        .map(|ty| aloft_catalog::LocalType {
-            name: ty.name.clone(),
-            vcpus: f64::from(ty.vcpus),
-            memory_gib: f64::from(ty.memory_gib),
-            price: ty.price,
-            spot_price: ty.spot_price,
-        })
-        .collect();
-    Catalog::local_offers(&config.zones, &types)
-}
-
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,11 +36,6 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 async fn open_store(home: &Path) -> Result<Store> {
     Ok(Store::open(&home.join("state.db")).await?)
-}
-
-fn local_provider(home: &Path) -> Result<Arc<LocalCloud>> {
-    aloft_provider_local::preflight()?;
-    Ok(Arc::new(LocalCloud::new(local_config(home)?)?))
 }
 
 pub(crate) fn say(line: &str) {
@@ -141,7 +79,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         }
         tasks.push((dag.task_name(*idx), task));
     }
-    let catalog = local_catalog(&local_config(&aloft_home())?);
+    let catalog = crate::clouds::local_catalog(&crate::clouds::local_config(&aloft_home())?);
     let base_name = args.cluster.clone().unwrap_or_else(default_cluster_name);
     let home = aloft_home();
     let base_dir = args
@@ -150,9 +88,8 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         .map(Path::to_path_buf)
         .unwrap_or_default();
     runtime()?.block_on(async move {
-        let provider = local_provider(&home)?;
         let store = open_store(&home).await?;
-        recover(&store, &home, provider.clone()).await?;
+        recover(&store, &home).await?;
         let mut reports = Vec::new();
         let mut code = ExitCode::SUCCESS;
         let count = tasks.len();
@@ -169,7 +106,6 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
                 ));
             }
             let launched = LaunchOne {
-                provider: &provider,
                 store: &store,
                 home: &home,
                 args,
@@ -225,7 +161,6 @@ struct LaunchReport {
 
 /// Launching one task: plan it, bring its cluster up (with failover), submit it.
 struct LaunchOne<'a> {
-    provider: &'a Arc<LocalCloud>,
     store: &'a Store,
     home: &'a Path,
     args: &'a LaunchArgs,
@@ -237,13 +172,7 @@ struct LaunchOne<'a> {
 
 impl LaunchOne<'_> {
     async fn run(&self, task: Task, cluster_name: String) -> Result<LaunchReport> {
-        let (provider, store, home, args, catalog) = (
-            self.provider,
-            self.store,
-            self.home,
-            self.args,
-            self.catalog,
-        );
+        let (store, home, args, catalog) = (self.store, self.home, self.args, self.catalog);
         let base_dir = self.base_dir.to_path_buf();
         let cluster = ClusterName::new(cluster_name.clone())
             .map_err(|err| anyhow::anyhow!("cluster name `{cluster_name}`: {err}"))?;
@@ -271,6 +200,8 @@ impl LaunchOne<'_> {
                     .unwrap_or_default(),
                 placement.cluster_hourly_price
             ));
+            let cloud =
+                crate::clouds::access(home, &placement.cloud).map_err(|err| format!("{err:#}"))?;
             let context = LaunchContext {
                 zone: placement.zone.clone(),
                 instance_type: placement.instance_type.clone(),
@@ -279,7 +210,7 @@ impl LaunchOne<'_> {
                 ports: task.resources.options[placement.option_index].ports.clone(),
                 task: task.clone(),
                 base_dir: base_dir.clone(),
-                ..base_context(provider, cluster.clone(), &placement.region, home)
+                ..base_context(&cloud, cluster.clone(), &placement.region, home)
             };
             last_placement = Some(placement);
             Ok(context)
@@ -311,6 +242,7 @@ impl LaunchOne<'_> {
                 bail!("launch failed and could not be fully undone (see `aloft status`): {error}")
             }
         }
+        let provider = context.provider.clone();
         record_cluster(store, &context, &task, &placement).await?;
         set_status(store, cluster.as_str(), ClusterStatus::Up).await?;
         let instances = provider.query(&context.region, &cluster).await?;
@@ -361,7 +293,7 @@ impl LaunchOne<'_> {
 /// What the commands that act on an existing cluster need: the provider, the store, the
 /// cluster's record and a context to drive it with.
 pub(crate) struct Existing {
-    pub provider: Arc<LocalCloud>,
+    pub provider: Arc<dyn Provider>,
     pub store: Store,
     pub record: Cluster,
     pub context: LaunchContext,
@@ -373,9 +305,8 @@ pub(crate) async fn existing(
     task: Task,
     base_dir: PathBuf,
 ) -> Result<Existing> {
-    let provider = local_provider(home)?;
     let store = open_store(home).await?;
-    recover(&store, home, provider.clone()).await?;
+    recover(&store, home).await?;
     let Some(record) = store.cluster_fetch(name).await? else {
         let known: Vec<String> = store
             .cluster_list()
@@ -390,6 +321,7 @@ pub(crate) async fn existing(
     };
     let cluster =
         ClusterName::new(name.to_owned()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
+    let cloud = crate::clouds::access(home, &record.cloud)?;
     let context = LaunchContext {
         zone: record.zone.clone(),
         instance_type: record.instance_type.clone(),
@@ -397,10 +329,10 @@ pub(crate) async fn existing(
         use_spot: record.spot,
         task,
         base_dir,
-        ..base_context(&provider, cluster, &record.region, home)
+        ..base_context(&cloud, cluster, &record.region, home)
     };
     Ok(Existing {
-        provider,
+        provider: cloud.provider,
         store,
         record,
         context,
@@ -584,16 +516,16 @@ pub fn ssh(args: SshArgs) -> Result<ExitCode> {
     })
 }
 
-/// A context for `cluster` on the local cloud with everything but the placement and the task
+/// A context for `cluster` on `cloud` with everything but the placement and the task
 /// filled in: callers override what they know with `..base_context(..)`.
 fn base_context(
-    provider: &Arc<LocalCloud>,
+    cloud: &CloudAccess,
     cluster: ClusterName,
     region: &str,
     home: &Path,
 ) -> LaunchContext {
     LaunchContext {
-        provider: provider.clone(),
+        provider: cloud.provider.clone(),
         task: Task::new(cluster.as_str()),
         cluster,
         region: region.to_owned(),
@@ -603,8 +535,8 @@ fn base_context(
         use_spot: false,
         ports: Vec::new(),
         base_dir: PathBuf::new(),
-        ssh_user: LocalCloud::SSH_USER.to_owned(),
-        ssh_key: provider.client_key_path(),
+        ssh_user: cloud.ssh_user.clone(),
+        ssh_key: cloud.ssh_key.clone(),
         ssh_state_dir: home.join("ssh"),
         agent_binary: std::env::current_exe().ok(),
         progress: Arc::new(say),
@@ -669,7 +601,7 @@ async fn set_status(store: &Store, name: &str, status: ClusterStatus) -> Result<
 
 /// Finds launches an earlier aloft process left unfinished (it was killed, or the machine went
 /// off) and undoes them, so no instance is leaked.
-async fn recover(store: &Store, home: &Path, provider: Arc<LocalCloud>) -> Result<()> {
+async fn recover(store: &Store, home: &Path) -> Result<()> {
     for operation in store.operation_list_unfinished().await? {
         if operation.kind != OperationKind::Launch {
             continue;
@@ -681,8 +613,20 @@ async fn recover(store: &Store, home: &Path, provider: Arc<LocalCloud>) -> Resul
         let Ok(cluster) = ClusterName::new(operation.cluster.clone()) else {
             continue;
         };
-        // Undoing needs only the provider, the cluster and its region.
-        let context = base_context(&provider, cluster, aloft_catalog::LOCAL_REGION, home);
+        // Undoing needs only the provider, the cluster and its region, which the bootstrap
+        // step recorded (before it, nothing was made).
+        let bootstrap = operation
+            .steps
+            .iter()
+            .find(|step| step.step == "bootstrap")
+            .map(|step| step.output.clone())
+            .unwrap_or_default();
+        let cloud_name = bootstrap["cloud"].as_str().unwrap_or("local");
+        let region = bootstrap["region"]
+            .as_str()
+            .unwrap_or(aloft_catalog::LOCAL_REGION);
+        let cloud = crate::clouds::access(home, cloud_name)?;
+        let context = base_context(&cloud, cluster, region, home);
         let name = operation.cluster.clone();
         if operation.state == OperationState::Running {
             store
@@ -720,21 +664,22 @@ pub struct DownArgs {
 pub fn down(args: DownArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
-        let provider = local_provider(&home)?;
         let store = open_store(&home).await?;
-        recover(&store, &home, provider.clone()).await?;
+        recover(&store, &home).await?;
         for name in &args.clusters {
             let cluster =
                 ClusterName::new(name.clone()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
-            let region = match store.cluster_fetch(name).await? {
-                Some(record) => record.region,
+            let (cloud, region) = match store.cluster_fetch(name).await? {
+                Some(record) => (record.cloud, record.region),
                 None => {
                     say(&format!(
-                        "No cluster `{name}` is recorded; terminating any instances tagged with it"
+                        "No cluster `{name}` is recorded; terminating any instances tagged with it \
+                         on the local cloud"
                     ));
-                    aloft_catalog::LOCAL_REGION.to_owned()
+                    ("local".to_owned(), aloft_catalog::LOCAL_REGION.to_owned())
                 }
             };
+            let provider = crate::clouds::access(&home, &cloud)?.provider;
             provider.terminate(&region, &cluster).await?;
             store.cluster_delete(name).await?;
             if args.output == OutputFormat::Table {
@@ -769,10 +714,19 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         // Clusters found gone for good (and forgotten).
         let mut gone = Vec::new();
         if args.refresh && !clusters.is_empty() {
-            let provider = local_provider(&home)?;
+            let mut providers: std::collections::HashMap<String, Arc<dyn Provider>> =
+                Default::default();
             for (idx, cluster) in clusters.iter_mut().enumerate() {
                 let Ok(name) = ClusterName::new(cluster.name.clone()) else {
                     continue;
+                };
+                let provider = match providers.get(&cluster.cloud) {
+                    Some(provider) => provider.clone(),
+                    None => {
+                        let provider = crate::clouds::access(&home, &cluster.cloud)?.provider;
+                        providers.insert(cluster.cloud.clone(), provider.clone());
+                        provider
+                    }
                 };
                 let instances = provider.query(&cluster.region, &name).await?;
                 let running = instances
@@ -816,7 +770,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         }
         // The reconcile pass: instances the cloud has for clusters aloft does not know. (Not
         // root: the local cloud cannot be asked, and the records are all there is to show.)
-        if let (true, Ok(provider)) = (args.refresh, local_provider(&home)) {
+        if let (true, Ok(provider)) = (args.refresh, crate::clouds::local_provider(&home)) {
             for orphan in provider.list_clusters(aloft_catalog::LOCAL_REGION).await? {
                 if !clusters
                     .iter()
@@ -933,7 +887,8 @@ pub fn local(args: LocalArgs) -> Result<ExitCode> {
     match command {
         LocalCommand::Cleanup => runtime()?.block_on(async move {
             aloft_provider_local::preflight()?;
-            let removed = aloft_provider_local::cleanup(&local_config(&home)?).await?;
+            let removed =
+                aloft_provider_local::cleanup(&crate::clouds::local_config(&home)?).await?;
             let store = open_store(&home).await?;
             for cluster in store.cluster_list().await? {
                 if cluster.cloud == "local" {
@@ -947,7 +902,7 @@ pub fn local(args: LocalArgs) -> Result<ExitCode> {
             )
         }),
         LocalCommand::Preempt { cluster, node } => runtime()?.block_on(async move {
-            let provider = local_provider(&home)?;
+            let provider = crate::clouds::local_provider(&home)?;
             let name = ClusterName::new(cluster.clone())
                 .map_err(|err| anyhow::anyhow!("`{cluster}`: {err}"))?;
             provider.preempt(&name, node).await?;
@@ -962,7 +917,7 @@ pub fn local(args: LocalArgs) -> Result<ExitCode> {
             node,
             restore,
         } => runtime()?.block_on(async move {
-            let provider = local_provider(&home)?;
+            let provider = crate::clouds::local_provider(&home)?;
             let name = ClusterName::new(cluster.clone())
                 .map_err(|err| anyhow::anyhow!("`{cluster}`: {err}"))?;
             provider.partition(&name, node, !restore).await?;

@@ -9,7 +9,7 @@ use crate::output::{OutputFormat, new_table, table_text};
 use aloft_agent::protocol::OutStream;
 use aloft_agent::{AgentClient, Autostop, JobSpec, LogEvent};
 use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, agent_client};
-use aloft_provision::{InstanceInfo, Provider};
+use aloft_provision::InstanceInfo;
 use aloft_store::{ClusterStatus, JobState};
 use aloft_types::Task;
 use anyhow::{Result, bail};

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod agent_cmd;
 mod catalog_cmd;
+mod clouds;
 mod cluster_cmd;
 mod job_cmd;
 mod launch_cmd;

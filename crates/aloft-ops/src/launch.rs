@@ -217,7 +217,8 @@ impl Step<LaunchContext> for Bootstrap {
             .bootstrap(&context.region)
             .await
             .map_err(|err| StepError::new(err.to_string()))?;
-        Ok(json!({"region": context.region}))
+        // What recovery needs to find (and undo) the cluster after a crash.
+        Ok(json!({"cloud": context.provider.id(), "region": context.region}))
     }
 
     async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
