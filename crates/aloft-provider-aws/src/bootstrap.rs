@@ -111,36 +111,7 @@ pub(crate) async fn ensure_local_key(config: &AwsConfig) -> Result<String, Provi
         let temp_public = public_key_path(&temp);
         let _ = std::fs::remove_file(&temp);
         let _ = std::fs::remove_file(&temp_public);
-        let output = tokio::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "aloft", "-f"])
-            .arg(&temp)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .map_err(|err| {
-                if err.kind() == std::io::ErrorKind::NotFound {
-                    ProvisionError::InvalidRequest {
-                        operation: Operation::Bootstrap,
-                        detail: "ssh-keygen is needed to make aloft's SSH key: install \
-                                 openssh-client"
-                            .into(),
-                        source: Some(Box::new(err)),
-                    }
-                } else {
-                    io_error("running ssh-keygen".into(), err)
-                }
-            })?;
-        if !output.status.success() {
-            return Err(ProvisionError::Other {
-                operation: Operation::Bootstrap,
-                detail: format!(
-                    "ssh-keygen failed ({}): {}",
-                    output.status,
-                    String::from_utf8_lossy(&output.stderr).trim()
-                ),
-                source: None,
-            });
-        }
+        run_ssh_keygen(Operation::Bootstrap, &temp, "aloft").await?;
         std::fs::rename(&temp_public, &public)
             .map_err(|err| io_error(format!("moving the key to {}", public.display()), err))?;
         std::fs::rename(&temp, &private)
@@ -163,6 +134,100 @@ pub(crate) async fn ensure_local_key(config: &AwsConfig) -> Result<String, Provi
             source: None,
         }),
     }
+}
+
+/// Runs `ssh-keygen` to make an ed25519 key without a passphrase at `path` (and `path.pub`).
+async fn run_ssh_keygen(
+    operation: Operation,
+    path: &Path,
+    comment: &str,
+) -> Result<(), ProvisionError> {
+    let output = tokio::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|err| {
+            if err.kind() == std::io::ErrorKind::NotFound {
+                ProvisionError::InvalidRequest {
+                    operation,
+                    detail: "ssh-keygen is needed to make SSH keys: install openssh-client".into(),
+                    source: Some(Box::new(err)),
+                }
+            } else {
+                ProvisionError::Other {
+                    operation,
+                    detail: "running ssh-keygen".into(),
+                    source: Some(Box::new(err)),
+                }
+            }
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(ProvisionError::Other {
+            operation,
+            detail: format!(
+                "ssh-keygen failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            source: None,
+        })
+    }
+}
+
+/// An SSH host key made by aloft for one instance.
+#[derive(Clone)]
+pub(crate) struct HostKey {
+    /// The OpenSSH private key file's text.
+    pub private: String,
+    /// `ssh-ed25519 AAAA...` (no comment): what the transport pins.
+    pub public: String,
+}
+
+impl std::fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes a fresh host key. aloft gives it to the instance (cloud-init's `ssh_keys`) and so
+/// knows the public half before the instance boots: the transport can pin it without trusting
+/// the network on first use.
+pub(crate) async fn generate_host_key(config: &AwsConfig) -> Result<HostKey, ProvisionError> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let io_error = |what: String, err: std::io::Error| ProvisionError::Other {
+        operation: Operation::CreateInstances,
+        detail: what,
+        source: Some(Box::new(err)),
+    };
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = config
+        .aws_dir()
+        .join(format!(".host-key-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    create_private_dir(&dir).map_err(|err| io_error(format!("creating {}", dir.display()), err))?;
+    let path = dir.join("key");
+    let result = async {
+        run_ssh_keygen(Operation::CreateInstances, &path, "aloft-host").await?;
+        let private = std::fs::read_to_string(&path)
+            .map_err(|err| io_error(format!("reading {}", path.display()), err))?;
+        let public = std::fs::read_to_string(public_key_path(&path))
+            .map_err(|err| io_error(format!("reading {}.pub", path.display()), err))?;
+        let public: Vec<&str> = public.split_whitespace().take(2).collect();
+        Ok(HostKey {
+            private,
+            public: public.join(" "),
+        })
+    }
+    .await;
+    // The private host key only lives on in the instance's user data.
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 fn public_key_path(private: &Path) -> PathBuf {

@@ -205,6 +205,12 @@ impl AwsConfig {
         format!("{}-node", self.name_prefix)
     }
 
+    /// The tag key holding the instance's SSH host public key (which aloft made and gave the
+    /// instance, so it is known without asking the network).
+    pub fn host_key_tag_key(&self) -> String {
+        format!("{}-host-key", self.name_prefix)
+    }
+
     /// The security group every instance gets, allowing SSH (one per region and account).
     pub(crate) fn ssh_security_group_name(&self) -> String {
         format!("{}-ssh", self.name_prefix)

@@ -16,6 +16,7 @@ use aws_sdk_ec2::types::{
     SpotMarketOptions, Tag, TagSpecification, VolumeType,
 };
 
+use crate::bootstrap::HostKey;
 use crate::config::AwsConfig;
 use crate::error::{AwsCallError, CodeClass, Place, class_of_code, classify, codes, has_code};
 
@@ -50,6 +51,24 @@ pub(crate) struct LaunchSpec<'a> {
     pub image: &'a ResolvedImage,
     pub key_pair_name: &'a str,
     pub security_group_ids: [&'a str; 2],
+    pub host_key: &'a HostKey,
+}
+
+/// The instance's cloud-init configuration: install the host key aloft made for it.
+///
+/// The private host key travels in the instance's user data, which processes on the instance
+/// (through the metadata service) and principals allowed `ec2:DescribeInstanceAttribute` can
+/// read. It protects against a network attacker on first connection, which trust-on-first-use
+/// does not; it is not a secret from the account or the instance itself.
+pub(crate) fn user_data(host_key: &HostKey) -> String {
+    let mut text = String::from("#cloud-config\nssh_keys:\n  ed25519_private: |\n");
+    for line in host_key.private.lines() {
+        text.push_str("    ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(&format!("  ed25519_public: {}\n", host_key.public));
+    text
 }
 
 /// `amd64` or `arm64`, as Ubuntu's image names spell it, for an instance type.
@@ -178,10 +197,11 @@ pub(crate) async fn run_instance(
         region,
         zone: spec.zone,
     };
-    let tags = [
+    let instance_tags = [
         tag(&config.cluster_tag_key(), spec.cluster.as_str()),
         tag(&config.node_tag_key(), &spec.node_idx.to_string()),
         tag("Name", &format!("{}-{}", spec.cluster, spec.node_idx)),
+        tag(&config.host_key_tag_key(), &spec.host_key.public),
     ];
     let mut request = ec2
         .run_instances()
@@ -190,6 +210,7 @@ pub(crate) async fn run_instance(
         .min_count(1)
         .max_count(1)
         .key_name(spec.key_pair_name)
+        .user_data(aws_smithy_types::base64::encode(user_data(spec.host_key)))
         .security_group_ids(spec.security_group_ids[0])
         .security_group_ids(spec.security_group_ids[1])
         .block_device_mappings(
@@ -213,13 +234,13 @@ pub(crate) async fn run_instance(
         .tag_specifications(
             TagSpecification::builder()
                 .resource_type(ResourceType::Instance)
-                .set_tags(Some(tags.to_vec()))
+                .set_tags(Some(instance_tags.to_vec()))
                 .build(),
         )
         .tag_specifications(
             TagSpecification::builder()
                 .resource_type(ResourceType::Volume)
-                .set_tags(Some(tags.to_vec()))
+                .set_tags(Some(instance_tags[..3].to_vec()))
                 .build(),
         );
     if let Some(zone) = spec.zone {
@@ -390,7 +411,9 @@ fn convert(config: &AwsConfig, instance: &aws_sdk_ec2::types::Instance) -> Optio
             state,
             private_address: address(instance.private_ip_address()),
             public_address: address(instance.public_ip_address()),
-            ssh_host_key: None,
+            ssh_host_key: tags
+                .get(config.host_key_tag_key().as_str())
+                .map(|key| (*key).to_owned()),
         },
         state_reason: instance
             .state_reason()
@@ -534,4 +557,29 @@ pub(crate) async fn wait_for_ssh(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_installs_the_host_key() {
+        let key = HostKey {
+            private:
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n"
+                    .into(),
+            public: "ssh-ed25519 AAAAC3Nza".into(),
+        };
+        assert_eq!(
+            user_data(&key),
+            "#cloud-config\n\
+             ssh_keys:\n\
+             \x20 ed25519_private: |\n\
+             \x20   -----BEGIN OPENSSH PRIVATE KEY-----\n\
+             \x20   b3Blbn\n\
+             \x20   -----END OPENSSH PRIVATE KEY-----\n\
+             \x20 ed25519_public: ssh-ed25519 AAAAC3Nza\n"
+        );
+    }
 }

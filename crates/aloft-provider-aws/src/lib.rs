@@ -508,6 +508,7 @@ impl Provider for AwsCloud {
             let arch = instances::architecture_of(&ec2, place, &request.instance_type).await?;
             let image = self.image_for(region, arch).await?;
             for node_idx in missing {
+                let host_key = bootstrap::generate_host_key(config).await?;
                 let spec = LaunchSpec {
                     cluster: &request.cluster,
                     node_idx,
@@ -517,16 +518,20 @@ impl Provider for AwsCloud {
                     image: &image,
                     key_pair_name: &bootstrap.key_pair_name,
                     security_group_ids: [&bootstrap.ssh_security_group_id, &cluster_group],
+                    host_key: &host_key,
                 };
                 ids.push(instances::run_instance(config, &ec2, region, &spec).await?);
             }
         }
-        // Stopped nodes of an earlier launch are started rather than duplicated.
+        // Stopped (or stopping) nodes of an earlier launch are started rather than duplicated.
         let stopped: Vec<String> = existing
             .iter()
             .filter(|instance| {
                 wanted.contains(&instance.info.node_idx)
-                    && instance.info.state == InstanceState::Stopped
+                    && matches!(
+                        instance.info.state,
+                        InstanceState::Stopped | InstanceState::Stopping
+                    )
             })
             .map(|instance| instance.info.id.clone())
             .collect();

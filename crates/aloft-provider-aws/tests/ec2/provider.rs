@@ -230,8 +230,48 @@ async fn create_query_stop_start_terminate() {
     }
     assert_eq!(cloud.query(region, &name).await.unwrap(), created);
 
-    // The instances carry the key pair, both security groups, the disk size and the tags.
+    // Each node has its own host key, made by aloft and known before the first connection.
+    let host_keys: Vec<&str> = created
+        .iter()
+        .map(|i| i.ssh_host_key.as_deref().expect("a host key"))
+        .collect();
+    assert!(
+        host_keys
+            .iter()
+            .all(|key| key.starts_with("ssh-ed25519 AAAA")),
+        "{host_keys:?}"
+    );
+    assert_ne!(host_keys[0], host_keys[1]);
+    // The instance gets it through cloud-init.
     let ec2 = moto.ec2(region).await;
+    let attribute = ec2
+        .describe_instance_attribute()
+        .instance_id(&created[0].id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let encoded = attribute
+        .user_data()
+        .and_then(|v| v.value())
+        .expect("user data");
+    let decoded = String::from_utf8(aws_smithy_types::base64::decode(encoded).unwrap()).unwrap();
+    assert!(
+        decoded.starts_with("#cloud-config\nssh_keys:\n"),
+        "{decoded}"
+    );
+    assert!(decoded.contains("BEGIN OPENSSH PRIVATE KEY"));
+    assert!(decoded.contains(&format!("ed25519_public: {}\n", host_keys[0])));
+    // No host key file is left on this machine.
+    let leftovers: Vec<_> = std::fs::read_dir(moto.dir.path().join("state/aws"))
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".host-key"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The instances carry the key pair, both security groups, the disk size and the tags.
     let described = ec2
         .describe_instances()
         .instance_ids(&created[1].id)
