@@ -138,11 +138,15 @@ impl AwsConfig {
     /// The endpoint override in effect: the configuration's, else `$ALOFT_AWS_ENDPOINT_URL`
     /// (ignored when empty).
     pub fn effective_endpoint_url(&self) -> Option<String> {
-        self.endpoint_url.clone().or_else(|| {
-            std::env::var(ENDPOINT_ENV)
-                .ok()
-                .filter(|url| !url.trim().is_empty())
-        })
+        self.endpoint_url_with_env(std::env::var(ENDPOINT_ENV).ok())
+    }
+
+    /// [`Self::effective_endpoint_url`] with the variable's value passed in (tests can't set
+    /// environment variables safely in a threaded process).
+    fn endpoint_url_with_env(&self, env_value: Option<String>) -> Option<String> {
+        self.endpoint_url
+            .clone()
+            .or_else(|| env_value.filter(|url| !url.trim().is_empty()))
     }
 
     /// Checks what can be checked without the network; the message names the field.
@@ -259,6 +263,25 @@ mod tests {
         assert!(config.validate().unwrap_err().contains("disk_size_gb"));
         let unknown: Result<AwsConfig, _> = serde_json::from_str(r#"{"endpoint": "x"}"#);
         assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn the_endpoint_comes_from_the_configuration_then_the_environment() {
+        let unset = AwsConfig::default();
+        assert_eq!(unset.endpoint_url_with_env(None), None);
+        assert_eq!(unset.endpoint_url_with_env(Some("  ".into())), None);
+        assert_eq!(
+            unset.endpoint_url_with_env(Some("http://127.0.0.1:1".into())),
+            Some("http://127.0.0.1:1".into())
+        );
+        let set = AwsConfig {
+            endpoint_url: Some("http://127.0.0.1:2".into()),
+            ..AwsConfig::default()
+        };
+        assert_eq!(
+            set.endpoint_url_with_env(Some("http://127.0.0.1:1".into())),
+            Some("http://127.0.0.1:2".into())
+        );
     }
 
     #[test]

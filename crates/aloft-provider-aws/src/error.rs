@@ -511,6 +511,27 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_credential_is_recognised_by_type() {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_sdk_ec2::operation::run_instances::RunInstancesError;
+        let err: SdkError<RunInstancesError, HttpResponse> = SdkError::construction_failure(
+            CredentialsError::not_loaded("no providers in chain provided credentials"),
+        );
+        let call = AwsCallError::from_sdk("RunInstances", err);
+        assert_eq!(call.kind, CallErrorKind::Credentials);
+        let err = classify(
+            Operation::CreateInstances,
+            Place {
+                region: "us-east-1",
+                zone: None,
+            },
+            call,
+        );
+        assert!(matches!(err, ProvisionError::Auth { .. }), "{err}");
+        assert_eq!(err.failover_scope(), Some(Scope::Cloud));
+    }
+
+    #[test]
     fn credentials_and_network_failures() {
         let place = Place {
             region: "eu-west-1",
