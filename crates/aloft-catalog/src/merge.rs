@@ -49,6 +49,18 @@ impl Catalog {
         *self = merged;
     }
 
+    /// Keeps only the clouds named in `names`, each with its regions, zones, instance types and
+    /// offerings (to plan over the clouds a user has enabled). Ids issued before are invalid
+    /// after.
+    pub fn retain_clouds(&mut self, names: &[String]) {
+        let base = std::mem::take(self);
+        for (idx, cloud) in base.clouds.iter().enumerate() {
+            if names.contains(&cloud.name) {
+                copy_cloud(self, &base, CloudId(idx as u16));
+            }
+        }
+    }
+
     /// Every way this catalog breaks its own invariants: ids out of range, a zone's region in
     /// another cloud, prices that are not finite and positive, duplicate names. Empty when
     /// consistent. Sources are tested against this; it is cheap enough to call in debug checks.

@@ -868,3 +868,32 @@ fn gpu_views() {
     });
     assert!(!gcp_only.is_empty() && gcp_only.iter().all(|row| row.cloud == "gcp"));
 }
+
+#[test]
+fn retain_clouds_keeps_whole_clouds_and_nothing_else() {
+    let mut catalog = Catalog::bundled();
+    let aws_offers = catalog
+        .offerings
+        .iter()
+        .filter(|offering| {
+            let ty = &catalog.instance_types[offering.instance_type.0 as usize];
+            catalog.cloud(ty.cloud).name == "aws"
+        })
+        .count();
+    assert!(aws_offers > 0);
+    catalog.retain_clouds(&["aws".to_owned()]);
+    let names: Vec<&str> = catalog
+        .clouds
+        .iter()
+        .map(|cloud| cloud.name.as_str())
+        .collect();
+    assert_eq!(names, ["aws"]);
+    assert_eq!(catalog.offerings.len(), aws_offers);
+    assert!(
+        catalog.consistency_problems().is_empty(),
+        "{:?}",
+        catalog.consistency_problems()
+    );
+    catalog.retain_clouds(&[]);
+    assert!(catalog.offerings.is_empty() && catalog.clouds.is_empty());
+}
