@@ -1,11 +1,12 @@
 //! The clouds this binary can use, by name: the provider that serves each, and how aloft logs
-//! in to its instances. Today the local cloud; the rest of the CLI asks here and holds providers
+//! in to its instances: the local cloud, and AWS with the `aws` feature. The rest of the CLI asks here and holds providers
 //! as `Arc<dyn Provider>`, so another cloud is one more arm in [`access`].
 
 use aloft_catalog::Catalog;
 use aloft_provider_local::{LocalCloud, LocalConfig};
 use aloft_provision::Provider;
 use anyhow::{Result, bail};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ pub(crate) struct CloudAccess {
 }
 
 /// The cloud called `name` (as in the catalog and in cluster records).
-pub(crate) fn access(home: &Path, name: &str) -> Result<CloudAccess> {
+pub(crate) async fn access(home: &Path, name: &str) -> Result<CloudAccess> {
     match name {
         "local" => {
             let local = local_provider(home)?;
@@ -28,8 +29,90 @@ pub(crate) fn access(home: &Path, name: &str) -> Result<CloudAccess> {
                 provider: local,
             })
         }
-        other => bail!("aloft cannot act on cloud `{other}` yet (it launches on: local)"),
+        #[cfg(feature = "aws")]
+        "aws" => {
+            let aws = aloft_provider_aws::AwsCloud::new(aws_config(home)?).await?;
+            Ok(CloudAccess {
+                ssh_user: aws.ssh_user().to_owned(),
+                ssh_key: aws.client_key_path(),
+                provider: Arc::new(aws),
+            })
+        }
+        #[cfg(not(feature = "aws"))]
+        "aws" => bail!(
+            "this aloft was built without AWS support: build it with `--features aws` \
+             (cargo install --path crates/aloft-cli --features aws)"
+        ),
+        other => bail!("aloft cannot act on cloud `{other}` yet (it knows: local, aws)"),
     }
+}
+
+/// The clouds a launch may use, with the catalog of their offers: the local cloud when this
+/// machine can run it, and the clouds `aloft check` found usable (kept in
+/// `$ALOFT_HOME/enabled_clouds.json`). Offers of other clouds are left out of the catalog.
+pub(crate) async fn launchable(home: &Path) -> Result<(Catalog, HashMap<String, CloudAccess>)> {
+    let mut clouds = HashMap::new();
+    let mut catalog = Catalog::default();
+    let mut local_problem = None;
+    match access(home, "local").await {
+        Ok(local) => {
+            catalog = local_catalog(&local_config(home)?);
+            clouds.insert("local".to_owned(), local);
+        }
+        Err(err) => local_problem = Some(err),
+    }
+    let enabled = enabled_clouds(home);
+    if !enabled.is_empty() {
+        let mut bundled = Catalog::bundled();
+        bundled.retain_clouds(&enabled);
+        catalog.merge(bundled);
+        for name in enabled {
+            let cloud = access(home, &name).await?;
+            clouds.insert(name, cloud);
+        }
+    }
+    if clouds.is_empty() {
+        return Err(local_problem
+            .unwrap_or_else(|| anyhow::anyhow!("no cloud is usable"))
+            .context("no cloud is usable: the local cloud cannot run here and `aloft check` enabled no other"));
+    }
+    Ok((catalog, clouds))
+}
+
+fn enabled_path(home: &Path) -> PathBuf {
+    home.join("enabled_clouds.json")
+}
+
+/// The clouds other than the local one that the last `aloft check` found usable.
+pub(crate) fn enabled_clouds(home: &Path) -> Vec<String> {
+    std::fs::read(enabled_path(home))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Records the clouds `aloft check` found usable.
+pub(crate) fn set_enabled_clouds(home: &Path, clouds: &[String]) -> Result<()> {
+    std::fs::create_dir_all(home)?;
+    std::fs::write(enabled_path(home), serde_json::to_vec(clouds)?)?;
+    Ok(())
+}
+
+/// The AWS adapter's configuration: the defaults with state under `$ALOFT_HOME`, then
+/// `$ALOFT_HOME/aws.yaml` if there is one (any field of `AwsConfig`). The endpoint can also come
+/// from `ALOFT_AWS_ENDPOINT_URL`, credentials from the standard AWS chain.
+#[cfg(feature = "aws")]
+pub(crate) fn aws_config(home: &Path) -> Result<aloft_provider_aws::AwsConfig> {
+    let file = home.join("aws.yaml");
+    let mut config = match std::fs::read_to_string(&file) {
+        Ok(text) => serde_saphyr::from_str::<aloft_provider_aws::AwsConfig>(&text)
+            .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?,
+        Err(_) => aloft_provider_aws::AwsConfig::default(),
+    };
+    if config.state_dir == aloft_provider_aws::AwsConfig::default().state_dir {
+        config.state_dir = home.to_path_buf();
+    }
+    Ok(config)
 }
 
 /// The local cloud's layout and offers: the defaults, then `$ALOFT_HOME/local.yaml` if there

@@ -79,7 +79,6 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         }
         tasks.push((dag.task_name(*idx), task));
     }
-    let catalog = crate::clouds::local_catalog(&crate::clouds::local_config(&aloft_home())?);
     let base_name = args.cluster.clone().unwrap_or_else(default_cluster_name);
     let home = aloft_home();
     let base_dir = args
@@ -88,6 +87,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         .map(Path::to_path_buf)
         .unwrap_or_default();
     runtime()?.block_on(async move {
+        let (catalog, clouds) = crate::clouds::launchable(&home).await?;
         let store = open_store(&home).await?;
         recover(&store, &home).await?;
         let mut reports = Vec::new();
@@ -106,6 +106,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
                 ));
             }
             let launched = LaunchOne {
+                clouds: &clouds,
                 store: &store,
                 home: &home,
                 args,
@@ -150,6 +151,13 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
     })
 }
 
+/// The enabled clouds' names, for messages: `aws, local`.
+fn enabled_names(clouds: &std::collections::HashMap<String, CloudAccess>) -> String {
+    let mut names: Vec<&str> = clouds.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    names.join(", ")
+}
+
 /// What one launched task came to.
 #[derive(Debug, serde::Serialize)]
 struct LaunchReport {
@@ -161,6 +169,7 @@ struct LaunchReport {
 
 /// Launching one task: plan it, bring its cluster up (with failover), submit it.
 struct LaunchOne<'a> {
+    clouds: &'a std::collections::HashMap<String, CloudAccess>,
     store: &'a Store,
     home: &'a Path,
     args: &'a LaunchArgs,
@@ -183,7 +192,10 @@ impl LaunchOne<'_> {
             options.blocked.extend(blocked.iter().cloned());
             let solution = aloft_optimizer::optimize(&Dag::single(task.clone()), catalog, &options)
                 .map_err(|err| {
-                    format!("no plan on the clouds aloft can use (today: the local cloud): {err}")
+                    format!(
+                        "no plan on the clouds aloft can use ({}): {err}",
+                        enabled_names(self.clouds)
+                    )
                 })?;
             let placement = solution.best.tasks[0].clone();
             say(&format!(
@@ -200,8 +212,12 @@ impl LaunchOne<'_> {
                     .unwrap_or_default(),
                 placement.cluster_hourly_price
             ));
-            let cloud =
-                crate::clouds::access(home, &placement.cloud).map_err(|err| format!("{err:#}"))?;
+            let cloud = self.clouds.get(&placement.cloud).ok_or_else(|| {
+                format!(
+                    "the plan chose cloud `{}`, which is not enabled",
+                    placement.cloud
+                )
+            })?;
             let context = LaunchContext {
                 zone: placement.zone.clone(),
                 instance_type: placement.instance_type.clone(),
@@ -210,7 +226,7 @@ impl LaunchOne<'_> {
                 ports: task.resources.options[placement.option_index].ports.clone(),
                 task: task.clone(),
                 base_dir: base_dir.clone(),
-                ..base_context(&cloud, cluster.clone(), &placement.region, home)
+                ..base_context(cloud, cluster.clone(), &placement.region, home)
             };
             last_placement = Some(placement);
             Ok(context)
@@ -321,7 +337,7 @@ pub(crate) async fn existing(
     };
     let cluster =
         ClusterName::new(name.to_owned()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
-    let cloud = crate::clouds::access(home, &record.cloud)?;
+    let cloud = crate::clouds::access(home, &record.cloud).await?;
     let context = LaunchContext {
         zone: record.zone.clone(),
         instance_type: record.instance_type.clone(),
@@ -625,7 +641,7 @@ async fn recover(store: &Store, home: &Path) -> Result<()> {
         let region = bootstrap["region"]
             .as_str()
             .unwrap_or(aloft_catalog::LOCAL_REGION);
-        let cloud = crate::clouds::access(home, cloud_name)?;
+        let cloud = crate::clouds::access(home, cloud_name).await?;
         let context = base_context(&cloud, cluster, region, home);
         let name = operation.cluster.clone();
         if operation.state == OperationState::Running {
@@ -679,7 +695,7 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
                     ("local".to_owned(), aloft_catalog::LOCAL_REGION.to_owned())
                 }
             };
-            let provider = crate::clouds::access(&home, &cloud)?.provider;
+            let provider = crate::clouds::access(&home, &cloud).await?.provider;
             provider.terminate(&region, &cluster).await?;
             store.cluster_delete(name).await?;
             if args.output == OutputFormat::Table {
@@ -723,7 +739,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                 let provider = match providers.get(&cluster.cloud) {
                     Some(provider) => provider.clone(),
                     None => {
-                        let provider = crate::clouds::access(&home, &cluster.cloud)?.provider;
+                        let provider = crate::clouds::access(&home, &cluster.cloud).await?.provider;
                         providers.insert(cluster.cloud.clone(), provider.clone());
                         provider
                     }

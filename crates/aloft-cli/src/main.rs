@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod agent_cmd;
 mod catalog_cmd;
+mod check_cmd;
 mod clouds;
 mod cluster_cmd;
 mod job_cmd;
@@ -58,6 +59,8 @@ enum Command {
     Status(cluster_cmd::StatusArgs),
     /// The local cloud (instances that are network namespaces on this machine).
     Local(cluster_cmd::LocalArgs),
+    /// Which clouds aloft can use from here, and why not.
+    Check(check_cmd::CheckArgs),
     /// List instance types and prices from the catalog.
     Catalog(catalog_cmd::CatalogArgs),
     /// The head-node agent (run on a cluster's head node by aloft itself).
@@ -99,6 +102,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => cluster_cmd::status(args),
         Command::Local(args) => cluster_cmd::local(args),
         Command::Catalog(args) => catalog_cmd::run(args),
+        Command::Check(args) => check_cmd::check(args),
         Command::Agent { command } => agent_cmd::run(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "aloft", &mut std::io::stdout());

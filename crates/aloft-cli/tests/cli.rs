@@ -24,6 +24,11 @@ fn aloft(args: &[&str]) -> Output {
         .env("ALOFT_LOCAL_BRIDGE", "clitestbr")
         .env("ALOFT_LOCAL_SUBNET", "10.251.77.0/24")
         .env_remove("ALOFT_CATALOG")
+        // Never let the AWS SDK look for credentials beyond loopback (instance metadata).
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("ALOFT_AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "not-a-key")
+        .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
         .output()
         .expect("aloft runs")
 }
@@ -312,4 +317,26 @@ instance_typez: []
         "{stderr}"
     );
     assert!(stderr.contains("line 2"), "{stderr}");
+}
+
+#[test]
+fn check_says_per_cloud_whether_it_is_usable_and_why_not() {
+    let output = aloft(&["check", "-o", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let checks: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let clouds: Vec<&str> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["cloud"].as_str().unwrap())
+        .collect();
+    assert_eq!(clouds, ["local", "aws"]);
+    let aws = &checks[1];
+    // No AWS here: the endpoint is a closed loopback port.
+    assert_eq!(aws["usable"], false);
+    let reason = aws["reason"].as_str().unwrap();
+    #[cfg(not(feature = "aws"))]
+    assert!(reason.contains("--features aws"), "{reason}");
+    #[cfg(feature = "aws")]
+    assert!(!reason.is_empty());
 }
