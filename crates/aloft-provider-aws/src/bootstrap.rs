@@ -102,24 +102,45 @@ pub(crate) async fn ensure_local_key(config: &AwsConfig) -> Result<String, Provi
         detail: what,
         source: Some(Box::new(err)),
     };
-    if !(private.exists() && public.exists()) {
+    if !private.exists() {
         let dir = config.aws_dir();
         create_private_dir(&dir)
             .map_err(|err| io_error(format!("creating {}", dir.display()), err))?;
-        // Generate under temporary names and rename, so a crash never leaves half a key pair.
-        let temp = dir.join("id_ed25519.new");
+        // Generate under a temporary name unique to this process, then hard-link it into
+        // place: linking fails if the key exists, so two processes bootstrapping at once agree on
+        // one key (the loser uses the winner's), and a crash never leaves half a key.
+        let temp = dir.join(format!("id_ed25519.new-{}", std::process::id()));
         let temp_public = public_key_path(&temp);
         let _ = std::fs::remove_file(&temp);
         let _ = std::fs::remove_file(&temp_public);
         run_ssh_keygen(Operation::Bootstrap, &temp, "aloft").await?;
-        std::fs::rename(&temp_public, &public)
-            .map_err(|err| io_error(format!("moving the key to {}", public.display()), err))?;
-        std::fs::rename(&temp, &private)
-            .map_err(|err| io_error(format!("moving the key to {}", private.display()), err))?;
+        let linked = std::fs::hard_link(&temp, &private);
+        if linked.is_ok() {
+            let _ = std::fs::remove_file(&public);
+            std::fs::rename(&temp_public, &public)
+                .map_err(|err| io_error(format!("moving the key to {}", public.display()), err))?;
+        }
+        let _ = std::fs::remove_file(&temp);
+        let _ = std::fs::remove_file(&temp_public);
+        match linked {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => {
+                return Err(io_error(
+                    format!("moving the key to {}", private.display()),
+                    err,
+                ));
+            }
+        }
     }
     // ssh refuses a private key others can read; enforce it even on a key that was copied in.
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600))
         .map_err(|err| io_error(format!("restricting {}", private.display()), err))?;
+    // The public half is derived from the private key when it is missing, never regenerated:
+    // a new key would lock aloft out of the instances it already launched.
+    if !public.exists() {
+        derive_public_key(&private, &public).await?;
+    }
     let text = std::fs::read_to_string(&public)
         .map_err(|err| io_error(format!("reading {}", public.display()), err))?;
     let mut fields = text.split_whitespace();
@@ -134,6 +155,38 @@ pub(crate) async fn ensure_local_key(config: &AwsConfig) -> Result<String, Provi
             source: None,
         }),
     }
+}
+
+/// Writes the public key of `private` to `public` (`ssh-keygen -y`).
+async fn derive_public_key(private: &Path, public: &Path) -> Result<(), ProvisionError> {
+    let output = tokio::process::Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(private)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|err| ProvisionError::InvalidRequest {
+            operation: Operation::Bootstrap,
+            detail: "ssh-keygen is needed to read aloft's SSH key: install openssh-client".into(),
+            source: Some(Box::new(err)),
+        })?;
+    if !output.status.success() {
+        return Err(ProvisionError::InvalidRequest {
+            operation: Operation::Bootstrap,
+            detail: format!(
+                "{} is not a usable SSH private key ({}); move it away to make a new one",
+                private.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            source: None,
+        });
+    }
+    std::fs::write(public, &output.stdout).map_err(|err| ProvisionError::Other {
+        operation: Operation::Bootstrap,
+        detail: format!("writing {}", public.display()),
+        source: Some(Box::new(err)),
+    })
 }
 
 /// Runs `ssh-keygen` to make an ed25519 key without a passphrase at `path` (and `path.pub`).
@@ -514,11 +567,55 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_local_key_is_made_once_and_its_public_half_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AwsConfig {
+            state_dir: dir.path().to_owned(),
+            ..AwsConfig::default()
+        };
+        let first = ensure_local_key(&config).await.unwrap();
+        assert!(first.starts_with("ssh-ed25519 "), "{first}");
+        let private = key_path(&config);
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = std::fs::metadata(config.aws_dir())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        assert_eq!(ensure_local_key(&config).await.unwrap(), first);
+
+        // A lost public key is derived again from the private one, not replaced by a new pair.
+        std::fs::remove_file(public_key_path(&private)).unwrap();
+        assert_eq!(ensure_local_key(&config).await.unwrap(), first);
+
+        // Loose permissions on a copied-in key are tightened.
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).unwrap();
+        ensure_local_key(&config).await.unwrap();
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        // Host keys are fresh each time and leave nothing behind.
+        let a = generate_host_key(&config).await.unwrap();
+        let b = generate_host_key(&config).await.unwrap();
+        assert_ne!(a.public, b.public);
+        assert!(a.private.contains("OPENSSH PRIVATE KEY"));
+        let names: Vec<String> = std::fs::read_dir(config.aws_dir())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut names = names;
+        names.sort();
+        assert_eq!(names, ["id_ed25519", "id_ed25519.pub"]);
+    }
+
     #[test]
     fn a_corrupt_cache_reads_as_absent() {
-        let dir = std::env::temp_dir().join(format!("aloft-aws-cache-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("r.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("account/r.json");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "{not json").unwrap();
         assert_eq!(read_cache(&path), None);
         let state = RegionBootstrap {
@@ -527,6 +624,5 @@ mod tests {
         };
         write_cache(&path, &state).unwrap();
         assert_eq!(read_cache(&path), Some(state));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
