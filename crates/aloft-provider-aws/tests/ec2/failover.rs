@@ -152,3 +152,32 @@ async fn every_zone_full_means_no_placement() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_failing_halfway_leaves_only_what_terminate_removes() {
+    // The first node gets in, the second finds the zone full.
+    let moto = Moto::start_with(&[
+        ("ALOFT_MOTO_ICE", "g5.xlarge@us-east-1a"),
+        ("ALOFT_MOTO_ICE_AFTER", "1"),
+    ]);
+    let cloud = moto.cloud().await;
+    let name = ClusterName::new("half").unwrap();
+    let request = CreateRequest {
+        cluster: name.clone(),
+        region: "us-east-1".into(),
+        zone: Some("us-east-1a".into()),
+        instance_type: "g5.xlarge".into(),
+        count: 2,
+        first_node_idx: 0,
+        use_spot: false,
+    };
+    let err = cloud.create_instances(&request).await.unwrap_err();
+    assert_eq!(err.failover_scope(), Some(Scope::Zone("us-east-1a".into())));
+    // What was made is findable by its tags...
+    let left = cloud.query("us-east-1", &name).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].node_idx, 0);
+    // ...and terminate removes it all.
+    cloud.terminate("us-east-1", &name).await.unwrap();
+    assert!(cloud.query("us-east-1", &name).await.unwrap().is_empty());
+}

@@ -9,6 +9,8 @@ XML error response, produced by moto's own error machinery) for what the environ
                                instance type (in that zone) fails with InsufficientInstanceCapacity
   ALOFT_MOTO_VCPU_LIMIT        comma-separated regions where RunInstances fails with
                                VcpuLimitExceeded
+  ALOFT_MOTO_ICE_AFTER         ALOFT_MOTO_ICE applies only after this many instances were
+                               launched (default 0), to fail a launch halfway
   ALOFT_MOTO_THROTTLE_FIRST    the first N RunInstances calls fail with RequestLimitExceeded
 
 Usage: python moto_launcher.py PORT   (binds 127.0.0.1 only; prints "ready" when serving)
@@ -30,6 +32,7 @@ def patch_run_instances():
     ice = _entries("ALOFT_MOTO_ICE")
     vcpu_limit_regions = set(_entries("ALOFT_MOTO_VCPU_LIMIT"))
     throttle = {"left": int(os.environ.get("ALOFT_MOTO_THROTTLE_FIRST", "0") or 0)}
+    ice_after = {"left": int(os.environ.get("ALOFT_MOTO_ICE_AFTER", "0") or 0)}
     lock = threading.Lock()
     original = InstanceBackend.run_instances
 
@@ -47,7 +50,10 @@ def patch_run_instances():
                 f"for the instance bucket that the specified instance type belongs to "
                 f"in {self.region_name}.",
             )
-        for entry in ice:
+        with lock:
+            ice_applies = ice_after["left"] <= 0
+            ice_after["left"] -= count
+        for entry in ice if ice_applies else []:
             wanted_type, _, wanted_zone = entry.partition("@")
             if (not wanted_type or wanted_type == instance_type) and (
                 not wanted_zone or wanted_zone == zone
