@@ -468,6 +468,10 @@ impl Provider for AwsCloud {
         self.bootstrap_region(region).await.map(|_| ())
     }
 
+    async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, ProvisionError> {
+        Ok(self.clusters_in_region(region).await?.into_keys().collect())
+    }
+
     async fn create_instances(
         &self,
         request: &CreateRequest,

@@ -532,6 +532,12 @@ async fn orphans_are_found_by_tag() {
     let names: Vec<&str> = clusters.keys().map(ClusterName::as_str).collect();
     assert_eq!(names, ["kept", "orphan"]);
     assert_eq!(clusters[&cluster("orphan")].len(), 2);
+    // The same through the provider interface, as `aloft status --refresh` asks.
+    let listed = Provider::list_clusters(&amnesiac, region).await.unwrap();
+    assert_eq!(
+        listed.iter().map(ClusterName::as_str).collect::<Vec<_>>(),
+        ["kept", "orphan"]
+    );
     amnesiac
         .terminate(region, &cluster("orphan"))
         .await
