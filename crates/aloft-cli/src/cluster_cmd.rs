@@ -224,6 +224,10 @@ impl LaunchOne<'_> {
                 num_nodes: placement.num_nodes,
                 use_spot: placement.spot,
                 ports: task.resources.options[placement.option_index].ports.clone(),
+                image_id: task.resources.options[placement.option_index]
+                    .image_id
+                    .clone(),
+                disk_size_gb: task.resources.options[placement.option_index].disk_size,
                 task: task.clone(),
                 base_dir: base_dir.clone(),
                 ..base_context(cloud, cluster.clone(), &placement.region, home)
@@ -550,6 +554,8 @@ fn base_context(
         num_nodes: 0,
         use_spot: false,
         ports: Vec::new(),
+        image_id: None,
+        disk_size_gb: None,
         base_dir: PathBuf::new(),
         ssh_user: cloud.ssh_user.clone(),
         ssh_key: cloud.ssh_key.clone(),

@@ -30,6 +30,10 @@ pub struct LaunchContext {
     pub instance_type: String,
     pub num_nodes: u32,
     pub use_spot: bool,
+    /// The image and root disk size the task's chosen resources ask for (`None`: the
+    /// provider's defaults).
+    pub image_id: Option<String>,
+    pub disk_size_gb: Option<u32>,
     /// Ports the task's chosen resources ask to be open.
     pub ports: Vec<aloft_types::spec::PortRange>,
     pub task: Task,
@@ -268,6 +272,8 @@ impl Step<LaunchContext> for CreateInstances {
                 count: missing,
                 first_node_idx: existing.len() as u32,
                 use_spot: context.use_spot,
+                image_id: context.image_id.clone(),
+                disk_size_gb: context.disk_size_gb,
             };
             context
                 .provider

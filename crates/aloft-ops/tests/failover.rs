@@ -161,6 +161,8 @@ fn context(cloud: &Arc<FakeCloud>, zone: &str, nodes: u32) -> LaunchContext {
         ssh_key: PathBuf::new(),
         ssh_state_dir: PathBuf::new(),
         agent_binary: None,
+        image_id: None,
+        disk_size_gb: None,
         progress: Arc::new(|_: &str| {}),
     }
 }

@@ -49,6 +49,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub instance_type: &'a str,
     pub use_spot: bool,
     pub image: &'a ResolvedImage,
+    /// Root volume size, GiB.
+    pub disk_size_gb: u32,
     pub key_pair_name: &'a str,
     pub security_group_ids: [&'a str; 2],
     pub host_key: &'a HostKey,
@@ -119,13 +121,14 @@ pub(crate) async fn architecture_of(
     }
 }
 
-/// The image for `region` and `arch`: the configured one, else the newest matching the name
-/// pattern from the configured owner.
+/// The image for `region` and `arch`: the task's (`requested`), else the configured one, else
+/// the newest matching the name pattern from the configured owner.
 pub(crate) async fn resolve_image(
     config: &AwsConfig,
     ec2: &aws_sdk_ec2::Client,
     region: &str,
     arch: &str,
+    requested: Option<&str>,
 ) -> Result<ResolvedImage, ProvisionError> {
     let place = Place { region, zone: None };
     let fail = |err| {
@@ -135,10 +138,12 @@ pub(crate) async fn resolve_image(
             AwsCallError::from_sdk("DescribeImages", err),
         )
     };
-    let configured = config
-        .image_id
-        .as_ref()
-        .or_else(|| config.images.get(region));
+    let configured = requested.or_else(|| {
+        config
+            .image_id
+            .as_deref()
+            .or_else(|| config.images.get(region).map(String::as_str))
+    });
     let images = if let Some(image_id) = configured {
         ec2.describe_images()
             .image_ids(image_id)
@@ -218,7 +223,7 @@ pub(crate) async fn run_instance(
                 .device_name(&spec.image.root_device_name)
                 .ebs(
                     EbsBlockDevice::builder()
-                        .volume_size(i32::try_from(config.disk_size_gb).unwrap_or(i32::MAX))
+                        .volume_size(i32::try_from(spec.disk_size_gb).unwrap_or(i32::MAX))
                         .volume_type(VolumeType::Gp3)
                         .delete_on_termination(true)
                         .build(),

@@ -175,17 +175,24 @@ impl AwsCloud {
         self.bootstrap_region(region).await
     }
 
+    /// The image to launch: the task's own (`requested`), else the configured or default one
+    /// for the region and architecture (looked up once per process).
     async fn image_for(
         &self,
         region: &str,
         arch: &'static str,
+        requested: Option<&str>,
     ) -> Result<ResolvedImage, ProvisionError> {
+        let ec2 = self.inner.clients.ec2(region);
+        if requested.is_some() {
+            return instances::resolve_image(&self.inner.config, &ec2, region, arch, requested)
+                .await;
+        }
         let key = (region.to_owned(), arch);
         if let Some(image) = self.inner.images.lock().await.get(&key) {
             return Ok(image.clone());
         }
-        let ec2 = self.inner.clients.ec2(region);
-        let image = instances::resolve_image(&self.inner.config, &ec2, region, arch).await?;
+        let image = instances::resolve_image(&self.inner.config, &ec2, region, arch, None).await?;
         self.inner.images.lock().await.insert(key, image.clone());
         Ok(image)
     }
@@ -510,7 +517,17 @@ impl Provider for AwsCloud {
             .collect();
         if !missing.is_empty() {
             let arch = instances::architecture_of(&ec2, place, &request.instance_type).await?;
-            let image = self.image_for(region, arch).await?;
+            let image = self
+                .image_for(region, arch, request.image_id.as_deref())
+                .await?;
+            let disk_size_gb = request.disk_size_gb.unwrap_or(config.disk_size_gb);
+            if !(8..=16384).contains(&disk_size_gb) {
+                return Err(ProvisionError::InvalidRequest {
+                    operation: Operation::CreateInstances,
+                    detail: format!("disk size {disk_size_gb} GB: EC2 takes 8 to 16384 GB"),
+                    source: None,
+                });
+            }
             for node_idx in missing {
                 let host_key = bootstrap::generate_host_key(config).await?;
                 let spec = LaunchSpec {
@@ -520,6 +537,7 @@ impl Provider for AwsCloud {
                     instance_type: &request.instance_type,
                     use_spot: request.use_spot,
                     image: &image,
+                    disk_size_gb,
                     key_pair_name: &bootstrap.key_pair_name,
                     security_group_ids: [&bootstrap.ssh_security_group_id, &cluster_group],
                     host_key: &host_key,

@@ -147,6 +147,8 @@ fn request(cluster: &ClusterName, count: u32) -> CreateRequest {
         count,
         first_node_idx: 0,
         use_spot: false,
+        image_id: None,
+        disk_size_gb: None,
     }
 }
 
@@ -860,6 +862,8 @@ async fn spot_instances_are_recorded_and_unpriced_types_refused() {
     let cluster = ClusterName::new("cheap").unwrap();
     let spot_request = CreateRequest {
         use_spot: true,
+        image_id: None,
+        disk_size_gb: None,
         ..request(&cluster, 1)
     };
     let instances = cloud.create_instances(&spot_request).await.unwrap();
@@ -890,6 +894,8 @@ async fn spot_instances_are_recorded_and_unpriced_types_refused() {
         .create_instances(&CreateRequest {
             instance_type: "local.nospot".into(),
             use_spot: true,
+            image_id: None,
+            disk_size_gb: None,
             ..request(&refused, 1)
         })
         .await

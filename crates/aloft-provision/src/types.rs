@@ -100,6 +100,14 @@ pub struct CreateRequest {
     pub count: u32,
     pub first_node_idx: u32,
     pub use_spot: bool,
+    /// The task's image (`image_id`), overriding the provider's default; providers without
+    /// images (the local cloud) ignore it.
+    #[serde(default)]
+    pub image_id: Option<String>,
+    /// The task's root disk size in GB (`disk_size`), overriding the provider's default;
+    /// providers without disks to size (the local cloud) ignore it.
+    #[serde(default)]
+    pub disk_size_gb: Option<u32>,
 }
 
 /// The lifecycle state of one instance, as the provider reports it.

@@ -43,6 +43,8 @@ async fn launch_with_failover(
             count: 2,
             first_node_idx: 0,
             use_spot: false,
+            image_id: None,
+            disk_size_gb: None,
         };
         match cloud.create_instances(&request).await {
             Ok(instances) => {
@@ -170,6 +172,8 @@ async fn a_launch_failing_halfway_leaves_only_what_terminate_removes() {
         count: 2,
         first_node_idx: 0,
         use_spot: false,
+        image_id: None,
+        disk_size_gb: None,
     };
     let err = cloud.create_instances(&request).await.unwrap_err();
     assert_eq!(err.failover_scope(), Some(Scope::Zone("us-east-1a".into())));

@@ -24,6 +24,8 @@ fn request(name: &str, region: &str, zone: &str, instance_type: &str, count: u32
         count,
         first_node_idx: 0,
         use_spot: false,
+        image_id: None,
+        disk_size_gb: None,
     }
 }
 
@@ -394,6 +396,79 @@ async fn spot_instances_are_requested_as_spot() {
         Some("spot")
     );
     cloud.terminate(region, &cluster("spotty")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tasks_image_and_disk_size_win_over_the_defaults() {
+    let moto = Moto::start();
+    let cloud = moto.cloud().await;
+    let region = "us-east-1";
+    let ec2 = moto.ec2(region).await;
+    // Any image of the region other than the default lookup's choice.
+    let images = ec2.describe_images().owners("amazon").send().await.unwrap();
+    let image = images
+        .images()
+        .iter()
+        .filter(|image| image.architecture().map(|a| a.as_str()) == Some("x86_64"))
+        .filter_map(|image| image.image_id())
+        .next()
+        .expect("moto has amazon images")
+        .to_owned();
+    let created = cloud
+        .create_instances(&CreateRequest {
+            image_id: Some(image.clone()),
+            disk_size_gb: Some(50),
+            ..request("imaged", region, "us-east-1a", "t3.micro", 1)
+        })
+        .await
+        .unwrap();
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&created[0].id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    assert_eq!(instance.image_id(), Some(image.as_str()));
+    let volume_id = instance.block_device_mappings()[0]
+        .ebs()
+        .and_then(|ebs| ebs.volume_id())
+        .expect("a root volume")
+        .to_owned();
+    let volumes = ec2
+        .describe_volumes()
+        .volume_ids(volume_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(volumes.volumes()[0].size(), Some(50));
+
+    // Sizes EC2 cannot make, and images that do not exist, are invalid requests (not capacity:
+    // no other zone would do better).
+    let tiny = cloud
+        .create_instances(&CreateRequest {
+            disk_size_gb: Some(4),
+            ..request("tiny", region, "us-east-1a", "t3.micro", 1)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(tiny, ProvisionError::InvalidRequest { .. }),
+        "{tiny:?}"
+    );
+    assert!(tiny.to_string().contains("disk size 4 GB"), "{tiny}");
+    let missing = cloud
+        .create_instances(&CreateRequest {
+            image_id: Some("ami-00000000deadbeef".into()),
+            ..request("noimage", region, "us-east-1a", "t3.micro", 1)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, ProvisionError::InvalidRequest { .. }),
+        "{missing:?}"
+    );
+    cloud.terminate(region, &cluster("imaged")).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
