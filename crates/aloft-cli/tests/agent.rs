@@ -150,7 +150,7 @@ fn cancel_ends_the_whole_process_tree_and_a_queued_job_never_starts() {
     let running = head.submit(
         "sleeper",
         &format!(
-            "(sleep 2; touch {m}-child) & echo started; sleep 2; touch {m}",
+            "(sleep 4; touch {m}-child) & echo started; sleep 4; touch {m}",
             m = marker.display()
         ),
     );
@@ -166,7 +166,7 @@ fn cancel_ends_the_whole_process_tree_and_a_queued_job_never_starts() {
         .map(|job| job["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["cancelled", "cancelled"]);
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(4500));
     for suffix in ["", "-child", "-queued"] {
         let path = format!("{}{suffix}", marker.display());
         assert!(
