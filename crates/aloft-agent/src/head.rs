@@ -30,6 +30,8 @@ use std::time::Duration;
 /// How often the daemon looks for new jobs, and followers for new lines: short, because it is
 /// between a command and its first line of output.
 const POLL: Duration = Duration::from_millis(25);
+/// How often the daemon, when no job is waiting, asks whether autostop is due.
+const AUTOSTOP_POLL: Duration = Duration::from_secs(1);
 /// How often a running job's state is checked for a cancel.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
 
@@ -55,6 +57,8 @@ pub enum HeadError {
     NoSuchJob(i64),
     #[error("the agent has not been set up on this node (no {0})")]
     NotSetUp(PathBuf),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
     #[error("this cluster's cloud cannot stop its nodes from inside, so autostop is not available")]
     NoPowerOff,
 }
@@ -307,24 +311,28 @@ impl Agent {
     pub async fn status(&self) -> Result<AgentStatus, HeadError> {
         let store = self.store().await?;
         let jobs = store.job_list().await?;
-        let busy = jobs.iter().any(|job| !job.state.is_finished());
         let daemon_pid = self.daemon_pid();
         let daemon_rss_kib = daemon_pid.and_then(rss_kib);
         Ok(AgentStatus {
             daemon_pid,
             daemon_rss_kib,
             autostop: self.autostop()?,
-            idle_seconds: (!busy).then(|| now() - self.idle_since(&jobs)),
+            idle_seconds: self.idle_since(&jobs).map(|since| now() - since),
         })
     }
 
-    fn idle_since(&self, jobs: &[Job]) -> i64 {
+    /// Since when the cluster has been idle (seconds since the epoch); `None` while a job is
+    /// queued or running.
+    fn idle_since(&self, jobs: &[Job]) -> Option<i64> {
+        if jobs.iter().any(|job| !job.state.is_finished()) {
+            return None;
+        }
         let last_end = jobs
             .iter()
             .filter_map(|job| job.ended_at)
             .max()
             .unwrap_or(0);
-        self.last_activity().max(last_end)
+        Some(self.last_activity().max(last_end))
     }
 
     /// The daemon's pid, if one holds the lock.
@@ -340,8 +348,8 @@ impl Agent {
         }
     }
 
-    /// Starts the daemon unless one runs.
-    pub fn ensure_daemon(&self) -> Result<(), HeadError> {
+    /// The daemon's lock, taken: `None` while another process (the daemon) holds it.
+    fn take_daemon_lock(&self) -> Result<Option<File>, HeadError> {
         std::fs::create_dir_all(&self.dir).map_err(io("creating", &self.dir))?;
         let lock_path = self.dir.join("daemon.lock");
         let lock = OpenOptions::new()
@@ -351,15 +359,21 @@ impl Agent {
             .open(&lock_path)
             .map_err(io("opening", &lock_path))?;
         match lock.try_lock() {
-            Ok(()) => drop(lock),
-            Err(TryLockError::WouldBlock) => return Ok(()),
-            Err(TryLockError::Error(source)) => {
-                return Err(HeadError::Io {
-                    action: "locking",
-                    path: lock_path,
-                    source,
-                });
-            }
+            Ok(()) => Ok(Some(lock)),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(source)) => Err(HeadError::Io {
+                action: "locking",
+                path: lock_path,
+                source,
+            }),
+        }
+    }
+
+    /// Starts the daemon unless one runs.
+    pub fn ensure_daemon(&self) -> Result<(), HeadError> {
+        // Released at once: the daemon takes it for itself.
+        if self.take_daemon_lock()?.is_none() {
+            return Ok(());
         }
         let log_path = self.dir.join("daemon.log");
         let log = OpenOptions::new()
@@ -386,17 +400,9 @@ impl Agent {
     /// The daemon: runs queued jobs one at a time, and stops the cluster when autostop says so.
     /// Returns at once if another daemon runs.
     pub async fn daemon(&self) -> Result<(), HeadError> {
-        std::fs::create_dir_all(&self.dir).map_err(io("creating", &self.dir))?;
-        let lock_path = self.dir.join("daemon.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("opening", &lock_path))?;
-        if lock.try_lock().is_err() {
+        let Some(lock) = self.take_daemon_lock()? else {
             return Ok(());
-        }
+        };
         self.write_atomic("daemon.pid", std::process::id().to_string().as_bytes())?;
         let store = self.store().await?;
         // Jobs a previous daemon was running when the node stopped did not finish.
@@ -408,17 +414,26 @@ impl Agent {
                     .await?;
             }
         }
+        let mut autostop_checked: Option<std::time::Instant> = None;
         loop {
             if let Some(job) = store.job_next_pending().await? {
                 self.run(&store, job).await?;
                 self.touch_activity()?;
                 continue;
             }
+            // Autostop is a matter of minutes: looked at once a second, not at every poll.
+            if autostop_checked.is_some_and(|checked| checked.elapsed() < AUTOSTOP_POLL) {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            autostop_checked = Some(std::time::Instant::now());
             let autostop = self.autostop()?;
             if autostop.idle_minutes.is_some() {
                 let jobs = store.job_list().await?;
-                let idle = !jobs.iter().any(|job| !job.state.is_finished());
-                if idle && autostop_due(&autostop, self.idle_since(&jobs), now()) {
+                let due = self
+                    .idle_since(&jobs)
+                    .is_some_and(|since| autostop_due(&autostop, since, now()));
+                if due {
                     self.power_off(&autostop).await?;
                     drop(lock);
                     return Ok(());
@@ -450,7 +465,7 @@ impl Agent {
             }
         );
         for node in info.nodes.iter().filter(|node| node.rank != 0) {
-            let transport = self.transport(&info, node).map_err(exec_to_io)?;
+            let transport = self.transport(&info, node)?;
             // A node already gone is not an error: it is off.
             let off = tokio::time::timeout(
                 Duration::from_secs(30),
@@ -595,14 +610,6 @@ impl Agent {
             outcome = gang => outcome.map_err(|err| err.to_string()),
             () = watch => unreachable!("the watcher loops until the job ends"),
         }
-    }
-}
-
-fn exec_to_io(err: ExecError) -> HeadError {
-    HeadError::Io {
-        action: "reaching",
-        path: PathBuf::from("a worker"),
-        source: std::io::Error::other(err.to_string()),
     }
 }
 

@@ -218,16 +218,15 @@ impl LaunchOne<'_> {
                     placement.cloud
                 )
             })?;
+            let option = &task.resources.options[placement.option_index];
             let context = LaunchContext {
                 zone: placement.zone.clone(),
                 instance_type: placement.instance_type.clone(),
                 num_nodes: placement.num_nodes,
                 use_spot: placement.spot,
-                ports: task.resources.options[placement.option_index].ports.clone(),
-                image_id: task.resources.options[placement.option_index]
-                    .image_id
-                    .clone(),
-                disk_size_gb: task.resources.options[placement.option_index].disk_size,
+                ports: option.ports.clone(),
+                image_id: option.image_id.clone(),
+                disk_size_gb: option.disk_size,
                 task: task.clone(),
                 base_dir: base_dir.clone(),
                 ..base_context(cloud, cluster.clone(), &placement.region, home)
@@ -274,18 +273,11 @@ impl LaunchOne<'_> {
                 idle_minutes: Some(args.idle_minutes.unwrap_or(0)),
                 down: args.down,
             };
-            let client = aloft_ops::launch::agent_client(&context, &instances)
-                .map_err(|err| anyhow::anyhow!(err.message))?;
-            let existing = Existing {
-                provider: provider.clone(),
-                store: store.clone(),
-                record: store
-                    .cluster_fetch(cluster.as_str())
-                    .await?
-                    .context("the cluster's record vanished")?,
-                context: context.clone(),
-            };
-            crate::job_cmd::set_autostop(&existing, &client, &setting).await?;
+            let record = store
+                .cluster_fetch(cluster.as_str())
+                .await?
+                .context("the cluster's record vanished")?;
+            crate::job_cmd::set_autostop(store, record, queued.client(), &setting).await?;
             say(&crate::job_cmd::autostop_text(&cluster_name, &setting));
         }
         let json = args.output == OutputFormat::Json;

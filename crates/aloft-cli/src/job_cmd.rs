@@ -10,7 +10,7 @@ use aloft_agent::protocol::OutStream;
 use aloft_agent::{AgentClient, Autostop, JobSpec, LogEvent};
 use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, agent_client};
 use aloft_provision::InstanceInfo;
-use aloft_store::{ClusterStatus, JobState};
+use aloft_store::{Cluster, ClusterStatus, JobState, Store};
 use aloft_types::Task;
 use anyhow::{Result, bail};
 use serde::Serialize;
@@ -53,6 +53,13 @@ pub(crate) struct Queued {
     cluster: String,
     job_id: i64,
     many: bool,
+}
+
+impl Queued {
+    /// The agent the job was queued on.
+    pub(crate) fn client(&self) -> &AgentClient {
+        &self.client
+    }
 }
 
 /// Queues the task on the cluster's agent.
@@ -469,7 +476,7 @@ pub fn autostop(args: AutostopArgs) -> Result<ExitCode> {
             idle_minutes: (!args.cancel).then_some(args.idle_minutes),
             down: args.down,
         };
-        set_autostop(&existing, &client, &setting).await?;
+        set_autostop(&existing.store, existing.record, &client, &setting).await?;
         match args.output {
             OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&setting)?),
             OutputFormat::Table => say(&autostop_text(&args.cluster, &setting)),
@@ -490,14 +497,14 @@ pub(crate) fn autostop_text(cluster: &str, setting: &Autostop) -> String {
 
 /// Sets autostop on the cluster's agent and records it with the cluster.
 pub(crate) async fn set_autostop(
-    existing: &Existing,
+    store: &Store,
+    mut record: Cluster,
     client: &AgentClient,
     setting: &Autostop,
 ) -> Result<()> {
     client.set_autostop(setting).await?;
-    let mut record = existing.record.clone();
     record.autostop_minutes = setting.idle_minutes;
     record.autostop_down = setting.down;
-    existing.store.cluster_update(&record).await?;
+    store.cluster_update(&record).await?;
     Ok(())
 }
