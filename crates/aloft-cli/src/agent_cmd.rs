@@ -5,7 +5,6 @@
 use aloft_agent::head::Agent;
 use aloft_agent::{Autostop, ClusterInfo, JobSpec};
 use anyhow::{Context, Result};
-use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Subcommand)]
@@ -66,13 +65,7 @@ pub fn run(command: AgentCommand) -> Result<ExitCode> {
             }
             AgentCommand::Queue => print_json(&agent.queue().await?)?,
             AgentCommand::Logs { job, follow } => {
-                let mut out = |event: &aloft_agent::LogEvent| {
-                    let mut stdout = std::io::stdout().lock();
-                    if let Ok(text) = serde_json::to_string(event) {
-                        let _ = writeln!(stdout, "{text}");
-                        let _ = stdout.flush();
-                    }
-                };
+                let mut out = |event: &aloft_agent::LogEvent| crate::output::print_json_line(event);
                 agent.logs(job, follow, &mut out).await?;
             }
             AgentCommand::Cancel { jobs, all } => {

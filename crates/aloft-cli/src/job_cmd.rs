@@ -330,13 +330,7 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode> {
             }
         };
         if args.output == OutputFormat::Json {
-            let mut print = |event: &LogEvent| {
-                if let Ok(text) = serde_json::to_string(event) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{text}");
-                    let _ = out.flush();
-                }
-            };
+            let mut print = |event: &LogEvent| crate::output::print_json_line(event);
             let (state, exit_codes) = client.logs(args.job, args.follow, &mut print).await?;
             print(&LogEvent::End { state, exit_codes });
             return Ok(ExitCode::SUCCESS);

@@ -66,3 +66,14 @@ pub fn snake<T: serde::Serialize>(value: &T) -> String {
         _ => "?".to_owned(),
     }
 }
+
+/// Prints one JSON value on a line of its own and flushes, so a reader on a pipe (a follower of
+/// a log stream) sees each line as it is printed.
+pub fn print_json_line(value: &impl serde::Serialize) {
+    use std::io::Write;
+    if let Ok(text) = serde_json::to_string(value) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}
