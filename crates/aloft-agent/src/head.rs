@@ -214,20 +214,21 @@ impl Agent {
         };
         let path = self.log_dir(id).join("events.jsonl");
         let mut offset = 0u64;
-        let mut partial = String::new();
+        // Bytes, not text: a read can end inside a character as well as inside a line.
+        let mut partial: Vec<u8> = Vec::new();
         loop {
             // The state first: every line written before the job ended is then read below.
             let job = store.job_fetch(id).await?.ok_or(HeadError::NoSuchJob(id))?;
             if let Ok(mut file) = File::open(&path) {
                 file.seek(SeekFrom::Start(offset))
                     .map_err(io("reading", &path))?;
-                let mut bytes = Vec::new();
-                file.read_to_end(&mut bytes).map_err(io("reading", &path))?;
-                offset += bytes.len() as u64;
-                partial.push_str(&String::from_utf8_lossy(&bytes));
-                while let Some(end) = partial.find('\n') {
-                    let line: String = partial.drain(..=end).collect();
-                    if let Ok(event) = serde_json::from_str::<LogEvent>(line.trim_end()) {
+                let read = file
+                    .read_to_end(&mut partial)
+                    .map_err(io("reading", &path))?;
+                offset += read as u64;
+                while let Some(end) = partial.iter().position(|&byte| byte == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=end).collect();
+                    if let Ok(event) = serde_json::from_slice::<LogEvent>(&line) {
                         out(&event);
                     }
                 }
