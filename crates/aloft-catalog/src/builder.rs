@@ -3,7 +3,8 @@
 //! it goes to.
 
 use crate::model::{
-    Catalog, Cloud, CloudId, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone, ZoneId,
+    Catalog, Cloud, CloudId, ImageFlavor, ImageRow, InstanceType, InstanceTypeId, Offering, Region,
+    RegionId, Zone, ZoneId,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -32,6 +33,8 @@ pub(crate) struct Builder {
     /// Instance types by cloud and name; one name may carry several accelerators (GCP hosts).
     types_by_cloud: Vec<HashMap<String, Vec<InstanceTypeId>>>,
     offerings_seen: HashSet<(u32, u32, u32)>,
+    /// Index in `catalog.images` by (cloud, region or `u32::MAX` for cloud-wide, flavor).
+    images_by_key: HashMap<(u16, u32, ImageFlavor), usize>,
 }
 
 impl Builder {
@@ -146,6 +149,28 @@ impl Builder {
         true
     }
 
+    /// Adds a default image, or replaces the one already held for the same cloud, region and
+    /// flavor if this one is newer (a later `created`; a known date beats none; a tie keeps the
+    /// earlier row).
+    pub fn image(&mut self, image: ImageRow) {
+        let key = (
+            image.cloud.0,
+            image.region.map_or(u32::MAX, |region| region.0),
+            image.flavor,
+        );
+        match self.images_by_key.get(&key) {
+            Some(&idx) => {
+                if image.created > self.catalog.images[idx].created {
+                    self.catalog.images[idx] = image;
+                }
+            }
+            None => {
+                self.images_by_key.insert(key, self.catalog.images.len());
+                self.catalog.images.push(image);
+            }
+        }
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
@@ -174,7 +199,7 @@ fn index_u32(len: usize) -> u32 {
     u32::try_from(len).expect("catalog tables hold fewer than 2^32 rows")
 }
 
-/// Copies one cloud of `source` (its regions, zones, instance types and offerings) into
+/// Copies one cloud of `source` (its regions, zones, instance types, offerings and images) into
 /// `target`, renumbering ids. Used by [`Catalog::merge`].
 pub(crate) fn copy_cloud(target: &mut Catalog, source: &Catalog, cloud: CloudId) {
     let new_cloud = CloudId(u16::try_from(target.clouds.len()).expect("fewer than 65536 clouds"));
@@ -223,6 +248,51 @@ pub(crate) fn copy_cloud(target: &mut Catalog, source: &Catalog, cloud: CloudId)
             zone: offering.zone.and_then(|zone| zone_map[zone.0 as usize]),
             price: offering.price,
             spot_price: offering.spot_price,
+        });
+    }
+    for image in &source.images {
+        if image.cloud != cloud {
+            continue;
+        }
+        let region = match image.region {
+            None => None,
+            Some(region) => match region_map[region.0 as usize] {
+                Some(region) => Some(region),
+                None => continue,
+            },
+        };
+        target.images.push(ImageRow {
+            cloud: new_cloud,
+            region,
+            ..image.clone()
+        });
+    }
+}
+
+/// Copies `source`'s images of `source_cloud` into `target`'s cloud `target_cloud`, matching
+/// regions by name; images for regions `target` lacks are dropped. Used by [`Catalog::merge`]
+/// when a replacing cloud brings no images of its own.
+pub(crate) fn copy_images_by_name(
+    target: &mut Catalog,
+    target_cloud: CloudId,
+    source: &Catalog,
+    source_cloud: CloudId,
+) {
+    for image in &source.images {
+        if image.cloud != source_cloud {
+            continue;
+        }
+        let region = match image.region {
+            None => None,
+            Some(region) => match target.find_region(target_cloud, &source.region(region).name) {
+                Some(region) => Some(region),
+                None => continue,
+            },
+        };
+        target.images.push(ImageRow {
+            cloud: target_cloud,
+            region,
+            ..image.clone()
         });
     }
 }

@@ -11,13 +11,14 @@
 //! a millisecond; there is no build script.
 
 use crate::builder::{Builder, TypeSpec};
-use crate::model::{Catalog, Cloud, Offering};
+use crate::model::{Catalog, Cloud, ImageFlavor, ImageRow, Offering};
 use serde::Deserialize;
 
 pub(crate) const CLOUDS_CSV: &str = include_str!("../data/clouds.csv");
 pub(crate) const REGIONS_CSV: &str = include_str!("../data/regions.csv");
 pub(crate) const INSTANCE_TYPES_CSV: &str = include_str!("../data/instance_types.csv");
 pub(crate) const OFFERINGS_CSV: &str = include_str!("../data/offerings.csv");
+pub(crate) const IMAGES_CSV: &str = include_str!("../data/images.csv");
 
 #[derive(Deserialize)]
 struct CloudRow {
@@ -53,6 +54,19 @@ struct OfferingRow {
     zones: String,
     price: Option<f64>,
     spot_price: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct ImageCsvRow {
+    cloud: String,
+    /// Empty: every region of the cloud.
+    region: String,
+    flavor: String,
+    image_id: String,
+    os: String,
+    os_version: String,
+    created: String,
+    source: String,
 }
 
 fn rows<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Vec<T> {
@@ -166,6 +180,27 @@ impl Catalog {
                     spot_price: row.spot_price,
                 });
             }
+        }
+        for row in rows::<ImageCsvRow>("images.csv", IMAGES_CSV) {
+            let cloud = cloud_id(&builder, &row.cloud);
+            let region = (!row.region.is_empty()).then(|| {
+                builder
+                    .catalog()
+                    .find_region(cloud, &row.region)
+                    .unwrap_or_else(|| panic!("bundled image in unknown region {}", row.region))
+            });
+            let flavor = ImageFlavor::parse(&row.flavor)
+                .unwrap_or_else(|| panic!("bundled image flavor `{}`", row.flavor));
+            builder.image(ImageRow {
+                cloud,
+                region,
+                flavor,
+                image_id: row.image_id,
+                os: row.os,
+                os_version: row.os_version,
+                created: Some(row.created).filter(|created| !created.is_empty()),
+                source: row.source,
+            });
         }
         builder.finish()
     }

@@ -2,9 +2,10 @@
 //!
 //! Parsing SkyPilot's CSVs (≈90k rows for GCP and Azure) takes tens of milliseconds; reading
 //! back the finished [`Catalog`] (and its warnings) in postcard form takes a few. The cache
-//! file is keyed by the catalog directory's canonical path, each `vms.csv`'s size and
-//! modification time, this crate's version and a fingerprint of the bundled data (imports
-//! borrow its egress and carbon figures). Any change makes a new key, hence a rebuild.
+//! file is keyed by the catalog directory's canonical path, each `vms.csv`'s and
+//! `images.csv`'s size and modification time (or absence), this crate's version and a
+//! fingerprint of the bundled data (imports borrow its egress and carbon figures). Any change
+//! makes a new key, hence a rebuild.
 //!
 //! The cache is an optimisation only: a cache that is missing, stale, corrupt or unwritable is
 //! ignored and the CSVs are read, never failing the load. It lives in `$ALOFT_CACHE_DIR` if set,
@@ -16,7 +17,8 @@
 
 use crate::error::{CatalogError, CatalogWarning};
 use crate::model::{
-    Catalog, Cloud, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone, ZoneId,
+    Catalog, Cloud, ImageRow, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone,
+    ZoneId,
 };
 use crate::skypilot::cloud_files;
 use serde::{Deserialize, Serialize};
@@ -24,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 const MAGIC: &[u8; 8] = b"ALOFTCAT";
-/// Bump when the payload's shape or the import rules change.
-const FORMAT_VERSION: u32 = 1;
+/// Bump when the payload's shape or the import rules change. 2: default images.
+const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8;
 
 /// FNV-1a, 64-bit: tiny, stable across Rust versions (unlike `DefaultHasher`), good enough to
@@ -95,6 +97,7 @@ struct CacheHead {
     regions: Vec<Region>,
     zones: Vec<Zone>,
     instance_types: Vec<InstanceType>,
+    images: Vec<ImageRow>,
     warnings: Vec<CatalogWarning>,
     n_offerings: u64,
 }
@@ -112,6 +115,7 @@ fn encode(entry: &CacheEntry) -> Option<Vec<u8>> {
         regions: catalog.regions.clone(),
         zones: catalog.zones.clone(),
         instance_types: catalog.instance_types.clone(),
+        images: catalog.images.clone(),
         warnings: entry.warnings.clone(),
         n_offerings: catalog.offerings.len() as u64,
     };
@@ -186,12 +190,23 @@ fn decode(payload: &[u8]) -> Option<CacheEntry> {
             spot_price: price_at(spots, idx),
         });
     }
+    // Image ids are checked too, for the same reason.
+    let images_ok = head.images.iter().all(|image| {
+        usize::from(image.cloud.0) < head.clouds.len()
+            && image
+                .region
+                .is_none_or(|region| (region.0 as usize) < n_regions)
+    });
+    if !images_ok {
+        return None;
+    }
     let catalog = Catalog {
         clouds: head.clouds,
         regions: head.regions,
         zones: head.zones,
         instance_types: head.instance_types,
         offerings,
+        images: head.images,
     };
     Some(CacheEntry {
         key: head.key,
@@ -289,20 +304,26 @@ fn cache_key(dir: &Path) -> Result<(PathBuf, String), CatalogError> {
         canonical.display()
     );
     for (cloud, file) in cloud_files(&canonical)? {
-        let (size, mtime) = match std::fs::metadata(&file) {
-            Ok(meta) => {
-                let mtime = meta
-                    .modified()
-                    .ok()
-                    .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |since| since.as_nanos());
-                (meta.len(), mtime)
-            }
-            Err(_) => (0, 0),
-        };
-        key.push_str(&format!(";{cloud}={}:{size}:{mtime}", file.display()));
+        let images = file.with_file_name("images.csv");
+        key.push_str(&format!(";{cloud}={}:{}", file.display(), stamp(&file)));
+        key.push_str(&format!(";{cloud}:images={}", stamp(&images)));
     }
     Ok((canonical, key))
+}
+
+/// `size:mtime` of a file, `absent` if it cannot be read.
+fn stamp(file: &Path) -> String {
+    match std::fs::metadata(file) {
+        Ok(meta) => {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |since| since.as_nanos());
+            format!("{}:{mtime}", meta.len())
+        }
+        Err(_) => "absent".to_owned(),
+    }
 }
 
 fn read_entry(file: &Path, key: &str) -> Option<CacheEntry> {

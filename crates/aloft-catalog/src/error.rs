@@ -67,6 +67,13 @@ pub enum RowProblem {
     MissingField { column: String },
     #[error("row skipped: {column} is `{text}`, not a finite non-negative number")]
     BadNumber { column: String, text: String },
+    #[error("row skipped: {column} is `{text}`, not a date in YYYYMMDD form")]
+    BadDate { column: String, text: String },
+    #[error(
+        "row skipped: image tag `{tag}` is not a default image aloft knows (expected \
+         `skypilot:[custom-]cpu-ubuntu[-N...]` or `skypilot:[custom-]gpu-ubuntu[-N...]`)"
+    )]
+    UnknownImageTag { tag: String },
     #[error("row skipped: malformed CSV ({message})")]
     MalformedRow { message: String },
     #[error(

@@ -1,23 +1,26 @@
-//! The service catalog: one model of every provider's clouds, regions, zones, instance types and
-//! prices, plus the network between locations (egress price and bandwidth) and each region's
-//! carbon intensity.
+//! The service catalog: one model of every provider's clouds, regions, zones, instance types,
+//! prices and default machine images, plus the network between locations (egress price and
+//! bandwidth) and each region's carbon intensity.
 //!
 //! Sources all produce the same [`Catalog`]: the snapshot compiled into the binary
 //! ([`Catalog::bundled`]), an import of SkyPilot's v8 CSV layout
 //! ([`Catalog::from_skypilot_dir`], cached by [`Catalog::load_dir_cached`]), and the local
 //! cloud's own offers ([`Catalog::local_offers`], from the local cloud's configuration). Sources combine cloud by cloud with [`Catalog::merge`]. The
 //! catalog is plain data with query functions ([`Catalog::offerings_for`], [`Catalog::list`],
-//! [`Catalog::gpus`], [`Catalog::resolve_infra`]); it makes no network calls.
+//! [`Catalog::gpus`], [`Catalog::resolve_infra`], [`Catalog::default_image`]); it makes no
+//! network calls.
 //!
 //! Map: `model` (the tables and ids), `matching` (the one "does this instance fit" predicate),
 //! `bundled` (the embedded snapshot), `skypilot` (the CSV importer and its GCP GPU rules),
 //! `cache` (the binary cache of imports), `merge` (combining sources, consistency checks),
-//! `lookup` (names to ids, infra to places), `query` (listings for the CLI).
+//! `lookup` (names to ids, infra to places), `query` (listings for the CLI), `images` (default
+//! machine images per region and flavor).
 
 mod builder;
 mod bundled;
 mod cache;
 mod error;
+mod images;
 mod local;
 mod lookup;
 mod matching;

@@ -2,16 +2,20 @@
 //!
 //! Sources are whole clouds: an import of SkyPilot's GCP file knows GCP better than the bundled
 //! snapshot, but knows nothing of AWS. So merging replaces clouds wholesale rather than mixing
-//! rows, which keeps every cloud's data from one source and one date.
+//! rows, which keeps every cloud's data from one source and one date. The one exception is
+//! default images: SkyPilot's `images.csv` is optional, so a replacing cloud that brings no images
+//! at all keeps the replaced cloud's (each image row names its own source).
 
-use crate::builder::copy_cloud;
+use crate::builder::{copy_cloud, copy_images_by_name};
 use crate::model::{Catalog, CloudId};
 
 impl Catalog {
     /// Merges `other` into `self`: each cloud of `other` replaces the same-named cloud of
-    /// `self` (its egress rates, regions, zones, instance types and offerings) and keeps that
-    /// cloud's position in [`Catalog::clouds`]; clouds only `self` has are kept; clouds only
-    /// `other` has are appended.
+    /// `self` (its egress rates, regions, zones, instance types, offerings and default images)
+    /// and keeps that cloud's position in [`Catalog::clouds`]; clouds only `self` has are kept;
+    /// clouds only `other` has are appended. Images are the exception to "wholesale": if
+    /// `other`'s cloud has no images at all (an import without `images.csv`), `self`'s images
+    /// of that cloud are kept for the regions `other` also has.
     ///
     /// Ids issued by `self` before the merge are invalid after it. Ids of regions, zones,
     /// instance types and offerings issued by `other` stay valid: its tables are reused in
@@ -28,11 +32,17 @@ impl Catalog {
             }
         }
         for (idx, cloud) in base.clouds.iter().enumerate() {
-            if merged.find_cloud(&cloud.name).is_none() {
-                copy_cloud(&mut merged, &base, CloudId(idx as u16));
+            let base_id = CloudId(idx as u16);
+            match merged.find_cloud(&cloud.name) {
+                None => copy_cloud(&mut merged, &base, base_id),
+                Some(merged_id) => {
+                    if !merged.images.iter().any(|image| image.cloud == merged_id) {
+                        copy_images_by_name(&mut merged, merged_id, &base, base_id);
+                    }
+                }
             }
         }
-        // Put the clouds in order; only cloud ids (in regions and instance types) change.
+        // Put the clouds in order; only cloud ids (in regions, instance types and images) change.
         let position = |name: &str| order.iter().position(|known| known == name);
         let new_ids: Vec<CloudId> = merged
             .clouds
@@ -46,12 +56,15 @@ impl Catalog {
         for instance_type in &mut merged.instance_types {
             instance_type.cloud = new_ids[usize::from(instance_type.cloud.0)];
         }
+        for image in &mut merged.images {
+            image.cloud = new_ids[usize::from(image.cloud.0)];
+        }
         *self = merged;
     }
 
-    /// Keeps only the clouds named in `names`, each with its regions, zones, instance types and
-    /// offerings (to plan over the clouds a user has enabled). Ids issued before are invalid
-    /// after.
+    /// Keeps only the clouds named in `names`, each with its regions, zones, instance types,
+    /// offerings and images (to plan over the clouds a user has enabled). Ids issued before are
+    /// invalid after.
     pub fn retain_clouds(&mut self, names: &[String]) {
         let base = std::mem::take(self);
         for (idx, cloud) in base.clouds.iter().enumerate() {
@@ -156,6 +169,34 @@ impl Catalog {
                         instance_type.name
                     ));
                 }
+            }
+        }
+        let mut image_keys = std::collections::HashSet::new();
+        for (idx, image) in self.images.iter().enumerate() {
+            if usize::from(image.cloud.0) >= n_clouds {
+                problems.push(format!(
+                    "image {idx} ({}) has a bad cloud id",
+                    image.image_id
+                ));
+                continue;
+            }
+            if let Some(region) = image.region {
+                match self.regions.get(region.0 as usize) {
+                    Some(region) if region.cloud == image.cloud => {}
+                    _ => problems.push(format!(
+                        "image {idx} ({}) has a region outside its cloud",
+                        image.image_id
+                    )),
+                }
+            }
+            if image.image_id.is_empty() {
+                problems.push(format!("image {idx} has no image id"));
+            }
+            if !image_keys.insert((image.cloud, image.region, image.flavor)) {
+                problems.push(format!(
+                    "image {idx} ({}) is a second {} image for its place",
+                    image.image_id, image.flavor
+                ));
             }
         }
         problems

@@ -73,6 +73,62 @@ impl Offering {
     }
 }
 
+/// Which default machine image an instance needs: [`ImageFlavor::Cpu`] for instance types without
+/// accelerators, [`ImageFlavor::Gpu`] (GPU drivers and CUDA installed) for those with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFlavor {
+    Cpu,
+    Gpu,
+}
+
+impl ImageFlavor {
+    /// `cpu` or `gpu`, as in the bundled `data/images.csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageFlavor::Cpu => "cpu",
+            ImageFlavor::Gpu => "gpu",
+        }
+    }
+
+    /// The inverse of [`ImageFlavor::as_str`].
+    pub fn parse(text: &str) -> Option<ImageFlavor> {
+        match text {
+            "cpu" => Some(ImageFlavor::Cpu),
+            "gpu" => Some(ImageFlavor::Gpu),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ImageFlavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A cloud's default machine image of one flavor, in one region or in all of them. See
+/// [`Catalog::default_image`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRow {
+    pub cloud: CloudId,
+    /// `None`: the image serves every region of the cloud (GCP's images are global).
+    pub region: Option<RegionId>,
+    pub flavor: ImageFlavor,
+    /// What to launch: `ami-...` on AWS, `projects/.../global/images/...` on GCP.
+    pub image_id: String,
+    /// e.g. `ubuntu`.
+    pub os: String,
+    /// e.g. `22.04`.
+    pub os_version: String,
+    /// The day the image was built (`YYYYMMDD`), where known; among rows for one cloud, region
+    /// and flavor, the newest wins.
+    pub created: Option<String>,
+    /// Where the row comes from: the bundled data's source tag (`skypilot-v8@2026-05-20`) or
+    /// the imported file's path.
+    pub source: String,
+}
+
 /// A place data can live or move between: a cloud, maybe a region, maybe a zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Place {
@@ -108,6 +164,9 @@ pub struct Catalog {
     pub zones: Vec<Zone>,
     pub instance_types: Vec<InstanceType>,
     pub offerings: Vec<Offering>,
+    /// Default machine images per cloud, region and flavor (at most one row for each).
+    #[serde(default)]
+    pub images: Vec<ImageRow>,
 }
 
 impl Catalog {

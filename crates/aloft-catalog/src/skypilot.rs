@@ -1,4 +1,5 @@
-//! Importing SkyPilot's v8 catalog layout: `<dir>/<cloud>/vms.csv`, one file per cloud.
+//! Importing SkyPilot's v8 catalog layout: `<dir>/<cloud>/vms.csv`, one file per cloud, and
+//! optionally `<dir>/<cloud>/images.csv` beside it.
 //!
 //! SkyPilot's catalogs are the most complete public instance/price tables in one format, so
 //! reading them is how aloft gets fresh data without talking to any cloud.
@@ -19,6 +20,19 @@
 //!   duplicate) becomes a [`CatalogWarning`] naming `file:line`, and the import goes on.
 //! - An `AcceleratorCount` without an `AcceleratorName` (Azure's FPGA `Standard_NP*` types) is
 //!   ignored: aloft does not model FPGAs, so those are plain VMs.
+//!
+//! # Default images
+//!
+//! A cloud's `images.csv` (optional) gives its default machine images. Columns by header name:
+//! `Tag`, `Region` and `ImageId` are required (a file without them is an error); `OS`,
+//! `OSVersion` and `CreationDate` are read when present. The tag says the flavor (see the
+//! `images` module: `skypilot:[custom-]cpu-ubuntu[-N...]` is CPU, `...gpu-ubuntu...` GPU); a row
+//! with any other tag is skipped with a warning, as is a row with an empty `Tag` or `ImageId`, a
+//! `CreationDate` that is not `YYYYMMDD`, or malformed CSV, each naming `file:line`. An empty
+//! `Region` means every region of the cloud (GCP's images are global). A row for a region the
+//! cloud's `vms.csv` offers nothing in is skipped silently: nothing could launch there. Of
+//! several rows for one region and flavor, the newest `CreationDate` wins (a tie keeps the
+//! earlier row). Each image's `source` is the file's path.
 //!
 //! # GCP's attachable GPUs
 //!
@@ -57,7 +71,8 @@
 use crate::builder::{Builder, TypeSpec};
 use crate::bundled::BundledDefaults;
 use crate::error::{CatalogError, CatalogWarning, RowProblem};
-use crate::model::{Catalog, Cloud, CloudId, Offering};
+use crate::images::flavor_of_skypilot_tag;
+use crate::model::{Catalog, Cloud, CloudId, ImageRow, Offering};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -313,12 +328,12 @@ fn import_cloud(
     let columns = Columns::find(file, &header)?;
     let is_gcp = cloud_name == "gcp";
     let mut importer = Importer {
-        builder,
+        builder: &mut *builder,
         defaults,
         cloud,
         cloud_name,
         file,
-        warnings,
+        warnings: &mut *warnings,
         hosts: HashMap::new(),
         gpus: Vec::new(),
     };
@@ -349,7 +364,145 @@ fn import_cloud(
         }
     }
     importer.combine_gpus();
+    let images = file.with_file_name("images.csv");
+    if images.is_file() {
+        import_images(builder, cloud, &images, warnings)?;
+    }
     Ok(())
+}
+
+/// Reads a cloud's `images.csv` (module docs, "Default images").
+fn import_images(
+    builder: &mut Builder,
+    cloud: CloudId,
+    file: &Path,
+    warnings: &mut Vec<CatalogWarning>,
+) -> Result<(), CatalogError> {
+    let read_error = |source| CatalogError::ReadFile {
+        file: file.to_owned(),
+        source,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .from_path(file)
+        .map_err(read_error)?;
+    let header = reader.headers().map_err(read_error)?.clone();
+    let names: Vec<&str> = header.iter().map(str::trim).collect();
+    let find = |name: &str| names.iter().position(|column| *column == name);
+    let missing: Vec<String> = ["Tag", "Region", "ImageId"]
+        .iter()
+        .filter(|name| find(name).is_none())
+        .map(|name| (*name).to_owned())
+        .collect();
+    if !missing.is_empty() {
+        return Err(CatalogError::MissingColumns {
+            file: file.to_owned(),
+            missing,
+            found: names
+                .iter()
+                .filter(|name| !name.is_empty())
+                .map(|name| (*name).to_owned())
+                .collect(),
+        });
+    }
+    let columns = ImageColumns {
+        tag: find("Tag"),
+        region: find("Region"),
+        image_id: find("ImageId"),
+        os: find("OS"),
+        os_version: find("OSVersion"),
+        created: find("CreationDate"),
+    };
+    let source = file.display().to_string();
+    let mut warn = |line: u64, problem: RowProblem| {
+        warnings.push(CatalogWarning {
+            file: file.to_owned(),
+            line: Some(line),
+            problem,
+        });
+    };
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(err) => {
+                if let csv::ErrorKind::Io(_) = err.kind() {
+                    return Err(read_error(err));
+                }
+                let line = err.position().map_or(0, |position| position.line());
+                warn(
+                    line,
+                    RowProblem::MalformedRow {
+                        message: malformed_message(&err),
+                    },
+                );
+                continue;
+            }
+        }
+        let line = record.position().map_or(0, |position| position.line());
+        match image_row(builder.catalog(), cloud, &columns, &record, &source) {
+            Ok(Some(image)) => builder.image(image),
+            Ok(None) => {}
+            Err(problem) => warn(line, problem),
+        }
+    }
+    Ok(())
+}
+
+/// Column indexes of an `images.csv`, found by header name.
+struct ImageColumns {
+    tag: Option<usize>,
+    region: Option<usize>,
+    image_id: Option<usize>,
+    os: Option<usize>,
+    os_version: Option<usize>,
+    created: Option<usize>,
+}
+
+/// One `images.csv` row as an image; `None` for a region the cloud does not offer anything in.
+fn image_row(
+    catalog: &Catalog,
+    cloud: CloudId,
+    columns: &ImageColumns,
+    record: &csv::StringRecord,
+    source: &str,
+) -> Result<Option<ImageRow>, RowProblem> {
+    let tag = required(
+        Some(text(record, columns.tag)).filter(|tag| !tag.is_empty()),
+        "Tag",
+    )?;
+    let flavor = flavor_of_skypilot_tag(tag).ok_or_else(|| RowProblem::UnknownImageTag {
+        tag: tag.to_owned(),
+    })?;
+    let image_id = required(
+        Some(text(record, columns.image_id)).filter(|id| !id.is_empty()),
+        "ImageId",
+    )?;
+    let created = text(record, columns.created);
+    let is_date = created.len() == 8 && created.bytes().all(|byte| byte.is_ascii_digit());
+    if !created.is_empty() && !is_date {
+        return Err(RowProblem::BadDate {
+            column: "CreationDate".to_owned(),
+            text: created.to_owned(),
+        });
+    }
+    let region = match text(record, columns.region) {
+        "" => None,
+        name => match catalog.find_region(cloud, name) {
+            Some(region) => Some(region),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(ImageRow {
+        cloud,
+        region,
+        flavor,
+        image_id: image_id.to_owned(),
+        os: text(record, columns.os).to_owned(),
+        os_version: text(record, columns.os_version).to_owned(),
+        created: Some(created.to_owned()).filter(|created| !created.is_empty()),
+        source: source.to_owned(),
+    }))
 }
 
 fn malformed_message(err: &csv::Error) -> String {

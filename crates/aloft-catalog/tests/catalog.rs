@@ -3,7 +3,7 @@
 
 use aloft_catalog::{
     AcceleratorFilter, CacheStatus, Catalog, CatalogError, CatalogLookupError, CatalogWarning,
-    GpuFilter, InstanceType, ListFilter, Place, RowProblem,
+    GpuFilter, ImageFlavor, InstanceType, ListFilter, Place, RowProblem,
 };
 use aloft_types::{Accelerator, Amount, Infra, Resources};
 use std::path::{Path, PathBuf};
@@ -184,6 +184,7 @@ fn bundled_data_states_its_sources() {
         "regions.csv",
         "instance_types.csv",
         "offerings.csv",
+        "images.csv",
     ] {
         let text = std::fs::read_to_string(data.join(file)).unwrap();
         assert!(text.starts_with('#'), "{file} starts with a header comment");
@@ -882,6 +883,7 @@ fn retain_clouds_keeps_whole_clouds_and_nothing_else() {
         .count();
     assert!(aws_offers > 0);
     catalog.retain_clouds(&["aws".to_owned()]);
+    assert_eq!(catalog.images.len(), 10, "AWS's images kept, GCP's gone");
     let names: Vec<&str> = catalog
         .clouds
         .iter()
@@ -896,4 +898,327 @@ fn retain_clouds_keeps_whole_clouds_and_nothing_else() {
     );
     catalog.retain_clouds(&[]);
     assert!(catalog.offerings.is_empty() && catalog.clouds.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Default images
+
+/// `(image id, source)` of the default image, for short asserts.
+fn image(catalog: &Catalog, cloud: &str, region: &str, flavor: ImageFlavor) -> Option<String> {
+    catalog
+        .default_image(cloud, region, flavor)
+        .map(|image| image.image_id.clone())
+}
+
+#[test]
+fn bundled_default_images_per_region_and_flavor() {
+    let catalog = Catalog::bundled();
+    assert_eq!(
+        catalog.images.len(),
+        12,
+        "5 AWS regions x 2 flavors + 2 global GCP images"
+    );
+    let cpu = catalog
+        .default_image("aws", "us-east-1", ImageFlavor::Cpu)
+        .unwrap();
+    let gpu = catalog
+        .default_image("aws", "us-east-1", ImageFlavor::Gpu)
+        .unwrap();
+    assert_eq!(cpu.image_id, "ami-0e6842148a3d9982b");
+    assert_eq!(gpu.image_id, "ami-0c3bc6c2c633f3dd3");
+    assert_eq!(
+        (cpu.flavor, gpu.flavor),
+        (ImageFlavor::Cpu, ImageFlavor::Gpu)
+    );
+    assert_eq!(
+        (cpu.os.as_str(), cpu.os_version.as_str()),
+        ("ubuntu", "22.04")
+    );
+    assert_eq!(cpu.source, "skypilot-v8@2026-05-20");
+    assert_eq!(cpu.created.as_deref(), Some("20241104"));
+
+    // Every bundled AWS region has its own AMI of each flavor (AMIs are regional).
+    let aws = catalog.find_cloud("aws").unwrap();
+    let mut seen = Vec::new();
+    for (_, region) in catalog.regions_of(aws) {
+        let cpu = image(&catalog, "aws", &region.name, ImageFlavor::Cpu).unwrap();
+        let gpu = image(&catalog, "aws", &region.name, ImageFlavor::Gpu).unwrap();
+        assert!(
+            cpu.starts_with("ami-") && gpu.starts_with("ami-"),
+            "{cpu} {gpu}"
+        );
+        assert_ne!(cpu, gpu, "{}", region.name);
+        seen.extend([cpu, gpu]);
+    }
+    let n_seen = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!((seen.len(), n_seen), (10, 10));
+
+    // GCP's images are global: every GCP region gets them.
+    let gcp_gpu = catalog
+        .default_image("gcp", "europe-west4", ImageFlavor::Gpu)
+        .unwrap();
+    assert_eq!(gcp_gpu.region, None);
+    assert_eq!(
+        gcp_gpu.image_id,
+        "projects/sky-dev-465/global/images/skypilot-gcp-gpu-ubuntu-250813"
+    );
+    assert_eq!(
+        image(&catalog, "gcp", "us-central1", ImageFlavor::Cpu).as_deref(),
+        Some("projects/sky-dev-465/global/images/skypilot-gcp-cpu-ubuntu-250813")
+    );
+
+    // No image: a cloud without images, an unknown region or cloud.
+    assert_eq!(image(&catalog, "azure", "eastus", ImageFlavor::Cpu), None);
+    assert_eq!(image(&catalog, "aws", "af-south-1", ImageFlavor::Cpu), None);
+    assert_eq!(
+        image(&catalog, "lambda", "us-east-1", ImageFlavor::Gpu),
+        None
+    );
+}
+
+#[test]
+fn image_flavor_follows_accelerators() {
+    let catalog = Catalog::bundled();
+    assert_eq!(
+        catalog.image_flavor("aws", "p3.2xlarge"),
+        Some(ImageFlavor::Gpu)
+    );
+    assert_eq!(
+        catalog.image_flavor("aws", "m6i.large"),
+        Some(ImageFlavor::Cpu)
+    );
+    assert_eq!(catalog.image_flavor("aws", "no.such"), None);
+    assert_eq!(catalog.image_flavor("nocloud", "m6i.large"), None);
+    for instance_type in &catalog.instance_types {
+        assert_eq!(
+            instance_type.image_flavor() == ImageFlavor::Gpu,
+            instance_type.accelerator.is_some()
+        );
+    }
+    // A GCP host listed bare and with attached GPUs: the name alone cannot tell.
+    let (imported, _) = import_fixture();
+    let types = types_of(&imported, "gcp");
+    assert!(types.contains(&"n1-highmem-8".to_owned()), "{types:?}");
+    assert!(
+        types.contains(&"n1-highmem-8+V100:1".to_owned()),
+        "{types:?}"
+    );
+    assert_eq!(imported.image_flavor("gcp", "n1-highmem-8"), None);
+}
+
+/// A SkyPilot directory with the fixture's AWS `vms.csv` and this `aws/images.csv`.
+fn aws_with_images(images: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("aws")).unwrap();
+    std::fs::copy(
+        fixtures().join("skypilot/v8/aws/vms.csv"),
+        dir.path().join("aws/vms.csv"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("aws/images.csv"), images).unwrap();
+    dir
+}
+
+/// The fixture's AWS regions are us-east-1, eu-west-1 and us-west-2; af-south-1 is not one.
+const IMAGES_CSV: &str = "\
+Tag,Region,OS,OSVersion,ImageId,CreationDate,BaseImageId
+skypilot:custom-cpu-ubuntu,us-east-1,ubuntu,22.04,ami-cpu-old,20240101,ami-base
+skypilot:custom-cpu-ubuntu,us-east-1,ubuntu,22.04,ami-cpu-new,20241104,ami-base
+skypilot:cpu-ubuntu-2004,us-east-1,ubuntu,20.04,ami-cpu-oldest,20230101,ami-base
+skypilot:custom-gpu-ubuntu,us-east-1,ubuntu,22.04,ami-gpu,20241104,ami-base
+skypilot:gpu-debian-11,us-east-1,debian,11,ami-debian,20250101,ami-base
+skypilot:custom-gpu-ubuntu,eu-west-1,ubuntu
+skypilot:custom-gpu-ubuntu,eu-west-1,ubuntu,22.04,ami-bad-date,2024-11-04,ami-base
+skypilot:custom-cpu-ubuntu,af-south-1,ubuntu,22.04,ami-nowhere,20241104,ami-base
+skypilot:custom-cpu-ubuntu,eu-west-1,ubuntu,22.04,,20241104,ami-base
+skypilot:custom-cpu-ubuntu-2204,us-west-2,ubuntu,22.04,ami-usw2,,ami-base
+";
+
+#[test]
+fn import_reads_images_newest_first_and_warns_with_file_and_line() {
+    let dir = aws_with_images(IMAGES_CSV);
+    let (catalog, warnings) = Catalog::from_skypilot_dir(dir.path()).unwrap();
+    assert_eq!(catalog.consistency_problems(), Vec::<String>::new());
+    // The newest CreationDate wins, whether it comes before or after the others.
+    assert_eq!(
+        image(&catalog, "aws", "us-east-1", ImageFlavor::Cpu).as_deref(),
+        Some("ami-cpu-new")
+    );
+    assert_eq!(
+        image(&catalog, "aws", "us-east-1", ImageFlavor::Gpu).as_deref(),
+        Some("ami-gpu")
+    );
+    // A CPU image only: no GPU fallback to it.
+    assert_eq!(
+        image(&catalog, "aws", "us-west-2", ImageFlavor::Cpu).as_deref(),
+        Some("ami-usw2")
+    );
+    assert_eq!(image(&catalog, "aws", "us-west-2", ImageFlavor::Gpu), None);
+    // Every eu-west-1 row was bad; af-south-1 is not a region of this catalog.
+    assert_eq!(image(&catalog, "aws", "eu-west-1", ImageFlavor::Cpu), None);
+    assert_eq!(image(&catalog, "aws", "eu-west-1", ImageFlavor::Gpu), None);
+    assert_eq!(image(&catalog, "aws", "af-south-1", ImageFlavor::Cpu), None);
+    assert_eq!(catalog.images.len(), 3, "{:#?}", catalog.images);
+    let us_west_2 = catalog
+        .default_image("aws", "us-west-2", ImageFlavor::Cpu)
+        .unwrap();
+    assert_eq!(us_west_2.created, None);
+    assert_eq!(
+        us_west_2.source,
+        dir.path().join("aws/images.csv").display().to_string()
+    );
+
+    let images_file = dir.path().join("aws/images.csv");
+    let image_warnings: Vec<(u64, &RowProblem)> = warnings
+        .iter()
+        .filter(|warning| warning.file == images_file)
+        .map(|warning| (warning.line.unwrap(), &warning.problem))
+        .collect();
+    assert_eq!(image_warnings.len(), 4, "{warnings:#?}");
+    assert_eq!(
+        image_warnings[0],
+        (
+            6,
+            &RowProblem::UnknownImageTag {
+                tag: "skypilot:gpu-debian-11".to_owned()
+            }
+        )
+    );
+    assert!(matches!(
+        image_warnings[1],
+        (7, RowProblem::MalformedRow { .. })
+    ));
+    assert_eq!(
+        image_warnings[2],
+        (
+            8,
+            &RowProblem::BadDate {
+                column: "CreationDate".to_owned(),
+                text: "2024-11-04".to_owned()
+            }
+        )
+    );
+    assert_eq!(
+        image_warnings[3],
+        (
+            10,
+            &RowProblem::MissingField {
+                column: "ImageId".to_owned()
+            }
+        )
+    );
+    let text = warnings
+        .iter()
+        .find(|warning| warning.file == images_file)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.ends_with("aws/images.csv:6: row skipped: image tag `skypilot:gpu-debian-11` is not a default image aloft knows (expected `skypilot:[custom-]cpu-ubuntu[-N...]` or `skypilot:[custom-]gpu-ubuntu[-N...]`)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn import_without_images_has_none_and_bad_image_columns_are_an_error() {
+    let (catalog, _) = import_fixture();
+    assert!(catalog.images.is_empty());
+    assert_eq!(image(&catalog, "aws", "us-east-1", ImageFlavor::Cpu), None);
+
+    let dir = aws_with_images("Tag,OS,ImageId\nskypilot:custom-cpu-ubuntu,ubuntu,ami-1\n");
+    let err = Catalog::from_skypilot_dir(dir.path()).unwrap_err();
+    assert!(matches!(err, CatalogError::MissingColumns { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("aws/images.csv"), "{text}");
+    assert!(
+        text.contains("lacks the required column(s) Region"),
+        "{text}"
+    );
+}
+
+#[test]
+fn images_survive_the_cache() {
+    let dir = aws_with_images(IMAGES_CSV);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let first = Catalog::load_dir_cached_in(dir.path(), Some(cache_dir.path())).unwrap();
+    assert!(matches!(
+        first.cache,
+        CacheStatus::Miss { written: true, .. }
+    ));
+    let second = Catalog::load_dir_cached_in(dir.path(), Some(cache_dir.path())).unwrap();
+    assert!(
+        matches!(second.cache, CacheStatus::Hit(_)),
+        "{:?}",
+        second.cache
+    );
+    assert_eq!(second.catalog.images.len(), 3);
+    assert_eq!(second.catalog, first.catalog);
+    assert_eq!(second.warnings, first.warnings);
+    assert_eq!(
+        image(&second.catalog, "aws", "us-east-1", ImageFlavor::Cpu).as_deref(),
+        Some("ami-cpu-new")
+    );
+
+    // A changed images.csv is a new import, even when vms.csv is untouched.
+    let newer = format!(
+        "{IMAGES_CSV}skypilot:custom-cpu-ubuntu,us-east-1,ubuntu,22.04,ami-cpu-newest,20250101,x\n"
+    );
+    std::fs::write(dir.path().join("aws/images.csv"), newer).unwrap();
+    let third = Catalog::load_dir_cached_in(dir.path(), Some(cache_dir.path())).unwrap();
+    assert!(
+        matches!(third.cache, CacheStatus::Miss { .. }),
+        "{:?}",
+        third.cache
+    );
+    assert_eq!(
+        image(&third.catalog, "aws", "us-east-1", ImageFlavor::Cpu).as_deref(),
+        Some("ami-cpu-newest")
+    );
+    // So is a removed one.
+    std::fs::remove_file(dir.path().join("aws/images.csv")).unwrap();
+    let fourth = Catalog::load_dir_cached_in(dir.path(), Some(cache_dir.path())).unwrap();
+    assert!(
+        matches!(fourth.cache, CacheStatus::Miss { .. }),
+        "{:?}",
+        fourth.cache
+    );
+    assert!(fourth.catalog.images.is_empty());
+}
+
+#[test]
+fn merge_replaces_images_with_the_cloud_or_keeps_them_when_the_import_has_none() {
+    // The import brings AWS images: they replace the bundled AWS images, GCP's stay.
+    let mut catalog = Catalog::bundled();
+    let dir = aws_with_images(IMAGES_CSV);
+    let (imported, _) = Catalog::from_skypilot_dir(dir.path()).unwrap();
+    catalog.merge(imported);
+    assert_eq!(catalog.consistency_problems(), Vec::<String>::new());
+    assert_eq!(
+        image(&catalog, "aws", "us-east-1", ImageFlavor::Cpu).as_deref(),
+        Some("ami-cpu-new")
+    );
+    assert_eq!(image(&catalog, "aws", "us-west-2", ImageFlavor::Gpu), None);
+    assert!(image(&catalog, "gcp", "us-central1", ImageFlavor::Gpu).is_some());
+    assert_eq!(catalog.images.len(), 3 + 2);
+
+    // The import has no images.csv: the bundled AWS and GCP images are kept for the regions the
+    // import has; ap-northeast-1 (absent from the fixture) loses its rows with the region.
+    let mut catalog = Catalog::bundled();
+    let (imported, _) = import_fixture();
+    catalog.merge(imported);
+    assert_eq!(catalog.consistency_problems(), Vec::<String>::new());
+    assert_eq!(
+        image(&catalog, "aws", "us-east-1", ImageFlavor::Gpu).as_deref(),
+        Some("ami-0c3bc6c2c633f3dd3")
+    );
+    assert_eq!(
+        catalog
+            .default_image("aws", "eu-west-1", ImageFlavor::Cpu)
+            .map(|image| image.source.as_str()),
+        Some("skypilot-v8@2026-05-20")
+    );
+    assert!(image(&catalog, "gcp", "us-central1", ImageFlavor::Cpu).is_some());
+    // us-east-1, eu-west-1 and us-west-2 (known to the fixture) x 2, and GCP's 2.
+    assert_eq!(catalog.images.len(), 3 * 2 + 2, "{:#?}", catalog.images);
 }

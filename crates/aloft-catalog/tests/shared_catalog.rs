@@ -2,7 +2,9 @@
 //! when it is there; prints a note and passes when it is not. The files are never copied into
 //! the repository.
 
-use aloft_catalog::{AcceleratorFilter, CacheStatus, Catalog, GpuFilter, ListFilter};
+use aloft_catalog::{
+    AcceleratorFilter, CacheStatus, Catalog, GpuFilter, ImageFlavor, ListFilter, RowProblem,
+};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -131,6 +133,33 @@ fn imports_the_shared_snapshot() {
         gpus.iter()
             .any(|row| row.cloud == "azure" && row.instance_type == "Standard_ND96asr_v4")
     );
+    // Default images: AWS per region, GCP global; the same the bundled data derives from it.
+    let bundled = Catalog::bundled();
+    for (cloud, region) in [
+        ("aws", "us-east-1"),
+        ("aws", "eu-west-1"),
+        ("gcp", "us-east1"),
+    ] {
+        for flavor in [ImageFlavor::Cpu, ImageFlavor::Gpu] {
+            let id = |catalog: &Catalog| {
+                catalog
+                    .default_image(cloud, region, flavor)
+                    .map(|image| image.image_id.clone())
+            };
+            assert!(id(&catalog).is_some(), "{cloud} {region} {flavor}");
+            assert_eq!(id(&catalog), id(&bundled), "{cloud} {region} {flavor}");
+        }
+    }
+    assert_eq!(
+        catalog.default_image("azure", "eastus", ImageFlavor::Cpu),
+        None
+    );
+    // GCP's Debian, CUDA-specific, COS and arm64 images are not defaults.
+    let unknown_tags = warnings
+        .iter()
+        .filter(|warning| matches!(warning.problem, RowProblem::UnknownImageTag { .. }))
+        .count();
+    assert_eq!(unknown_tags, 10);
     let started = Instant::now();
     let rows = catalog.list(&ListFilter::default());
     println!(
