@@ -48,6 +48,7 @@ impl Provider for FakeCloud {
         Capabilities {
             spot: false,
             stop_start: false,
+            stop_spot: false,
             multi_node: true,
             open_ports: false,
         }

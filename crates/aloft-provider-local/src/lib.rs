@@ -1474,6 +1474,7 @@ impl Provider for LocalCloud {
         Capabilities {
             spot: true,
             stop_start: true,
+            stop_spot: true,
             multi_node: true,
             open_ports: true,
         }
@@ -1576,6 +1577,11 @@ impl Provider for LocalCloud {
             .into_iter()
             .filter(|instance| wanted.contains(&instance.node_idx))
             .collect())
+    }
+
+    /// The local cloud's one region.
+    async fn regions_in_use(&self) -> Result<Vec<String>, ProvisionError> {
+        Ok(vec![LocalConfig::REGION.to_owned()])
     }
 
     async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, ProvisionError> {

@@ -82,6 +82,17 @@ pub enum ProvisionError {
         #[source]
         source: Option<BoxError>,
     },
+    /// The cloud cannot host the request in `scope` as the account is set up there (no network
+    /// to launch into, no subnet in that zone): not a passing shortage, but failover moves on
+    /// all the same.
+    #[error("{operation}: {scope} is not usable: {detail}")]
+    Unavailable {
+        operation: Operation,
+        scope: Scope,
+        detail: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Missing or rejected credentials, or missing permissions (including local privileges).
     #[error("{operation}: not authorized: {detail}")]
     Auth {
@@ -131,6 +142,7 @@ impl ProvisionError {
         match self {
             Self::Capacity { operation, .. }
             | Self::Quota { operation, .. }
+            | Self::Unavailable { operation, .. }
             | Self::Auth { operation, .. }
             | Self::InvalidRequest { operation, .. }
             | Self::NotFound { operation, .. }
@@ -140,10 +152,12 @@ impl ProvisionError {
     }
 
     /// Where failover should stop trying, for the classes that move the search elsewhere:
-    /// capacity and quota carry their own scope, auth rules out the whole cloud.
+    /// capacity, quota and unavailability carry their own scope, auth rules out the whole cloud.
     pub fn failover_scope(&self) -> Option<Scope> {
         match self {
-            Self::Capacity { scope, .. } | Self::Quota { scope, .. } => Some(scope.clone()),
+            Self::Capacity { scope, .. }
+            | Self::Quota { scope, .. }
+            | Self::Unavailable { scope, .. } => Some(scope.clone()),
             Self::Auth { .. } => Some(Scope::Cloud),
             _ => None,
         }

@@ -47,6 +47,26 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Readies the cluster's instances for [`Provider::power_off_command`] with this
+    /// `terminate`, where the cloud decides outside the instance what a power-off means (EC2's
+    /// shutdown behaviour). Called when autostop is set. The default does nothing.
+    async fn prepare_power_off(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        terminate: bool,
+    ) -> Result<(), ProvisionError> {
+        let _ = (region, cluster, terminate);
+        Ok(())
+    }
+
+    /// The regions where this provider may have made instances (where it bootstrapped), for a
+    /// reconcile pass that looks for orphans with [`Provider::list_clusters`]. The default
+    /// names none.
+    async fn regions_in_use(&self) -> Result<Vec<String>, ProvisionError> {
+        Ok(Vec::new())
+    }
+
     /// Per-region, one-time setup: keys, default firewall rules, networks. Idempotent; the
     /// launch operation calls it before every creation.
     async fn bootstrap(&self, region: &str) -> Result<(), ProvisionError>;

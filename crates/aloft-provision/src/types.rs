@@ -81,6 +81,8 @@ pub struct Capabilities {
     pub spot: bool,
     /// Instances can be stopped and started again with their disk and address.
     pub stop_start: bool,
+    /// Spot instances can be stopped too (EC2 refuses to stop one-time spot instances).
+    pub stop_spot: bool,
     /// Clusters can have more than one node.
     pub multi_node: bool,
     /// Ports can be opened and closed after creation.
