@@ -27,6 +27,9 @@ pub struct RegionBootstrap {
     pub key_pair_name: String,
     /// The security group every instance gets, allowing SSH from anywhere.
     pub ssh_security_group_id: String,
+    /// The VPC that group belongs to (empty in caches written before VPCs could be chosen).
+    #[serde(default)]
+    pub vpc_id: String,
 }
 
 /// The cache file for one account and region.
@@ -35,6 +38,22 @@ pub(crate) fn cache_path(config: &AwsConfig, account: &str, region: &str) -> Pat
         .aws_dir()
         .join(sanitize(account))
         .join(format!("{}.json", sanitize(region)))
+}
+
+/// The regions with a bootstrap cache for `account`, sorted.
+pub(crate) fn cached_regions(config: &AwsConfig, account: &str) -> Vec<String> {
+    let dir = config.aws_dir().join(sanitize(account));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut regions: Vec<String> = entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".json").map(str::to_owned)
+        })
+        .collect();
+    regions.sort();
+    regions
 }
 
 /// Account ids and region names are plain, but they come from the network: never let one
@@ -306,6 +325,7 @@ pub(crate) async fn bootstrap_region(
     config: &AwsConfig,
     ec2: &aws_sdk_ec2::Client,
     region: &str,
+    vpc_id: &str,
     cached: Option<RegionBootstrap>,
     public_key: &str,
 ) -> Result<RegionBootstrap, ProvisionError> {
@@ -347,11 +367,12 @@ pub(crate) async fn bootstrap_region(
         }
     }
 
-    // The security group: the cached id if it still exists, else the one with our name, else a
-    // new one.
+    // The security group: the cached id if it still exists (in this VPC), else the one with our
+    // name in the VPC, else a new one.
     let group_name = config.ssh_security_group_name();
     let mut group_id = None;
     if let Some(cached) = &cached
+        && cached.vpc_id == vpc_id
         && security_group_exists(ec2, &cached.ssh_security_group_id)
             .await
             .map_err(fail)?
@@ -359,12 +380,15 @@ pub(crate) async fn bootstrap_region(
         group_id = Some(cached.ssh_security_group_id.clone());
     }
     if group_id.is_none() {
-        group_id = find_security_group(ec2, &group_name).await.map_err(fail)?;
+        group_id = find_security_group(ec2, Some(vpc_id), &group_name)
+            .await
+            .map_err(fail)?;
     }
     let group_id = match group_id {
         Some(id) => id,
         None => create_security_group(
             ec2,
+            vpc_id,
             &group_name,
             "aloft: SSH to every instance aloft launches",
             &[],
@@ -382,6 +406,7 @@ pub(crate) async fn bootstrap_region(
     Ok(RegionBootstrap {
         key_pair_name,
         ssh_security_group_id: group_id,
+        vpc_id: vpc_id.to_owned(),
     })
 }
 
@@ -430,14 +455,19 @@ pub(crate) async fn security_group_exists(
     }
 }
 
-/// The id of the security group with this name (in the default VPC), if any.
+/// The id of the security group with this name (in `vpc_id`, or in any VPC), if any.
 pub(crate) async fn find_security_group(
     ec2: &aws_sdk_ec2::Client,
+    vpc_id: Option<&str>,
     name: &str,
 ) -> Result<Option<String>, AwsCallError> {
-    let output = ec2
+    let mut request = ec2
         .describe_security_groups()
-        .filters(Filter::builder().name("group-name").values(name).build())
+        .filters(Filter::builder().name("group-name").values(name).build());
+    if let Some(vpc_id) = vpc_id {
+        request = request.filters(Filter::builder().name("vpc-id").values(vpc_id).build());
+    }
+    let output = request
         .send()
         .await
         .map_err(|err| AwsCallError::from_sdk("DescribeSecurityGroups", err))?;
@@ -447,16 +477,18 @@ pub(crate) async fn find_security_group(
         .find_map(|group| group.group_id().map(str::to_owned)))
 }
 
-/// Creates a security group (in the default VPC) with the given tags, or returns the one a
-/// concurrent caller created under the same name.
+/// Creates a security group in `vpc_id` with the given tags, or returns the one a concurrent
+/// caller created under the same name.
 pub(crate) async fn create_security_group(
     ec2: &aws_sdk_ec2::Client,
+    vpc_id: &str,
     name: &str,
     description: &str,
     tags: &[aws_sdk_ec2::types::Tag],
 ) -> Result<String, AwsCallError> {
     let mut request = ec2
         .create_security_group()
+        .vpc_id(vpc_id)
         .group_name(name)
         .description(description);
     if !tags.is_empty() {
@@ -478,7 +510,7 @@ pub(crate) async fn create_security_group(
         Err(err) => {
             let err = AwsCallError::from_sdk("CreateSecurityGroup", err);
             if has_code(&err, codes::GROUP_DUPLICATE)
-                && let Some(id) = find_security_group(ec2, name).await?
+                && let Some(id) = find_security_group(ec2, Some(vpc_id), name).await?
             {
                 return Ok(id);
             }
@@ -621,8 +653,17 @@ mod tests {
         let state = RegionBootstrap {
             key_pair_name: "k".into(),
             ssh_security_group_id: "sg-1".into(),
+            vpc_id: "vpc-1".into(),
         };
         write_cache(&path, &state).unwrap();
-        assert_eq!(read_cache(&path), Some(state));
+        assert_eq!(read_cache(&path).as_ref(), Some(&state));
+        let config = AwsConfig {
+            state_dir: dir.path().to_path_buf(),
+            ..AwsConfig::default()
+        };
+        write_cache(&cache_path(&config, "123", "us-west-2"), &state).unwrap();
+        write_cache(&cache_path(&config, "123", "eu-west-1"), &state).unwrap();
+        assert_eq!(cached_regions(&config, "123"), ["eu-west-1", "us-west-2"]);
+        assert!(cached_regions(&config, "456").is_empty());
     }
 }

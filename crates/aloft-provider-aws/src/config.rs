@@ -51,6 +51,12 @@ pub struct AwsConfig {
     pub image_name_pattern: String,
     /// The user the default image lets in with the key pair.
     pub ssh_user: String,
+    /// The VPC to launch into, by its `Name` tag, in every region; `None` uses the account's
+    /// default VPC. Instances go into a subnet of it in the planned zone.
+    pub vpc_name: Option<String>,
+    /// Reach instances at their private addresses (aloft runs inside the VPC, or over a VPN)
+    /// and don't ask for public ones.
+    pub use_internal_ips: bool,
     /// Root disk size in GiB (gp3).
     pub disk_size_gb: u32,
     /// How long to wait for instances to reach `running` (or `stopped`, `terminated`).
@@ -79,6 +85,8 @@ impl Default for AwsConfig {
             image_owner: "099720109477".into(),
             image_name_pattern: "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-{arch}-server-*".into(),
             ssh_user: "ubuntu".into(),
+            vpc_name: None,
+            use_internal_ips: false,
             disk_size_gb: 256,
             state_timeout_secs: 600,
             poll_interval_ms: 5000,
@@ -102,6 +110,8 @@ impl fmt::Debug for AwsConfig {
             .field("image_owner", &self.image_owner)
             .field("image_name_pattern", &self.image_name_pattern)
             .field("ssh_user", &self.ssh_user)
+            .field("vpc_name", &self.vpc_name)
+            .field("use_internal_ips", &self.use_internal_ips)
             .field("disk_size_gb", &self.disk_size_gb)
             .field("state_timeout_secs", &self.state_timeout_secs)
             .field("poll_interval_ms", &self.poll_interval_ms)
@@ -181,6 +191,13 @@ impl AwsConfig {
                 "disk_size_gb {}: must be between 8 and 16384",
                 self.disk_size_gb
             ));
+        }
+        if self
+            .vpc_name
+            .as_deref()
+            .is_some_and(|name| name.trim().is_empty())
+        {
+            return Err("vpc_name: must not be empty (leave it out for the default VPC)".into());
         }
         if self.max_attempts == 0 {
             return Err("max_attempts: must be at least 1".into());

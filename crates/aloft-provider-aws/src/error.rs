@@ -317,7 +317,13 @@ pub(crate) fn classify(
             detail,
             source,
         },
-        CodeClass::RegionQuota | CodeClass::RegionUnavailable => ProvisionError::Quota {
+        CodeClass::RegionQuota => ProvisionError::Quota {
+            operation,
+            scope: Scope::Region(place.region.to_owned()),
+            detail,
+            source,
+        },
+        CodeClass::RegionUnavailable => ProvisionError::Unavailable {
             operation,
             scope: Scope::Region(place.region.to_owned()),
             detail,
@@ -392,6 +398,7 @@ mod tests {
         let got = match &err {
             ProvisionError::Capacity { scope, .. } => format!("capacity {scope}"),
             ProvisionError::Quota { scope, .. } => format!("quota {scope}"),
+            ProvisionError::Unavailable { scope, .. } => format!("unavailable {scope}"),
             ProvisionError::Auth { .. } => "auth".into(),
             ProvisionError::InvalidRequest { .. } => "invalid".into(),
             ProvisionError::NotFound { .. } => "not found".into(),
@@ -438,9 +445,15 @@ mod tests {
             "InstanceLimitExceeded",
             "MaxSpotInstanceCountExceeded",
             "SecurityGroupLimitExceeded",
-            "OptInRequired",
         ] {
             check(code, zone, "quota region us-east-1");
+        }
+    }
+
+    #[test]
+    fn regions_not_enabled_are_unavailable() {
+        for code in ["OptInRequired", "PendingVerification"] {
+            check(code, Some("us-east-1a"), "unavailable region us-east-1");
         }
     }
 

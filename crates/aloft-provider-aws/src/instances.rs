@@ -12,13 +12,14 @@ use aloft_provision::{ClusterName, InstanceInfo, InstanceState, Operation, Provi
 use aws_sdk_ec2::types::{
     ArchitectureType, BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState,
     InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceMetadataOptionsRequest,
-    InstanceStateName, InstanceType, MarketType, Placement, ResourceType, SpotInstanceType,
-    SpotMarketOptions, Tag, TagSpecification, VolumeType,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, MarketType, Placement,
+    ResourceType, SpotInstanceType, SpotMarketOptions, Tag, TagSpecification, VolumeType,
 };
 
 use crate::bootstrap::HostKey;
 use crate::config::AwsConfig;
 use crate::error::{AwsCallError, CodeClass, Place, class_of_code, classify, codes, has_code};
+use crate::network::Subnet;
 
 /// EC2 instance states other than `terminated`: what a cluster consists of.
 pub(crate) const LIVE_STATES: [&str; 5] =
@@ -52,6 +53,7 @@ pub(crate) struct LaunchSpec<'a> {
     /// Root volume size, GiB.
     pub disk_size_gb: u32,
     pub key_pair_name: &'a str,
+    pub subnet: &'a Subnet,
     pub security_group_ids: [&'a str; 2],
     pub host_key: &'a HostKey,
 }
@@ -216,8 +218,6 @@ pub(crate) async fn run_instance(
         .max_count(1)
         .key_name(spec.key_pair_name)
         .user_data(aws_smithy_types::base64::encode(user_data(spec.host_key)))
-        .security_group_ids(spec.security_group_ids[0])
-        .security_group_ids(spec.security_group_ids[1])
         .block_device_mappings(
             BlockDeviceMapping::builder()
                 .device_name(&spec.image.root_device_name)
@@ -250,6 +250,25 @@ pub(crate) async fn run_instance(
         );
     if let Some(zone) = spec.zone {
         request = request.placement(Placement::builder().availability_zone(zone).build());
+    }
+    if spec.subnet.maps_public_ip || config.use_internal_ips {
+        request = request
+            .subnet_id(&spec.subnet.id)
+            .security_group_ids(spec.security_group_ids[0])
+            .security_group_ids(spec.security_group_ids[1]);
+    } else {
+        // A subnet that doesn't hand out public addresses by itself: ask for one, which EC2
+        // only takes on an explicit network interface (holding the subnet and groups).
+        request = request.network_interfaces(
+            InstanceNetworkInterfaceSpecification::builder()
+                .device_index(0)
+                .subnet_id(&spec.subnet.id)
+                .associate_public_ip_address(true)
+                .groups(spec.security_group_ids[0])
+                .groups(spec.security_group_ids[1])
+                .delete_on_termination(true)
+                .build(),
+        );
     }
     if spec.use_spot {
         // One-time spot at up to the on-demand price: EC2 terminates it on interruption, and
@@ -415,7 +434,10 @@ fn convert(config: &AwsConfig, instance: &aws_sdk_ec2::types::Instance) -> Optio
                 .unwrap_or_default(),
             state,
             private_address: address(instance.private_ip_address()),
-            public_address: address(instance.public_ip_address()),
+            // With internal addresses aloft connects to the private one even if EC2 gave the
+            // instance a public one too.
+            public_address: address(instance.public_ip_address())
+                .filter(|_| !config.use_internal_ips),
             ssh_host_key: tags
                 .get(config.host_key_tag_key().as_str())
                 .map(|key| (*key).to_owned()),

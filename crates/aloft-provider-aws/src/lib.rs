@@ -7,6 +7,8 @@
 //!   region;
 //! - `bootstrap`: per account and region, aloft's SSH key pair and a security group allowing
 //!   SSH, cached on disk and re-created when they vanish;
+//! - `network`: the VPC to launch into (the default one or the configured one) and a subnet of
+//!   it per zone;
 //! - `instances`: one `RunInstances` per node, tagged `<prefix>-cluster`/`<prefix>-node`, found
 //!   again by tag;
 //! - `error`: the only place EC2 error codes are read, turning them into the
@@ -23,6 +25,7 @@ mod client;
 mod config;
 mod error;
 mod instances;
+mod network;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -46,6 +49,7 @@ use crate::bootstrap::{
 use crate::client::Clients;
 use crate::error::{AwsCallError, Place, classify};
 use crate::instances::{Ec2Instance, LaunchSpec, ResolvedImage, Target};
+use crate::network::RegionNetwork;
 
 /// The AWS cloud. Cheap to clone; clones share clients, caches and locks.
 #[derive(Clone, Debug)]
@@ -62,6 +66,8 @@ struct Inner {
     /// Bootstrap results of this process by region; also serializes bootstraps, which create
     /// the key file and security groups.
     bootstrapped: tokio::sync::Mutex<HashMap<String, RegionBootstrap>>,
+    /// The VPC and subnets of each region, resolved once.
+    networks: tokio::sync::Mutex<HashMap<String, RegionNetwork>>,
     /// Resolved images by (region, architecture).
     images: tokio::sync::Mutex<HashMap<(String, &'static str), ResolvedImage>>,
 }
@@ -87,6 +93,7 @@ impl AwsCloud {
                 clients: Clients::new(sdk_config),
                 account: tokio::sync::OnceCell::new(),
                 bootstrapped: tokio::sync::Mutex::new(HashMap::new()),
+                networks: tokio::sync::Mutex::new(HashMap::new()),
                 images: tokio::sync::Mutex::new(HashMap::new()),
             }),
         })
@@ -158,8 +165,16 @@ impl AwsCloud {
         let public_key = bootstrap::ensure_local_key(config).await?;
         let cached = bootstrap::read_cache(&cache_path);
         let ec2 = self.inner.clients.ec2(region);
-        let state =
-            bootstrap::bootstrap_region(config, &ec2, region, cached.clone(), &public_key).await?;
+        let network = self.network(region).await?;
+        let state = bootstrap::bootstrap_region(
+            config,
+            &ec2,
+            region,
+            &network.vpc_id,
+            cached.clone(),
+            &public_key,
+        )
+        .await?;
         if cached.as_ref() != Some(&state) {
             bootstrap::write_cache(&cache_path, &state)?;
         }
@@ -173,6 +188,18 @@ impl AwsCloud {
             return Ok(state.clone());
         }
         self.bootstrap_region(region).await
+    }
+
+    /// The VPC and subnets to launch into in `region` (looked up once per process).
+    async fn network(&self, region: &str) -> Result<RegionNetwork, ProvisionError> {
+        let mut networks = self.inner.networks.lock().await;
+        if let Some(network) = networks.get(region) {
+            return Ok(network.clone());
+        }
+        let ec2 = self.inner.clients.ec2(region);
+        let network = network::resolve(&self.inner.config, &ec2, region).await?;
+        networks.insert(region.to_owned(), network.clone());
+        Ok(network)
     }
 
     /// The image to launch: the task's own (`requested`), else the configured or default one
@@ -280,7 +307,9 @@ impl AwsCloud {
             .inner
             .config
             .cluster_security_group_name(cluster.as_str());
-        find_security_group(&ec2, &name)
+        // Cluster names are unique per installation, so the name alone finds the group in
+        // whichever VPC the cluster was launched into.
+        find_security_group(&ec2, None, &name)
             .await
             .map_err(|err| classify(operation, Place { region, zone: None }, err))
     }
@@ -290,6 +319,7 @@ impl AwsCloud {
     async fn ensure_cluster_security_group(
         &self,
         region: &str,
+        vpc_id: &str,
         cluster: &ClusterName,
     ) -> Result<String, ProvisionError> {
         let config = &self.inner.config;
@@ -302,10 +332,14 @@ impl AwsCloud {
             )
         };
         let name = config.cluster_security_group_name(cluster.as_str());
-        let group_id = match find_security_group(&ec2, &name).await.map_err(fail)? {
+        let group_id = match find_security_group(&ec2, Some(vpc_id), &name)
+            .await
+            .map_err(fail)?
+        {
             Some(id) => id,
             None => create_security_group(
                 &ec2,
+                vpc_id,
                 &name,
                 &format!("aloft: cluster {cluster}"),
                 &[instances::tag(&config.cluster_tag_key(), cluster.as_str())],
@@ -464,11 +498,60 @@ impl Provider for AwsCloud {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             spot: true,
-            // On-demand only: EC2 refuses to stop one-time spot instances (InvalidRequest).
             stop_start: true,
+            // EC2 refuses to stop one-time spot instances.
+            stop_spot: false,
             multi_node: true,
             open_ports: true,
         }
+    }
+
+    /// A shutdown from inside; whether EC2 then stops or terminates the instance is its
+    /// shutdown behaviour, which [`Provider::prepare_power_off`] sets. So the instance needs no
+    /// AWS credentials of its own to tear itself down.
+    fn power_off_command(&self, terminate: bool) -> Option<String> {
+        let _ = terminate;
+        Some(
+            "if [ \"$(id -u)\" -eq 0 ]; then shutdown -h now; else sudo -n shutdown -h now; fi"
+                .into(),
+        )
+    }
+
+    async fn prepare_power_off(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        terminate: bool,
+    ) -> Result<(), ProvisionError> {
+        let found = self
+            .describe_cluster(Operation::Stop, region, cluster)
+            .await?;
+        let ec2 = self.inner.clients.ec2(region);
+        let behavior = if terminate { "terminate" } else { "stop" };
+        for instance in found {
+            ec2.modify_instance_attribute()
+                .instance_id(&instance.info.id)
+                .attribute(
+                    aws_sdk_ec2::types::InstanceAttributeName::InstanceInitiatedShutdownBehavior,
+                )
+                .value(behavior)
+                .send()
+                .await
+                .map_err(|err| {
+                    classify(
+                        Operation::Stop,
+                        Place { region, zone: None },
+                        AwsCallError::from_sdk("ModifyInstanceAttribute", err),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The regions this account has a bootstrap cache for: aloft never launches elsewhere.
+    async fn regions_in_use(&self) -> Result<Vec<String>, ProvisionError> {
+        let account = self.account_id().await?;
+        Ok(bootstrap::cached_regions(&self.inner.config, &account))
     }
 
     async fn bootstrap(&self, region: &str) -> Result<(), ProvisionError> {
@@ -491,8 +574,11 @@ impl Provider for AwsCloud {
             zone: request.zone.as_deref(),
         };
         let bootstrap = self.bootstrapped(region).await?;
+        let network = self.network(region).await?;
+        let subnet =
+            network.subnet_for(region, request.zone.as_deref(), !config.use_internal_ips)?;
         let cluster_group = self
-            .ensure_cluster_security_group(region, &request.cluster)
+            .ensure_cluster_security_group(region, &network.vpc_id, &request.cluster)
             .await?;
         // Idempotent: nodes that already exist (a repeated call, a resumed launch) are kept.
         let existing = self
@@ -539,6 +625,7 @@ impl Provider for AwsCloud {
                     image: &image,
                     disk_size_gb,
                     key_pair_name: &bootstrap.key_pair_name,
+                    subnet,
                     security_group_ids: [&bootstrap.ssh_security_group_id, &cluster_group],
                     host_key: &host_key,
                 };

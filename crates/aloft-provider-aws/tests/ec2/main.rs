@@ -7,4 +7,5 @@
 mod catalog;
 mod failover;
 mod harness;
+mod network;
 mod provider;

@@ -712,3 +712,62 @@ async fn impossible_requests_are_invalid_not_capacity() {
         "{err:?}"
     );
 }
+
+/// What EC2 does when the instance shuts itself down.
+async fn shutdown_behavior(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
+    ec2.describe_instance_attribute()
+        .instance_id(id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+        .send()
+        .await
+        .unwrap()
+        .instance_initiated_shutdown_behavior()
+        .and_then(|value| value.value())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autostop_decides_whether_a_shutdown_from_inside_stops_or_terminates() {
+    let moto = Moto::start();
+    let cloud = moto.cloud().await;
+    let ec2 = moto.ec2("us-east-1").await;
+    let nodes = cloud
+        .create_instances(&request("nap", "us-east-1", "us-east-1a", "t3.micro", 2))
+        .await
+        .unwrap();
+    for node in &nodes {
+        assert_eq!(shutdown_behavior(&ec2, &node.id).await, "stop");
+    }
+    cloud
+        .prepare_power_off("us-east-1", &cluster("nap"), true)
+        .await
+        .unwrap();
+    for node in &nodes {
+        assert_eq!(shutdown_behavior(&ec2, &node.id).await, "terminate");
+    }
+    cloud
+        .prepare_power_off("us-east-1", &cluster("nap"), false)
+        .await
+        .unwrap();
+    assert_eq!(shutdown_behavior(&ec2, &nodes[1].id).await, "stop");
+    // The same shutdown either way: the instance needs no AWS credentials of its own.
+    let command = cloud.power_off_command(true).unwrap();
+    assert_eq!(Some(command.clone()), cloud.power_off_command(false));
+    assert!(command.contains("shutdown -h now"), "{command}");
+    // EC2 cannot stop one-time spot instances, and the CLI must know before it asks.
+    assert!(!cloud.capabilities().stop_spot);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_regions_swept_for_orphans_are_those_bootstrapped() {
+    let moto = Moto::start();
+    let cloud = moto.cloud().await;
+    assert!(cloud.regions_in_use().await.unwrap().is_empty());
+    cloud.bootstrap("us-west-2").await.unwrap();
+    cloud.bootstrap("eu-west-1").await.unwrap();
+    assert_eq!(
+        cloud.regions_in_use().await.unwrap(),
+        ["eu-west-1", "us-west-2"]
+    );
+}
