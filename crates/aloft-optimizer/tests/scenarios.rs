@@ -83,6 +83,7 @@ fn tiny_catalog() -> Catalog {
         zones,
         instance_types,
         offerings,
+        images: Vec::new(),
     }
 }
 
