@@ -218,6 +218,15 @@ impl LaunchOne<'_> {
                     placement.cloud
                 )
             })?;
+            if placement.spot && args.idle_minutes.is_some() && !args.down {
+                crate::job_cmd::check_stoppable(
+                    &cluster_name,
+                    &placement.cloud,
+                    true,
+                    cloud.provider.as_ref(),
+                )
+                .map_err(|err| format!("{err:#}"))?;
+            }
             let option = &task.resources.options[placement.option_index];
             let context = LaunchContext {
                 zone: placement.zone.clone(),
@@ -226,6 +235,7 @@ impl LaunchOne<'_> {
                 use_spot: placement.spot,
                 ports: option.ports.clone(),
                 image_id: option.image_id.clone(),
+                default_image_id: default_image(catalog, &placement),
                 disk_size_gb: option.disk_size,
                 task: task.clone(),
                 base_dir: base_dir.clone(),
@@ -277,7 +287,8 @@ impl LaunchOne<'_> {
                 .cluster_fetch(cluster.as_str())
                 .await?
                 .context("the cluster's record vanished")?;
-            crate::job_cmd::set_autostop(store, record, queued.client(), &setting).await?;
+            crate::job_cmd::set_autostop(store, record, queued.client(), &*provider, &setting)
+                .await?;
             say(&crate::job_cmd::autostop_text(&cluster_name, &setting));
         }
         let json = args.output == OutputFormat::Json;
@@ -443,6 +454,12 @@ fn set_power(args: ClusterArgs, status: ClusterStatus) -> Result<ExitCode> {
         let existing = existing(&home, &args.cluster, task, PathBuf::new()).await?;
         let (provider, context) = (&existing.provider, &existing.context);
         if status == ClusterStatus::Stopped {
+            crate::job_cmd::check_stoppable(
+                &args.cluster,
+                &existing.record.cloud,
+                existing.record.spot,
+                provider.as_ref(),
+            )?;
             provider.stop(&context.region, &context.cluster).await?;
         } else {
             provider.start(&context.region, &context.cluster).await?;
@@ -547,6 +564,7 @@ fn base_context(
         use_spot: false,
         ports: Vec::new(),
         image_id: None,
+        default_image_id: None,
         disk_size_gb: None,
         base_dir: PathBuf::new(),
         ssh_user: cloud.ssh_user.clone(),
@@ -683,18 +701,33 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
         for name in &args.clusters {
             let cluster =
                 ClusterName::new(name.clone()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
-            let (cloud, region) = match store.cluster_fetch(name).await? {
-                Some(record) => (record.cloud, record.region),
-                None => {
-                    say(&format!(
-                        "No cluster `{name}` is recorded; terminating any instances tagged with it \
-                         on the local cloud"
-                    ));
-                    ("local".to_owned(), aloft_catalog::LOCAL_REGION.to_owned())
+            let Some(record) = store.cluster_fetch(name).await? else {
+                // Not recorded: an orphan, wherever the clouds have instances tagged with it.
+                let found: Vec<Found> = sweep(&home)
+                    .await?
+                    .into_iter()
+                    .filter(|found| found.cluster == cluster)
+                    .collect();
+                if found.is_empty() {
+                    bail!(
+                        "no cluster `{name}` is recorded, and no cloud aloft can reach has \
+                         instances tagged with it (see `aloft status --refresh`)"
+                    );
                 }
+                for found in found {
+                    say(&format!(
+                        "No cluster `{name}` is recorded; terminating its instances on {} ({})",
+                        found.cloud, found.region
+                    ));
+                    found.provider.terminate(&found.region, &cluster).await?;
+                }
+                if args.output == OutputFormat::Table {
+                    say(&format!("Terminated `{name}`."));
+                }
+                continue;
             };
-            let provider = crate::clouds::access(&home, &cloud).await?.provider;
-            provider.terminate(&region, &cluster).await?;
+            let provider = crate::clouds::access(&home, &record.cloud).await?.provider;
+            provider.terminate(&record.region, &cluster).await?;
             store.cluster_delete(name).await?;
             if args.output == OutputFormat::Table {
                 say(&format!("Terminated `{name}`."));
@@ -706,6 +739,71 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The catalog's default image for a placement: its region's GPU image when the placement has
+/// accelerators, else the CPU one. `None` leaves the choice to the provider.
+fn default_image(catalog: &Catalog, placement: &aloft_optimizer::Placement) -> Option<String> {
+    let flavor = if placement.accelerator.is_some() {
+        aloft_catalog::ImageFlavor::Gpu
+    } else {
+        aloft_catalog::ImageFlavor::Cpu
+    };
+    catalog
+        .default_image(&placement.cloud, &placement.region, flavor)
+        .map(|image| image.image_id.clone())
+}
+
+/// A cluster found on a cloud by its tag.
+struct Found {
+    cloud: String,
+    region: String,
+    cluster: ClusterName,
+    provider: Arc<dyn Provider>,
+}
+
+/// Every cluster with instances on the clouds this machine can act on (the local cloud where it
+/// can run, the clouds `aloft check` enabled), in the regions where each provider made
+/// instances: what `status --refresh` compares with the records to name orphans. A cloud that
+/// cannot be asked is reported and skipped.
+async fn sweep(home: &Path) -> Result<Vec<Found>> {
+    let mut clouds: Vec<(String, Arc<dyn Provider>)> = Vec::new();
+    // Not root: the local cloud cannot be asked (and has nothing of ours to find).
+    if let Ok(local) = crate::clouds::local_provider(home) {
+        clouds.push(("local".to_owned(), local));
+    }
+    for name in crate::clouds::enabled_clouds(home) {
+        match crate::clouds::access(home, &name).await {
+            Ok(access) => clouds.push((name, access.provider)),
+            Err(err) => say(&format!("Skipping {name} in the orphan sweep: {err:#}")),
+        }
+    }
+    let mut found = Vec::new();
+    for (cloud, provider) in clouds {
+        let swept: Result<Vec<Found>, aloft_provision::ProvisionError> = async {
+            let mut found = Vec::new();
+            for region in provider.regions_in_use().await? {
+                for cluster in provider.list_clusters(&region).await? {
+                    found.push(Found {
+                        cloud: cloud.clone(),
+                        region: region.clone(),
+                        cluster,
+                        provider: provider.clone(),
+                    });
+                }
+            }
+            Ok(found)
+        }
+        .await;
+        match swept {
+            Ok(mut swept) => found.append(&mut swept),
+            Err(err) => say(&format!(
+                "Could not look for orphans on {cloud}: {:#}",
+                anyhow::Error::new(err)
+            )),
+        }
+    }
+    Ok(found)
 }
 
 #[derive(Debug, clap::Args)]
@@ -782,18 +880,20 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
             clusters.remove(idx);
             live.remove(idx);
         }
-        // The reconcile pass: instances the cloud has for clusters aloft does not know. (Not
-        // root: the local cloud cannot be asked, and the records are all there is to show.)
-        if let (true, Ok(provider)) = (args.refresh, crate::clouds::local_provider(&home)) {
-            for orphan in provider.list_clusters(aloft_catalog::LOCAL_REGION).await? {
-                if !clusters
-                    .iter()
-                    .any(|cluster| cluster.name == orphan.as_str())
-                {
+        // The reconcile pass: instances the clouds have for clusters aloft does not know.
+        if args.refresh {
+            for orphan in sweep(&home).await? {
+                let recorded = clusters.iter().any(|cluster| {
+                    cluster.name == orphan.cluster.as_str() && cluster.cloud == orphan.cloud
+                });
+                if !recorded {
                     say(&format!(
-                        "Instances of `{orphan}` are on the local cloud but no cluster of that \
-                         name is recorded (left by an interrupted run?); `aloft down {orphan}` \
-                         removes them."
+                        "Instances of `{name}` are on {cloud} ({region}) but no cluster of that \
+                         name is recorded there (left by an interrupted run?); `aloft down \
+                         {name}` removes them.",
+                        name = orphan.cluster,
+                        cloud = orphan.cloud,
+                        region = orphan.region,
                     ));
                 }
             }

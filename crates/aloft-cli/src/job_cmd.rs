@@ -470,7 +470,14 @@ pub fn autostop(args: AutostopArgs) -> Result<ExitCode> {
             idle_minutes: (!args.cancel).then_some(args.idle_minutes),
             down: args.down,
         };
-        set_autostop(&existing.store, existing.record, &client, &setting).await?;
+        set_autostop(
+            &existing.store,
+            existing.record,
+            &client,
+            existing.provider.as_ref(),
+            &setting,
+        )
+        .await?;
         match args.output {
             OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&setting)?),
             OutputFormat::Table => say(&autostop_text(&args.cluster, &setting)),
@@ -489,13 +496,42 @@ pub(crate) fn autostop_text(cluster: &str, setting: &Autostop) -> String {
     }
 }
 
-/// Sets autostop on the cluster's agent and records it with the cluster.
+/// Refuses to stop a spot cluster on a cloud that cannot stop spot instances (before anything
+/// is asked of the cloud).
+pub(crate) fn check_stoppable(
+    cluster: &str,
+    cloud: &str,
+    spot: bool,
+    provider: &dyn aloft_provision::Provider,
+) -> Result<()> {
+    if spot && !provider.capabilities().stop_spot {
+        bail!(
+            "`{cluster}` runs on spot instances, which {cloud} cannot stop; tear it down instead \
+             (`aloft down {cluster}`, or autostop with --down)"
+        );
+    }
+    Ok(())
+}
+
+/// Sets autostop on the cluster's agent and records it with the cluster. Where the cloud
+/// decides what a power-off from inside means, it is told first.
 pub(crate) async fn set_autostop(
     store: &Store,
     mut record: Cluster,
     client: &AgentClient,
+    provider: &dyn aloft_provision::Provider,
     setting: &Autostop,
 ) -> Result<()> {
+    if setting.idle_minutes.is_some() {
+        if !setting.down {
+            check_stoppable(&record.name, &record.cloud, record.spot, provider)?;
+        }
+        let cluster = aloft_provision::ClusterName::new(record.name.clone())
+            .map_err(|err| anyhow::anyhow!("`{}`: {err}", record.name))?;
+        provider
+            .prepare_power_off(&record.region, &cluster, setting.down)
+            .await?;
+    }
     client.set_autostop(setting).await?;
     record.autostop_minutes = setting.idle_minutes;
     record.autostop_down = setting.down;

@@ -647,7 +647,7 @@ fn instances_aloft_has_forgotten_are_found_by_refresh_and_removed_by_down() {
     let status = cloud.aloft(&["status", "--refresh"]);
     assert!(status.status.success(), "{}", text(&status.stderr));
     assert!(
-        text(&status.stderr).contains("Instances of `lost` are on the local cloud"),
+        text(&status.stderr).contains("Instances of `lost` are on local (local)"),
         "{}",
         text(&status.stderr)
     );

@@ -33,6 +33,8 @@ pub struct LaunchContext {
     /// The image and root disk size the task's chosen resources ask for (`None`: the
     /// provider's defaults).
     pub image_id: Option<String>,
+    /// The catalog's default image for the placement, below the provider's own configuration.
+    pub default_image_id: Option<String>,
     pub disk_size_gb: Option<u32>,
     /// Ports the task's chosen resources ask to be open.
     pub ports: Vec<aloft_types::spec::PortRange>,
@@ -273,6 +275,7 @@ impl Step<LaunchContext> for CreateInstances {
                 first_node_idx: existing.len() as u32,
                 use_spot: context.use_spot,
                 image_id: context.image_id.clone(),
+                default_image_id: context.default_image_id.clone(),
                 disk_size_gb: context.disk_size_gb,
             };
             context

@@ -163,6 +163,7 @@ fn context(cloud: &Arc<FakeCloud>, zone: &str, nodes: u32) -> LaunchContext {
         ssh_state_dir: PathBuf::new(),
         agent_binary: None,
         image_id: None,
+        default_image_id: None,
         disk_size_gb: None,
         progress: Arc::new(|_: &str| {}),
     }

@@ -124,13 +124,15 @@ pub(crate) async fn architecture_of(
 }
 
 /// The image for `region` and `arch`: the task's (`requested`), else the configured one, else
-/// the newest matching the name pattern from the configured owner.
+/// the catalog's default for the region (`catalog_default`, x86_64 images only), else the newest
+/// matching the name pattern from the configured owner.
 pub(crate) async fn resolve_image(
     config: &AwsConfig,
     ec2: &aws_sdk_ec2::Client,
     region: &str,
     arch: &str,
     requested: Option<&str>,
+    catalog_default: Option<&str>,
 ) -> Result<ResolvedImage, ProvisionError> {
     let place = Place { region, zone: None };
     let fail = |err| {
@@ -145,6 +147,7 @@ pub(crate) async fn resolve_image(
             .image_id
             .as_deref()
             .or_else(|| config.images.get(region).map(String::as_str))
+            .or(catalog_default.filter(|_| arch == "amd64"))
     });
     let images = if let Some(image_id) = configured {
         ec2.describe_images()

@@ -202,24 +202,34 @@ impl AwsCloud {
         Ok(network)
     }
 
-    /// The image to launch: the task's own (`requested`), else the configured or default one
-    /// for the region and architecture (looked up once per process).
+    /// The image to launch: the task's own (`requested`), else the configured one, else the
+    /// catalog's (`catalog_default`), else the newest Ubuntu for the region and architecture
+    /// (looked up once per process).
     async fn image_for(
         &self,
         region: &str,
         arch: &'static str,
         requested: Option<&str>,
+        catalog_default: Option<&str>,
     ) -> Result<ResolvedImage, ProvisionError> {
+        let config = &self.inner.config;
         let ec2 = self.inner.clients.ec2(region);
-        if requested.is_some() {
-            return instances::resolve_image(&self.inner.config, &ec2, region, arch, requested)
-                .await;
+        if requested.is_some() || catalog_default.is_some() {
+            return instances::resolve_image(
+                config,
+                &ec2,
+                region,
+                arch,
+                requested,
+                catalog_default,
+            )
+            .await;
         }
         let key = (region.to_owned(), arch);
         if let Some(image) = self.inner.images.lock().await.get(&key) {
             return Ok(image.clone());
         }
-        let image = instances::resolve_image(&self.inner.config, &ec2, region, arch, None).await?;
+        let image = instances::resolve_image(config, &ec2, region, arch, None, None).await?;
         self.inner.images.lock().await.insert(key, image.clone());
         Ok(image)
     }
@@ -604,7 +614,12 @@ impl Provider for AwsCloud {
         if !missing.is_empty() {
             let arch = instances::architecture_of(&ec2, place, &request.instance_type).await?;
             let image = self
-                .image_for(region, arch, request.image_id.as_deref())
+                .image_for(
+                    region,
+                    arch,
+                    request.image_id.as_deref(),
+                    request.default_image_id.as_deref(),
+                )
                 .await?;
             let disk_size_gb = request.disk_size_gb.unwrap_or(config.disk_size_gb);
             if !(8..=16384).contains(&disk_size_gb) {

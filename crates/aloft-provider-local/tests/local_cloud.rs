@@ -148,6 +148,7 @@ fn request(cluster: &ClusterName, count: u32) -> CreateRequest {
         first_node_idx: 0,
         use_spot: false,
         image_id: None,
+        default_image_id: None,
         disk_size_gb: None,
     }
 }

@@ -106,6 +106,10 @@ pub struct CreateRequest {
     /// images (the local cloud) ignore it.
     #[serde(default)]
     pub image_id: Option<String>,
+    /// The catalog's default image for the region and instance type, used when neither the task
+    /// nor the provider's own configuration names one.
+    #[serde(default)]
+    pub default_image_id: Option<String>,
     /// The task's root disk size in GB (`disk_size`), overriding the provider's default;
     /// providers without disks to size (the local cloud) ignore it.
     #[serde(default)]

@@ -44,6 +44,7 @@ async fn launch_with_failover(
             first_node_idx: 0,
             use_spot: false,
             image_id: None,
+            default_image_id: None,
             disk_size_gb: None,
         };
         match cloud.create_instances(&request).await {
@@ -173,6 +174,7 @@ async fn a_launch_failing_halfway_leaves_only_what_terminate_removes() {
         first_node_idx: 0,
         use_spot: false,
         image_id: None,
+        default_image_id: None,
         disk_size_gb: None,
     };
     let err = cloud.create_instances(&request).await.unwrap_err();

@@ -17,6 +17,7 @@ fn request(name: &str, zone: &str) -> CreateRequest {
         first_node_idx: 0,
         use_spot: false,
         image_id: None,
+        default_image_id: None,
         disk_size_gb: None,
     }
 }

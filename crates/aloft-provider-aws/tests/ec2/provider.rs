@@ -25,6 +25,7 @@ fn request(name: &str, region: &str, zone: &str, instance_type: &str, count: u32
         first_node_idx: 0,
         use_spot: false,
         image_id: None,
+        default_image_id: None,
         disk_size_gb: None,
     }
 }
@@ -770,4 +771,65 @@ async fn the_regions_swept_for_orphans_are_those_bootstrapped() {
         cloud.regions_in_use().await.unwrap(),
         ["eu-west-1", "us-west-2"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogs_image_comes_after_the_task_and_the_configuration() {
+    let moto = Moto::start();
+    let region = "us-east-1";
+    let ec2 = moto.ec2(region).await;
+    let images = ec2.describe_images().owners("amazon").send().await.unwrap();
+    let x86: Vec<String> = images
+        .images()
+        .iter()
+        .filter(|image| image.architecture().map(|a| a.as_str()) == Some("x86_64"))
+        .filter_map(|image| image.image_id().map(str::to_owned))
+        .take(2)
+        .collect();
+    let (catalogs, configured) = (&x86[0], &x86[1]);
+    let image_of = |id: String| {
+        let ec2 = ec2.clone();
+        async move {
+            let described = ec2
+                .describe_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .unwrap();
+            described.reservations()[0].instances()[0]
+                .image_id()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let with_default = |name: &str, zone: &str, instance_type: &str| CreateRequest {
+        default_image_id: Some(catalogs.clone()),
+        ..request(name, region, zone, instance_type, 1)
+    };
+
+    let cloud = moto.cloud().await;
+    let plain = cloud
+        .create_instances(&with_default("cat", "us-east-1a", "t3.micro"))
+        .await
+        .unwrap();
+    assert_eq!(image_of(plain[0].id.clone()).await, *catalogs);
+    // The catalog's images are x86_64: an Arm instance type looks up an arm64 Ubuntu instead
+    // (which moto doesn't have).
+    let arm = cloud
+        .create_instances(&with_default("arm", "us-east-1a", "m6g.medium"))
+        .await
+        .unwrap_err();
+    assert!(arm.to_string().contains("arm64-server"), "{arm}");
+
+    let configured_cloud = AwsCloud::new(AwsConfig {
+        images: [(region.to_owned(), configured.clone())].into(),
+        ..moto.config()
+    })
+    .await
+    .unwrap();
+    let ours = configured_cloud
+        .create_instances(&with_default("conf", "us-east-1b", "t3.micro"))
+        .await
+        .unwrap();
+    assert_eq!(image_of(ours[0].id.clone()).await, *configured);
 }
