@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use aloft_provision::{
     Capabilities, ClusterName, CreateRequest, InstanceInfo, InstanceState, Operation, PortRange,
-    Provider, ProvisionError,
+    Provider, ProvisionError, Scope,
 };
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair};
@@ -572,99 +572,50 @@ impl Provider for AwsCloud {
         Ok(self.clusters_in_region(region).await?.into_keys().collect())
     }
 
+    /// With a zone planned, launches there. Without one (the catalog prices the region as a
+    /// whole), tries the zones where the VPC has subnets in turn, removing what a failed zone
+    /// left before the next, so a shortage in one zone doesn't rule out the whole region.
     async fn create_instances(
         &self,
         request: &CreateRequest,
     ) -> Result<Vec<InstanceInfo>, ProvisionError> {
+        if let Some(zone) = &request.zone {
+            return self.create_in_zone(request, zone).await;
+        }
         let region = request.region.as_str();
-        let config = &self.inner.config;
-        let ec2 = self.inner.clients.ec2(region);
-        let place = Place {
-            region,
-            zone: request.zone.as_deref(),
-        };
-        let bootstrap = self.bootstrapped(region).await?;
         let network = self.network(region).await?;
-        let subnet =
-            network.subnet_for(region, request.zone.as_deref(), !config.use_internal_ips)?;
-        let cluster_group = self
-            .ensure_cluster_security_group(region, &network.vpc_id, &request.cluster)
-            .await?;
-        // Idempotent: nodes that already exist (a repeated call, a resumed launch) are kept.
+        // A cluster that already has nodes grows in their zone.
         let existing = self
             .describe_cluster(Operation::CreateInstances, region, &request.cluster)
             .await?;
-        let last = request.first_node_idx.saturating_add(request.count);
-        let wanted = request.first_node_idx..last;
-        let mut ids: Vec<String> = existing
+        let zones = match existing
             .iter()
-            .filter(|instance| wanted.contains(&instance.info.node_idx))
-            .filter(|instance| instance.info.state != InstanceState::Terminating)
-            .map(|instance| instance.info.id.clone())
-            .collect();
-        let missing: Vec<u32> = wanted
-            .clone()
-            .filter(|idx| {
-                !existing.iter().any(|instance| {
-                    instance.info.node_idx == *idx
-                        && instance.info.state != InstanceState::Terminating
-                })
-            })
-            .collect();
-        if !missing.is_empty() {
-            let arch = instances::architecture_of(&ec2, place, &request.instance_type).await?;
-            let image = self
-                .image_for(
-                    region,
-                    arch,
-                    request.image_id.as_deref(),
-                    request.default_image_id.as_deref(),
-                )
-                .await?;
-            let disk_size_gb = request.disk_size_gb.unwrap_or(config.disk_size_gb);
-            if !(8..=16384).contains(&disk_size_gb) {
-                return Err(ProvisionError::InvalidRequest {
-                    operation: Operation::CreateInstances,
-                    detail: format!("disk size {disk_size_gb} GB: EC2 takes 8 to 16384 GB"),
-                    source: None,
-                });
-            }
-            for node_idx in missing {
-                let host_key = bootstrap::generate_host_key(config).await?;
-                let spec = LaunchSpec {
-                    cluster: &request.cluster,
-                    node_idx,
-                    zone: request.zone.as_deref(),
-                    instance_type: &request.instance_type,
-                    use_spot: request.use_spot,
-                    image: &image,
-                    disk_size_gb,
-                    key_pair_name: &bootstrap.key_pair_name,
-                    subnet,
-                    security_group_ids: [&bootstrap.ssh_security_group_id, &cluster_group],
-                    host_key: &host_key,
-                };
-                ids.push(instances::run_instance(config, &ec2, region, &spec).await?);
+            .find(|instance| instance.info.state != InstanceState::Terminating)
+        {
+            Some(instance) => vec![instance.info.zone.clone()],
+            None => network.zones(!self.inner.config.use_internal_ips),
+        };
+        let mut failures = Vec::new();
+        for zone in zones {
+            match self.create_in_zone(request, &zone).await {
+                Err(err) if err.failover_scope() == Some(Scope::Zone(zone.clone())) => {
+                    self.remove_nodes_in_zone(region, &request.cluster, &zone)
+                        .await?;
+                    failures.push(error_chain(&err));
+                }
+                other => return other,
             }
         }
-        // Stopped (or stopping) nodes of an earlier launch are started rather than duplicated.
-        let stopped: Vec<String> = existing
-            .iter()
-            .filter(|instance| {
-                wanted.contains(&instance.info.node_idx)
-                    && matches!(
-                        instance.info.state,
-                        InstanceState::Stopped | InstanceState::Stopping
-                    )
-            })
-            .map(|instance| instance.info.id.clone())
-            .collect();
-        if !stopped.is_empty() {
-            self.start_ids(Operation::CreateInstances, region, &stopped)
-                .await?;
-        }
-        self.wait_running(Operation::CreateInstances, region, &request.cluster, &ids)
-            .await
+        Err(ProvisionError::Capacity {
+            operation: Operation::CreateInstances,
+            scope: Scope::Region(region.to_owned()),
+            detail: if failures.is_empty() {
+                format!("VPC {} has no subnet in region {region}", network.vpc_id)
+            } else {
+                format!("no zone could take the cluster: {}", failures.join("; "))
+            },
+            source: None,
+        })
     }
 
     async fn query(
@@ -873,5 +824,142 @@ impl AwsCloud {
             }
             tokio::time::sleep(config.poll_interval()).await;
         }
+    }
+}
+
+impl AwsCloud {
+    /// Creates the request's nodes in `zone` (or starts them, if stopped).
+    async fn create_in_zone(
+        &self,
+        request: &CreateRequest,
+        zone: &str,
+    ) -> Result<Vec<InstanceInfo>, ProvisionError> {
+        let region = request.region.as_str();
+        let config = &self.inner.config;
+        let ec2 = self.inner.clients.ec2(region);
+        let place = Place {
+            region,
+            zone: Some(zone),
+        };
+        let bootstrap = self.bootstrapped(region).await?;
+        let network = self.network(region).await?;
+        let subnet = network.subnet_for(region, Some(zone), !config.use_internal_ips)?;
+
+        let cluster_group = self
+            .ensure_cluster_security_group(region, &network.vpc_id, &request.cluster)
+            .await?;
+        // Idempotent: nodes that already exist (a repeated call, a resumed launch) are kept.
+        let existing = self
+            .describe_cluster(Operation::CreateInstances, region, &request.cluster)
+            .await?;
+        let last = request.first_node_idx.saturating_add(request.count);
+        let wanted = request.first_node_idx..last;
+        let mut ids: Vec<String> = existing
+            .iter()
+            .filter(|instance| wanted.contains(&instance.info.node_idx))
+            .filter(|instance| instance.info.state != InstanceState::Terminating)
+            .map(|instance| instance.info.id.clone())
+            .collect();
+        let missing: Vec<u32> = wanted
+            .clone()
+            .filter(|idx| {
+                !existing.iter().any(|instance| {
+                    instance.info.node_idx == *idx
+                        && instance.info.state != InstanceState::Terminating
+                })
+            })
+            .collect();
+        if !missing.is_empty() {
+            let arch = instances::architecture_of(&ec2, place, &request.instance_type).await?;
+            let image = self
+                .image_for(
+                    region,
+                    arch,
+                    request.image_id.as_deref(),
+                    request.default_image_id.as_deref(),
+                )
+                .await?;
+            let disk_size_gb = request.disk_size_gb.unwrap_or(config.disk_size_gb);
+            if !(8..=16384).contains(&disk_size_gb) {
+                return Err(ProvisionError::InvalidRequest {
+                    operation: Operation::CreateInstances,
+                    detail: format!("disk size {disk_size_gb} GB: EC2 takes 8 to 16384 GB"),
+                    source: None,
+                });
+            }
+            for node_idx in missing {
+                let host_key = bootstrap::generate_host_key(config).await?;
+                let spec = LaunchSpec {
+                    cluster: &request.cluster,
+                    node_idx,
+                    zone: Some(zone),
+                    instance_type: &request.instance_type,
+                    use_spot: request.use_spot,
+                    image: &image,
+                    disk_size_gb,
+                    key_pair_name: &bootstrap.key_pair_name,
+                    subnet,
+                    security_group_ids: [&bootstrap.ssh_security_group_id, &cluster_group],
+                    host_key: &host_key,
+                };
+                ids.push(instances::run_instance(config, &ec2, region, &spec).await?);
+            }
+        }
+        // Stopped (or stopping) nodes of an earlier launch are started rather than duplicated.
+        let stopped: Vec<String> = existing
+            .iter()
+            .filter(|instance| {
+                wanted.contains(&instance.info.node_idx)
+                    && matches!(
+                        instance.info.state,
+                        InstanceState::Stopped | InstanceState::Stopping
+                    )
+            })
+            .map(|instance| instance.info.id.clone())
+            .collect();
+        if !stopped.is_empty() {
+            self.start_ids(Operation::CreateInstances, region, &stopped)
+                .await?;
+        }
+        self.wait_running(Operation::CreateInstances, region, &request.cluster, &ids)
+            .await
+    }
+
+    /// Terminates the cluster's instances in `zone` (what a failed attempt there left), without
+    /// waiting: terminating instances no longer count as nodes.
+    async fn remove_nodes_in_zone(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        zone: &str,
+    ) -> Result<(), ProvisionError> {
+        let ids: Vec<String> = self
+            .describe_cluster(Operation::CreateInstances, region, cluster)
+            .await?
+            .into_iter()
+            .filter(|instance| instance.info.zone == zone)
+            .map(|instance| instance.info.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .clients
+            .ec2(region)
+            .terminate_instances()
+            .set_instance_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|err| {
+                classify(
+                    Operation::CreateInstances,
+                    Place {
+                        region,
+                        zone: Some(zone),
+                    },
+                    AwsCallError::from_sdk("TerminateInstances", err),
+                )
+            })?;
+        Ok(())
     }
 }

@@ -61,6 +61,22 @@ impl RegionNetwork {
     }
 }
 
+impl RegionNetwork {
+    /// The zones that have a subnet, best first (by their best subnet's rank, see
+    /// [`Self::subnet_for`]).
+    pub fn zones(&self, want_public: bool) -> Vec<String> {
+        let mut subnets: Vec<&Subnet> = self.subnets.iter().collect();
+        subnets.sort_by_key(|subnet| rank(subnet, want_public));
+        let mut zones: Vec<String> = Vec::new();
+        for subnet in subnets {
+            if !zones.contains(&subnet.zone) {
+                zones.push(subnet.zone.clone());
+            }
+        }
+        zones
+    }
+}
+
 /// Sort key: subnets matching the wish for public addresses first, then the roomiest, then by
 /// id so the choice is stable.
 fn rank(subnet: &Subnet, want_public: bool) -> (bool, i32, String) {

@@ -187,3 +187,84 @@ async fn a_launch_failing_halfway_leaves_only_what_terminate_removes() {
     cloud.terminate("us-east-1", &name).await.unwrap();
     assert!(cloud.query("us-east-1", &name).await.unwrap().is_empty());
 }
+
+/// A request for a whole region (the catalog has no zones for it): the adapter itself moves from
+/// a full zone to the next, and only a region with no room anywhere is a region-wide shortage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_planned_zone_the_adapter_tries_each_zone() {
+    let zones = [
+        "us-east-1a",
+        "us-east-1b",
+        "us-east-1c",
+        "us-east-1d",
+        "us-east-1e",
+        "us-east-1f",
+    ];
+    let full: Vec<String> = zones
+        .iter()
+        .filter(|zone| **zone != "us-east-1d")
+        .map(|zone| format!("t3.micro@{zone}"))
+        .collect();
+    // The second node fails in the first zones tried, so what the first node left must go.
+    let moto = Moto::start_with(&[
+        ("ALOFT_MOTO_ICE", &full.join(",")),
+        ("ALOFT_MOTO_ICE_AFTER", "1"),
+    ]);
+    let cloud = moto.cloud().await;
+    let cluster = ClusterName::new("anyzone").unwrap();
+    let request = CreateRequest {
+        cluster: cluster.clone(),
+        region: "us-east-1".into(),
+        zone: None,
+        instance_type: "t3.micro".into(),
+        count: 2,
+        first_node_idx: 0,
+        use_spot: false,
+        image_id: None,
+        default_image_id: None,
+        disk_size_gb: None,
+    };
+    let nodes = cloud.create_instances(&request).await.unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert!(
+        nodes.iter().all(|node| node.zone == "us-east-1d"),
+        "{nodes:?}"
+    );
+    let live = cloud.query("us-east-1", &cluster).await.unwrap();
+    let elsewhere: Vec<_> = live
+        .iter()
+        .filter(|node| {
+            node.zone != "us-east-1d"
+                && node.state != aloft_provision::InstanceState::Terminating
+                && node.state != aloft_provision::InstanceState::Terminated
+        })
+        .collect();
+    assert!(elsewhere.is_empty(), "left behind: {elsewhere:?}");
+    cloud.terminate("us-east-1", &cluster).await.unwrap();
+
+    // Every zone full: the region is out.
+    let all: Vec<String> = zones
+        .iter()
+        .map(|zone| format!("t3.micro@{zone}"))
+        .collect();
+    let moto = Moto::start_with(&[("ALOFT_MOTO_ICE", &all.join(","))]);
+    let cloud = moto.cloud().await;
+    let err = cloud.create_instances(&request).await.unwrap_err();
+    assert_eq!(
+        err.failover_scope(),
+        Some(Scope::Region("us-east-1".into())),
+        "{err}"
+    );
+    assert!(
+        cloud
+            .query("us-east-1", &cluster)
+            .await
+            .unwrap()
+            .iter()
+            .all(|node| matches!(
+                node.state,
+                aloft_provision::InstanceState::Terminating
+                    | aloft_provision::InstanceState::Terminated
+            )),
+    );
+}
