@@ -183,11 +183,20 @@ fn launch_on_ec2_end_to_end_with_failover_stop_start_and_orphans() {
         return;
     }
     let pid = std::process::id();
+    // A VPC on loopback, unique to this run: its instances' addresses are 127.N.x.y.
+    let octet = 100 + pid % 150;
+    // Each instance's sshd binds port 22 on its own address: impossible if this machine runs
+    // an sshd on every address.
+    if let Err(err) = TcpListener::bind((Ipv4Addr::new(127, octet as u8, 0, 1), 22)) {
+        eprintln!(
+            "note: port 22 on loopback is taken ({err}), so emulated instances cannot run \
+             sshd; skipping the EC2 end-to-end test"
+        );
+        return;
+    }
     let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("aws-e2e-{pid}"));
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(home.join("instances")).unwrap();
-    // A VPC on loopback, unique to this run: its instances' addresses are 127.N.x.y.
-    let octet = 100 + pid % 150;
     let moto = Moto::start_with(&[
         (
             "ALOFT_MOTO_BOOT_DIR",
