@@ -567,7 +567,12 @@ async fn a_preempted_instance_vanishes_and_terminate_still_cleans_up() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let queried = loop {
         let queried = cloud.query(REGION, &cluster).await.unwrap();
-        if queried[0].state != InstanceState::Running || Instant::now() > deadline {
+        // While its processes are still going down, the instance may show as pending.
+        let settled = !matches!(
+            queried[0].state,
+            InstanceState::Running | InstanceState::Pending
+        );
+        if settled || Instant::now() > deadline {
             break queried;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
