@@ -583,7 +583,10 @@ impl Provider for AwsCloud {
             return self.create_in_zone(request, zone).await;
         }
         let region = request.region.as_str();
+        let want_public = !self.inner.config.use_internal_ips;
         let network = self.network(region).await?;
+        // No subnet at all: the region is unavailable, as a zone without one is.
+        network.subnet_for(region, None, want_public)?;
         // A cluster that already has nodes grows in their zone.
         let existing = self
             .describe_cluster(Operation::CreateInstances, region, &request.cluster)
@@ -593,7 +596,7 @@ impl Provider for AwsCloud {
             .find(|instance| instance.info.state != InstanceState::Terminating)
         {
             Some(instance) => vec![instance.info.zone.clone()],
-            None => network.zones(!self.inner.config.use_internal_ips),
+            None => network.zones(want_public),
         };
         let mut failures = Vec::new();
         for zone in zones {
@@ -609,11 +612,7 @@ impl Provider for AwsCloud {
         Err(ProvisionError::Capacity {
             operation: Operation::CreateInstances,
             scope: Scope::Region(region.to_owned()),
-            detail: if failures.is_empty() {
-                format!("VPC {} has no subnet in region {region}", network.vpc_id)
-            } else {
-                format!("no zone could take the cluster: {}", failures.join("; "))
-            },
+            detail: format!("no zone could take the cluster: {}", failures.join("; ")),
             source: None,
         })
     }

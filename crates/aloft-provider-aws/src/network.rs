@@ -15,7 +15,7 @@ use crate::error::{AwsCallError, Place, classify};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RegionNetwork {
     pub vpc_id: String,
-    /// Available subnets, best first within each zone (see [`rank`]).
+    /// Available subnets, as EC2 lists them; [`rank`] orders them.
     pub subnets: Vec<Subnet>,
 }
 
@@ -59,9 +59,7 @@ impl RegionNetwork {
                 source: None,
             })
     }
-}
 
-impl RegionNetwork {
     /// The zones that have a subnet, best first (by their best subnet's rank, see
     /// [`Self::subnet_for`]).
     pub fn zones(&self, want_public: bool) -> Vec<String> {
@@ -79,11 +77,11 @@ impl RegionNetwork {
 
 /// Sort key: subnets matching the wish for public addresses first, then the roomiest, then by
 /// id so the choice is stable.
-fn rank(subnet: &Subnet, want_public: bool) -> (bool, i32, String) {
+fn rank(subnet: &Subnet, want_public: bool) -> (bool, std::cmp::Reverse<i32>, &str) {
     (
         subnet.maps_public_ip != want_public,
-        -subnet.free_addresses,
-        subnet.id.clone(),
+        std::cmp::Reverse(subnet.free_addresses),
+        &subnet.id,
     )
 }
 
