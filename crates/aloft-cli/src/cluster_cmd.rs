@@ -698,12 +698,13 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let store = open_store(&home).await?;
         recover(&store, &home).await?;
+        let mut providers = Providers::new();
         for name in &args.clusters {
             let cluster =
                 ClusterName::new(name.clone()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
             let Some(record) = store.cluster_fetch(name).await? else {
                 // Not recorded: an orphan, wherever the clouds have instances tagged with it.
-                let found: Vec<Found> = sweep(&home)
+                let found: Vec<Found> = sweep(&home, &mut providers)
                     .await?
                     .into_iter()
                     .filter(|found| found.cluster == cluster)
@@ -754,6 +755,9 @@ fn default_image(catalog: &Catalog, placement: &aloft_optimizer::Placement) -> O
         .map(|image| image.image_id.clone())
 }
 
+/// Providers by cloud name, made once per command.
+type Providers = std::collections::HashMap<String, Arc<dyn Provider>>;
+
 /// A cluster found on a cloud by its tag.
 struct Found {
     cloud: String,
@@ -765,18 +769,32 @@ struct Found {
 /// Every cluster with instances on the clouds this machine can act on (the local cloud where it
 /// can run, the clouds `aloft check` enabled), in the regions where each provider made
 /// instances: what `status --refresh` compares with the records to name orphans. A cloud that
-/// cannot be asked is reported and skipped.
-async fn sweep(home: &Path) -> Result<Vec<Found>> {
+/// cannot be asked is reported and skipped. Providers already made (`providers`, by cloud) are
+/// reused, and those made here are added.
+async fn sweep(home: &Path, providers: &mut Providers) -> Result<Vec<Found>> {
     let mut clouds: Vec<(String, Arc<dyn Provider>)> = Vec::new();
-    // Not root: the local cloud cannot be asked (and has nothing of ours to find).
-    if let Ok(local) = crate::clouds::local_provider(home) {
-        clouds.push(("local".to_owned(), local));
-    }
-    for name in crate::clouds::enabled_clouds(home) {
-        match crate::clouds::access(home, &name).await {
-            Ok(access) => clouds.push((name, access.provider)),
-            Err(err) => say(&format!("Skipping {name} in the orphan sweep: {err:#}")),
+    for name in std::iter::once("local".to_owned()).chain(crate::clouds::enabled_clouds(home)) {
+        if let Some(provider) = providers.get(&name) {
+            clouds.push((name, provider.clone()));
+            continue;
         }
+        let provider = if name == "local" {
+            // Not root: the local cloud cannot be asked (and has nothing of ours to find).
+            match crate::clouds::local_provider(home) {
+                Ok(local) => local as Arc<dyn Provider>,
+                Err(_) => continue,
+            }
+        } else {
+            match crate::clouds::access(home, &name).await {
+                Ok(access) => access.provider,
+                Err(err) => {
+                    say(&format!("Skipping {name} in the orphan sweep: {err:#}"));
+                    continue;
+                }
+            }
+        };
+        providers.insert(name.clone(), provider.clone());
+        clouds.push((name, provider));
     }
     let mut found = Vec::new();
     for (cloud, provider) in clouds {
@@ -825,9 +843,8 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         let mut live: Vec<Option<(String, usize)>> = vec![None; clusters.len()];
         // Clusters found gone for good (and forgotten).
         let mut gone = Vec::new();
+        let mut providers = Providers::new();
         if args.refresh && !clusters.is_empty() {
-            let mut providers: std::collections::HashMap<String, Arc<dyn Provider>> =
-                Default::default();
             for (idx, cluster) in clusters.iter_mut().enumerate() {
                 let Ok(name) = ClusterName::new(cluster.name.clone()) else {
                     continue;
@@ -882,7 +899,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         }
         // The reconcile pass: instances the clouds have for clusters aloft does not know.
         if args.refresh {
-            for orphan in sweep(&home).await? {
+            for orphan in sweep(&home, &mut providers).await? {
                 let recorded = clusters.iter().any(|cluster| {
                     cluster.name == orphan.cluster.as_str() && cluster.cloud == orphan.cloud
                 });
