@@ -58,4 +58,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     );
     CREATE INDEX jobs_by_state ON jobs (state)",
     ),
+    (
+        3,
+        "operation owners and parameters",
+        "ALTER TABLE operations ADD COLUMN owner TEXT;
+    ALTER TABLE operations ADD COLUMN heartbeat_at BIGINT;
+    ALTER TABLE operations ADD COLUMN params TEXT",
+    ),
 ];

@@ -93,6 +93,15 @@ pub struct Operation {
     pub state: OperationState,
     pub error: Option<String>,
     pub steps: Vec<StepRecord>,
+    /// Who runs it (a process, or a server): only its owner may carry it on while the owner is
+    /// alive. `None` on operations recorded before owners were (their owner is long gone).
+    pub owner: Option<String>,
+    /// When the owner last said it is still at work (unix seconds): a lease, for owners whose
+    /// liveness cannot be asked directly (another machine).
+    pub heartbeat_at: Option<i64>,
+    /// What the operation was asked to do (cloud, region, plan ...), recorded with it, so
+    /// whoever recovers it needs nothing else. `Null` on operations recorded before params were.
+    pub params: serde_json::Value,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -36,6 +36,14 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error(
+        "{path} is damaged (not a whole SQLite database); move it aside (`mv {path} {path}.broken`): aloft then starts a new one, and `aloft status --refresh` names the clusters still running as orphans, which `aloft down` removes"
+    )]
+    Malformed {
+        path: std::path::PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("a cluster named `{name}` already exists")]
     ClusterExists { name: String },
     #[error("no cluster named `{name}`")]
@@ -62,6 +70,7 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    sqlite: bool,
 }
 
 fn now() -> i64 {
@@ -76,23 +85,40 @@ fn query_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreErro
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
+    /// A new database and its directory are private to the user (0600, 0700): it holds what
+    /// clusters exist and what operations were asked for.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
+        if let Some(parent) = path.parent()
+            && !parent.exists()
+        {
+            let _ = private_dir(parent);
         }
         // Say at once that a file is not a database, rather than after the pool's retries; and
         // never write to such a file.
-        if let Ok(mut file) = std::fs::File::open(path) {
-            use std::io::Read;
-            let mut header = [0u8; 16];
-            let read = file.read(&mut header).unwrap_or(0);
-            if read > 0 && (read < header.len() || &header != b"SQLite format 3\0") {
-                return Err(StoreError::NotADatabase {
-                    path: path.to_path_buf(),
-                });
+        match std::fs::File::open(path) {
+            Ok(mut file) => {
+                use std::io::Read;
+                let mut header = [0u8; 16];
+                let read = file.read(&mut header).unwrap_or(0);
+                if read > 0 && (read < header.len() || &header != b"SQLite format 3\0") {
+                    return Err(StoreError::NotADatabase {
+                        path: path.to_path_buf(),
+                    });
+                }
+            }
+            Err(_) => {
+                // SQLite gives its -wal and -shm files the database file's mode.
+                use std::os::unix::fs::OpenOptionsExt;
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path);
             }
         }
-        Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        check_whole(&url, path).await?;
+        Store::connect(&url).await
     }
 
     /// Connects to a database URL and brings its schema up to date.
@@ -121,7 +147,7 @@ impl Store {
             .connect(url)
             .await
             .map_err(open_error)?;
-        let store = Store { pool };
+        let store = Store { pool, sqlite };
         store.migrate().await?;
         Ok(store)
     }
@@ -139,17 +165,24 @@ impl Store {
             name: "migrations table",
             source,
         })?;
-        let applied = self.schema_version().await?;
-        for &(version, name, sql) in MIGRATIONS
-            .iter()
-            .filter(|(version, _, _)| *version > applied)
-        {
+        for &(version, name, sql) in MIGRATIONS {
             let migrate_error = |source| StoreError::Migrate {
                 version,
                 name,
                 source,
             };
-            let mut transaction = self.pool.begin().await.map_err(migrate_error)?;
+            // Several processes may open a new database at once: each migration is applied by
+            // whoever takes the write lock first, and skipped by the others.
+            let mut transaction = self.begin_write().await.map_err(migrate_error)?;
+            let row =
+                sqlx::query("SELECT COUNT(*) AS applied FROM aloft_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_one(&mut *transaction)
+                    .await
+                    .map_err(migrate_error)?;
+            if row.try_get::<i64, _>("applied").map_err(migrate_error)? > 0 {
+                continue;
+            }
             for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 transaction
                     .execute(statement)
@@ -168,6 +201,23 @@ impl Store {
             transaction.commit().await.map_err(migrate_error)?;
         }
         Ok(())
+    }
+
+    /// A transaction that holds the write lock from its first statement. SQLite's default
+    /// `BEGIN` takes it at the first write, and a transaction that read before that write fails
+    /// at once with "database is locked" when another process wrote in between (the busy
+    /// timeout does not apply to that upgrade); `BEGIN IMMEDIATE` waits for the lock instead.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await
+        } else {
+            self.pool.begin().await
+        }
+    }
+
+    /// Closes every connection, folding SQLite's write-ahead log into the database file.
+    pub async fn close(self) {
+        self.pool.close().await;
     }
 
     /// The newest migration applied.
@@ -286,11 +336,14 @@ impl Store {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Starts recording an operation on `cluster`.
+    /// Starts recording an operation on `cluster`, owned by `owner` (see [`Operation::owner`]),
+    /// with the parameters whoever recovers it will need.
     pub async fn operation_insert(
         &self,
         kind: OperationKind,
         cluster: &str,
+        owner: &str,
+        params: &serde_json::Value,
     ) -> Result<Operation, StoreError> {
         let created_at = now();
         let nanos = SystemTime::now()
@@ -298,14 +351,17 @@ impl Store {
             .map_or(0, |d| d.as_nanos());
         let id = format!("op-{nanos:x}-{:x}", std::process::id());
         sqlx::query(
-            "INSERT INTO operations (id, kind, cluster, state, error, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $5)",
+            "INSERT INTO operations (id, kind, cluster, state, error, owner, heartbeat_at, \
+             params, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $6, $6)",
         )
         .bind(&id)
         .bind(enum_name(&kind))
         .bind(cluster)
         .bind(enum_name(&OperationState::Running))
+        .bind(owner)
         .bind(created_at)
+        .bind(params.to_string())
         .execute(&self.pool)
         .await
         .map_err(query_error("inserting an operation"))?;
@@ -316,9 +372,51 @@ impl Store {
             state: OperationState::Running,
             error: None,
             steps: Vec::new(),
+            owner: Some(owner.to_owned()),
+            heartbeat_at: Some(created_at),
+            params: params.clone(),
             created_at,
             updated_at: created_at,
         })
+    }
+
+    /// Renews the owner's lease on an operation; false when `owner` no longer owns it (someone
+    /// took it over, judging the owner gone).
+    pub async fn operation_heartbeat(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("UPDATE operations SET heartbeat_at = $1 WHERE id = $2 AND owner = $3")
+                .bind(now())
+                .bind(id)
+                .bind(owner)
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("renewing an operation's lease"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Takes an operation over from `previous` (its recorded owner, judged gone; `None` for an
+    /// operation recorded without one): true if this call took it, false if someone else did
+    /// first. Two processes recovering at once never both carry it on.
+    pub async fn operation_claim(
+        &self,
+        id: &str,
+        previous: Option<&str>,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = if previous.is_some() {
+            "UPDATE operations SET owner = $1, heartbeat_at = $2 WHERE id = $3 AND owner = $4"
+        } else {
+            "UPDATE operations SET owner = $1, heartbeat_at = $2 WHERE id = $3 AND owner IS NULL"
+        };
+        let mut query = sqlx::query(sql).bind(owner).bind(now()).bind(id);
+        if let Some(previous) = previous {
+            query = query.bind(previous);
+        }
+        let result = query
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("taking an operation over"))?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// Records that `step` finished with `output`, before the next step starts. Steps are
@@ -329,17 +427,18 @@ impl Store {
         step: &str,
         output: &serde_json::Value,
     ) -> Result<StepRecord, StoreError> {
+        let recorded_at = now();
         let mut transaction = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(query_error("recording a step"))?;
-        let exists = sqlx::query("SELECT id FROM operations WHERE id = $1")
+        let exists = sqlx::query("UPDATE operations SET updated_at = $1 WHERE id = $2")
+            .bind(recorded_at)
             .bind(id)
-            .fetch_optional(&mut *transaction)
+            .execute(&mut *transaction)
             .await
             .map_err(query_error("recording a step"))?;
-        if exists.is_none() {
+        if exists.rows_affected() == 0 {
             return Err(StoreError::OperationNotFound { id: id.to_owned() });
         }
         let row = sqlx::query(
@@ -352,7 +451,6 @@ impl Store {
         let seq: i64 = row
             .try_get("next")
             .map_err(query_error("recording a step"))?;
-        let recorded_at = now();
         sqlx::query(
             "INSERT INTO operation_steps (operation_id, seq, step, output, recorded_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -365,12 +463,6 @@ impl Store {
         .execute(&mut *transaction)
         .await
         .map_err(query_error("recording a step"))?;
-        sqlx::query("UPDATE operations SET updated_at = $1 WHERE id = $2")
-            .bind(recorded_at)
-            .bind(id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(query_error("recording a step"))?;
         transaction
             .commit()
             .await
@@ -440,8 +532,7 @@ impl Store {
         spec: &serde_json::Value,
     ) -> Result<Job, StoreError> {
         let mut transaction = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(query_error("queueing a job"))?;
         let row = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM jobs")
@@ -609,17 +700,61 @@ impl Store {
         };
         let kind: String = row.try_get("kind").map_err(read)?;
         let state: String = row.try_get("state").map_err(read)?;
+        let params: Option<String> = row.try_get("params").map_err(read)?;
         Ok(Operation {
             kind: parse_enum("operation kind", &kind)?,
             cluster: row.try_get("cluster").map_err(read)?,
             state: parse_enum("operation state", &state)?,
             error: row.try_get("error").map_err(read)?,
             steps,
+            owner: row.try_get("owner").map_err(read)?,
+            heartbeat_at: row.try_get("heartbeat_at").map_err(read)?,
+            params: params
+                .map(|text| parse_json("operation params", &text))
+                .transpose()?
+                .unwrap_or_default(),
             created_at: row.try_get("created_at").map_err(read)?,
             updated_at: row.try_get("updated_at").map_err(read)?,
             id,
         })
     }
+}
+
+/// A directory only the user can read (0700), created with its parents.
+fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Says at once that a database file is damaged (truncated, say), before a pool would retry
+/// opening it until its timeout and then say only "pool timed out".
+async fn check_whole(url: &str, path: &Path) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let malformed = |source| StoreError::Malformed {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut connection =
+        sqlx::AnyConnection::connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.to_owned(),
+                source,
+            })?;
+    let verdict = sqlx::query("PRAGMA quick_check")
+        .fetch_one(&mut connection)
+        .await
+        .map_err(malformed)?;
+    let verdict: String = verdict.try_get(0).map_err(malformed)?;
+    let _ = connection.close().await;
+    if verdict != "ok" {
+        return Err(malformed(sqlx::Error::Protocol(verdict)));
+    }
+    Ok(())
 }
 
 fn parse_enum<T: for<'de> serde::Deserialize<'de>>(

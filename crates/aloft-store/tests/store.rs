@@ -54,11 +54,11 @@ fn cluster(name: &str) -> Cluster {
 async fn migrations_apply_once_and_survive_reopening() {
     let db = TempDb::new();
     let store = Store::open(&db.path()).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), 3);
     store.cluster_insert(&cluster("a")).await.unwrap();
     drop(store);
     let store = Store::open(&db.path()).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), 3);
     assert_eq!(
         store.cluster_list().await.unwrap().len(),
         1,
@@ -136,11 +136,16 @@ async fn operations_keep_their_steps_in_order_across_a_crash() {
     let db = TempDb::new();
     let store = Store::open(&db.path()).await.unwrap();
     let launch = store
-        .operation_insert(OperationKind::Launch, "c")
+        .operation_insert(
+            OperationKind::Launch,
+            "c",
+            "test-owner",
+            &json!({"cloud": "local"}),
+        )
         .await
         .unwrap();
     let down = store
-        .operation_insert(OperationKind::Down, "d")
+        .operation_insert(OperationKind::Down, "d", "test-owner", &json!(null))
         .await
         .unwrap();
     store
@@ -210,7 +215,12 @@ async fn two_handles_on_one_file_write_without_locking_errors() {
     let first = Store::open(&db.path()).await.unwrap();
     let second = Store::open(&db.path()).await.unwrap();
     let operation = first
-        .operation_insert(OperationKind::Launch, "c")
+        .operation_insert(
+            OperationKind::Launch,
+            "c",
+            "test-owner",
+            &json!({"cloud": "local"}),
+        )
         .await
         .unwrap();
     let writes = (0..20).map(|idx| {
@@ -338,4 +348,132 @@ async fn jobs_queue_in_order_and_finished_jobs_stay_finished() {
         store.job_set_state(9, JobState::Running, None).await,
         Err(StoreError::JobNotFound { id: 9 })
     ));
+}
+
+#[tokio::test]
+async fn eight_concurrent_writers_never_see_database_is_locked() {
+    // Eight handles on one file, as eight aloft commands run at once: each reads, then writes
+    // in one transaction (steps, jobs), or writes outright. None may fail on the lock.
+    let db = TempDb::new();
+    let first = Store::open(&db.path()).await.unwrap();
+    let operation = first
+        .operation_insert(OperationKind::Launch, "c", "owner-0", &json!(null))
+        .await
+        .unwrap();
+    let mut writers = Vec::new();
+    for writer in 0..8 {
+        let path = db.path();
+        let id = operation.id.clone();
+        writers.push(tokio::spawn(async move {
+            let store = Store::open(&path).await?;
+            for round in 0..25 {
+                store
+                    .operation_record_step(&id, &format!("w{writer}-{round}"), &json!(round))
+                    .await?;
+                store
+                    .job_insert(Some("j"), &json!({"round": round}))
+                    .await?;
+                store.operation_heartbeat(&id, "owner-0").await?;
+            }
+            Ok::<(), StoreError>(())
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    let steps = first
+        .operation_fetch(&operation.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .steps;
+    assert_eq!(steps.len(), 8 * 25);
+    assert_eq!(first.job_list().await.unwrap().len(), 8 * 25);
+}
+
+#[tokio::test]
+async fn a_truncated_database_is_named_damaged_at_once() {
+    let db = TempDb::new();
+    let store = Store::open(&db.path()).await.unwrap();
+    for idx in 0..200 {
+        store
+            .cluster_insert(&cluster(&format!("c{idx}")))
+            .await
+            .unwrap();
+    }
+    // Closing folds the write-ahead log into the file; then the file is cut short.
+    store.close().await;
+    let bytes = std::fs::read(db.path()).unwrap();
+    assert!(
+        bytes.len() > 16_384,
+        "the database spans pages: {}",
+        bytes.len()
+    );
+    std::fs::write(db.path(), &bytes[..bytes.len() / 2]).unwrap();
+    let err = Store::open(&db.path()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Malformed { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("is damaged") && message.contains("move it aside"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn operations_keep_their_owner_and_params_and_are_claimed_once() {
+    let db = TempDb::new();
+    let store = Store::open(&db.path()).await.unwrap();
+    let params = json!({"cloud": "aws", "region": "us-east-1"});
+    let operation = store
+        .operation_insert(OperationKind::Launch, "c", "pid:1:2@boot", &params)
+        .await
+        .unwrap();
+    let read = store.operation_fetch(&operation.id).await.unwrap().unwrap();
+    assert_eq!(read.owner.as_deref(), Some("pid:1:2@boot"));
+    assert_eq!(read.params, params);
+    assert!(read.heartbeat_at.is_some());
+    assert!(
+        store
+            .operation_heartbeat(&operation.id, "pid:1:2@boot")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .operation_heartbeat(&operation.id, "someone-else")
+            .await
+            .unwrap()
+    );
+    // Two recoverers race: one takes it.
+    let first = store
+        .operation_claim(&operation.id, Some("pid:1:2@boot"), "recoverer-a")
+        .await
+        .unwrap();
+    let second = store
+        .operation_claim(&operation.id, Some("pid:1:2@boot"), "recoverer-b")
+        .await
+        .unwrap();
+    assert!(first && !second);
+    let read = store.operation_fetch(&operation.id).await.unwrap().unwrap();
+    assert_eq!(read.owner.as_deref(), Some("recoverer-a"));
+    // The old owner's lease is gone with it.
+    assert!(
+        !store
+            .operation_heartbeat(&operation.id, "pid:1:2@boot")
+            .await
+            .unwrap()
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_state_database_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TempDb::new();
+    let path = db.0.join("home").join("state.db");
+    let _store = Store::open(&path).await.unwrap();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
 }
