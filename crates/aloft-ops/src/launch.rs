@@ -4,12 +4,14 @@
 //! the ones a previous attempt already made, by the cluster's tag), `connect` to every node with
 //! its pinned host key, `install_agent` on the head node (the `aloft` binary, which keeps the
 //! cluster's job queue: see `aloft-agent`), `open_ports` the task asks for, and `sync` the task's
-//! workdir and file mounts. A failure unwinds: ports are closed and instances made are
-//! terminated. Jobs are then submitted to the agent on the cluster this leaves up.
+//! workdir and file mounts. A failure unwinds: ports are closed and the instances this launch
+//! made are terminated, and only those: a launch on a cluster that already had nodes (a stopped
+//! cluster started again, a degraded one repaired) records them as [`LaunchParams::pre_existing`]
+//! and never touches them. Jobs are then submitted to the agent on the cluster this leaves up.
 
 use crate::{Done, Saga, Step, StepError};
 use aloft_exec::{SshTarget, SshTransport, Transport};
-use aloft_provision::{ClusterName, CreateRequest, InstanceInfo, Provider};
+use aloft_provision::{ClusterName, CreateRequest, InstanceInfo, InstanceState, Provider};
 use aloft_store::OperationKind;
 use aloft_types::{FileMount, Infra, Task};
 use async_trait::async_trait;
@@ -38,6 +40,8 @@ pub struct LaunchContext {
     pub disk_size_gb: Option<u32>,
     /// Ports the task's chosen resources ask to be open.
     pub ports: Vec<aloft_types::spec::PortRange>,
+    /// Node indices of the cluster that existed before this launch: never terminated by it.
+    pub pre_existing: Vec<u32>,
     pub task: Task,
     /// The directory relative paths in the task (workdir, file mounts) are relative to.
     pub base_dir: PathBuf,
@@ -66,7 +70,37 @@ impl std::fmt::Debug for LaunchContext {
     }
 }
 
+/// What a launch was asked to do, recorded with its operation: everything recovery needs to
+/// undo it after its process died (with the provider the registry gives for `cloud`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LaunchParams {
+    pub cloud: String,
+    pub region: String,
+    pub zone: Option<String>,
+    pub instance_type: String,
+    pub num_nodes: u32,
+    pub use_spot: bool,
+    #[serde(default)]
+    pub ports: Vec<aloft_types::spec::PortRange>,
+    #[serde(default)]
+    pub pre_existing: Vec<u32>,
+}
+
 impl LaunchContext {
+    /// What to record with the launch's operation.
+    pub fn params(&self) -> LaunchParams {
+        LaunchParams {
+            cloud: self.provider.id().to_owned(),
+            region: self.region.clone(),
+            zone: self.zone.clone(),
+            instance_type: self.instance_type.clone(),
+            num_nodes: self.num_nodes,
+            use_spot: self.use_spot,
+            ports: self.ports.clone(),
+            pre_existing: self.pre_existing.clone(),
+        }
+    }
+
     /// The login user's home on the nodes.
     pub fn remote_home(&self) -> String {
         if self.ssh_user == "root" {
@@ -222,12 +256,12 @@ impl Step<LaunchContext> for Bootstrap {
             .provider
             .bootstrap(&context.region)
             .await
-            .map_err(|err| StepError::new(err.to_string()))?;
+            .map_err(|err| provision_failure(context, &err))?;
         // What recovery needs to find (and undo) the cluster after a crash.
         Ok(json!({"cloud": context.provider.id(), "region": context.region}))
     }
 
-    async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
+    async fn undo(&self, _: &LaunchContext, _: Option<&Value>) -> Result<(), StepError> {
         // Region defaults are shared by every cluster there; they stay.
         Ok(())
     }
@@ -248,16 +282,51 @@ impl Step<LaunchContext> for CreateInstances {
     async fn run(&self, context: &LaunchContext, _: Done<'_>) -> Result<Value, StepError> {
         let provider_error =
             |err: aloft_provision::ProvisionError| provision_failure(context, &err);
-        // Idempotent: a previous attempt may have made some of them already.
-        let existing = context
+        // Idempotent: a previous attempt may have made some of them already. What is there and
+        // not usable (a preempted node, one left half-made) is replaced, never adopted; nodes of
+        // the cluster from before this launch are kept as they are.
+        let found = context
             .provider
             .query(&context.region, &context.cluster)
             .await
             .map_err(provider_error)?;
-        let missing = context.num_nodes.saturating_sub(existing.len() as u32);
-        if missing > 0 {
+        let usable = |instance: &InstanceInfo| {
+            matches!(
+                instance.state,
+                InstanceState::Running | InstanceState::Pending
+            ) && instance.node_idx < context.num_nodes
+        };
+        let replace: Vec<u32> = found
+            .iter()
+            .filter(|instance| {
+                !usable(instance) && !context.pre_existing.contains(&instance.node_idx)
+            })
+            .map(|instance| instance.node_idx)
+            .collect();
+        if !replace.is_empty() {
             (context.progress)(&format!(
-                "Creating {missing} {} instance(s) in {}{}",
+                "Replacing node(s) {} of {} (not running)",
+                join(&replace),
+                context.cluster.as_str()
+            ));
+            context
+                .provider
+                .terminate_nodes(&context.region, &context.cluster, &replace)
+                .await
+                .map_err(provider_error)?;
+        }
+        let present: Vec<u32> = found
+            .iter()
+            .filter(|instance| usable(instance))
+            .map(|instance| instance.node_idx)
+            .collect();
+        let missing: Vec<u32> = (0..context.num_nodes)
+            .filter(|idx| !present.contains(idx))
+            .collect();
+        if !missing.is_empty() {
+            (context.progress)(&format!(
+                "Creating {} {} instance(s) in {}{}",
+                missing.len(),
                 context.instance_type,
                 context.region,
                 context
@@ -266,13 +335,16 @@ impl Step<LaunchContext> for CreateInstances {
                     .map(|zone| format!("/{zone}"))
                     .unwrap_or_default()
             ));
+        }
+        // One request per run of consecutive missing indices (node 1 of 0..3, say).
+        for (first, count) in runs(&missing) {
             let request = CreateRequest {
                 cluster: context.cluster.clone(),
                 region: context.region.clone(),
                 zone: context.zone.clone(),
                 instance_type: context.instance_type.clone(),
-                count: missing,
-                first_node_idx: existing.len() as u32,
+                count,
+                first_node_idx: first,
                 use_spot: context.use_spot,
                 image_id: context.image_id.clone(),
                 default_image_id: context.default_image_id.clone(),
@@ -284,26 +356,73 @@ impl Step<LaunchContext> for CreateInstances {
                 .await
                 .map_err(provider_error)?;
         }
-        let instances = context
+        let instances: Vec<InstanceInfo> = context
             .provider
             .query(&context.region, &context.cluster)
             .await
-            .map_err(provider_error)?;
-        Ok(json!({"region": context.region, "instances": instances}))
+            .map_err(provider_error)?
+            .into_iter()
+            .filter(|instance| instance.node_idx < context.num_nodes)
+            .collect();
+        Ok(json!({"region": context.region, "instances": instances, "created": missing}))
     }
 
-    async fn undo(&self, context: &LaunchContext, output: &Value) -> Result<(), StepError> {
-        let region = output["region"].as_str().unwrap_or(&context.region);
+    async fn undo(&self, context: &LaunchContext, _: Option<&Value>) -> Result<(), StepError> {
+        // Found by the cluster's tag, not from the output: a process that died while creating
+        // recorded none, and what it made must go all the same.
+        let undo_error = |err: aloft_provision::ProvisionError| StepError::new(error_chain(&err));
+        if context.pre_existing.is_empty() {
+            (context.progress)(&format!(
+                "Terminating the instances of {}",
+                context.cluster.as_str()
+            ));
+            return context
+                .provider
+                .terminate(&context.region, &context.cluster)
+                .await
+                .map_err(undo_error);
+        }
+        let made: Vec<u32> = context
+            .provider
+            .query(&context.region, &context.cluster)
+            .await
+            .map_err(undo_error)?
+            .iter()
+            .map(|instance| instance.node_idx)
+            .filter(|idx| !context.pre_existing.contains(idx))
+            .collect();
+        if made.is_empty() {
+            return Ok(());
+        }
         (context.progress)(&format!(
-            "Terminating the instances of {}",
-            context.cluster.as_str()
+            "Terminating node(s) {} of {} (made by this launch; nodes {} are kept)",
+            join(&made),
+            context.cluster.as_str(),
+            join(&context.pre_existing)
         ));
         context
             .provider
-            .terminate(region, &context.cluster)
+            .terminate_nodes(&context.region, &context.cluster, &made)
             .await
-            .map_err(|err| StepError::new(err.to_string()))
+            .map_err(undo_error)
     }
+}
+
+/// Consecutive runs in sorted indices, as (first, count): `[1, 2, 4]` is `[(1, 2), (4, 1)]`.
+fn runs(indices: &[u32]) -> Vec<(u32, u32)> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &idx in indices {
+        match runs.last_mut() {
+            Some((first, count)) if *first + *count == idx => *count += 1,
+            _ => runs.push((idx, 1)),
+        }
+    }
+    runs
+}
+
+fn join(indices: &[u32]) -> String {
+    let texts: Vec<String> = indices.iter().map(u32::to_string).collect();
+    texts.join(", ")
 }
 
 struct Connect;
@@ -330,7 +449,7 @@ impl Step<LaunchContext> for Connect {
         Ok(json!({"nodes": instances.len()}))
     }
 
-    async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
+    async fn undo(&self, _: &LaunchContext, _: Option<&Value>) -> Result<(), StepError> {
         Ok(())
     }
 }
@@ -349,7 +468,7 @@ impl Step<LaunchContext> for InstallAgent {
         Ok(json!({"installed": context.agent_binary.is_some(), "copied": copied}))
     }
 
-    async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
+    async fn undo(&self, _: &LaunchContext, _: Option<&Value>) -> Result<(), StepError> {
         // It lives on the instances, which unwinding terminates.
         Ok(())
     }
@@ -437,7 +556,7 @@ impl Step<LaunchContext> for SyncFiles {
         Ok(json!({"copies": copies}))
     }
 
-    async fn undo(&self, _: &LaunchContext, _: &Value) -> Result<(), StepError> {
+    async fn undo(&self, _: &LaunchContext, _: Option<&Value>) -> Result<(), StepError> {
         Ok(())
     }
 }
@@ -511,8 +630,9 @@ impl Step<LaunchContext> for OpenPorts {
         Ok(json!({"ports": context.ports.len()}))
     }
 
-    async fn undo(&self, context: &LaunchContext, _: &Value) -> Result<(), StepError> {
-        if context.ports.is_empty() {
+    async fn undo(&self, context: &LaunchContext, _: Option<&Value>) -> Result<(), StepError> {
+        // A cluster that existed before this launch may have had these ports open already.
+        if context.ports.is_empty() || !context.pre_existing.is_empty() {
             return Ok(());
         }
         context
@@ -550,8 +670,30 @@ pub async fn launch_with_failover(
             reason,
             blocked: blocked.clone(),
         })?;
+        // A new cluster's name must be free where it lands: instances already tagged with it
+        // there belong to no launch of ours (left by a crashed run, or another aloft home) and
+        // are neither adopted nor, on an unwind, destroyed.
+        if context.pre_existing.is_empty() {
+            let found = context
+                .provider
+                .query(&context.region, &context.cluster)
+                .await
+                .map_err(|source| FailoverError::Query {
+                    cluster: context.cluster.as_str().to_owned(),
+                    source,
+                })?;
+            if !found.is_empty() {
+                return Err(FailoverError::Unrecorded {
+                    cluster: context.cluster.as_str().to_owned(),
+                    cloud: context.provider.id().to_owned(),
+                    region: context.region.clone(),
+                    count: found.len(),
+                });
+            }
+        }
+        let params = serde_json::to_value(context.params()).unwrap_or_default();
         let outcome = saga
-            .start(store, context.cluster.as_str(), &context)
+            .start(store, context.cluster.as_str(), &params, &context)
             .await?;
         match &outcome {
             crate::Outcome::Unwound {
@@ -579,6 +721,21 @@ pub async fn launch_with_failover(
 pub enum FailoverError {
     #[error("no placement left to try{}: {reason}", blocked_list(.blocked))]
     NoPlan { reason: String, blocked: Vec<Infra> },
+    #[error(
+        "{count} instance(s) tagged with cluster `{cluster}` already exist on {cloud} ({region}), and no launch here made them (left by an interrupted run, or recorded in another $ALOFT_HOME): `aloft status --refresh` shows them, `aloft down {cluster}` removes them, or launch under another name"
+    )]
+    Unrecorded {
+        cluster: String,
+        cloud: String,
+        region: String,
+        count: usize,
+    },
+    #[error("asking the cloud for the instances of `{cluster}`")]
+    Query {
+        cluster: String,
+        #[source]
+        source: aloft_provision::ProvisionError,
+    },
     #[error(transparent)]
     Ops(#[from] crate::OpsError),
 }

@@ -1,17 +1,23 @@
 //! Multi-step operations as sagas (STYLE.md §4).
 //!
-//! An operation (a launch: plan, bootstrap, create instances, wait, connect, install the agent,
-//! sync, setup, run) is a list of [`Step`]s. Each step's output is recorded in the store before
-//! the next step starts. If a step fails, the steps already recorded are undone, last first, and
-//! the operation ends `unwound` (or `failed` if an undo fails too: then a human or the reconciler
-//! must look). If aloft dies in the middle, the operation stays `running` (or `unwinding`) in the
-//! store, and [`Saga::resume`] carries it on from where the records stop.
+//! An operation (a launch: bootstrap, create instances, connect, install the agent, open ports,
+//! sync) is a list of [`Step`]s. It is recorded with its parameters (what recovery needs to act
+//! on it) and its owner (see [`owner`]). Before a step runs, a `begin:<step>` marker is
+//! recorded; its output is recorded before the next step starts. If a step fails, the steps
+//! begun are undone, last first, and the operation ends `unwound` (or `failed` if an undo fails
+//! too: then `aloft status` shows it and a human must look). If aloft dies in the middle, the
+//! operation stays `running` (or `unwinding`) in the store with an owner that is gone, and
+//! [`Saga::resume`] carries it on (or [`Saga::unwind_interrupted`] undoes it) from where the
+//! records stop. A step that had begun when its process died is undone without an output: its
+//! undo must find what it made from the operation's parameters (instances by their tag).
 //!
 //! Steps must be **idempotent**: after a crash between a step's work and its record, the step
 //! runs again. (Creating instances, for example, first looks for instances already tagged with
-//! the operation's cluster.)
+//! the operation's cluster.) While an owner runs an operation it renews a lease
+//! ([`owner::HEARTBEAT`]), so an owner on another machine is not taken for gone.
 
 pub mod launch;
+pub mod owner;
 
 use aloft_store::{Operation, OperationKind, OperationState, StepRecord, Store, StoreError};
 use async_trait::async_trait;
@@ -70,8 +76,10 @@ pub trait Step<C: Sync>: Send + Sync {
     /// idempotent: it may run again after a crash.
     async fn run(&self, context: &C, done: Done<'_>) -> Result<serde_json::Value, StepError>;
 
-    /// Undoes the step, given what `run` returned. Must be idempotent too.
-    async fn undo(&self, context: &C, output: &serde_json::Value) -> Result<(), StepError>;
+    /// Undoes the step, given what `run` returned; `None` when the step had begun but its
+    /// process died before recording an output (undo whatever it may have made). Must be
+    /// idempotent too.
+    async fn undo(&self, context: &C, output: Option<&serde_json::Value>) -> Result<(), StepError>;
 }
 
 /// How an operation ended.
@@ -107,6 +115,14 @@ pub enum OpsError {
     },
     #[error("operation `{id}` recorded step `{step}`, which this version of aloft does not know")]
     UnknownStep { id: String, step: String },
+    #[error(
+        "operation `{id}` recorded step `{step}` where this version of aloft has `{expected}` (recorded by another version?)"
+    )]
+    StepOutOfOrder {
+        id: String,
+        step: String,
+        expected: String,
+    },
 }
 
 /// An operation's steps, in order.
@@ -130,14 +146,51 @@ impl<C: Sync> Saga<C> {
         Saga { kind, steps }
     }
 
-    /// Records a new operation on `cluster` and runs it.
+    /// Records a new operation on `cluster`, owned by this process, with `params` (what
+    /// whoever recovers it will need), and runs it.
     pub async fn start(
         &self,
         store: &Store,
         cluster: &str,
+        params: &serde_json::Value,
         context: &C,
     ) -> Result<Outcome, OpsError> {
-        let operation = store.operation_insert(self.kind, cluster).await?;
+        let operation = self.record(store, cluster, params).await?;
+        self.resume(store, operation, context).await
+    }
+
+    /// Records a new operation on `cluster`, owned by this process, without running it (its id
+    /// is then known before anything is made: [`Saga::resume`] runs it).
+    pub async fn record(
+        &self,
+        store: &Store,
+        cluster: &str,
+        params: &serde_json::Value,
+    ) -> Result<Operation, OpsError> {
+        Ok(store
+            .operation_insert(self.kind, cluster, &owner::this_process(), params)
+            .await?)
+    }
+
+    /// Undoes an operation its owner left (cut short by a signal, or by its process dying): what
+    /// it made is removed, as if its next step had failed.
+    pub async fn unwind_interrupted(
+        &self,
+        store: &Store,
+        operation: Operation,
+        reason: &str,
+        context: &C,
+    ) -> Result<Outcome, OpsError> {
+        if operation.state == OperationState::Running {
+            store
+                .operation_set_state(&operation.id, OperationState::Unwinding, Some(reason))
+                .await?;
+        }
+        let operation = Operation {
+            state: OperationState::Unwinding,
+            error: Some(reason.to_owned()),
+            ..operation
+        };
         self.resume(store, operation, context).await
     }
 
@@ -157,7 +210,11 @@ impl<C: Sync> Saga<C> {
             });
         }
         for record in &operation.steps {
-            let name = record.step.strip_prefix(UNDONE).unwrap_or(&record.step);
+            let name = record
+                .step
+                .strip_prefix(UNDONE)
+                .or_else(|| record.step.strip_prefix(BEGIN))
+                .unwrap_or(&record.step);
             if !self.steps.iter().any(|step| step.name() == name) {
                 return Err(OpsError::UnknownStep {
                     id: operation.id.clone(),
@@ -167,23 +224,48 @@ impl<C: Sync> Saga<C> {
         }
         let id = operation.id.clone();
         let error = operation.error.clone().unwrap_or_default();
-        match operation.state {
-            OperationState::Succeeded => Ok(Outcome::Succeeded { operation: id }),
-            OperationState::Unwound => Ok(Outcome::Unwound {
-                operation: id,
-                step: String::new(),
-                error,
-                blocked: None,
-            }),
-            OperationState::Failed => Ok(Outcome::Failed {
-                operation: id,
-                error,
-            }),
-            OperationState::Unwinding => {
-                self.unwind(store, operation, String::new(), error, None, context)
+        let work = async {
+            match operation.state {
+                OperationState::Succeeded => Ok(Outcome::Succeeded { operation: id }),
+                OperationState::Unwound => Ok(Outcome::Unwound {
+                    operation: id,
+                    step: String::new(),
+                    error,
+                    blocked: None,
+                }),
+                OperationState::Failed => Ok(Outcome::Failed {
+                    operation: id,
+                    error,
+                }),
+                OperationState::Unwinding => {
+                    self.unwind(
+                        store,
+                        operation.clone(),
+                        String::new(),
+                        error,
+                        None,
+                        context,
+                    )
                     .await
+                }
+                OperationState::Running => {
+                    self.run_forward(store, operation.clone(), context).await
+                }
             }
-            OperationState::Running => self.run_forward(store, operation, context).await,
+        };
+        // The owner's lease, renewed while the work goes on.
+        let heartbeat = async {
+            let Some(owner) = operation.owner.clone() else {
+                return std::future::pending().await;
+            };
+            loop {
+                tokio::time::sleep(owner::HEARTBEAT).await;
+                let _ = store.operation_heartbeat(&operation.id, &owner).await;
+            }
+        };
+        tokio::select! {
+            outcome = work => outcome,
+            () = heartbeat => unreachable!("the heartbeat never ends"),
         }
     }
 
@@ -193,14 +275,40 @@ impl<C: Sync> Saga<C> {
         operation: Operation,
         context: &C,
     ) -> Result<Outcome, OpsError> {
-        let mut records = operation.steps.clone();
+        // Carry on after the last step that finished; the records must be this saga's steps in
+        // its order (a version that inserted a step must not misread older records).
+        let mut records: Vec<StepRecord> = operation
+            .steps
+            .iter()
+            .filter(|record| !record.step.contains(':'))
+            .cloned()
+            .collect();
+        for (record, step) in records.iter().zip(&self.steps) {
+            if record.step != step.name() {
+                return Err(OpsError::StepOutOfOrder {
+                    id: operation.id.clone(),
+                    step: record.step.clone(),
+                    expected: step.name().to_owned(),
+                });
+            }
+        }
+        let mut all_records = operation.steps.clone();
         for step in self.steps.iter().skip(records.len()) {
+            let begin = store
+                .operation_record_step(
+                    &operation.id,
+                    &format!("{BEGIN}{}", step.name()),
+                    &serde_json::Value::Null,
+                )
+                .await?;
+            all_records.push(begin);
             match step.run(context, Done { steps: &records }).await {
                 Ok(output) => {
                     let record = store
                         .operation_record_step(&operation.id, step.name(), &output)
                         .await?;
-                    records.push(record);
+                    records.push(record.clone());
+                    all_records.push(record);
                 }
                 Err(err) => {
                     let error = format!("{}: {err}", step.name());
@@ -208,7 +316,7 @@ impl<C: Sync> Saga<C> {
                         .operation_set_state(&operation.id, OperationState::Unwinding, Some(&error))
                         .await?;
                     let operation = Operation {
-                        steps: records,
+                        steps: all_records,
                         ..operation
                     };
                     return self
@@ -248,22 +356,33 @@ impl<C: Sync> Saga<C> {
             .iter()
             .filter_map(|record| record.step.strip_prefix(UNDONE))
             .collect();
-        let to_undo: Vec<&StepRecord> = operation
-            .steps
-            .iter()
-            .filter(|record| {
-                !record.step.starts_with(UNDONE) && !undone.contains(&record.step.as_str())
-            })
-            .collect();
-        for record in to_undo.into_iter().rev() {
-            let Some(step) = self.steps.iter().find(|step| step.name() == record.step) else {
+        // Each step begun and not yet undone, last first, with its output if it recorded one.
+        let mut to_undo: Vec<(&str, Option<&serde_json::Value>)> = Vec::new();
+        for record in &operation.steps {
+            if let Some(name) = record.step.strip_prefix(BEGIN) {
+                to_undo.push((name, None));
+            } else if !record.step.contains(':')
+                && let Some(begun) = to_undo
+                    .iter_mut()
+                    .rev()
+                    .find(|(name, output)| *name == record.step.as_str() && output.is_none())
+            {
+                begun.1 = Some(&record.output);
+            } else if !record.step.contains(':') {
+                // Recorded before `begin:` markers were.
+                to_undo.push((record.step.as_str(), Some(&record.output)));
+            }
+        }
+        to_undo.retain(|(name, _)| !undone.contains(name));
+        for (name, output) in to_undo.into_iter().rev() {
+            let Some(step) = self.steps.iter().find(|step| step.name() == name) else {
                 return Err(OpsError::UnknownStep {
                     id: operation.id.clone(),
-                    step: record.step.clone(),
+                    step: name.to_owned(),
                 });
             };
-            if let Err(undo_error) = step.undo(context, &record.output).await {
-                let error = format!("{error}; then undoing {} failed: {undo_error}", record.step);
+            if let Err(undo_error) = step.undo(context, output).await {
+                let error = format!("{error}; then undoing {name} failed: {undo_error}");
                 store
                     .operation_set_state(&operation.id, OperationState::Failed, Some(&error))
                     .await?;
@@ -272,7 +391,7 @@ impl<C: Sync> Saga<C> {
                     error,
                 });
             }
-            let marker = format!("{UNDONE}{}", record.step);
+            let marker = format!("{UNDONE}{name}");
             store
                 .operation_record_step(&operation.id, &marker, &serde_json::Value::Null)
                 .await?;
@@ -291,3 +410,6 @@ impl<C: Sync> Saga<C> {
 
 /// Prefix of the records that mark a step as undone.
 const UNDONE: &str = "undone:";
+
+/// Prefix of the records that mark a step as begun (recorded before it runs).
+const BEGIN: &str = "begin:";

@@ -3,7 +3,7 @@
 //! next zone, leaving nothing behind in the first.
 
 use aloft_ops::Outcome;
-use aloft_ops::launch::{LaunchContext, launch_with_failover, provisioning_saga};
+use aloft_ops::launch::{LaunchContext, launch_saga, launch_with_failover, provisioning_saga};
 use aloft_provision::{
     Capabilities, ClusterName, CreateRequest, InstanceInfo, InstanceState, Operation, PortRange,
     Provider, ProvisionError, Scope,
@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug)]
 struct FakeCloud {
     capacity: Mutex<BTreeMap<String, u32>>,
+    /// Regions this account cannot use (bootstrap says `Unavailable`).
+    unavailable: Mutex<Vec<String>>,
     instances: Mutex<Vec<InstanceInfo>>,
     creates: Mutex<Vec<String>>,
 }
@@ -32,6 +34,7 @@ impl FakeCloud {
                     .map(|(zone, n)| (zone.to_string(), *n))
                     .collect(),
             ),
+            unavailable: Mutex::new(Vec::new()),
             instances: Mutex::new(Vec::new()),
             creates: Mutex::new(Vec::new()),
         }
@@ -54,7 +57,15 @@ impl Provider for FakeCloud {
         }
     }
 
-    async fn bootstrap(&self, _region: &str) -> Result<(), ProvisionError> {
+    async fn bootstrap(&self, region: &str) -> Result<(), ProvisionError> {
+        if self.unavailable.lock().unwrap().iter().any(|r| r == region) {
+            return Err(ProvisionError::Unavailable {
+                operation: Operation::Bootstrap,
+                scope: Scope::Region(region.to_owned()),
+                detail: "no default VPC".to_owned(),
+                source: None,
+            });
+        }
         Ok(())
     }
 
@@ -127,6 +138,19 @@ impl Provider for FakeCloud {
         Ok(())
     }
 
+    async fn terminate_nodes(
+        &self,
+        _region: &str,
+        cluster: &ClusterName,
+        nodes: &[u32],
+    ) -> Result<(), ProvisionError> {
+        self.instances
+            .lock()
+            .unwrap()
+            .retain(|i| &i.cluster != cluster || !nodes.contains(&i.node_idx));
+        Ok(())
+    }
+
     async fn open_ports(
         &self,
         _: &str,
@@ -156,6 +180,7 @@ fn context(cloud: &Arc<FakeCloud>, zone: &str, nodes: u32) -> LaunchContext {
         num_nodes: nodes,
         use_spot: false,
         ports: Vec::new(),
+        pre_existing: Vec::new(),
         task: Task::new("fo"),
         base_dir: PathBuf::new(),
         ssh_user: "root".to_owned(),
@@ -247,6 +272,140 @@ async fn when_every_zone_is_full_the_error_says_what_was_tried() {
     assert!(
         cloud.instances.lock().unwrap().is_empty(),
         "nothing left behind"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A running instance of cluster `fo` in zone `z`, as one made by an earlier launch.
+fn instance(node_idx: u32, state: InstanceState) -> InstanceInfo {
+    InstanceInfo {
+        id: format!("i-old-{node_idx}"),
+        cluster: ClusterName::new("fo").unwrap(),
+        node_idx,
+        zone: "z".to_owned(),
+        instance_type: "t.small".to_owned(),
+        state,
+        private_address: None,
+        public_address: None,
+        ssh_host_key: None,
+    }
+}
+
+#[tokio::test]
+async fn a_region_that_fails_to_bootstrap_is_blocked_and_the_next_is_tried() {
+    let (store, dir) = store("bootstrap").await;
+    let cloud = Arc::new(FakeCloud::new(&[("z", 4)]));
+    cloud.unavailable.lock().unwrap().push("r-novpc".to_owned());
+    let regions = ["r-novpc", "r-ok"];
+    let planner = {
+        let cloud = cloud.clone();
+        move |blocked: &[Infra]| {
+            regions
+                .iter()
+                .find(|region| {
+                    !blocked
+                        .iter()
+                        .any(|b| b.region.as_deref() == Some(**region))
+                })
+                .map(|region| LaunchContext {
+                    region: (*region).to_owned(),
+                    ..context(&cloud, "z", 1)
+                })
+                .ok_or_else(|| "every region is blocked".to_owned())
+        }
+    };
+    let result = launch_with_failover(&provisioning_saga(), &store, planner)
+        .await
+        .unwrap();
+    assert!(
+        matches!(result.outcome, Outcome::Succeeded { .. }),
+        "{:?}",
+        result.outcome
+    );
+    assert_eq!(result.blocked, vec![Infra::parse("fake/r-novpc").unwrap()]);
+    assert_eq!(result.context.unwrap().region, "r-ok");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn undoing_a_relaunch_removes_only_the_nodes_it_made() {
+    // Node 0 was there before; this launch adds node 1, then fails after creating it (no host
+    // key to connect with). The unwind removes node 1 and keeps node 0.
+    let (store, dir) = store("relaunch").await;
+    let cloud = Arc::new(FakeCloud::new(&[("z", 4)]));
+    cloud
+        .instances
+        .lock()
+        .unwrap()
+        .push(instance(0, InstanceState::Running));
+    let relaunch = LaunchContext {
+        pre_existing: vec![0],
+        ..context(&cloud, "z", 2)
+    };
+    let outcome = launch_saga()
+        .start(
+            &store,
+            "fo",
+            &serde_json::to_value(relaunch.params()).unwrap(),
+            &relaunch,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Unwound { .. }), "{outcome:?}");
+    let left: Vec<(String, u32)> = cloud
+        .instances
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|i| (i.id.clone(), i.node_idx))
+        .collect();
+    assert_eq!(
+        left,
+        [("i-old-0".to_owned(), 0)],
+        "node 0 survives the unwind"
+    );
+    // Only node 1 was asked for.
+    assert_eq!(*cloud.creates.lock().unwrap(), ["z"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_node_that_is_not_running_is_replaced_not_adopted() {
+    // A half-made or preempted node 1 of a 2-node cluster: it is terminated and made anew;
+    // the running node 0 is kept.
+    let (store, dir) = store("replace").await;
+    let cloud = Arc::new(FakeCloud::new(&[("z", 4)]));
+    cloud.instances.lock().unwrap().extend([
+        instance(0, InstanceState::Running),
+        instance(1, InstanceState::Terminated),
+    ]);
+    let repair = LaunchContext {
+        pre_existing: vec![0],
+        ..context(&cloud, "z", 2)
+    };
+    let outcome = provisioning_saga()
+        .start(
+            &store,
+            "fo",
+            &serde_json::to_value(repair.params()).unwrap(),
+            &repair,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Succeeded { .. }), "{outcome:?}");
+    let nodes: Vec<(String, u32, InstanceState)> = cloud
+        .instances
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|i| (i.id.clone(), i.node_idx, i.state))
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            ("i-old-0".to_owned(), 0, InstanceState::Running),
+            ("i-z-0".to_owned(), 1, InstanceState::Running)
+        ]
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -70,9 +70,19 @@ impl Step<Arc<World>> for TestStep {
         Ok(json!({"step": self.0, "saw_create": before}))
     }
 
-    async fn undo(&self, world: &Arc<World>, output: &Value) -> Result<(), StepError> {
-        assert_eq!(output["step"], self.0, "undo gets its own step's output");
-        world.log.lock().unwrap().push(format!("undo {}", self.0));
+    async fn undo(&self, world: &Arc<World>, output: Option<&Value>) -> Result<(), StepError> {
+        match output {
+            Some(output) => {
+                assert_eq!(output["step"], self.0, "undo gets its own step's output");
+                world.log.lock().unwrap().push(format!("undo {}", self.0));
+            }
+            // Begun, never recorded: it failed, or its process died during it.
+            None => world
+                .log
+                .lock()
+                .unwrap()
+                .push(format!("undo begun {}", self.0)),
+        }
         if world.hang_undo == Some(self.0) {
             world.reached.notify_one();
             std::future::pending::<()>().await;
@@ -105,7 +115,10 @@ async fn steps_run_in_order_and_see_earlier_outputs() {
     let db = TempDb::new();
     let store = store(&db).await;
     let world = Arc::new(World::default());
-    let outcome = saga().start(&store, "c", &world).await.unwrap();
+    let outcome = saga()
+        .start(&store, "c", &json!(null), &world)
+        .await
+        .unwrap();
     let Outcome::Succeeded { operation } = outcome else {
         panic!("{outcome:?}")
     };
@@ -115,8 +128,22 @@ async fn steps_run_in_order_and_see_earlier_outputs() {
     );
     let stored = store.operation_fetch(&operation).await.unwrap().unwrap();
     assert_eq!(stored.state, OperationState::Succeeded);
-    assert_eq!(stored.steps.len(), 4);
-    assert_eq!(stored.steps[2].output["saw_create"]["step"], "create");
+    let recorded: Vec<&str> = stored.steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(
+        recorded,
+        [
+            "begin:plan",
+            "plan",
+            "begin:create",
+            "create",
+            "begin:connect",
+            "connect",
+            "begin:run",
+            "run"
+        ],
+        "each step is marked begun before it runs"
+    );
+    assert_eq!(stored.steps[5].output["saw_create"]["step"], "create");
 }
 
 #[tokio::test]
@@ -127,7 +154,10 @@ async fn a_failing_step_unwinds_what_was_done_last_first() {
         fail_run: Some("connect"),
         ..World::default()
     });
-    let outcome = saga().start(&store, "c", &world).await.unwrap();
+    let outcome = saga()
+        .start(&store, "c", &json!(null), &world)
+        .await
+        .unwrap();
     let Outcome::Unwound {
         operation,
         step,
@@ -147,6 +177,8 @@ async fn a_failing_step_unwinds_what_was_done_last_first() {
             "run plan",
             "run create",
             "run connect",
+            // The failing step is undone too: it may have made something before failing.
+            "undo begun connect",
             "undo create",
             "undo plan"
         ]
@@ -165,7 +197,10 @@ async fn an_undo_that_fails_leaves_the_operation_failed_and_says_so() {
         fail_undo: Some("create"),
         ..World::default()
     });
-    let outcome = saga().start(&store, "c", &world).await.unwrap();
+    let outcome = saga()
+        .start(&store, "c", &json!(null), &world)
+        .await
+        .unwrap();
     let Outcome::Failed { operation, error } = outcome else {
         panic!("{outcome:?}")
     };
@@ -180,6 +215,7 @@ async fn an_undo_that_fails_leaves_the_operation_failed_and_says_so() {
             "run create",
             "run connect",
             "run run",
+            "undo begun run",
             "undo connect",
             "undo create"
         ]
@@ -207,7 +243,7 @@ async fn a_crash_mid_step_is_resumed_from_the_records() {
     // The first process: cut off while `connect` runs.
     let first = {
         let (store, world) = (store.clone(), world.clone());
-        tokio::spawn(async move { saga().start(&store, "c", &world).await })
+        tokio::spawn(async move { saga().start(&store, "c", &json!(null), &world).await })
     };
     world.reached.notified().await;
     first.abort();
@@ -220,7 +256,16 @@ async fn a_crash_mid_step_is_resumed_from_the_records() {
         .iter()
         .map(|s| s.step.as_str())
         .collect();
-    assert_eq!(recorded, ["plan", "create"]);
+    assert_eq!(
+        recorded,
+        [
+            "begin:plan",
+            "plan",
+            "begin:create",
+            "create",
+            "begin:connect"
+        ]
+    );
     let world_after = Arc::new(World::default());
     let outcome = saga()
         .resume(&store, unfinished[0].clone(), &world_after)
@@ -243,7 +288,7 @@ async fn a_crash_while_unwinding_resumes_the_unwinding_without_undoing_twice() {
     });
     let first = {
         let (store, world) = (store.clone(), world.clone());
-        tokio::spawn(async move { saga().start(&store, "c", &world).await })
+        tokio::spawn(async move { saga().start(&store, "c", &json!(null), &world).await })
     };
     world.reached.notified().await;
     first.abort();
@@ -255,6 +300,7 @@ async fn a_crash_while_unwinding_resumes_the_unwinding_without_undoing_twice() {
             "run create",
             "run connect",
             "run run",
+            "undo begun run",
             "undo connect",
             "undo create"
         ]
@@ -282,14 +328,14 @@ async fn records_from_another_saga_are_refused() {
     let db = TempDb::new();
     let store = store(&db).await;
     let operation = store
-        .operation_insert(OperationKind::Down, "c")
+        .operation_insert(OperationKind::Down, "c", "o", &json!(null))
         .await
         .unwrap();
     let world = Arc::new(World::default());
     let err = saga().resume(&store, operation, &world).await.unwrap_err();
     assert!(err.to_string().contains("not a Launch one"), "{err}");
     let operation = store
-        .operation_insert(OperationKind::Launch, "c")
+        .operation_insert(OperationKind::Launch, "c", "o", &json!(null))
         .await
         .unwrap();
     store
@@ -299,5 +345,57 @@ async fn records_from_another_saga_are_refused() {
     let operation = store.operation_fetch(&operation.id).await.unwrap().unwrap();
     let err = saga().resume(&store, operation, &world).await.unwrap_err();
     assert!(err.to_string().contains("`teleport`"), "{err}");
+    assert!(world.log().is_empty(), "nothing ran");
+}
+
+#[tokio::test]
+async fn a_step_cut_short_before_recording_is_undone_without_an_output() {
+    // The process dies while `create` runs (it may have made instances), before recording
+    // anything: undoing the operation must still undo `create`, not only what was recorded.
+    let db = TempDb::new();
+    let store = store(&db).await;
+    let world = Arc::new(World {
+        hang_run: Some("create"),
+        ..World::default()
+    });
+    let first = {
+        let (store, world) = (store.clone(), world.clone());
+        tokio::spawn(async move { saga().start(&store, "c", &json!(null), &world).await })
+    };
+    world.reached.notified().await;
+    first.abort();
+    let _ = first.await;
+    let unfinished = store.operation_list_unfinished().await.unwrap();
+    let world_after = Arc::new(World::default());
+    let outcome = saga()
+        .unwind_interrupted(&store, unfinished[0].clone(), "interrupted", &world_after)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Unwound { .. }), "{outcome:?}");
+    assert_eq!(world_after.log(), ["undo begun create", "undo plan"]);
+    assert!(store.operation_list_unfinished().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn records_out_of_this_sagas_order_are_refused() {
+    let db = TempDb::new();
+    let store = store(&db).await;
+    let operation = store
+        .operation_insert(OperationKind::Launch, "c", "o", &json!(null))
+        .await
+        .unwrap();
+    // `create` recorded first: a version with another order wrote it.
+    store
+        .operation_record_step(&operation.id, "create", &json!({"step": "create"}))
+        .await
+        .unwrap();
+    let operation = store.operation_fetch(&operation.id).await.unwrap().unwrap();
+    let world = Arc::new(World::default());
+    let err = saga().resume(&store, operation, &world).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("where this version of aloft has `plan`"),
+        "{err}"
+    );
     assert!(world.log().is_empty(), "nothing ran");
 }

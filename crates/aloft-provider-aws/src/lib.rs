@@ -718,6 +718,43 @@ impl Provider for AwsCloud {
         self.delete_cluster_security_group(region, cluster).await
     }
 
+    async fn terminate_nodes(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        nodes: &[u32],
+    ) -> Result<(), ProvisionError> {
+        let ids: Vec<String> = self
+            .describe_cluster(Operation::Terminate, region, cluster)
+            .await?
+            .iter()
+            .filter(|instance| nodes.contains(&instance.info.node_idx))
+            .map(|instance| instance.info.id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ec2 = self.inner.clients.ec2(region);
+        let fail = |err| classify(Operation::Terminate, Place { region, zone: None }, err);
+        ec2.terminate_instances()
+            .set_instance_ids(Some(ids.clone()))
+            .send()
+            .await
+            .map_err(|err| fail(AwsCallError::from_sdk("TerminateInstances", err)))?;
+        // Gone before returning, so a replacement with the same node index is never confused
+        // with the instance it replaces. The cluster's security group stays: others use it.
+        instances::wait_for(
+            &self.inner.config,
+            &ec2,
+            Operation::Terminate,
+            region,
+            &ids,
+            Target::Gone,
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn open_ports(
         &self,
         region: &str,

@@ -1690,6 +1690,30 @@ impl Provider for LocalCloud {
         Ok(())
     }
 
+    async fn terminate_nodes(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        nodes: &[u32],
+    ) -> Result<(), ProvisionError> {
+        let operation = Operation::Terminate;
+        let inner = &self.inner;
+        inner
+            .check_region(region)
+            .map_err(|err| err.during(operation))?;
+        let listed: Vec<(InstanceMeta, PathBuf)> = inner
+            .list(Some(cluster))
+            .map_err(|err| err.during(operation))?
+            .into_iter()
+            .filter(|(meta, _)| nodes.contains(&meta.node_idx))
+            .collect();
+        self.on_each(listed, |inner, meta, _dir| async move {
+            inner.terminate_one(meta.octet, Some(&meta)).await
+        })
+        .await
+        .map_err(|err| err.during(operation))
+    }
+
     async fn open_ports(
         &self,
         region: &str,

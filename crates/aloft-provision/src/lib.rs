@@ -111,6 +111,16 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Deletes every instance of the cluster and whatever was made for it alone.
     async fn terminate(&self, region: &str, cluster: &ClusterName) -> Result<(), ProvisionError>;
 
+    /// Deletes the instances of the cluster with these node indices (a lost node being
+    /// replaced, or the nodes one launch added to a cluster that existed before it), leaving
+    /// the others and what the cluster shares untouched. Indices with no instance are skipped.
+    async fn terminate_nodes(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        nodes: &[u32],
+    ) -> Result<(), ProvisionError>;
+
     /// Lets TCP traffic from anywhere reach `ports` on every instance of the cluster. Members of
     /// a cluster can always reach each other, and port 22 is always open.
     async fn open_ports(
