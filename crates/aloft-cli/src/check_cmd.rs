@@ -49,7 +49,7 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
             .filter(|check| check.usable && check.cloud != "local")
             .map(|check| check.cloud.clone())
             .collect();
-        crate::clouds::set_enabled_clouds(&home, &enabled)?;
+        aloft_control::registry::set_enabled_clouds(&home, &enabled)?;
         match args.output {
             OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&checks)?),
             OutputFormat::Table => {
@@ -74,7 +74,7 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
 
 #[cfg(feature = "aws")]
 async fn check_aws(home: &std::path::Path) -> Result<CloudCheck> {
-    let report = aloft_provider_aws::check(crate::clouds::aws_config(home)?).await;
+    let report = aloft_provider_aws::check(aloft_control::registry::aws_config(home)?).await;
     Ok(CloudCheck {
         cloud: "aws".to_owned(),
         usable: report.usable,

@@ -1,31 +1,25 @@
-//! Commands that act on clusters: a real `launch`, `down`, `status`, and `local cleanup`.
+//! Commands that act on clusters: `launch` (for real), `exec`, `stop`, `start`, `ssh`, `down`,
+//! `status`, and the local cloud's `local cleanup|preempt|partition`.
 //!
-//! For now the CLI drives the operations itself (store, provider, transports); when the API
-//! server arrives these become its endpoints and the CLI its client.
+//! The use cases (launching with failover, relaunching on a recorded cluster, recovery) live in
+//! `aloft-control`; this file turns arguments into its calls and renders what comes back. When
+//! the API server arrives, the calls go through its client instead.
 
-use crate::clouds::CloudAccess;
 use crate::launch_cmd::LaunchArgs;
 use crate::output::{OutputFormat, new_table, table_text};
-use aloft_catalog::Catalog;
-use aloft_ops::Outcome;
-use aloft_ops::launch::{FailoverError, LaunchContext, launch_saga, launch_with_failover};
+use aloft_control::clusters::{ClusterHandle, Health, check_fits, check_values, open_cluster};
+use aloft_control::launch::{HowLaunched, LaunchRequest, bring_up};
+use aloft_control::registry as clouds;
+use aloft_control::{Progress, open_store};
 use aloft_provision::{ClusterName, ClusterState, Provider};
-use aloft_store::{Cluster, ClusterStatus, JobState, OperationKind, OperationState, Store};
+use aloft_store::{ClusterStatus, JobState, Store};
 use aloft_types::{Dag, Task};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// aloft's home: state database, local cloud disks, SSH state (`$ALOFT_HOME`, else `~/.aloft`).
-pub(crate) fn aloft_home() -> PathBuf {
-    match std::env::var_os("ALOFT_HOME") {
-        Some(home) => PathBuf::from(home),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".aloft")
-        }
-    }
-}
+pub(crate) use aloft_control::aloft_home;
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -34,16 +28,56 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-async fn open_store(home: &Path) -> Result<Store> {
-    Ok(Store::open(&home.join("state.db")).await?)
-}
-
+/// A line for the user on stderr. A closed or broken stderr is ignored: the command goes on
+/// (and never panics) where the user stopped reading.
 pub(crate) fn say(line: &str) {
-    eprintln!("{line}");
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
 }
 
-/// `aloft launch TASK` for real: plan on the clouds aloft can use (today: the local cloud),
-/// bring the cluster up, run the task, and tear it down with `--down`.
+/// Progress from the application layer, rendered as lines on stderr.
+pub(crate) fn progress() -> Progress {
+    Arc::new(say)
+}
+
+/// Undoes what interrupted commands left (launches whose process is gone), saying what it did.
+/// Never fails the command it runs in: what cannot be recovered now is named and left.
+async fn recover(store: &Store, home: &Path, cluster: Option<&str>) {
+    for note in aloft_control::recovery::recover_abandoned(home, store, cluster, &progress()).await
+    {
+        match note {
+            aloft_control::recovery::Recovered::Undone { operation, cluster } => say(&format!(
+                "Undid the interrupted launch of `{cluster}` ({operation})."
+            )),
+            aloft_control::recovery::Recovered::Left {
+                operation,
+                cluster,
+                reason,
+            } => say(&format!(
+                "warning: could not undo the interrupted launch of `{cluster}` ({operation}) now: {reason}"
+            )),
+        }
+    }
+}
+
+/// Which signal interrupted a command.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// `aloft launch TASK` for real: plan on the clouds aloft can use, bring the cluster up (or
+/// reuse, start or repair a recorded one), run the task, and tear it down with `--down`.
 ///
 /// A DAG or pipeline runs task by task in dependency order, each on a cluster of its own
 /// (`<name>-<task index>`) that is torn down when its task ends, and stops at the first task
@@ -64,19 +98,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         for (name, value) in &args.envs {
             task.envs.insert(name.clone(), Some(value.clone()));
         }
-        let missing: Vec<&str> = task
-            .envs
-            .iter()
-            .filter(|(_, value)| value.is_none())
-            .map(|(name, _)| name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            bail!(
-                "task `{}` needs a value for {}: pass --env NAME=VALUE",
-                dag.task_name(*idx),
-                missing.join(", ")
-            );
-        }
+        check_values(&dag.task_name(*idx), &task)?;
         tasks.push((dag.task_name(*idx), task));
     }
     let base_name = args.cluster.clone().unwrap_or_else(default_cluster_name);
@@ -86,10 +108,11 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let offers = crate::catalog_cmd::load_catalog(args.source.catalog.as_deref())?;
     runtime()?.block_on(async move {
-        let (catalog, clouds) = crate::clouds::launchable(&home).await?;
+        let (catalog, clouds) = clouds::launchable(&home, offers).await?;
         let store = open_store(&home).await?;
-        recover(&store, &home).await?;
+        recover(&store, &home, None).await;
         let mut reports = Vec::new();
         let mut code = ExitCode::SUCCESS;
         let count = tasks.len();
@@ -151,29 +174,27 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
     })
 }
 
-/// The enabled clouds' names, for messages: `aws, local`.
-fn enabled_names(clouds: &std::collections::HashMap<String, CloudAccess>) -> String {
-    let mut names: Vec<&str> = clouds.keys().map(String::as_str).collect();
-    names.sort_unstable();
-    names.join(", ")
-}
-
 /// What one launched task came to.
 #[derive(Debug, serde::Serialize)]
 struct LaunchReport {
     cluster: String,
-    placement: aloft_optimizer::Placement,
+    /// Where a new cluster was planned; absent when the task ran on a recorded cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    placement: Option<aloft_optimizer::Placement>,
+    launched: HowLaunched,
     job: crate::job_cmd::JobReport,
     torn_down: bool,
 }
 
-/// Launching one task: plan it, bring its cluster up (with failover), submit it.
+/// Launching one task: bring its cluster up (see `aloft_control::launch`), submit it, follow
+/// it, and tear down as asked. A signal (Ctrl-C, SIGTERM) while the cluster is being brought up
+/// undoes what this launch made; while the job runs with `--down`, tears the cluster down.
 struct LaunchOne<'a> {
-    clouds: &'a std::collections::HashMap<String, CloudAccess>,
+    clouds: &'a std::collections::HashMap<String, clouds::CloudAccess>,
     store: &'a Store,
     home: &'a Path,
     args: &'a LaunchArgs,
-    catalog: &'a Catalog,
+    catalog: &'a aloft_catalog::Catalog,
     options: &'a aloft_optimizer::Options,
     base_dir: &'a Path,
     down: bool,
@@ -181,102 +202,34 @@ struct LaunchOne<'a> {
 
 impl LaunchOne<'_> {
     async fn run(&self, task: Task, cluster_name: String) -> Result<LaunchReport> {
-        let (store, home, args, catalog) = (self.store, self.home, self.args, self.catalog);
-        let base_dir = self.base_dir.to_path_buf();
+        let (store, home, args) = (self.store, self.home, self.args);
         let cluster = ClusterName::new(cluster_name.clone())
             .map_err(|err| anyhow::anyhow!("cluster name `{cluster_name}`: {err}"))?;
-        // Plan, try, and on a failure that rules a place out, plan again without it.
-        let mut last_placement = None;
-        let mut plan = |blocked: &[aloft_types::Infra]| -> Result<LaunchContext, String> {
-            let mut options = self.options.clone();
-            options.blocked.extend(blocked.iter().cloned());
-            let solution = aloft_optimizer::optimize(&Dag::single(task.clone()), catalog, &options)
-                .map_err(|err| {
-                    format!(
-                        "no plan on the clouds aloft can use ({}): {err}",
-                        enabled_names(self.clouds)
-                    )
-                })?;
-            let placement = solution.best.tasks[0].clone();
-            say(&format!(
-                "Launching `{cluster_name}`: {} x {}{} in {}/{}{} at ${:.4}/h",
-                placement.num_nodes,
-                placement.instance_type,
-                if placement.spot { " (spot)" } else { "" },
-                placement.cloud,
-                placement.region,
-                placement
-                    .zone
-                    .as_deref()
-                    .map(|zone| format!("/{zone}"))
-                    .unwrap_or_default(),
-                placement.cluster_hourly_price
-            ));
-            let cloud = self.clouds.get(&placement.cloud).ok_or_else(|| {
-                format!(
-                    "the plan chose cloud `{}`, which is not enabled",
-                    placement.cloud
-                )
-            })?;
-            if placement.spot && args.idle_minutes.is_some() && !args.down {
-                crate::job_cmd::check_stoppable(
-                    &cluster_name,
-                    &placement.cloud,
-                    true,
-                    cloud.provider.as_ref(),
-                )
-                .map_err(|err| format!("{err:#}"))?;
-            }
-            let option = &task.resources.options[placement.option_index];
-            let context = LaunchContext {
-                zone: placement.zone.clone(),
-                instance_type: placement.instance_type.clone(),
-                num_nodes: placement.num_nodes,
-                use_spot: placement.spot,
-                ports: option.ports.clone(),
-                image_id: option.image_id.clone(),
-                default_image_id: default_image(catalog, &placement),
-                disk_size_gb: option.disk_size,
-                task: task.clone(),
-                base_dir: base_dir.clone(),
-                ..base_context(cloud, cluster.clone(), &placement.region, home)
-            };
-            last_placement = Some(placement);
-            Ok(context)
+        let request = LaunchRequest {
+            task: task.clone(),
+            cluster: cluster.clone(),
+            base_dir: self.base_dir.to_path_buf(),
+            options: self.options.clone(),
+            catalog: self.catalog,
+            clouds: self.clouds,
+            retry_until_up: args.retry_until_up,
+            must_stop: args.idle_minutes.is_some() && !args.down,
         };
-        let mut wait = std::time::Duration::from_secs(5);
-        let result = loop {
-            match launch_with_failover(&launch_saga(), store, &mut plan).await {
-                Err(FailoverError::NoPlan { reason, blocked }) if args.retry_until_up => {
-                    let _ = blocked;
-                    say(&format!(
-                        "{reason}; retrying in {}s (--retry-until-up)",
-                        wait.as_secs()
-                    ));
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(std::time::Duration::from_secs(120));
-                }
-                other => break other,
+        let progress = progress();
+        let launched = tokio::select! {
+            launched = bring_up(home, store, request, &progress) => launched?,
+            signal = interrupted() => {
+                say(&format!(
+                    "Interrupted ({signal}) while bringing `{cluster_name}` up: undoing what this launch made"
+                ));
+                undo_own(store, home, &cluster_name).await;
+                bail!("interrupted by {signal}; the launch was undone");
             }
         };
-        let result = result?;
-        let (Some(context), Some(placement)) = (result.context.clone(), last_placement.clone())
-        else {
-            bail!("launch ended without a placement");
-        };
-        match result.outcome {
-            Outcome::Succeeded { .. } => {}
-            Outcome::Unwound { error, .. } => bail!("launch failed and was undone: {error}"),
-            Outcome::Failed { error, .. } => {
-                bail!("launch failed and could not be fully undone (see `aloft status`): {error}")
-            }
-        }
+        let context = launched.context;
         let provider = context.provider.clone();
-        record_cluster(store, &context, &task, &placement).await?;
-        set_status(store, cluster.as_str(), ClusterStatus::Up).await?;
-        let instances = provider.query(&context.region, &cluster).await?;
         // Queued before autostop is set, so the cluster is not idle in between.
-        let queued = crate::job_cmd::enqueue(&context, &instances, &task).await?;
+        let queued = crate::job_cmd::enqueue(&context, &launched.instances, &task).await?;
         if args.idle_minutes.is_some() || (args.down && args.detach) {
             // On the cluster itself, so it happens even if this machine is off by then.
             let setting = aloft_agent::Autostop {
@@ -292,7 +245,22 @@ impl LaunchOne<'_> {
             say(&crate::job_cmd::autostop_text(&cluster_name, &setting));
         }
         let json = args.output == OutputFormat::Json;
-        let report = crate::job_cmd::await_job(queued, args.detach, json).await?;
+        let tear_down_on_signal = args.down && !args.detach && args.idle_minutes.is_none();
+        let report = tokio::select! {
+            report = crate::job_cmd::await_job(queued, args.detach, json) => report?,
+            signal = interrupted() => {
+                if tear_down_on_signal {
+                    say(&format!("Interrupted ({signal}): tearing `{cluster_name}` down (--down)"));
+                    provider.terminate(&context.region, &cluster).await?;
+                    store.cluster_delete(cluster.as_str()).await?;
+                    bail!("interrupted by {signal}; `{cluster_name}` was torn down");
+                }
+                say(&format!(
+                    "Interrupted ({signal}): the job goes on on `{cluster_name}`; `aloft logs -f {cluster_name}` follows it again, `aloft cancel {cluster_name} --all` ends it"
+                ));
+                bail!("interrupted by {signal}");
+            }
+        };
         let failed = report
             .state
             .is_some_and(|state| state != JobState::Succeeded);
@@ -306,10 +274,22 @@ impl LaunchOne<'_> {
         }
         Ok(LaunchReport {
             cluster: cluster_name,
-            placement,
+            placement: launched.placement,
+            launched: launched.how,
             job: report,
             torn_down: tear_down,
         })
+    }
+}
+
+/// Undoes this process's own unfinished operations on `cluster` (after a signal cut them short).
+async fn undo_own(store: &Store, home: &Path, cluster: &str) {
+    let notes =
+        aloft_control::recovery::undo_own_operations(home, store, cluster, &progress()).await;
+    for note in notes {
+        if let aloft_control::recovery::Recovered::Left { reason, .. } = note {
+            say(&format!("warning: could not undo everything: {reason}"));
+        }
     }
 }
 
@@ -318,8 +298,8 @@ impl LaunchOne<'_> {
 pub(crate) struct Existing {
     pub provider: Arc<dyn Provider>,
     pub store: Store,
-    pub record: Cluster,
-    pub context: LaunchContext,
+    pub record: aloft_store::Cluster,
+    pub context: aloft_ops::launch::LaunchContext,
 }
 
 pub(crate) async fn existing(
@@ -329,33 +309,14 @@ pub(crate) async fn existing(
     base_dir: PathBuf,
 ) -> Result<Existing> {
     let store = open_store(home).await?;
-    recover(&store, home).await?;
-    let Some(record) = store.cluster_fetch(name).await? else {
-        let known: Vec<String> = store
-            .cluster_list()
-            .await?
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
-        let hint = aloft_catalog::did_you_mean(name, known.iter().map(String::as_str))
-            .map(|close| format!("; did you mean `{close}`?"))
-            .unwrap_or_default();
-        bail!("no cluster named `{name}`{hint} (see `aloft status`)");
-    };
-    let cluster =
-        ClusterName::new(name.to_owned()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
-    let cloud = crate::clouds::access(home, &record.cloud).await?;
-    let context = LaunchContext {
-        zone: record.zone.clone(),
-        instance_type: record.instance_type.clone(),
-        num_nodes: record.num_nodes,
-        use_spot: record.spot,
-        task,
-        base_dir,
-        ..base_context(&cloud, cluster, &record.region, home)
-    };
+    recover(&store, home, None).await;
+    let ClusterHandle {
+        provider,
+        record,
+        context,
+    } = open_cluster(home, &store, name, task, base_dir, progress()).await?;
     Ok(Existing {
-        provider: cloud.provider,
+        provider,
         store,
         record,
         context,
@@ -366,7 +327,7 @@ pub(crate) async fn existing(
 pub struct ExecArgs {
     /// The cluster to run on.
     pub cluster: String,
-    /// The task YAML (its resources are not looked at: the cluster is already there).
+    /// The task YAML: it must fit the cluster (nodes, and the resources it asks for).
     pub task: PathBuf,
     /// Set an environment variable for the task.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = crate::launch_cmd::parse_env)]
@@ -398,19 +359,50 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    check_values(&args.task.display().to_string(), &task)?;
     runtime()?.block_on(async move {
         let existing = existing(&home, &args.cluster, task.clone(), base_dir).await?;
-        if existing.record.status != ClusterStatus::Up {
-            bail!(
-                "cluster `{}` is {}; start it first",
-                args.cluster,
-                crate::output::snake(&existing.record.status)
-            );
-        }
         let instances = existing
             .provider
             .query(&existing.context.region, &existing.context.cluster)
             .await?;
+        let health = Health::of(existing.record.num_nodes, &instances);
+        let usable = matches!(
+            existing.record.status,
+            ClusterStatus::Up | ClusterStatus::Degraded
+        ) && health.head_up();
+        if !usable {
+            bail!(
+                "cluster `{}` is {}{}; `aloft start {}` brings it back",
+                args.cluster,
+                crate::output::snake(&existing.record.status),
+                if health.head_up() { "" } else { " (its head node is not running)" },
+                args.cluster
+            );
+        }
+        // The same rule as launch: the task must fit the cluster as it is.
+        let offers = crate::catalog_cmd::load_catalog(None)?;
+        let (catalog, _) = clouds::launchable(&home, offers).await?;
+        check_fits(&catalog, &task, &existing.record)?;
+        if !health.lost.is_empty() && task.num_nodes > health.running.len() as u32 {
+            bail!(
+                "the task needs {} node(s); `{}` has {} running (lost: {}): `aloft start {}` makes the lost ones anew",
+                task.num_nodes,
+                args.cluster,
+                health.running.len(),
+                health
+                    .lost
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                args.cluster
+            );
+        }
+        let instances: Vec<_> = instances
+            .into_iter()
+            .filter(|instance| health.running.contains(&instance.node_idx))
+            .collect();
         let transports = existing
             .context
             .transports(&instances)
@@ -446,39 +438,48 @@ pub fn start(args: ClusterArgs) -> Result<ExitCode> {
     set_power(args, ClusterStatus::Up)
 }
 
-/// Stops (`Stopped`) or starts (`Up`) a cluster's instances and records it.
+/// Stops (`Stopped`) or starts (`Up`) a cluster's instances and records it. Starting is a
+/// launch on the recorded cluster with no task: stopped nodes start, lost ones are made anew,
+/// and the agent comes back with its queue.
 fn set_power(args: ClusterArgs, status: ClusterStatus) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
         let task = Task::new(&args.cluster);
-        let existing = existing(&home, &args.cluster, task, PathBuf::new()).await?;
+        let existing = existing(&home, &args.cluster, task.clone(), PathBuf::new()).await?;
         let (provider, context) = (&existing.provider, &existing.context);
-        if status == ClusterStatus::Stopped {
-            crate::job_cmd::check_stoppable(
+        let record = if status == ClusterStatus::Stopped {
+            aloft_control::launch::check_stoppable(
                 &args.cluster,
                 &existing.record.cloud,
                 existing.record.spot,
                 provider.as_ref(),
             )?;
             provider.stop(&context.region, &context.cluster).await?;
+            let mut record = existing.record;
+            record.status = status;
+            existing.store.cluster_update(&record).await?
         } else {
-            provider.start(&context.region, &context.cluster).await?;
-            // The agent died with the nodes: start it again (its queue and autostop setting
-            // are on the head's disk), with the nodes' addresses as they are now.
-            let instances = provider.query(&context.region, &context.cluster).await?;
-            for transport in context
-                .transports(&instances)
-                .map_err(|err| anyhow::anyhow!(err.message))?
-            {
-                transport.connect().await?;
+            let offers = crate::catalog_cmd::load_catalog(None)?;
+            let (catalog, clouds) = clouds::launchable(&home, offers).await?;
+            let request = LaunchRequest {
+                task,
+                cluster: context.cluster.clone(),
+                base_dir: PathBuf::new(),
+                options: aloft_optimizer::Options::default(),
+                catalog: &catalog,
+                clouds: &clouds,
+                retry_until_up: false,
+                must_stop: false,
+            };
+            let progress = progress();
+            tokio::select! {
+                launched = bring_up(&home, &existing.store, request, &progress) => launched?.record,
+                signal = interrupted() => {
+                    undo_own(&existing.store, &home, &args.cluster).await;
+                    bail!("interrupted by {signal}; what this start made was undone");
+                }
             }
-            aloft_ops::launch::install_agent(context, &instances)
-                .await
-                .map_err(|err| anyhow::anyhow!(err.message))?;
-        }
-        let mut record = existing.record;
-        record.status = status;
-        let record = existing.store.cluster_update(&record).await?;
+        };
         let name = &args.cluster;
         match args.output {
             OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&record)?),
@@ -545,142 +546,11 @@ pub fn ssh(args: SshArgs) -> Result<ExitCode> {
     })
 }
 
-/// A context for `cluster` on `cloud` with everything but the placement and the task
-/// filled in: callers override what they know with `..base_context(..)`.
-fn base_context(
-    cloud: &CloudAccess,
-    cluster: ClusterName,
-    region: &str,
-    home: &Path,
-) -> LaunchContext {
-    LaunchContext {
-        provider: cloud.provider.clone(),
-        task: Task::new(cluster.as_str()),
-        cluster,
-        region: region.to_owned(),
-        zone: None,
-        instance_type: String::new(),
-        num_nodes: 0,
-        use_spot: false,
-        ports: Vec::new(),
-        image_id: None,
-        default_image_id: None,
-        disk_size_gb: None,
-        base_dir: PathBuf::new(),
-        ssh_user: cloud.ssh_user.clone(),
-        ssh_key: cloud.ssh_key.clone(),
-        ssh_state_dir: home.join("ssh"),
-        agent_binary: std::env::current_exe().ok(),
-        progress: Arc::new(say),
-    }
-}
-
 fn default_cluster_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos());
     format!("aloft-{:04x}", nanos & 0xffff)
-}
-
-async fn record_cluster(
-    store: &Store,
-    context: &LaunchContext,
-    task: &Task,
-    placement: &aloft_optimizer::Placement,
-) -> Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64);
-    let resources = serde_json::to_value(&task.resources.options[placement.option_index])?;
-    match store.cluster_fetch(context.cluster.as_str()).await? {
-        Some(mut existing) => {
-            existing.status = ClusterStatus::Init;
-            existing.resources = resources;
-            store.cluster_update(&existing).await?;
-        }
-        None => {
-            store
-                .cluster_insert(&Cluster {
-                    name: context.cluster.as_str().to_owned(),
-                    status: ClusterStatus::Init,
-                    cloud: placement.cloud.clone(),
-                    region: placement.region.clone(),
-                    zone: placement.zone.clone(),
-                    instance_type: placement.instance_type.clone(),
-                    num_nodes: placement.num_nodes,
-                    spot: placement.spot,
-                    hourly_price: placement.hourly_price,
-                    autostop_minutes: None,
-                    autostop_down: false,
-                    resources,
-                    generation: 0,
-                    created_at: now,
-                    updated_at: now,
-                })
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn set_status(store: &Store, name: &str, status: ClusterStatus) -> Result<()> {
-    if let Some(mut cluster) = store.cluster_fetch(name).await? {
-        cluster.status = status;
-        store.cluster_update(&cluster).await?;
-    }
-    Ok(())
-}
-
-/// Finds launches an earlier aloft process left unfinished (it was killed, or the machine went
-/// off) and undoes them, so no instance is leaked.
-async fn recover(store: &Store, home: &Path) -> Result<()> {
-    for operation in store.operation_list_unfinished().await? {
-        if operation.kind != OperationKind::Launch {
-            continue;
-        }
-        say(&format!(
-            "Found an unfinished launch of `{}` ({}); undoing it",
-            operation.cluster, operation.id
-        ));
-        let Ok(cluster) = ClusterName::new(operation.cluster.clone()) else {
-            continue;
-        };
-        // Undoing needs only the provider, the cluster and its region, which the bootstrap
-        // step recorded (before it, nothing was made).
-        let bootstrap = operation
-            .steps
-            .iter()
-            .find(|step| step.step == "bootstrap")
-            .map(|step| step.output.clone())
-            .unwrap_or_default();
-        let cloud_name = bootstrap["cloud"].as_str().unwrap_or("local");
-        let region = bootstrap["region"]
-            .as_str()
-            .unwrap_or(aloft_catalog::LOCAL_REGION);
-        let cloud = crate::clouds::access(home, cloud_name).await?;
-        let context = base_context(&cloud, cluster, region, home);
-        let name = operation.cluster.clone();
-        if operation.state == OperationState::Running {
-            store
-                .operation_set_state(
-                    &operation.id,
-                    OperationState::Unwinding,
-                    Some("interrupted"),
-                )
-                .await?;
-        }
-        let operation = store
-            .operation_fetch(&operation.id)
-            .await?
-            .context("operation vanished")?;
-        launch_saga().resume(store, operation, &context).await?;
-        if let Some(cluster) = store.cluster_fetch(&name).await?
-            && cluster.status == ClusterStatus::Init
-        {
-            store.cluster_delete(&name).await?;
-        }
-    }
-    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -697,7 +567,7 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
         let store = open_store(&home).await?;
-        recover(&store, &home).await?;
+        recover(&store, &home, None).await;
         let mut providers = Providers::new();
         for name in &args.clusters {
             let cluster =
@@ -727,7 +597,7 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
                 }
                 continue;
             };
-            let provider = crate::clouds::access(&home, &record.cloud).await?.provider;
+            let provider = clouds::access(&home, &record.cloud).await?.provider;
             provider.terminate(&record.region, &cluster).await?;
             store.cluster_delete(name).await?;
             if args.output == OutputFormat::Table {
@@ -740,19 +610,6 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// The catalog's default image for a placement: its region's GPU image when the placement has
-/// accelerators, else the CPU one. `None` leaves the choice to the provider.
-fn default_image(catalog: &Catalog, placement: &aloft_optimizer::Placement) -> Option<String> {
-    let flavor = if placement.accelerator.is_some() {
-        aloft_catalog::ImageFlavor::Gpu
-    } else {
-        aloft_catalog::ImageFlavor::Cpu
-    };
-    catalog
-        .default_image(&placement.cloud, &placement.region, flavor)
-        .map(|image| image.image_id.clone())
 }
 
 /// Providers by cloud name, made once per command.
@@ -773,19 +630,19 @@ struct Found {
 /// reused, and those made here are added.
 async fn sweep(home: &Path, providers: &mut Providers) -> Result<Vec<Found>> {
     let mut clouds: Vec<(String, Arc<dyn Provider>)> = Vec::new();
-    for name in std::iter::once("local".to_owned()).chain(crate::clouds::enabled_clouds(home)) {
+    for name in std::iter::once("local".to_owned()).chain(clouds::enabled_clouds(home)) {
         if let Some(provider) = providers.get(&name) {
             clouds.push((name, provider.clone()));
             continue;
         }
         let provider = if name == "local" {
             // Not root: the local cloud cannot be asked (and has nothing of ours to find).
-            match crate::clouds::local_provider(home) {
+            match clouds::local_provider(home) {
                 Ok(local) => local as Arc<dyn Provider>,
                 Err(_) => continue,
             }
         } else {
-            match crate::clouds::access(home, &name).await {
+            match clouds::access(home, &name).await {
                 Ok(access) => access.provider,
                 Err(err) => {
                     say(&format!("Skipping {name} in the orphan sweep: {err:#}"));
@@ -852,7 +709,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                 let provider = match providers.get(&cluster.cloud) {
                     Some(provider) => provider.clone(),
                     None => {
-                        let provider = crate::clouds::access(&home, &cluster.cloud).await?.provider;
+                        let provider = clouds::access(&home, &cluster.cloud).await?.provider;
                         providers.insert(cluster.cloud.clone(), provider.clone());
                         provider
                     }
@@ -1018,8 +875,7 @@ pub fn local(args: LocalArgs) -> Result<ExitCode> {
     match command {
         LocalCommand::Cleanup => runtime()?.block_on(async move {
             aloft_provider_local::preflight()?;
-            let removed =
-                aloft_provider_local::cleanup(&crate::clouds::local_config(&home)?).await?;
+            let removed = aloft_provider_local::cleanup(&clouds::local_config(&home)?).await?;
             let store = open_store(&home).await?;
             for cluster in store.cluster_list().await? {
                 if cluster.cloud == "local" {
@@ -1033,7 +889,7 @@ pub fn local(args: LocalArgs) -> Result<ExitCode> {
             )
         }),
         LocalCommand::Preempt { cluster, node } => runtime()?.block_on(async move {
-            let provider = crate::clouds::local_provider(&home)?;
+            let provider = clouds::local_provider(&home)?;
             let name = ClusterName::new(cluster.clone())
                 .map_err(|err| anyhow::anyhow!("`{cluster}`: {err}"))?;
             provider.preempt(&name, node).await?;
@@ -1048,7 +904,7 @@ pub fn local(args: LocalArgs) -> Result<ExitCode> {
             node,
             restore,
         } => runtime()?.block_on(async move {
-            let provider = crate::clouds::local_provider(&home)?;
+            let provider = clouds::local_provider(&home)?;
             let name = ClusterName::new(cluster.clone())
                 .map_err(|err| anyhow::anyhow!("`{cluster}`: {err}"))?;
             provider.partition(&name, node, !restore).await?;

@@ -496,23 +496,6 @@ pub(crate) fn autostop_text(cluster: &str, setting: &Autostop) -> String {
     }
 }
 
-/// Refuses to stop a spot cluster on a cloud that cannot stop spot instances (before anything
-/// is asked of the cloud).
-pub(crate) fn check_stoppable(
-    cluster: &str,
-    cloud: &str,
-    spot: bool,
-    provider: &dyn aloft_provision::Provider,
-) -> Result<()> {
-    if spot && !provider.capabilities().stop_spot {
-        bail!(
-            "`{cluster}` runs on spot instances, which {cloud} cannot stop; tear it down instead \
-             (`aloft down {cluster}`, or autostop with --down)"
-        );
-    }
-    Ok(())
-}
-
 /// Sets autostop on the cluster's agent and records it with the cluster. Where the cloud
 /// decides what a power-off from inside means, it is told first.
 pub(crate) async fn set_autostop(
@@ -524,7 +507,12 @@ pub(crate) async fn set_autostop(
 ) -> Result<()> {
     if setting.idle_minutes.is_some() {
         if !setting.down {
-            check_stoppable(&record.name, &record.cloud, record.spot, provider)?;
+            aloft_control::launch::check_stoppable(
+                &record.name,
+                &record.cloud,
+                record.spot,
+                provider,
+            )?;
         }
         let cluster = aloft_provision::ClusterName::new(record.name.clone())
             .map_err(|err| anyhow::anyhow!("`{}`: {err}", record.name))?;

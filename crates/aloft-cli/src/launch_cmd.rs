@@ -17,7 +17,8 @@ pub struct LaunchArgs {
     /// the catalog).
     #[arg(long)]
     pub dryrun: bool,
-    /// Name of the cluster to launch on (made if missing, reused if up).
+    /// Name of the cluster to launch on: made if missing; reused if up, started if stopped,
+    /// repaired if it lost nodes (the task must fit it).
     #[arg(short = 'c', long = "cluster", value_name = "NAME")]
     pub cluster: Option<String>,
     /// Tear the cluster down when the job ends (with `-i` or `-d`: when the cluster has been
@@ -146,8 +147,23 @@ pub fn parse_env(text: &str) -> Result<(String, String), String> {
 
 /// Reads and parses a spec file, printing its warnings.
 pub fn read_dag(path: &std::path::Path) -> Result<Dag> {
-    let source = std::fs::read_to_string(path)
+    use std::io::Read;
+    // At most one byte past the largest spec accepted: `/dev/zero` or a huge file is refused
+    // by the parser's size check instead of filling memory.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(aloft_types::spec::MAX_SOURCE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
         .with_context(|| format!("cannot read task file {}", path.display()))?;
+    let source = String::from_utf8(bytes).map_err(|err| {
+        anyhow::anyhow!(
+            "task file {} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            err.utf8_error().valid_up_to()
+        )
+    })?;
     let file = path.display().to_string();
     let (dag, warnings) = aloft_types::spec::parse_dag_with_warnings(&source, &file)?;
     for warning in warnings {

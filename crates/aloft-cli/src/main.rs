@@ -1,5 +1,5 @@
-//! `aloft`: the command line. Thin by design: it parses arguments, reads files, calls the pure
-//! crates and prints what they return.
+//! `aloft`: the command line. Thin by design: it parses arguments, reads files, calls the
+//! planner and the application layer (`aloft-control`) and renders what they return.
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -8,7 +8,6 @@ use std::process::ExitCode;
 mod agent_cmd;
 mod catalog_cmd;
 mod check_cmd;
-mod clouds;
 mod cluster_cmd;
 mod job_cmd;
 mod launch_cmd;
@@ -35,7 +34,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Plan (and, later, run) a task, DAG or pipeline.
+    /// Run a task, DAG or pipeline on the best place in the sky (`--dryrun`: only plan it).
     Launch(launch_cmd::LaunchArgs),
     /// Run a task on a cluster that is up (no provisioning).
     Exec(cluster_cmd::ExecArgs),
@@ -81,7 +80,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Never a panic on a closed stderr.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
             ExitCode::FAILURE
         }
     }

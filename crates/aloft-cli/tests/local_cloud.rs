@@ -245,7 +245,7 @@ fn aloft_killed_mid_launch_is_undone_by_the_next_command() {
     let output = cloud.aloft(&["down", "nothing-here"]);
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("Found an unfinished launch of `killed`"),
+        stderr.contains("Found an interrupted launch of `killed`"),
         "{stderr}"
     );
     assert!(
@@ -690,4 +690,205 @@ fn regression_state_under_root_home_boots() {
         text(&output.stdout),
         "running setup on roothome-0\nhello from roothome-0\n"
     );
+}
+
+/// Spawns `aloft launch` and returns it once it has printed a line starting with `marker`
+/// (what it printed so far comes back with it).
+fn launch_until(
+    cloud: &Cloud,
+    args: &[&str],
+    marker: &str,
+) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    let mut child = cloud
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.starts_with(marker) {
+            break;
+        }
+    }
+    // The rest of stderr is drained in the background, so the child never blocks on it.
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        rest
+    });
+    (child, seen, rest)
+}
+
+#[test]
+fn launch_on_a_stopped_cluster_starts_it_and_keeps_its_disk() {
+    let Some(cloud) = Cloud::new(14) else { return };
+    let write = cloud.spec(
+        "write.yaml",
+        "resources:\n  cpus: 2+\nrun: echo kept > ~/marker && echo wrote\n",
+    );
+    let read = cloud.spec("read.yaml", "resources:\n  cpus: 2+\nrun: cat ~/marker\n");
+    let output = cloud.aloft(&["launch", write.to_str().unwrap(), "-c", "keepme"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stop = cloud.aloft(&["stop", "keepme"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    // launch -c on the stopped cluster: started, its disk kept, the task run.
+    let output = cloud.aloft(&["launch", read.to_str().unwrap(), "-c", "keepme"]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(text(&output.stdout), "kept\n", "{stderr}");
+    assert!(stderr.contains("Starting `keepme` (stopped)"), "{stderr}");
+    assert!(!stderr.contains("Terminating"), "{stderr}");
+    // On the cluster now up: reused as it is.
+    let output = cloud.aloft(&["launch", read.to_str().unwrap(), "-c", "keepme"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("Reusing `keepme` (up)"));
+    assert_eq!(cloud.namespaces().len(), 1);
+    // A task that does not fit is refused, and the cluster is left as it was.
+    let three = cloud.spec("three.yaml", "num_nodes: 3\nrun: hostname\n");
+    let output = cloud.aloft(&["launch", three.to_str().unwrap(), "-c", "keepme"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("the task needs 3 node(s); cluster `keepme` has 1"),
+        "{}",
+        text(&output.stderr)
+    );
+    // exec refuses the same task, and one whose required env was not supplied.
+    let output = cloud.aloft(&["exec", "keepme", three.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("the task needs 3 node(s)"),
+        "{}",
+        text(&output.stderr)
+    );
+    let needs = cloud.spec("needs.yaml", "envs:\n  TOKEN: null\nrun: echo $TOKEN\n");
+    let output = cloud.aloft(&["exec", "keepme", needs.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("needs a value for TOKEN"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = cloud.aloft(&["exec", "keepme", read.to_str().unwrap()]);
+    assert_eq!(text(&output.stdout), "kept\n", "{}", text(&output.stderr));
+    let down = cloud.aloft(&["down", "keepme"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(cloud.namespaces().is_empty());
+}
+
+#[test]
+fn launch_on_a_degraded_cluster_makes_the_lost_node_anew_and_keeps_the_head() {
+    let Some(cloud) = Cloud::new(15) else { return };
+    let spec = cloud.spec(
+        "two.yaml",
+        "num_nodes: 2\nresources:\n  cpus: 2+\n\
+         run: |\n  [ $SKYPILOT_NODE_RANK = 0 ] && echo head >> ~/head-marker\n  \
+         echo rank $SKYPILOT_NODE_RANK\n",
+    );
+    let output = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "repair"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let preempt = cloud.aloft(&["local", "preempt", "repair", "1"]);
+    assert!(preempt.status.success(), "{}", text(&preempt.stderr));
+    // Reads work on the degraded cluster: its head is alive.
+    let queue = cloud.aloft(&["queue", "repair"]);
+    assert!(queue.status.success(), "{}", text(&queue.stderr));
+    let output = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "repair"]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("lost node(s) 1; making them anew"),
+        "{stderr}"
+    );
+    let mut lines: Vec<String> = text(&output.stdout).lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(lines, ["(head) rank 0", "(worker1) rank 1"], "{stderr}");
+    // The head is the same machine: its disk has both runs' markers.
+    let marker = cloud.aloft(&["ssh", "repair", "0", "--", "cat", "~/head-marker"]);
+    assert_eq!(text(&marker.stdout), "head\nhead\n");
+    let status = text(&cloud.aloft(&["status", "--refresh", "-o", "json"]).stdout);
+    assert!(status.contains("\"running_nodes\": 2"), "{status}");
+    let down = cloud.aloft(&["down", "repair"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(cloud.namespaces().is_empty());
+}
+
+#[test]
+fn a_second_command_never_undoes_a_launch_still_in_progress() {
+    let Some(cloud) = Cloud::new(16) else { return };
+    let spec = cloud.spec(
+        "two.yaml",
+        "num_nodes: 2\nresources:\n  cpus: 2+\nrun: echo done\n",
+    );
+    let (child, seen, _rest) = launch_until(
+        &cloud,
+        &["launch", spec.to_str().unwrap(), "-c", "busy"],
+        "Creating",
+    );
+    assert!(seen.contains("Creating 2"), "{seen}");
+    // Other commands run meanwhile, each of which recovers what it judges abandoned.
+    for args in [
+        &["status"][..],
+        &["down", "nothing-here"][..],
+        &["queue", "busy"][..],
+    ] {
+        let output = cloud.aloft(args);
+        assert!(
+            !text(&output.stderr).contains("interrupted launch of `busy`"),
+            "{args:?} took the launch for abandoned: {}",
+            text(&output.stderr)
+        );
+    }
+    // A second launch of the same cluster waits its turn: it is refused, nothing is undone.
+    let second = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "busy"]);
+    assert!(!second.status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "the launch went on to the end");
+    assert_eq!(text(&output.stdout).lines().count(), 2);
+    let down = cloud.aloft(&["down", "busy"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(cloud.namespaces().is_empty());
+}
+
+#[test]
+fn a_signal_while_provisioning_undoes_the_launch_and_says_so() {
+    let Some(cloud) = Cloud::new(17) else { return };
+    let spec = cloud.spec(
+        "three.yaml",
+        "num_nodes: 3\nresources:\n  cpus: 2+\nrun: echo never\n",
+    );
+    let (child, _, rest) = launch_until(
+        &cloud,
+        &["launch", spec.to_str().unwrap(), "-c", "sigint"],
+        "Creating",
+    );
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let said = rest.join().unwrap();
+    assert!(
+        said.contains("Interrupted (SIGINT) while bringing `sigint` up: undoing"),
+        "{said}"
+    );
+    assert!(
+        cloud.namespaces().is_empty(),
+        "left behind: {:?}",
+        cloud.namespaces()
+    );
+    let status = cloud.aloft(&["status", "-o", "json"]);
+    assert_eq!(text(&status.stdout).trim(), "[]");
+    // The next launch of the name is not confused by anything left.
+    let hello = cloud.spec("hello.yaml", "run: echo hello\n");
+    let output = cloud.aloft(&["launch", hello.to_str().unwrap(), "-c", "sigint", "--down"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "hello\n");
 }

@@ -1,6 +1,7 @@
-//! The clouds this binary can use, by name: the provider that serves each, and how aloft logs
-//! in to its instances: the local cloud, and AWS with the `aws` feature. The rest of the CLI asks here and holds providers
-//! as `Arc<dyn Provider>`, so another cloud is one more arm in [`access`].
+//! The clouds this build can use, by name: the provider that serves each, and how aloft logs in
+//! to its instances: the local cloud, and AWS with the `aws` feature. This is the one place
+//! cloud names are matched; everything else holds providers as `Arc<dyn Provider>`, so another
+//! cloud is one more arm in [`access`].
 
 use aloft_catalog::Catalog;
 use aloft_provider_local::{LocalCloud, LocalConfig};
@@ -12,14 +13,15 @@ use std::sync::Arc;
 
 /// A cloud aloft can act on: its provider and the SSH login to its instances.
 #[derive(Clone)]
-pub(crate) struct CloudAccess {
+#[allow(missing_debug_implementations)]
+pub struct CloudAccess {
     pub provider: Arc<dyn Provider>,
     pub ssh_user: String,
     pub ssh_key: PathBuf,
 }
 
 /// The cloud called `name` (as in the catalog and in cluster records).
-pub(crate) async fn access(home: &Path, name: &str) -> Result<CloudAccess> {
+pub async fn access(home: &Path, name: &str) -> Result<CloudAccess> {
     match name {
         "local" => {
             let local = local_provider(home)?;
@@ -49,34 +51,46 @@ pub(crate) async fn access(home: &Path, name: &str) -> Result<CloudAccess> {
 
 /// The clouds a launch may use, with the catalog of their offers: the local cloud when this
 /// machine can run it, and the clouds `aloft check` found usable (kept in
-/// `$ALOFT_HOME/enabled_clouds.json`). Offers of other clouds are left out of the catalog.
-pub(crate) async fn launchable(home: &Path) -> Result<(Catalog, HashMap<String, CloudAccess>)> {
+/// `$ALOFT_HOME/enabled_clouds.json`), priced from `offers` (the bundled catalog, or what
+/// `--catalog` imported over it: a dry run and a launch with the same flags plan over the same
+/// offers). Offers of other clouds are left out.
+pub async fn launchable(
+    home: &Path,
+    offers: Catalog,
+) -> Result<(Catalog, HashMap<String, CloudAccess>)> {
     let mut clouds = HashMap::new();
-    let mut catalog = Catalog::default();
+    let mut local_offers = None;
     let mut local_problem = None;
     match access(home, "local").await {
         Ok(local) => {
-            catalog = local_catalog(&local_config(home)?);
+            local_offers = Some(local_catalog(&local_config(home)?));
             clouds.insert("local".to_owned(), local);
         }
         Err(err) => local_problem = Some(err),
     }
     let enabled = enabled_clouds(home);
-    if !enabled.is_empty() {
-        let mut bundled = Catalog::bundled();
-        bundled.retain_clouds(&enabled);
-        catalog.merge(bundled);
-        for name in enabled {
-            let cloud = access(home, &name).await?;
-            clouds.insert(name, cloud);
-        }
+    for name in &enabled {
+        let cloud = access(home, name).await?;
+        clouds.insert(name.clone(), cloud);
     }
     if clouds.is_empty() {
         return Err(local_problem
             .unwrap_or_else(|| anyhow::anyhow!("no cloud is usable"))
             .context("no cloud is usable: the local cloud cannot run here and `aloft check` enabled no other"));
     }
-    Ok((catalog, clouds))
+    Ok((launch_catalog(offers, local_offers, &enabled), clouds))
+}
+
+/// The offers a launch plans over: the local cloud's (when it can run here), then the enabled
+/// clouds' from `offers`.
+pub fn launch_catalog(offers: Catalog, local: Option<Catalog>, enabled: &[String]) -> Catalog {
+    let mut catalog = local.unwrap_or_default();
+    if !enabled.is_empty() {
+        let mut offers = offers;
+        offers.retain_clouds(enabled);
+        catalog.merge(offers);
+    }
+    catalog
 }
 
 fn enabled_path(home: &Path) -> PathBuf {
@@ -84,7 +98,7 @@ fn enabled_path(home: &Path) -> PathBuf {
 }
 
 /// The clouds other than the local one that the last `aloft check` found usable.
-pub(crate) fn enabled_clouds(home: &Path) -> Vec<String> {
+pub fn enabled_clouds(home: &Path) -> Vec<String> {
     std::fs::read(enabled_path(home))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -92,7 +106,7 @@ pub(crate) fn enabled_clouds(home: &Path) -> Vec<String> {
 }
 
 /// Records the clouds `aloft check` found usable.
-pub(crate) fn set_enabled_clouds(home: &Path, clouds: &[String]) -> Result<()> {
+pub fn set_enabled_clouds(home: &Path, clouds: &[String]) -> Result<()> {
     std::fs::create_dir_all(home)?;
     std::fs::write(enabled_path(home), serde_json::to_vec(clouds)?)?;
     Ok(())
@@ -102,12 +116,15 @@ pub(crate) fn set_enabled_clouds(home: &Path, clouds: &[String]) -> Result<()> {
 /// `$ALOFT_HOME/aws.yaml` if there is one (any field of `AwsConfig`). The endpoint can also come
 /// from `ALOFT_AWS_ENDPOINT_URL`, credentials from the standard AWS chain.
 #[cfg(feature = "aws")]
-pub(crate) fn aws_config(home: &Path) -> Result<aloft_provider_aws::AwsConfig> {
+pub fn aws_config(home: &Path) -> Result<aloft_provider_aws::AwsConfig> {
     let file = home.join("aws.yaml");
     let mut config = match std::fs::read_to_string(&file) {
         Ok(text) => serde_saphyr::from_str::<aloft_provider_aws::AwsConfig>(&text)
             .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?,
-        Err(_) => aloft_provider_aws::AwsConfig::default(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            aloft_provider_aws::AwsConfig::default()
+        }
+        Err(err) => bail!("reading {}: {err}", file.display()),
     };
     if config.state_dir == aloft_provider_aws::AwsConfig::default().state_dir {
         config.state_dir = home.to_path_buf();
@@ -119,12 +136,14 @@ pub(crate) fn aws_config(home: &Path) -> Result<aloft_provider_aws::AwsConfig> {
 /// is one (any field of `LocalConfig`), then `ALOFT_LOCAL_PREFIX`, `_BRIDGE`, `_SUBNET` (so that
 /// two runs on one machine, tests say, never share a bridge or a subnet), and the fault controls
 /// `_FULL_ZONES` and `_SLOW_BOOT`.
-pub(crate) fn local_config(home: &Path) -> Result<LocalConfig> {
+pub fn local_config(home: &Path) -> Result<LocalConfig> {
     let file = home.join("local.yaml");
     let mut config = match std::fs::read_to_string(&file) {
         Ok(text) => serde_saphyr::from_str::<LocalConfig>(&text)
             .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?,
-        Err(_) => LocalConfig::default(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => LocalConfig::default(),
+        // Unreadable, or not UTF-8: never taken for "no file".
+        Err(err) => bail!("reading {}: {err}", file.display()),
     };
     if config.state_dir == LocalConfig::default().state_dir {
         config.state_dir = home.join("local");
@@ -157,7 +176,7 @@ pub(crate) fn local_config(home: &Path) -> Result<LocalConfig> {
 }
 
 /// The local cloud's offers, as its configuration describes them.
-pub(crate) fn local_catalog(config: &LocalConfig) -> Catalog {
+pub fn local_catalog(config: &LocalConfig) -> Catalog {
     let types: Vec<aloft_catalog::LocalType> = config
         .instance_types
         .iter()
@@ -172,7 +191,7 @@ pub(crate) fn local_catalog(config: &LocalConfig) -> Catalog {
     Catalog::local_offers(&config.zones, &types)
 }
 
-pub(crate) fn local_provider(home: &Path) -> Result<Arc<LocalCloud>> {
+pub fn local_provider(home: &Path) -> Result<Arc<LocalCloud>> {
     aloft_provider_local::preflight()?;
     Ok(Arc::new(LocalCloud::new(local_config(home)?)?))
 }

@@ -18,6 +18,7 @@ mod task;
 mod yaml;
 
 pub use parse::{SpecError, SpecErrors, parse_dag, parse_dag_with_warnings};
+pub use yaml::MAX_SOURCE_BYTES;
 
 /// Index of a task in [`Dag::tasks`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -13,8 +13,9 @@ use std::collections::HashMap;
 pub(crate) const MAX_DEPTH: usize = 64;
 /// Most nodes a file may expand to, counting every copy an alias makes.
 pub(crate) const MAX_NODES: usize = 100_000;
-/// Largest source accepted, in bytes.
-pub(crate) const MAX_SOURCE_BYTES: usize = 4 << 20;
+/// Largest source accepted, in bytes (callers reading a file need read no more than one byte
+/// past it).
+pub const MAX_SOURCE_BYTES: usize = 4 << 20;
 
 /// A 1-based line and column (columns count characters, not bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,0 +1,408 @@
+//! Bringing a cluster up for a task.
+//!
+//! A launch on a name with no record plans the task (over the clouds aloft can use), launches
+//! with failover and records the cluster where it landed. A launch on a recorded cluster never
+//! re-plans and never destroys what was there: the task must fit the cluster (see
+//! [`check_fits`]); a stopped cluster is started, lost nodes are recreated (repair), the agent is
+//! refreshed and the task's files synced. The undo of a failed launch removes only what that
+//! launch made ([`LaunchContext::pre_existing`]).
+
+use crate::Progress;
+use crate::clusters::{Health, check_fits, open_cluster};
+use crate::registry::CloudAccess;
+use aloft_catalog::Catalog;
+use aloft_ops::Outcome;
+use aloft_ops::launch::{FailoverError, LaunchContext, launch_saga, launch_with_failover};
+use aloft_ops::owner;
+use aloft_optimizer::Placement;
+use aloft_provision::{ClusterName, InstanceInfo, Provider};
+use aloft_store::{Cluster, ClusterStatus, Store};
+use aloft_types::{Dag, Task};
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What to launch, and where it may go.
+#[allow(missing_debug_implementations)]
+pub struct LaunchRequest<'a> {
+    pub task: Task,
+    pub cluster: ClusterName,
+    /// The directory the task's relative paths are relative to.
+    pub base_dir: PathBuf,
+    pub options: aloft_optimizer::Options,
+    pub catalog: &'a Catalog,
+    pub clouds: &'a HashMap<String, CloudAccess>,
+    /// When no placement is left, wait and plan again (with backoff) until one works.
+    pub retry_until_up: bool,
+    /// The cluster must be stoppable (autostop without `--down`): spot where the cloud cannot
+    /// stop spot instances is refused before anything is made.
+    pub must_stop: bool,
+}
+
+/// How a cluster came to be up for the task.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HowLaunched {
+    /// A new cluster.
+    Created,
+    /// A recorded cluster that was up.
+    Reused,
+    /// A recorded cluster that was stopped, started again.
+    Started,
+    /// A recorded cluster that had lost nodes, with those nodes made anew.
+    Repaired { nodes: Vec<u32> },
+}
+
+/// A cluster up and ready for the task's job.
+#[allow(missing_debug_implementations)]
+pub struct Launched {
+    pub context: LaunchContext,
+    pub instances: Vec<InstanceInfo>,
+    /// Where a new cluster was planned (`None` for a recorded cluster: it stays where it is).
+    pub placement: Option<Placement>,
+    pub how: HowLaunched,
+    pub record: Cluster,
+}
+
+/// Brings the cluster up for the task: see the module docs.
+pub async fn bring_up(
+    home: &Path,
+    store: &Store,
+    request: LaunchRequest<'_>,
+    progress: &Progress,
+) -> Result<Launched> {
+    refuse_if_busy(store, request.cluster.as_str()).await?;
+    match store.cluster_fetch(request.cluster.as_str()).await? {
+        Some(record) => relaunch(home, store, request, record, progress).await,
+        None => launch_new(home, store, request, progress).await,
+    }
+}
+
+/// An operation on the cluster whose owner is alive (another aloft command) keeps it.
+async fn refuse_if_busy(store: &Store, cluster: &str) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    for operation in store.operation_list_unfinished().await? {
+        if operation.cluster == cluster
+            && owner::is_alive(operation.owner.as_deref(), operation.heartbeat_at, now)
+        {
+            let by = operation
+                .owner
+                .as_deref()
+                .and_then(owner::pid_of)
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default();
+            bail!(
+                "cluster `{cluster}` is being launched by another aloft command{by}; wait for it to finish"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A launch on a recorded cluster: reuse, start or repair it where it is.
+async fn relaunch(
+    home: &Path,
+    store: &Store,
+    request: LaunchRequest<'_>,
+    record: Cluster,
+    progress: &Progress,
+) -> Result<Launched> {
+    check_fits(request.catalog, &request.task, &record)?;
+    let handle = open_cluster(
+        home,
+        store,
+        &record.name,
+        request.task.clone(),
+        request.base_dir.clone(),
+        progress.clone(),
+    )
+    .await?;
+    let provider = handle.provider.clone();
+    let mut context = handle.context;
+    let mut how = HowLaunched::Reused;
+    let mut health = Health::of(
+        record.num_nodes,
+        &provider.query(&record.region, &context.cluster).await?,
+    );
+    if !health.stopped.is_empty() {
+        progress(&format!("Starting `{}` (stopped)", record.name));
+        provider.start(&record.region, &context.cluster).await?;
+        health = Health::of(
+            record.num_nodes,
+            &provider.query(&record.region, &context.cluster).await?,
+        );
+        how = HowLaunched::Started;
+    }
+    if !health.lost.is_empty() {
+        progress(&format!(
+            "`{}` lost node(s) {}; making them anew",
+            record.name,
+            join(&health.lost)
+        ));
+        how = HowLaunched::Repaired {
+            nodes: health.lost.clone(),
+        };
+    } else if how == HowLaunched::Reused {
+        progress(&format!("Reusing `{}` (up)", record.name));
+    }
+    // The nodes it has are never touched by this launch's undo.
+    context.pre_existing = health.running.clone();
+    // The ports the task asks for, and, for nodes made anew, what the cluster was made with.
+    if let Some(option) = fitting_option(request.catalog, &request.task, &record) {
+        context.ports = option.ports.clone();
+    }
+    if let Ok(original) = serde_json::from_value::<aloft_types::Resources>(record.resources.clone())
+    {
+        context.image_id = original.image_id.clone();
+        context.disk_size_gb = original.disk_size;
+    }
+    let params = serde_json::to_value(context.params())?;
+    let outcome = launch_saga()
+        .start(store, &record.name, &params, &context)
+        .await?;
+    match outcome {
+        Outcome::Succeeded { .. } => {}
+        Outcome::Unwound { error, .. } => bail!(
+            "launch on `{}` failed and was undone (its nodes {} are kept): {error}",
+            record.name,
+            join(&context.pre_existing)
+        ),
+        Outcome::Failed { error, .. } => bail!(
+            "launch on `{}` failed and could not be fully undone (see `aloft status --refresh`): {error}",
+            record.name
+        ),
+    }
+    let mut record = record;
+    record.status = ClusterStatus::Up;
+    let record = store.cluster_update(&record).await?;
+    let instances = provider.query(&record.region, &context.cluster).await?;
+    Ok(Launched {
+        context,
+        instances,
+        placement: None,
+        how,
+        record,
+    })
+}
+
+/// The first of the task's options that the recorded cluster satisfies.
+fn fitting_option<'t>(
+    catalog: &Catalog,
+    task: &'t Task,
+    record: &Cluster,
+) -> Option<&'t aloft_types::Resources> {
+    let instance_type = catalog.instance_types.iter().find(|ty| {
+        ty.name == record.instance_type && catalog.cloud(ty.cloud).name == record.cloud
+    })?;
+    task.resources.options.iter().find(|option| {
+        catalog.admits(instance_type, option)
+            || (option.cpus.is_none()
+                && option.memory.is_none()
+                && option.accelerator.is_none()
+                && option.instance_type.is_none())
+    })
+}
+
+/// A launch on a name with no record: plan, launch with failover, record where it landed.
+async fn launch_new(
+    home: &Path,
+    store: &Store,
+    request: LaunchRequest<'_>,
+    progress: &Progress,
+) -> Result<Launched> {
+    let LaunchRequest {
+        task,
+        cluster,
+        base_dir,
+        options,
+        catalog,
+        clouds,
+        retry_until_up,
+        must_stop,
+    } = request;
+    let cluster_name = cluster.as_str().to_owned();
+    let mut last_placement = None;
+    let mut plan = |blocked: &[aloft_types::Infra]| -> Result<LaunchContext, String> {
+        let mut options = options.clone();
+        options.blocked.extend(blocked.iter().cloned());
+        let solution = aloft_optimizer::optimize(&Dag::single(task.clone()), catalog, &options)
+            .map_err(|err| {
+                format!(
+                    "no plan on the clouds aloft can use ({}): {err}",
+                    enabled_names(clouds)
+                )
+            })?;
+        let placement = solution.best.tasks[0].clone();
+        progress(&format!(
+            "Launching `{cluster_name}`: {} x {}{} in {}/{}{} at ${:.4}/h",
+            placement.num_nodes,
+            placement.instance_type,
+            if placement.spot { " (spot)" } else { "" },
+            placement.cloud,
+            placement.region,
+            placement
+                .zone
+                .as_deref()
+                .map(|zone| format!("/{zone}"))
+                .unwrap_or_default(),
+            placement.cluster_hourly_price
+        ));
+        let cloud = clouds.get(&placement.cloud).ok_or_else(|| {
+            format!(
+                "the plan chose cloud `{}`, which is not enabled",
+                placement.cloud
+            )
+        })?;
+        if placement.spot && must_stop {
+            check_stoppable(
+                &cluster_name,
+                &placement.cloud,
+                true,
+                cloud.provider.as_ref(),
+            )
+            .map_err(|err| format!("{err:#}"))?;
+        }
+        let option = &task.resources.options[placement.option_index];
+        let context = LaunchContext {
+            zone: placement.zone.clone(),
+            instance_type: placement.instance_type.clone(),
+            num_nodes: placement.num_nodes,
+            use_spot: placement.spot,
+            ports: option.ports.clone(),
+            image_id: option.image_id.clone(),
+            default_image_id: default_image(catalog, &placement),
+            disk_size_gb: option.disk_size,
+            task: task.clone(),
+            base_dir: base_dir.clone(),
+            ..crate::clusters::base_context(
+                cloud,
+                cluster.clone(),
+                &placement.region,
+                home,
+                progress.clone(),
+            )
+        };
+        last_placement = Some(placement);
+        Ok(context)
+    };
+    let mut wait = std::time::Duration::from_secs(5);
+    let result = loop {
+        match launch_with_failover(&launch_saga(), store, &mut plan).await {
+            Err(FailoverError::NoPlan { reason, .. }) if retry_until_up => {
+                progress(&format!(
+                    "{reason}; retrying in {}s (--retry-until-up)",
+                    wait.as_secs()
+                ));
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(120));
+            }
+            other => break other,
+        }
+    };
+    let result = result?;
+    let (Some(context), Some(placement)) = (result.context.clone(), last_placement.clone()) else {
+        bail!("launch ended without a placement");
+    };
+    match result.outcome {
+        Outcome::Succeeded { .. } => {}
+        Outcome::Unwound { error, .. } => bail!("launch failed and was undone: {error}"),
+        Outcome::Failed { error, .. } => {
+            bail!("launch failed and could not be fully undone (see `aloft status`): {error}")
+        }
+    }
+    let record = record_new_cluster(store, &context, &task, &placement).await?;
+    let instances = context
+        .provider
+        .query(&context.region, &context.cluster)
+        .await?;
+    Ok(Launched {
+        context,
+        instances,
+        placement: Some(placement),
+        how: HowLaunched::Created,
+        record,
+    })
+}
+
+/// Records a cluster just launched, where it landed (the last placement tried), as up.
+async fn record_new_cluster(
+    store: &Store,
+    context: &LaunchContext,
+    task: &Task,
+    placement: &Placement,
+) -> Result<Cluster> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let resources = serde_json::to_value(&task.resources.options[placement.option_index])?;
+    let record = Cluster {
+        name: context.cluster.as_str().to_owned(),
+        status: ClusterStatus::Up,
+        cloud: placement.cloud.clone(),
+        region: placement.region.clone(),
+        zone: placement.zone.clone(),
+        instance_type: placement.instance_type.clone(),
+        num_nodes: placement.num_nodes,
+        spot: placement.spot,
+        hourly_price: placement.hourly_price,
+        autostop_minutes: None,
+        autostop_down: false,
+        resources,
+        generation: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    store.cluster_insert(&record).await?;
+    store
+        .cluster_fetch(&record.name)
+        .await?
+        .context("the cluster's record vanished")
+}
+
+/// The catalog's default image for a placement: its region's GPU image when the placement has
+/// accelerators, else the CPU one. `None` leaves the choice to the provider.
+fn default_image(catalog: &Catalog, placement: &Placement) -> Option<String> {
+    let flavor = if placement.accelerator.is_some() {
+        aloft_catalog::ImageFlavor::Gpu
+    } else {
+        aloft_catalog::ImageFlavor::Cpu
+    };
+    catalog
+        .default_image(&placement.cloud, &placement.region, flavor)
+        .map(|image| image.image_id.clone())
+}
+
+/// Refuses to stop (or to plan for stopping) a cluster on spot instances its cloud cannot
+/// stop (only terminate).
+pub fn check_stoppable(
+    cluster: &str,
+    cloud: &str,
+    spot: bool,
+    provider: &dyn Provider,
+) -> Result<()> {
+    if spot && !provider.capabilities().stop_spot {
+        bail!(
+            "`{cluster}` runs on spot instances, which {cloud} cannot stop; tear it down instead \
+             (`aloft down {cluster}`, or autostop with --down)"
+        );
+    }
+    Ok(())
+}
+
+/// The enabled clouds' names, for messages: `aws, local`.
+fn enabled_names(clouds: &HashMap<String, CloudAccess>) -> String {
+    let mut names: Vec<&str> = clouds.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    names.join(", ")
+}
+
+fn join(indices: &[u32]) -> String {
+    let texts: Vec<String> = indices.iter().map(u32::to_string).collect();
+    texts.join(", ")
+}
+
+/// Holds providers for the commands that made them.
+pub type Providers = HashMap<String, Arc<dyn Provider>>;

@@ -1,0 +1,38 @@
+//! aloft's application layer: what a user asks of the broker (launch a task, run it on a
+//! cluster that exists, recover what an interrupted command left), done over the store, the
+//! providers and the sagas, without printing. Progress goes to a [`Progress`] callback the caller
+//! renders. The CLI calls it in-process; the API server will wrap the same functions, so there is
+//! one code path.
+//!
+//! - [`registry`]: which provider serves which cloud name (the only place names are matched),
+//!   and the offers a launch plans over.
+//! - [`clusters`]: a handle on a recorded cluster, its health, and whether a task fits it.
+//! - [`launch`]: bring a cluster up for a task: a new one (planned, with failover), or an
+//!   existing one reused, started or repaired, never destroying what was there before.
+//! - [`recovery`]: undo operations whose owner is gone, never failing the caller's command.
+
+pub mod clusters;
+pub mod launch;
+pub mod recovery;
+pub mod registry;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Progress lines for the user, rendered by the caller.
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// aloft's home: state database, local cloud disks, SSH state (`$ALOFT_HOME`, else `~/.aloft`).
+pub fn aloft_home() -> PathBuf {
+    match std::env::var_os("ALOFT_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".aloft")
+        }
+    }
+}
+
+/// The state database under `home`.
+pub async fn open_store(home: &Path) -> anyhow::Result<aloft_store::Store> {
+    Ok(aloft_store::Store::open(&home.join("state.db")).await?)
+}
