@@ -234,19 +234,30 @@ pub(crate) fn job_exit(report: &JobReport) -> ExitCode {
     }
 }
 
-/// The agent of a cluster that is up.
+/// The agent of a cluster whose head node is up (a degraded cluster's included: its queue and
+/// logs are on the head).
 async fn cluster_agent(home: &Path, name: &str) -> Result<(Existing, AgentClient)> {
     let existing = existing(home, name, Task::new(name), PathBuf::new()).await?;
-    if existing.record.status != ClusterStatus::Up {
-        bail!(
-            "cluster `{name}` is {}: its jobs are kept on its head node (`aloft start {name}` first)",
-            crate::output::snake(&existing.record.status)
-        );
-    }
     let instances = existing
         .provider
         .query(&existing.context.region, &existing.context.cluster)
         .await?;
+    let health = aloft_control::clusters::Health::of(existing.record.num_nodes, &instances);
+    let live = matches!(
+        existing.record.status,
+        ClusterStatus::Up | ClusterStatus::Degraded
+    );
+    if !live || !health.head_up() {
+        bail!(
+            "cluster `{name}` is {}{}: its jobs are kept on its head node (`aloft start {name}` first)",
+            crate::output::snake(&existing.record.status),
+            if live {
+                " (its head node is not running)"
+            } else {
+                ""
+            }
+        );
+    }
     let client =
         agent_client(&existing.context, &instances).map_err(|err| anyhow::anyhow!(err.message))?;
     Ok((existing, client))

@@ -796,6 +796,8 @@ fn launch_on_a_degraded_cluster_makes_the_lost_node_anew_and_keeps_the_head() {
     let preempt = cloud.aloft(&["local", "preempt", "repair", "1"]);
     assert!(preempt.status.success(), "{}", text(&preempt.stderr));
     // Reads work on the degraded cluster: its head is alive.
+    let status = text(&cloud.aloft(&["status", "--refresh", "-o", "json"]).stdout);
+    assert!(status.contains("\"status\": \"degraded\""), "{status}");
     let queue = cloud.aloft(&["queue", "repair"]);
     assert!(queue.status.success(), "{}", text(&queue.stderr));
     let output = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "repair"]);
