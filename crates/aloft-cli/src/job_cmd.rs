@@ -290,7 +290,7 @@ fn jobs_table(jobs: &[aloft_store::Job]) -> String {
     table_text(&table)
 }
 
-/// Exit codes for people: `1 (node 0), 143 (node 1)` for the ranks that exited non-zero, the
+/// Exit codes for people: `node 0: exit 1, node 1: exit 143` for the ranks that exited non-zero, the
 /// reason when the job failed without exit codes, `-` when there is nothing to say.
 pub(crate) fn exit_codes_text(codes: Option<&serde_json::Value>) -> String {
     let Some(codes) = codes.and_then(|codes| codes.as_object()) else {
@@ -309,7 +309,7 @@ pub(crate) fn exit_codes_text(codes: Option<&serde_json::Value>) -> String {
     ranks.sort();
     ranks
         .iter()
-        .map(|(rank, code)| format!("{code} (node {rank})"))
+        .map(|(rank, code)| format!("node {rank}: exit {code}"))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -563,7 +563,7 @@ mod tests {
     fn exit_codes_read_as_codes_per_node_not_json() {
         assert_eq!(
             exit_codes_text(Some(&json!({"1": 143, "0": 1}))),
-            "1 (node 0), 143 (node 1)"
+            "node 0: exit 1, node 1: exit 143"
         );
         assert_eq!(exit_codes_text(Some(&json!({}))), "-");
         assert_eq!(exit_codes_text(None), "-");
