@@ -890,10 +890,17 @@ impl Agent {
             Ok(JobOutcome::Cancelled) => (JobState::Cancelled, serde_json::json!({})),
             Err(message) => (JobState::Failed, serde_json::json!({"error": message})),
         };
-        match store.job_set_state(job.id, state, Some(&exits)).await {
-            // Cancelled meanwhile: it stays cancelled.
-            Ok(_) | Err(StoreError::JobFinished { .. }) => {}
-            Err(err) => return Err(err.into()),
+        // The watcher's last update (setting_up → running) may still land after it is dropped
+        // (the store runs statements on a thread of its own), making this conditional update
+        // match nothing: then the job is still unfinished, and it is set again.
+        for _ in 0..20 {
+            match store.job_set_state(job.id, state, Some(&exits)).await {
+                Ok(after) if after.state.is_finished() => break,
+                Ok(_) => tokio::time::sleep(POLL).await,
+                // Cancelled meanwhile: it stays cancelled.
+                Err(StoreError::JobFinished { .. }) => break,
+                Err(err) => return Err(err.into()),
+            }
         }
         write_private(&log_dir.join("done"), b"")
     }
