@@ -1,5 +1,7 @@
 //! The user's side: drives the agent on the head node over the head's SSH transport. Each call
-//! is one `aloft agent ...` command over the node's shared connection, answering JSON.
+//! is one `aloft agent ...` command over the node's shared connection, answering JSON. A
+//! request's JSON goes to the agent's stdin as a here-document of the script the transport
+//! feeds to `bash` on ITS stdin, so it is never in a command line on either machine.
 
 use crate::protocol::{
     AGENT_BIN, AGENT_DIR, AgentStatus, Autostop, ClusterInfo, JobSpec, LogEvent,
@@ -71,11 +73,35 @@ impl AgentClient {
     }
 
     fn command(&self, args: &str) -> RemoteCommand {
-        RemoteCommand::new(format!("\"$HOME/{AGENT_BIN}\" agent {args}"))
+        RemoteCommand::new(format!("\"$HOME/{AGENT_BIN}\" agent {args} </dev/null"))
+    }
+
+    /// `aloft agent ARGS` with `json` on its stdin. Serialized JSON is one line, so it cannot
+    /// contain the here-document's end marker line.
+    fn command_with_input(&self, args: &str, json: &str) -> RemoteCommand {
+        RemoteCommand::new(format!(
+            "\"$HOME/{AGENT_BIN}\" agent {args} <<'ALOFT_AGENT_REQUEST'\n{json}\nALOFT_AGENT_REQUEST"
+        ))
     }
 
     /// Runs `aloft agent ARGS` on the head; its stdout, or its stderr as the error.
     async fn call(&self, args: &str) -> Result<String, AgentError> {
+        self.call_command(&self.command(args)).await
+    }
+
+    /// Runs `aloft agent ARGS` with `request` as JSON on its stdin.
+    async fn call_with_input(
+        &self,
+        args: &str,
+        request: &impl serde::Serialize,
+    ) -> Result<String, AgentError> {
+        let json = serde_json::to_string(request).expect("a request serializes");
+        debug_assert!(!json.contains('\n'));
+        self.call_command(&self.command_with_input(args, &json))
+            .await
+    }
+
+    async fn call_command(&self, command: &RemoteCommand) -> Result<String, AgentError> {
         let (mut out, mut err) = (String::new(), String::new());
         let mut sink = |stream: Stream, line: &str| {
             let text = if stream == Stream::Stdout {
@@ -86,7 +112,7 @@ impl AgentClient {
             text.push_str(line);
             text.push('\n');
         };
-        let code = self.head.run(&self.command(args), &mut sink).await?;
+        let code = self.head.run(command, &mut sink).await?;
         if code != 0 {
             let message = err.trim();
             return Err(AgentError::Agent(if message.is_empty() {
@@ -133,15 +159,13 @@ impl AgentClient {
         self.head
             .upload(worker_key, &format!("{}/{AGENT_DIR}/ssh/key", self.home))
             .await?;
-        let json = serde_json::to_string(info).expect("cluster info serializes");
-        self.call(&format!("setup {}", shell_quote(&json))).await?;
+        self.call_with_input("setup", info).await?;
         Ok(copy)
     }
 
     /// Queues a job; returns its id.
     pub async fn submit(&self, spec: &JobSpec) -> Result<i64, AgentError> {
-        let json = serde_json::to_string(spec).expect("a job spec serializes");
-        let answer = self.call(&format!("submit {}", shell_quote(&json))).await?;
+        let answer = self.call_with_input("submit", spec).await?;
         let value: serde_json::Value =
             serde_json::from_str(answer.trim()).map_err(|err| bad_answer(err, &answer))?;
         value["job_id"]
@@ -210,10 +234,7 @@ impl AgentClient {
 
     /// Sets or clears the cluster's autostop.
     pub async fn set_autostop(&self, autostop: &Autostop) -> Result<(), AgentError> {
-        let json = serde_json::to_string(autostop).expect("autostop serializes");
-        self.call(&format!("autostop {}", shell_quote(&json)))
-            .await
-            .map(drop)
+        self.call_with_input("autostop", autostop).await.map(drop)
     }
 
     /// The daemon, the autostop setting and the idle time.

@@ -8,20 +8,34 @@
 //!   `logs/<job>/node-<rank>.log` (plain text, for people on the node);
 //! - `autostop.json` and `activity` (when the cluster last did something);
 //! - `daemon.lock`, held by the daemon while it lives, so there is never more than one;
+//!   `daemon.pid` and `daemon.json` (its pid and the node's boot id);
+//! - `supervisor.lock` and `supervisor.pid`: the loop that restarts a daemon that died;
+//! - `secrets/<token>.json`: a queued or running job's secrets, removed when the job ends;
+//! - `run/`: the head's pid and heartbeat files of running jobs (see [`crate::runner`]);
 //! - `ssh/key` (the key the agent logs in to the workers with) and `ssh/<rank>/`.
 //!
-//! The daemon runs queued jobs one at a time, in order. It is started by the first command that
-//! needs it and keeps running until the node stops; a job it was running when the node stopped
-//! is marked failed when it starts again.
+//! Everything here is private to the login user: directories are 0700 and files 0600, made so
+//! and tightened by every command (a job's secrets and output are nobody else's business).
+//! A job's secrets are kept out of the job table (its spec names only their file) and out of
+//! every log, and reach the job's processes as environment variables.
+//!
+//! The daemon runs queued jobs one at a time, in order. Every command makes sure it runs
+//! (`ensure_daemon`): it is started under a small supervisor (`aloft agent supervise`) that
+//! starts it again if it dies, and keeps running until the node powers off. A job a previous
+//! daemon was running is ended on every node and marked failed when the next daemon starts,
+//! saying why: the daemon died (same boot of the node) or the node restarted (another boot).
 
 use crate::protocol::{AgentStatus, Autostop, ClusterInfo, JobSpec, LogEvent, NodeInfo, OutStream};
-use crate::runner::{JobOutcome, JobSink, Node, Phase, kill_job, run_gang};
+use crate::runner::{
+    GangJob, JobOutcome, JobSink, Liveness, Node, Phase, kill_job_everywhere, run_gang, task_id,
+};
 use aloft_exec::{
     ExecError, LocalTransport, RemoteCommand, SshTarget, SshTransport, Stream, Transport,
 };
 use aloft_store::{Job, JobState, Store, StoreError};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +48,12 @@ const POLL: Duration = Duration::from_millis(25);
 const AUTOSTOP_POLL: Duration = Duration::from_secs(1);
 /// How often a running job's state is checked for a cancel.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
+/// How often a follower makes sure the daemon still runs.
+const DAEMON_CHECK: Duration = Duration::from_secs(1);
+/// How long a command waits for a daemon it started to take its lock.
+const DAEMON_START_WAIT: Duration = Duration::from_secs(10);
+/// The longest the supervisor waits before starting a daemon that keeps dying again.
+const SUPERVISOR_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What went wrong on the agent's side.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +81,66 @@ pub enum HeadError {
     Exec(#[from] ExecError),
     #[error("this cluster's cloud cannot stop its nodes from inside, so autostop is not available")]
     NoPowerOff,
+}
+
+/// Opens `path` for appending (creating it private).
+fn open_private_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Creates a directory (and its parents) private to the user, and makes an existing one so.
+fn private_dir(path: &Path) -> Result<(), HeadError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(io("creating", path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(io("restricting", path))
+}
+
+/// The id of this boot of the node: a daemon that died is told from a node that restarted by it.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_owned())
+}
+
+/// What the agent records about the daemon that runs (or ran last).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DaemonRecord {
+    pub pid: u32,
+    /// The node's boot id when it started.
+    pub boot_id: Option<String>,
+}
+
+/// Why a job a previous daemon was running did not finish: the daemon died while the node
+/// stayed up (same boot id), or the node itself stopped or restarted.
+pub fn lost_job_reason(previous: Option<&DaemonRecord>, boot_id: Option<&str>) -> String {
+    match previous {
+        Some(record) if record.boot_id.is_some() && record.boot_id.as_deref() == boot_id => {
+            format!(
+                "the agent daemon died while the job ran (pid {})",
+                record.pid
+            )
+        }
+        Some(record) if record.boot_id.is_some() => {
+            "the node restarted while the job ran".to_owned()
+        }
+        _ => "the agent daemon stopped while the job ran (it left no record of why)".to_owned(),
+    }
+}
+
+/// A fresh name for a job's secrets file: unguessable enough, never reused.
+fn secrets_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!("{}-{nanos}", std::process::id())
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HeadError {
@@ -109,8 +189,19 @@ impl Agent {
         &self.dir
     }
 
+    /// The job table. The database is made private before SQLite first opens it (its journal
+    /// files take its mode).
     async fn store(&self) -> Result<Store, HeadError> {
-        Ok(Store::open(&self.dir.join("jobs.db")).await?)
+        private_dir(&self.dir)?;
+        let path = self.dir.join("jobs.db");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io("creating", &path))?;
+        Ok(Store::open(&path).await?)
     }
 
     fn log_dir(&self, job: i64) -> PathBuf {
@@ -137,11 +228,50 @@ impl Agent {
 
     /// Writes a file whole or not at all (a reader never sees half of it).
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), HeadError> {
-        std::fs::create_dir_all(&self.dir).map_err(io("creating", &self.dir))?;
-        let path = self.dir.join(name);
-        let partial = self.dir.join(format!(".{name}.partial"));
-        std::fs::write(&partial, bytes).map_err(io("writing", &partial))?;
-        std::fs::rename(&partial, &path).map_err(io("writing", &path))
+        private_dir(&self.dir)?;
+        write_private(&self.dir.join(name), bytes)
+    }
+
+    /// Makes the agent's directory and what is directly in it private (0700 directories,
+    /// 0600 files; below them, the directories' own modes keep others out): what an agent of
+    /// an older build left readable is tightened. The binary's directory keeps it runnable.
+    fn tighten(&self) -> Result<(), HeadError> {
+        private_dir(&self.dir)?;
+        let entries = std::fs::read_dir(&self.dir).map_err(io("reading", &self.dir))?;
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let mode = if kind.is_dir() {
+                0o700
+            } else if kind.is_file() {
+                0o600
+            } else {
+                continue;
+            };
+            let path = entry.path();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(io("restricting", &path))?;
+        }
+        let key = self.dir.join("ssh").join("key");
+        if key.exists() {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .map_err(io("restricting", &key))?;
+        }
+        Ok(())
+    }
+
+    fn is_set_up(&self) -> bool {
+        self.dir.join("cluster.json").exists()
+    }
+
+    /// Every command's first step: the directory private, and (once set up) the daemon running.
+    fn prepare(&self) -> Result<(), HeadError> {
+        self.tighten()?;
+        if self.is_set_up() {
+            self.ensure_daemon()?;
+        }
+        Ok(())
     }
 
     fn cluster_info(&self) -> Result<ClusterInfo, HeadError> {
@@ -170,29 +300,86 @@ impl Agent {
     pub async fn setup(&self, info: &ClusterInfo) -> Result<(), HeadError> {
         let text = serde_json::to_vec_pretty(info).expect("cluster info serializes");
         self.write_atomic("cluster.json", &text)?;
-        let key = self.dir.join("ssh").join("key");
-        if key.exists() {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
-                .map_err(io("restricting", &key))?;
-        }
+        self.tighten()?;
+        // A start after an autostop: the daemon may run again.
+        let _ = std::fs::remove_file(self.dir.join("autostop.done"));
         self.touch_activity()?;
         self.store().await?;
         self.ensure_daemon()
     }
 
     /// Queues a job; returns its id.
+    /// Its secrets go to a private file of their own, written before the job is queued (so the
+    /// daemon never sees the job without them) and removed when it ends; the job table only
+    /// names the file.
     pub async fn submit(&self, spec: &JobSpec) -> Result<i64, HeadError> {
         self.cluster_info()?;
+        self.prepare()?;
         let store = self.store().await?;
-        let value = serde_json::to_value(spec).expect("a job spec serializes");
+        let mut stored = spec.clone();
+        stored.secrets_file = None;
+        if !spec.secrets.is_empty() {
+            let dir = self.dir.join("secrets");
+            private_dir(&dir)?;
+            let name = format!("{}.json", secrets_token());
+            let text = serde_json::to_vec(&spec.secrets).expect("secrets serialize");
+            write_private(&dir.join(&name), &text)?;
+            stored.secrets = Vec::new();
+            stored.secrets_file = Some(name);
+        }
+        let value = serde_json::to_value(&stored).expect("a job spec serializes");
         let job = store.job_insert(spec.name.as_deref(), &value).await?;
-        self.ensure_daemon()?;
         Ok(job.id)
+    }
+
+    /// Removes the secrets of a job that is over (or will never run).
+    fn forget_secrets(&self, spec: &serde_json::Value) {
+        if let Some(name) = spec["secrets_file"].as_str()
+            && !name.contains('/')
+        {
+            let _ = std::fs::remove_file(self.dir.join("secrets").join(name));
+        }
+    }
+
+    /// Removes every secrets file no unfinished job needs (one whose job was cancelled before
+    /// it ran, or whose daemon died).
+    fn sweep_secrets(&self, jobs: &[Job]) {
+        let needed: Vec<&str> = jobs
+            .iter()
+            .filter(|job| !job.state.is_finished())
+            .filter_map(|job| job.spec["secrets_file"].as_str())
+            .collect();
+        let Ok(entries) = std::fs::read_dir(self.dir.join("secrets")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !needed.iter().any(|needed| name.to_str() == Some(*needed)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// A queued job's secrets, from their file.
+    fn load_secrets(&self, spec: &JobSpec) -> Result<Vec<(String, String)>, String> {
+        let Some(name) = &spec.secrets_file else {
+            return Ok(Vec::new());
+        };
+        let path = self.dir.join("secrets").join(name);
+        let text = std::fs::read(&path).map_err(|_| {
+            format!(
+                "the job's secrets are gone ({} is missing or unreadable)",
+                path.display()
+            )
+        })?;
+        // The parse error is not passed on: it could quote a value.
+        serde_json::from_slice(&text)
+            .map_err(|_| format!("the job's secrets file {} is unreadable", path.display()))
     }
 
     /// Every job, oldest first.
     pub async fn queue(&self) -> Result<Vec<Job>, HeadError> {
+        self.prepare()?;
         Ok(self.store().await?.job_list().await?)
     }
 
@@ -204,7 +391,9 @@ impl Agent {
         follow: bool,
         out: &mut (dyn FnMut(&LogEvent) + Send),
     ) -> Result<(), HeadError> {
+        self.prepare()?;
         let store = self.store().await?;
+        let mut daemon_checked = std::time::Instant::now();
         let id = match job {
             Some(id) => id,
             None => match store.job_list().await?.last() {
@@ -240,6 +429,11 @@ impl Agent {
                 });
                 return Ok(());
             }
+            // A job followed while its daemon died must still end, as failed.
+            if daemon_checked.elapsed() >= DAEMON_CHECK {
+                daemon_checked = std::time::Instant::now();
+                self.ensure_daemon()?;
+            }
             tokio::time::sleep(POLL).await;
         }
     }
@@ -247,6 +441,7 @@ impl Agent {
     /// Cancels jobs (`all`: every unfinished one) and waits for the running one to end.
     /// Returns the jobs as they are afterwards.
     pub async fn cancel(&self, ids: &[i64], all: bool) -> Result<Vec<Job>, HeadError> {
+        self.prepare()?;
         let store = self.store().await?;
         let jobs = store.job_list().await?;
         let targets: Vec<Job> = if all {
@@ -274,6 +469,9 @@ impl Agent {
             store
                 .job_set_state(job.id, JobState::Cancelled, None)
                 .await?;
+            if job.state == JobState::Pending {
+                self.forget_secrets(&job.spec);
+            }
         }
         // The daemon sees the cancel and kills the job's processes on every node.
         for id in running {
@@ -302,6 +500,7 @@ impl Agent {
         if autostop.idle_minutes.is_some() && self.cluster_info()?.power_off.is_none() {
             return Err(HeadError::NoPowerOff);
         }
+        self.tighten()?;
         let text = serde_json::to_vec(autostop).expect("autostop serializes");
         self.write_atomic("autostop.json", &text)?;
         self.touch_activity()?;
@@ -310,6 +509,7 @@ impl Agent {
 
     /// The daemon, the autostop setting and how long the cluster has been idle.
     pub async fn status(&self) -> Result<AgentStatus, HeadError> {
+        self.prepare()?;
         let store = self.store().await?;
         let jobs = store.job_list().await?;
         let daemon_pid = self.daemon_pid();
@@ -349,14 +549,15 @@ impl Agent {
         }
     }
 
-    /// The daemon's lock, taken: `None` while another process (the daemon) holds it.
-    fn take_daemon_lock(&self) -> Result<Option<File>, HeadError> {
-        std::fs::create_dir_all(&self.dir).map_err(io("creating", &self.dir))?;
-        let lock_path = self.dir.join("daemon.lock");
+    /// Lock `name` in the agent's directory, taken: `None` while another process holds it.
+    fn take_lock(&self, name: &str) -> Result<Option<File>, HeadError> {
+        private_dir(&self.dir)?;
+        let lock_path = self.dir.join(name);
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(io("opening", &lock_path))?;
         match lock.try_lock() {
@@ -370,51 +571,118 @@ impl Agent {
         }
     }
 
-    /// Starts the daemon unless one runs.
+    /// Whether a daemon holds its lock.
+    fn daemon_runs(&self) -> Result<bool, HeadError> {
+        Ok(self.take_lock("daemon.lock")?.is_none())
+    }
+
+    /// Whether autostop powered the node off during this boot: then nothing restarts the
+    /// daemon (the node is going away), until `setup` after a start.
+    fn powered_off_this_boot(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("autostop.done"))
+            .is_ok_and(|boot| Some(boot.trim().to_owned()) == boot_id())
+    }
+
+    /// Makes sure the daemon runs: unless it (or its supervisor, about to restart it) does,
+    /// starts the supervisor and waits for the daemon to take its lock.
     pub fn ensure_daemon(&self) -> Result<(), HeadError> {
-        // Released at once: the daemon takes it for itself.
-        if self.take_daemon_lock()?.is_none() {
+        if self.powered_off_this_boot() || self.daemon_runs()? {
+            return Ok(());
+        }
+        // Released at once: the supervisor takes it for itself.
+        if self.take_lock("supervisor.lock")?.is_none() {
             return Ok(());
         }
         let log_path = self.dir.join("daemon.log");
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io("opening", &log_path))?;
+        let log = open_private_append(&log_path).map_err(io("opening", &log_path))?;
         let log2 = log.try_clone().map_err(io("opening", &log_path))?;
         let exe = std::env::current_exe().map_err(io("finding", Path::new("the aloft binary")))?;
-        // `setsid`: the daemon outlives the SSH session that started it. Its output goes to the
-        // log file, never to the session, so the session can end.
-        std::process::Command::new("setsid")
+        // `setsid`: the supervisor and its daemon outlive the SSH session that started them.
+        // Their output goes to the log file, never to the session, so the session can end.
+        let mut supervisor = std::process::Command::new("setsid")
             .arg(exe)
-            .args(["agent", "daemon"])
+            .args(["agent", "supervise"])
             .env("ALOFT_AGENT_DIR", &self.dir)
             .stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log2)
             .spawn()
             .map_err(io("starting", Path::new("the agent daemon")))?;
+        let started = std::time::Instant::now();
+        while started.elapsed() < DAEMON_START_WAIT && !self.daemon_runs()? {
+            // `setsid` forks only when it must; either way, reap what is ours.
+            if let Ok(Some(_)) = supervisor.try_wait()
+                && self.take_lock("supervisor.lock")?.is_some()
+                && !self.daemon_runs()?
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = supervisor.try_wait();
         Ok(())
+    }
+
+    /// The supervisor: runs the daemon, and runs it again whenever it dies (killed, or ended
+    /// by an error), waiting longer each time it dies soon after starting. Ends when the daemon
+    /// ends by itself (autostop), or at once if another supervisor runs.
+    pub async fn supervise(&self) -> Result<(), HeadError> {
+        let Some(_lock) = self.take_lock("supervisor.lock")? else {
+            return Ok(());
+        };
+        self.write_atomic("supervisor.pid", std::process::id().to_string().as_bytes())?;
+        let exe = std::env::current_exe().map_err(io("finding", Path::new("the aloft binary")))?;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            if self.powered_off_this_boot() {
+                return Ok(());
+            }
+            let started = std::time::Instant::now();
+            let mut daemon = tokio::process::Command::new(&exe)
+                .args(["agent", "daemon"])
+                .env("ALOFT_AGENT_DIR", &self.dir)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .map_err(io("starting", Path::new("the agent daemon")))?;
+            let pid = daemon.id().unwrap_or(0);
+            let status = daemon
+                .wait()
+                .await
+                .map_err(io("waiting for", Path::new("the agent daemon")))?;
+            if status.success() {
+                return Ok(());
+            }
+            eprintln!(
+                "supervisor: the agent daemon (pid {pid}) ended ({status}); starting it again"
+            );
+            if started.elapsed() > SUPERVISOR_MAX_BACKOFF {
+                backoff = Duration::from_millis(200);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(SUPERVISOR_MAX_BACKOFF);
+        }
     }
 
     /// The daemon: runs queued jobs one at a time, and stops the cluster when autostop says so.
     /// Returns at once if another daemon runs.
     pub async fn daemon(&self) -> Result<(), HeadError> {
-        let Some(lock) = self.take_daemon_lock()? else {
+        let Some(lock) = self.take_lock("daemon.lock")? else {
             return Ok(());
         };
-        self.write_atomic("daemon.pid", std::process::id().to_string().as_bytes())?;
+        let previous: Option<DaemonRecord> = self.read_json("daemon.json").unwrap_or(None);
+        let boot = boot_id();
+        let record = DaemonRecord {
+            pid: std::process::id(),
+            boot_id: boot.clone(),
+        };
+        self.write_atomic("daemon.pid", record.pid.to_string().as_bytes())?;
+        self.write_atomic(
+            "daemon.json",
+            &serde_json::to_vec(&record).expect("a daemon record serializes"),
+        )?;
         let store = self.store().await?;
-        // Jobs a previous daemon was running when the node stopped did not finish.
-        for job in store.job_list().await? {
-            if matches!(job.state, JobState::SettingUp | JobState::Running) {
-                let reason = serde_json::json!({"error": "the node stopped while the job ran"});
-                store
-                    .job_set_state(job.id, JobState::Failed, Some(&reason))
-                    .await?;
-            }
-        }
+        self.settle_lost_jobs(&store, previous.as_ref(), boot.as_deref())
+            .await?;
         let mut autostop_checked: Option<std::time::Instant> = None;
         loop {
             if let Some(job) = store.job_next_pending().await? {
@@ -435,12 +703,99 @@ impl Agent {
                     .idle_since(&jobs)
                     .is_some_and(|since| autostop_due(&autostop, since, now()));
                 if due {
+                    // Recorded first: nothing restarts the daemon of a node going away.
+                    if let Some(boot) = &boot {
+                        self.write_atomic("autostop.done", boot.as_bytes())?;
+                    }
                     self.power_off(&autostop).await?;
                     drop(lock);
                     return Ok(());
                 }
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Jobs a previous daemon was running did not finish: whatever they left running is ended
+    /// on every node (before any other job starts), and they are marked failed with the reason.
+    async fn settle_lost_jobs(
+        &self,
+        store: &Store,
+        previous: Option<&DaemonRecord>,
+        boot: Option<&str>,
+    ) -> Result<(), HeadError> {
+        let jobs = store.job_list().await?;
+        let lost: Vec<&Job> = jobs
+            .iter()
+            .filter(|job| matches!(job.state, JobState::SettingUp | JobState::Running))
+            .collect();
+        if !lost.is_empty() {
+            let reason = lost_job_reason(previous, boot);
+            let info = self.cluster_info()?;
+            let mut nodes = Vec::new();
+            for node in &info.nodes {
+                match self.transport(&info, node) {
+                    Ok(transport) => nodes.push(Node {
+                        rank: node.rank,
+                        address: node.address.clone(),
+                        transport,
+                    }),
+                    Err(err) => eprintln!("reaching node {}: {err}", node.rank),
+                }
+            }
+            for job in lost {
+                let spec: JobSpec = serde_json::from_value(job.spec.clone()).unwrap_or_default();
+                let gang_job = self.gang_job(&info, job, &spec, &[], &nodes);
+                for (rank, err) in kill_job_everywhere(&nodes, &gang_job).await {
+                    eprintln!("ending lost job {} on node {rank}: {err}", job.id);
+                }
+                eprintln!("job {}: {reason}", job.id);
+                let why = serde_json::json!({ "error": reason });
+                match store
+                    .job_set_state(job.id, JobState::Failed, Some(&why))
+                    .await
+                {
+                    Ok(_) | Err(StoreError::JobFinished { .. }) => {}
+                    Err(err) => return Err(err.into()),
+                }
+                let done = self.log_dir(job.id).join("done");
+                if private_dir(&self.log_dir(job.id)).is_ok() {
+                    let _ = write_private(&done, b"");
+                }
+            }
+        }
+        self.sweep_secrets(&store.job_list().await?);
+        Ok(())
+    }
+
+    /// The run of `job` on `nodes` as the runner takes it.
+    fn gang_job<'a>(
+        &self,
+        info: &'a ClusterInfo,
+        job: &Job,
+        spec: &'a JobSpec,
+        secrets: &'a [(String, String)],
+        nodes: &[Node],
+    ) -> GangJob<'a> {
+        let cluster_info = serde_json::json!({
+            "cluster_name": info.cluster,
+            "cloud": spec.cloud,
+            "region": spec.region,
+            "num_nodes": nodes.len(),
+            "ips": nodes.iter().map(|node| node.address.as_str()).collect::<Vec<_>>(),
+        });
+        GangJob {
+            id: job.id,
+            cluster: &info.cluster,
+            spec,
+            secrets,
+            task_id: task_id(job.submitted_at, &info.cluster, job.id),
+            cluster_info: cluster_info.to_string(),
+            run_dirs: vec![(
+                0,
+                aloft_exec::shell_quote(&self.dir.join("run").display().to_string()),
+            )],
+            liveness: Liveness::default(),
         }
     }
 
@@ -507,36 +862,51 @@ impl Agent {
         let state = self.dir.join("ssh").join(node.rank.to_string());
         Ok(Arc::new(SshTransport::new(target, &state)?))
     }
-
     /// Runs one job to its end, recording its states and its output.
     async fn run(&self, store: &Store, job: Job) -> Result<(), HeadError> {
         let log_dir = self.log_dir(job.id);
-        std::fs::create_dir_all(&log_dir).map_err(io("creating", &log_dir))?;
+        private_dir(&self.dir.join("logs"))?;
+        private_dir(&log_dir)?;
         let result = self.run_logged(store, &job, &log_dir).await;
+        self.forget_secrets(&job.spec);
+        let codes = |exits: &[(u32, i32)]| {
+            serde_json::Value::Object(
+                exits
+                    .iter()
+                    .map(|(rank, code)| (rank.to_string(), serde_json::json!(code)))
+                    .collect(),
+            )
+        };
         let (state, exits) = match result {
             Ok(JobOutcome::Succeeded) => (JobState::Succeeded, serde_json::json!({})),
-            Ok(JobOutcome::Failed { exits, .. }) => (
-                JobState::Failed,
-                serde_json::Value::Object(
-                    exits
-                        .iter()
-                        .map(|(rank, code)| (rank.to_string(), serde_json::json!(code)))
-                        .collect(),
-                ),
-            ),
+            Ok(JobOutcome::Failed {
+                phase: Phase::Setup,
+                exits,
+            }) => (JobState::FailedSetup, codes(&exits)),
+            Ok(JobOutcome::Failed {
+                phase: Phase::Run,
+                exits,
+            }) => (JobState::Failed, codes(&exits)),
             Ok(JobOutcome::Cancelled) => (JobState::Cancelled, serde_json::json!({})),
             Err(message) => (JobState::Failed, serde_json::json!({"error": message})),
         };
-        match store.job_set_state(job.id, state, Some(&exits)).await {
-            // Cancelled meanwhile: it stays cancelled.
-            Ok(_) | Err(StoreError::JobFinished { .. }) => {}
-            Err(err) => return Err(err.into()),
+        // The watcher's last update (setting_up → running) may still land after it is dropped
+        // (the store runs statements on a thread of its own), making this conditional update
+        // match nothing: then the job is still unfinished, and it is set again.
+        for _ in 0..20 {
+            match store.job_set_state(job.id, state, Some(&exits)).await {
+                Ok(after) if after.state.is_finished() => break,
+                Ok(_) => tokio::time::sleep(POLL).await,
+                // Cancelled meanwhile: it stays cancelled.
+                Err(StoreError::JobFinished { .. }) => break,
+                Err(err) => return Err(err.into()),
+            }
         }
-        let done = log_dir.join("done");
-        std::fs::write(&done, b"").map_err(io("writing", &done))
+        write_private(&log_dir.join("done"), b"")
     }
 
-    /// The job's run; an error is a message for the job's record.
+    /// The job's run; an error is a message for the job's record (never one that could quote a
+    /// secret).
     async fn run_logged(
         &self,
         store: &Store,
@@ -546,6 +916,7 @@ impl Agent {
         let info = self.cluster_info().map_err(|err| err.to_string())?;
         let spec: JobSpec = serde_json::from_value(job.spec.clone())
             .map_err(|err| format!("the job's spec is unreadable: {err}"))?;
+        let secrets = self.load_secrets(&spec)?;
         let count = (spec.num_nodes.max(1) as usize).min(info.nodes.len());
         let mut nodes = Vec::new();
         for node in &info.nodes[..count] {
@@ -555,6 +926,7 @@ impl Agent {
                 transport: self.transport(&info, node).map_err(|err| err.to_string())?,
             });
         }
+        let gang_job = self.gang_job(&info, job, &spec, &secrets, &nodes);
         let first = if spec.setup.is_some() {
             JobState::SettingUp
         } else {
@@ -573,15 +945,7 @@ impl Agent {
         // 0: setting up, 1: running; the watcher records the switch.
         let phase = AtomicU8::new(0);
         let on_phase = |new: Phase| phase.store(u8::from(new == Phase::Run), Ordering::SeqCst);
-        let gang = run_gang(
-            &nodes,
-            job.id,
-            &info.cluster,
-            &spec,
-            &cancelled,
-            &on_phase,
-            sink,
-        );
+        let gang = run_gang(&nodes, &gang_job, &cancelled, &on_phase, sink);
         let watch = async {
             let mut recorded_running = first == JobState::Running;
             loop {
@@ -591,15 +955,8 @@ impl Agent {
                 };
                 if now.state == JobState::Cancelled {
                     cancelled.store(true, Ordering::SeqCst);
-                    let mut kills = tokio::task::JoinSet::new();
-                    for node in &nodes {
-                        let (transport, id) = (node.transport.clone(), job.id);
-                        kills.spawn(async move { kill_job(transport.as_ref(), id).await });
-                    }
-                    while let Some(result) = kills.join_next().await {
-                        if let Ok(Err(err)) = result {
-                            eprintln!("cancelling job {}: {err}", job.id);
-                        }
+                    for (rank, err) in kill_job_everywhere(&nodes, &gang_job).await {
+                        eprintln!("cancelling job {} on node {rank}: {err}", job.id);
                     }
                 } else if !recorded_running && phase.load(Ordering::SeqCst) == 1 {
                     recorded_running = true;
@@ -614,14 +971,29 @@ impl Agent {
     }
 }
 
+/// Writes a private (0600) file whole or not at all (a reader never sees half of it).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), HeadError> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(io("writing", &partial))?;
+    file.write_all(bytes).map_err(io("writing", &partial))?;
+    drop(file);
+    std::fs::rename(&partial, path).map_err(io("writing", path))
+}
+
 /// A sink that appends each line to the job's event stream and to its node's text log.
 fn log_sink(log_dir: &Path) -> Result<JobSink, HeadError> {
     let events_path = log_dir.join("events.jsonl");
-    let events = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&events_path)
-        .map_err(io("opening", &events_path))?;
+    let events = open_private_append(&events_path).map_err(io("opening", &events_path))?;
     struct Files {
         events: File,
         nodes: std::collections::HashMap<u32, File>,
@@ -647,10 +1019,7 @@ fn log_sink(log_dir: &Path) -> Result<JobSink, HeadError> {
             // One write per line, so a follower never reads half a line it then parses.
             let _ = files.events.write_all(text.as_bytes());
             let node = files.nodes.entry(rank).or_insert_with(|| {
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log_dir.join(format!("node-{rank}.log")))
+                open_private_append(&log_dir.join(format!("node-{rank}.log")))
                     .or_else(|_| File::create("/dev/null"))
                     .expect("/dev/null opens")
             });
@@ -688,5 +1057,22 @@ mod tests {
             down: true,
         };
         assert!(autostop_due(&now, 1_000, 1_000));
+    }
+
+    #[test]
+    fn a_lost_job_says_whether_the_daemon_died_or_the_node_restarted() {
+        let record = DaemonRecord {
+            pid: 4242,
+            boot_id: Some("boot-a".to_owned()),
+        };
+        assert_eq!(
+            lost_job_reason(Some(&record), Some("boot-a")),
+            "the agent daemon died while the job ran (pid 4242)"
+        );
+        assert_eq!(
+            lost_job_reason(Some(&record), Some("boot-b")),
+            "the node restarted while the job ran"
+        );
+        assert!(lost_job_reason(None, Some("boot-a")).contains("no record"));
     }
 }

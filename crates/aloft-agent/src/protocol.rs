@@ -1,6 +1,7 @@
-//! What the client and the agent exchange. Requests go as one JSON argument of an `aloft agent`
-//! command line, answers come back as JSON on stdout (log streams as one JSON object per line),
-//! so nothing depends on the text either side prints for people.
+//! What the client and the agent exchange. Requests go as JSON on the standard input of an
+//! `aloft agent` command (never on its command line, which every user of the node can read:
+//! a job's secrets travel in it), answers come back as JSON on stdout (log streams as one JSON
+//! object per line), so nothing depends on the text either side prints for people.
 
 use aloft_store::JobState;
 use serde::{Deserialize, Serialize};
@@ -43,16 +44,48 @@ pub struct PowerOff {
 }
 
 /// A job to queue: a task's commands and environment.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
     pub name: Option<String>,
     pub setup: Option<String>,
     pub run: Option<String>,
     pub envs: Vec<(String, String)>,
+    /// Secret variables: like `envs` in the job's environment, but the agent keeps them out of
+    /// its job table and logs (see [`crate::head`]), and `Debug` shows only their names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<(String, String)>,
+    /// Set by the agent, never by the client: the private file holding the secrets until the
+    /// job ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_file: Option<String>,
     /// Where the commands run on each node (the synced workdir); `None`: the login home.
     pub cwd: Option<String>,
     /// How many nodes the job runs on (the first ones); at most the cluster's size.
     pub num_nodes: u32,
+    /// The cluster's cloud and region, where the client knows them (`SKYPILOT_CLUSTER_INFO`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl std::fmt::Debug for JobSpec {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret_names: Vec<&str> = self.secrets.iter().map(|(name, _)| name.as_str()).collect();
+        formatter
+            .debug_struct("JobSpec")
+            .field("name", &self.name)
+            .field("setup", &self.setup)
+            .field("run", &self.run)
+            .field("envs", &self.envs)
+            .field("secrets", &secret_names)
+            .field("secrets_file", &self.secrets_file)
+            .field("cwd", &self.cwd)
+            .field("num_nodes", &self.num_nodes)
+            .field("cloud", &self.cloud)
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 /// The cluster's autostop setting.

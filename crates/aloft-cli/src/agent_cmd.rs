@@ -1,18 +1,21 @@
 //! `aloft agent ...`: the head-node agent's commands, run on the head node by the client over
-//! SSH (hidden from `--help`: people use `aloft queue`, `logs`, `cancel`, `autostop`). Each
-//! takes its request as one JSON argument and answers JSON on stdout.
+//! SSH (hidden from `--help`: people use `aloft queue`, `logs`, `cancel`, `autostop`). Requests
+//! (a cluster description, a job, an autostop setting) come as JSON on stdin, never as an
+//! argument: a job carries its secrets, and every user of the node can read command lines.
+//! Answers are JSON on stdout.
 
 use aloft_agent::head::Agent;
 use aloft_agent::{Autostop, ClusterInfo, JobSpec};
 use anyhow::{Context, Result};
+use std::io::Read;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AgentCommand {
-    /// Record the cluster's nodes (JSON) and start the daemon.
-    Setup { cluster: String },
-    /// Queue a job (JSON); prints its id.
-    Submit { job: String },
+    /// Record the cluster's nodes (JSON on stdin) and start the daemon.
+    Setup,
+    /// Queue a job (JSON on stdin); prints its id.
+    Submit,
     /// The jobs, as JSON.
     Queue,
     /// A job's log as JSON lines, ending with its state.
@@ -27,17 +30,36 @@ pub enum AgentCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Set or clear autostop (JSON).
-    Autostop { setting: String },
+    /// Set or clear autostop (JSON on stdin).
+    Autostop,
     /// The daemon, autostop and idle time, as JSON.
     Status,
-    /// Run the daemon (started by the other commands as needed).
+    /// Run the daemon (started by the supervisor).
     Daemon,
+    /// Run the daemon, and run it again whenever it dies (started by the other commands).
+    Supervise,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .with_context(|| format!("the {what} is not valid JSON of the expected shape"))
+/// Reads a request from stdin. A parse error says where, never what it read: a job's
+/// secrets must not end up in a message.
+fn parse_stdin<T: serde::de::DeserializeOwned>(what: &str) -> Result<T> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading the {what} from stdin"))?;
+    serde_json::from_str(&text).map_err(|err| {
+        anyhow::anyhow!(
+            "the {what} is not valid JSON of the expected shape ({} at line {} column {})",
+            match err.classify() {
+                serde_json::error::Category::Io => "unreadable",
+                serde_json::error::Category::Syntax => "a syntax error",
+                serde_json::error::Category::Data => "a field of the wrong type or missing",
+                serde_json::error::Category::Eof => "it ends early",
+            },
+            err.line(),
+            err.column()
+        )
+    })
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -53,13 +75,13 @@ pub fn run(command: AgentCommand) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match command {
-            AgentCommand::Setup { cluster } => {
-                let info: ClusterInfo = parse("cluster description", &cluster)?;
+            AgentCommand::Setup => {
+                let info: ClusterInfo = parse_stdin("cluster description")?;
                 agent.setup(&info).await?;
                 print_json(&serde_json::json!({"ok": true}))?;
             }
-            AgentCommand::Submit { job } => {
-                let spec: JobSpec = parse("job", &job)?;
+            AgentCommand::Submit => {
+                let spec: JobSpec = parse_stdin("job")?;
                 let id = agent.submit(&spec).await?;
                 print_json(&serde_json::json!({"job_id": id}))?;
             }
@@ -74,13 +96,14 @@ pub fn run(command: AgentCommand) -> Result<ExitCode> {
                 }
                 print_json(&agent.cancel(&jobs, all).await?)?;
             }
-            AgentCommand::Autostop { setting } => {
-                let autostop: Autostop = parse("autostop setting", &setting)?;
+            AgentCommand::Autostop => {
+                let autostop: Autostop = parse_stdin("autostop setting")?;
                 agent.set_autostop(&autostop).await?;
                 print_json(&serde_json::json!({"ok": true}))?;
             }
             AgentCommand::Status => print_json(&agent.status().await?)?,
             AgentCommand::Daemon => agent.daemon().await?,
+            AgentCommand::Supervise => agent.supervise().await?,
         }
         Ok(ExitCode::SUCCESS)
     })

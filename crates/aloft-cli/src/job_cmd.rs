@@ -28,17 +28,24 @@ pub(crate) struct JobReport {
     pub exit_codes: Option<serde_json::Value>,
 }
 
-/// The task as a job for the agent.
+/// The task as a job for the agent. Its secrets travel with it (to the agent's stdin, over
+/// SSH) and reach the job's environment; the task must have been checked with
+/// `Task::with_overrides` (a placeholder still unset here becomes empty).
 pub(crate) fn job_spec(task: &Task, context: &LaunchContext) -> JobSpec {
+    let values = |map: &std::collections::BTreeMap<String, Option<String>>| {
+        map.iter()
+            .map(|(name, value)| (name.clone(), value.clone().unwrap_or_default()))
+            .collect()
+    };
     JobSpec {
         name: task.name.clone(),
         setup: task.setup.clone(),
         run: task.run.clone(),
-        envs: task
-            .envs
-            .iter()
-            .map(|(name, value)| (name.clone(), value.clone().unwrap_or_default()))
-            .collect(),
+        envs: values(&task.envs),
+        secrets: values(&task.secrets),
+        secrets_file: None,
+        cloud: Some(context.provider.id().to_owned()),
+        region: Some(context.region.clone()),
         cwd: task
             .workdir
             .as_ref()
@@ -205,21 +212,10 @@ pub(crate) fn job_exit(report: &JobReport) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(state) => {
-            let exits = report
-                .exit_codes
-                .as_ref()
-                .and_then(|codes| codes.as_object())
-                .map(|codes| {
-                    codes
-                        .iter()
-                        .map(|(key, value)| match key.parse::<u32>() {
-                            Ok(rank) => format!("node {rank}: exit {value}"),
-                            Err(_) => format!("{key}: {value}"),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
+            let exits = match exit_codes_text(report.exit_codes.as_ref()) {
+                text if text == "-" => String::new(),
+                text => text,
+            };
             say(&format!(
                 "Job {job} on `{cluster}` {}{}",
                 crate::output::snake(&state),
@@ -293,12 +289,7 @@ fn jobs_table(jobs: &[aloft_store::Job]) -> String {
             (Some(_), None) => "running".to_owned(),
             _ => "-".to_owned(),
         };
-        let exits = match &job.exit_codes {
-            Some(codes) if codes.as_object().is_some_and(|codes| !codes.is_empty()) => {
-                codes.to_string()
-            }
-            _ => "-".to_owned(),
-        };
+        let exits = exit_codes_text(job.exit_codes.as_ref());
         table.add_row(vec![
             job.id.to_string(),
             job.name.clone().unwrap_or_else(|| "-".to_owned()),
@@ -308,6 +299,30 @@ fn jobs_table(jobs: &[aloft_store::Job]) -> String {
         ]);
     }
     table_text(&table)
+}
+
+/// Exit codes for people: `node 0: exit 1, node 1: exit 143` for the ranks that exited non-zero, the
+/// reason when the job failed without exit codes, `-` when there is nothing to say.
+pub(crate) fn exit_codes_text(codes: Option<&serde_json::Value>) -> String {
+    let Some(codes) = codes.and_then(|codes| codes.as_object()) else {
+        return "-".to_owned();
+    };
+    if let Some(error) = codes.get("error").and_then(|error| error.as_str()) {
+        return error.to_owned();
+    }
+    let mut ranks: Vec<(u32, String)> = codes
+        .iter()
+        .filter_map(|(rank, code)| Some((rank.parse().ok()?, code.to_string())))
+        .collect();
+    if ranks.is_empty() {
+        return "-".to_owned();
+    }
+    ranks.sort();
+    ranks
+        .iter()
+        .map(|(rank, code)| format!("node {rank}: exit {code}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Debug, clap::Args)]
@@ -536,4 +551,26 @@ pub(crate) async fn set_autostop(
     record.autostop_down = setting.down;
     store.cluster_update(&record).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit_codes_text;
+    use serde_json::json;
+
+    #[test]
+    fn exit_codes_read_as_codes_per_node_not_json() {
+        assert_eq!(
+            exit_codes_text(Some(&json!({"1": 143, "0": 1}))),
+            "node 0: exit 1, node 1: exit 143"
+        );
+        assert_eq!(exit_codes_text(Some(&json!({}))), "-");
+        assert_eq!(exit_codes_text(None), "-");
+        assert_eq!(
+            exit_codes_text(Some(
+                &json!({"error": "the node restarted while the job ran"})
+            )),
+            "the node restarted while the job ran"
+        );
+    }
 }

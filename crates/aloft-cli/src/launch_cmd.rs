@@ -38,6 +38,11 @@ pub struct LaunchArgs {
     /// Set an environment variable for the task (overrides `envs` in the YAML).
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     pub envs: Vec<(String, String)>,
+    /// Pass a secret to the task (fills or overrides `secrets` in the YAML); without `=VALUE`,
+    /// the value is taken from this environment. Secrets reach the job's environment and are
+    /// never shown or logged.
+    #[arg(long = "secret", value_name = "NAME[=VALUE]", value_parser = parse_secret)]
+    pub secrets: Vec<(String, String)>,
     /// What to minimize.
     #[arg(long, value_enum, default_value = "cost")]
     pub optimize: ObjectiveArg,
@@ -143,6 +148,36 @@ pub fn parse_env(text: &str) -> Result<(String, String), String> {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("expected NAME=VALUE, found `{text}`")),
     }
+}
+
+/// `--secret NAME=VALUE`, or `--secret NAME` with the value from this process's environment
+/// (which keeps it out of aloft's own command line). Errors name the variable, never a value.
+pub fn parse_secret(text: &str) -> Result<(String, String), String> {
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_owned())),
+        None => (text, None),
+    };
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(
+            "expected NAME or NAME=VALUE, NAME of letters, digits and `_` (not starting with a \
+             digit)"
+                .to_owned(),
+        );
+    }
+    let value = match value {
+        Some(value) => value,
+        None => std::env::var(name).map_err(|_| {
+            format!(
+                "secret {name} has no value: pass {name}=VALUE or set {name} in the environment"
+            )
+        })?,
+    };
+    Ok((name.to_owned(), value))
 }
 
 /// Reads and parses a spec file, printing its warnings.

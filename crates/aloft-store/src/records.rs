@@ -106,8 +106,9 @@ pub struct Operation {
     pub updated_at: i64,
 }
 
-/// Where a job is. Pending → setting_up → running → succeeded | failed; cancelled from any
-/// unfinished state. A finished job never changes state again.
+/// Where a job is. Pending → setting_up → running → succeeded | failed; setting_up →
+/// failed_setup when its setup fails; cancelled from any unfinished state. A finished job never
+/// changes state again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -116,6 +117,8 @@ pub enum JobState {
     Running,
     Succeeded,
     Failed,
+    /// Its `setup` failed on some node, so `run` never started.
+    FailedSetup,
     Cancelled,
 }
 
@@ -123,7 +126,7 @@ impl JobState {
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+            JobState::Succeeded | JobState::Failed | JobState::FailedSetup | JobState::Cancelled
         )
     }
 }
@@ -156,4 +159,19 @@ pub(crate) fn enum_name<T: Serialize>(value: &T) -> String {
 
 pub(crate) fn enum_from_name<T: for<'de> Deserialize<'de>>(name: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setup_failure_is_its_own_finished_state() {
+        assert_eq!(enum_name(&JobState::FailedSetup), "failed_setup");
+        assert_eq!(
+            enum_from_name::<JobState>("failed_setup"),
+            Some(JobState::FailedSetup)
+        );
+        assert!(JobState::FailedSetup.is_finished());
+    }
 }

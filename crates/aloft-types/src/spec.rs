@@ -137,6 +137,72 @@ impl Task {
     }
 }
 
+/// Values a task needs at launch and was not given: SkyPilot's `null` placeholders in `envs`
+/// and `secrets` left unset by `--env`/`--secret`. Names only, never values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", missing_text(.task.as_deref(), .envs, .secrets))]
+pub struct MissingValues {
+    pub task: Option<String>,
+    /// `envs` entries still null.
+    pub envs: Vec<String>,
+    /// `secrets` entries still null.
+    pub secrets: Vec<String>,
+}
+
+fn missing_text(task: Option<&str>, envs: &[String], secrets: &[String]) -> String {
+    let mut wants = Vec::new();
+    if !envs.is_empty() {
+        wants.push(format!(
+            "a value for {} (pass --env NAME=VALUE)",
+            envs.join(", ")
+        ));
+    }
+    if !secrets.is_empty() {
+        wants.push(format!(
+            "the secret {} (pass --secret NAME=VALUE, or --secret NAME with NAME set in the \
+             environment)",
+            secrets.join(", ")
+        ));
+    }
+    let who = task.map_or_else(|| "the task".to_owned(), |name| format!("task `{name}`"));
+    format!("{who} needs {}", wants.join(" and "))
+}
+
+impl Task {
+    /// The task with launch-time values merged over its spec's (`--env`, `--secret`: a name
+    /// given there wins, as in SkyPilot), and checked: every `null` placeholder left in `envs`
+    /// or `secrets` is named in the error. Pure; the caller resolves `--secret NAME` from its
+    /// environment first.
+    pub fn with_overrides(
+        &self,
+        envs: &[(String, String)],
+        secrets: &[(String, String)],
+    ) -> Result<Task, MissingValues> {
+        let mut task = self.clone();
+        for (name, value) in envs {
+            task.envs.insert(name.clone(), Some(value.clone()));
+        }
+        for (name, value) in secrets {
+            task.secrets.insert(name.clone(), Some(value.clone()));
+        }
+        let unset = |map: &BTreeMap<String, Option<String>>| -> Vec<String> {
+            map.iter()
+                .filter(|(_, value)| value.is_none())
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        let (missing_envs, missing_secrets) = (unset(&task.envs), unset(&task.secrets));
+        if !missing_envs.is_empty() || !missing_secrets.is_empty() {
+            return Err(MissingValues {
+                task: task.name.clone(),
+                envs: missing_envs,
+                secrets: missing_secrets,
+            });
+        }
+        Ok(task)
+    }
+}
+
 /// The resource options of a task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResourceChoice {
@@ -220,4 +286,55 @@ pub struct DataInput {
 pub struct DataOutput {
     pub path: Option<String>,
     pub size: Size,
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn launch_values_fill_placeholders_and_override_the_spec() {
+        let mut task = Task::new("train");
+        task.envs.insert("MODEL".into(), Some("small".into()));
+        task.envs.insert("DATA".into(), None);
+        task.secrets.insert("HF_TOKEN".into(), None);
+        task.secrets
+            .insert("WANDB_KEY".into(), Some("from-yaml".into()));
+        let merged = task
+            .with_overrides(
+                &pairs(&[("DATA", "s3://x"), ("MODEL", "big")]),
+                &pairs(&[("HF_TOKEN", "hf-1")]),
+            )
+            .unwrap();
+        assert_eq!(merged.envs["MODEL"].as_deref(), Some("big"));
+        assert_eq!(merged.envs["DATA"].as_deref(), Some("s3://x"));
+        assert_eq!(merged.secrets["HF_TOKEN"].as_deref(), Some("hf-1"));
+        assert_eq!(merged.secrets["WANDB_KEY"].as_deref(), Some("from-yaml"));
+    }
+
+    #[test]
+    fn a_required_secret_left_unset_is_named_without_any_value() {
+        let mut task = Task::new("train");
+        task.envs.insert("DATA".into(), None);
+        task.secrets.insert("HF_TOKEN".into(), None);
+        task.secrets
+            .insert("OTHER".into(), Some("hidden-value".into()));
+        let missing = task.with_overrides(&[], &[]).unwrap_err();
+        assert_eq!(missing.envs, ["DATA"]);
+        assert_eq!(missing.secrets, ["HF_TOKEN"]);
+        let text = missing.to_string();
+        assert!(
+            text.starts_with("task `train` needs a value for DATA"),
+            "{text}"
+        );
+        assert!(text.contains("the secret HF_TOKEN"), "{text}");
+        assert!(!text.contains("hidden-value"));
+    }
 }
