@@ -94,10 +94,9 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
     }
     let mut tasks = Vec::new();
     for idx in &order {
-        let mut task = dag.tasks[idx.0].clone();
-        for (name, value) in &args.envs {
-            task.envs.insert(name.clone(), Some(value.clone()));
-        }
+        let task = dag.tasks[idx.0]
+            .with_overrides(&args.envs, &args.secrets)
+            .map_err(|missing| anyhow::anyhow!("{}: {missing}", args.task.display()))?;
         check_values(&dag.task_name(*idx), &task)?;
         tasks.push((dag.task_name(*idx), task));
     }
@@ -332,6 +331,10 @@ pub struct ExecArgs {
     /// Set an environment variable for the task.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = crate::launch_cmd::parse_env)]
     pub envs: Vec<(String, String)>,
+    /// Pass a secret to the task (fills or overrides `secrets` in the YAML); without `=VALUE`,
+    /// the value is taken from this environment. Never shown in a command line or a log.
+    #[arg(long = "secret", value_name = "NAME[=VALUE]", value_parser = crate::launch_cmd::parse_secret)]
+    pub secrets: Vec<(String, String)>,
     /// Queue the job and return at once (follow it with `aloft logs -f`).
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -349,10 +352,9 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
             dag.tasks.len()
         );
     }
-    let mut task = dag.tasks.into_iter().next().expect("one task");
-    for (name, value) in &args.envs {
-        task.envs.insert(name.clone(), Some(value.clone()));
-    }
+    let task = dag.tasks[0]
+        .with_overrides(&args.envs, &args.secrets)
+        .map_err(|missing| anyhow::anyhow!("{}: {missing}", args.task.display()))?;
     let home = aloft_home();
     let base_dir = args
         .task
