@@ -426,6 +426,9 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
 pub struct ClusterArgs {
     /// The cluster.
     pub cluster: String,
+    /// Do not ask (accepted as in SkyPilot; nothing here asks).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: OutputFormat,
 }
@@ -449,6 +452,7 @@ fn set_power(args: ClusterArgs, status: ClusterStatus) -> Result<ExitCode> {
         let task = Task::new(&args.cluster);
         let existing = existing(&home, &args.cluster, task.clone(), PathBuf::new()).await?;
         let (provider, context) = (&existing.provider, &existing.context);
+        aloft_control::launch::check_not_busy(&existing.store, &args.cluster).await?;
         let record = if status == ClusterStatus::Stopped {
             aloft_control::launch::check_stoppable(
                 &args.cluster,
@@ -558,8 +562,14 @@ fn default_cluster_name() -> String {
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
     /// Clusters to tear down.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub clusters: Vec<String>,
+    /// Tear down every recorded cluster (asks first unless `--yes`).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not ask.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: OutputFormat,
 }
@@ -571,9 +581,33 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
         let store = open_store(&home).await?;
         recover(&store, &home, None).await;
         let mut providers = Providers::new();
-        for name in &args.clusters {
+        let names: Vec<String> = if args.all {
+            let names: Vec<String> = store
+                .cluster_list()
+                .await?
+                .into_iter()
+                .map(|cluster| cluster.name)
+                .collect();
+            if names.is_empty() {
+                say("No clusters to tear down.");
+            } else if !args.yes
+                && !confirm(&format!(
+                    "Tear down {} cluster(s): {}?",
+                    names.len(),
+                    names.join(", ")
+                ))?
+            {
+                bail!("nothing was torn down");
+            }
+            names
+        } else {
+            args.clusters.clone()
+        };
+        for name in &names {
             let cluster =
                 ClusterName::new(name.clone()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
+            // An operation in progress belongs to its owner.
+            aloft_control::launch::check_not_busy(&store, name).await?;
             let Some(record) = store.cluster_fetch(name).await? else {
                 // Not recorded: an orphan, wherever the clouds have instances tagged with it.
                 let found: Vec<Found> = sweep(&home, &mut providers)
@@ -607,11 +641,25 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
             }
         }
         if args.output == OutputFormat::Json {
-            let document = serde_json::json!({"terminated": args.clusters});
+            let document = serde_json::json!({"terminated": names});
             println!("{}", serde_json::to_string_pretty(&document)?);
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Asks a yes/no question on the terminal; without one, says how to answer in advance.
+fn confirm(question: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        bail!("{question} Not asking without a terminal: pass --yes (-y) to go ahead");
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
 /// Providers by cloud name, made once per command.
@@ -685,9 +733,15 @@ async fn sweep(home: &Path, providers: &mut Providers) -> Result<Vec<Found>> {
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
+    /// Only these clusters (default: all).
+    pub clusters: Vec<String>,
     /// Ask the cloud for each cluster's instances instead of trusting the records.
     #[arg(long)]
     pub refresh: bool,
+    /// Show where each cluster's open ports (`resources.ports`) are reached: the head node's
+    /// address and the port.
+    #[arg(long)]
+    pub endpoints: bool,
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: OutputFormat,
 }
@@ -695,9 +749,15 @@ pub struct StatusArgs {
 /// `aloft status`: the recorded clusters (with `--refresh`, as the cloud sees them now).
 pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let home = aloft_home();
+    if args.endpoints {
+        return endpoints(&home, &args);
+    }
     runtime()?.block_on(async move {
         let store = open_store(&home).await?;
         let mut clusters = store.cluster_list().await?;
+        if !args.clusters.is_empty() {
+            clusters.retain(|cluster| args.clusters.contains(&cluster.name));
+        }
         // (state, nodes running) as the cloud sees each cluster now.
         let mut live: Vec<Option<(String, usize)>> = vec![None; clusters.len()];
         // Clusters found gone for good (and forgotten).
@@ -823,6 +883,72 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                         },
                         format!("{:.4}", cluster.hourly_price * f64::from(cluster.num_nodes)),
                     ]);
+                }
+                print!("{}", table_text(&table));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `aloft status --endpoints [CLUSTER...]`: for each port a cluster's task opened, the address
+/// that reaches it (on the head node, as SkyPilot's `status --endpoints`).
+fn endpoints(home: &Path, args: &StatusArgs) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let store = open_store(home).await?;
+        let mut rows: Vec<(String, String, String)> = Vec::new();
+        for record in store.cluster_list().await? {
+            if !args.clusters.is_empty() && !args.clusters.contains(&record.name) {
+                continue;
+            }
+            let ports: Vec<aloft_types::spec::PortRange> = record
+                .resources
+                .get("ports")
+                .cloned()
+                .and_then(|ports| serde_json::from_value(ports).ok())
+                .unwrap_or_default();
+            if ports.is_empty() {
+                continue;
+            }
+            let provider = clouds::access(home, &record.cloud).await?.provider;
+            let cluster = ClusterName::new(record.name.clone())
+                .map_err(|err| anyhow::anyhow!("`{}`: {err}", record.name))?;
+            let instances = provider.query(&record.region, &cluster).await?;
+            let Some(address) = instances
+                .iter()
+                .find(|instance| instance.node_idx == 0)
+                .and_then(aloft_provision::InstanceInfo::ssh_address)
+            else {
+                continue;
+            };
+            for range in ports {
+                let port = if range.first == range.last {
+                    range.first.to_string()
+                } else {
+                    format!("{}-{}", range.first, range.last)
+                };
+                rows.push((
+                    record.name.clone(),
+                    port.clone(),
+                    format!("{address}:{port}"),
+                ));
+            }
+        }
+        match args.output {
+            OutputFormat::Json => {
+                let rows: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|(cluster, port, endpoint)| {
+                        serde_json::json!({"cluster": cluster, "port": port, "endpoint": endpoint})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            OutputFormat::Table if rows.is_empty() => println!("No open ports."),
+            OutputFormat::Table => {
+                let mut table = new_table(&["CLUSTER", "PORT", "ENDPOINT"]);
+                for (cluster, port, endpoint) in rows {
+                    table.add_row(vec![cluster, port, endpoint]);
                 }
                 print!("{}", table_text(&table));
             }

@@ -468,20 +468,26 @@ pub fn cancel(args: CancelArgs) -> Result<ExitCode> {
 pub struct AutostopArgs {
     /// The cluster.
     pub cluster: String,
-    /// Stop after this many minutes without a queued or running job.
+    /// Stop after this many minutes without a queued or running job (`-1`: turn autostop off,
+    /// as with `--cancel`).
     #[arg(
         short = 'i',
         long = "idle-minutes",
         default_value_t = 5,
-        value_name = "MINUTES"
+        value_name = "MINUTES",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..=i64::from(u32::MAX))
     )]
-    pub idle_minutes: u32,
+    pub idle_minutes: i64,
     /// Tear the cluster down instead of stopping it.
     #[arg(long)]
     pub down: bool,
     /// Turn autostop off.
     #[arg(long, conflicts_with_all = ["down"])]
     pub cancel: bool,
+    /// Do not ask (accepted as in SkyPilot; nothing here asks).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: OutputFormat,
 }
@@ -492,9 +498,14 @@ pub fn autostop(args: AutostopArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
         let (existing, client) = cluster_agent(&home, &args.cluster).await?;
+        let cancel = args.cancel || args.idle_minutes < 0;
         let setting = Autostop {
-            idle_minutes: (!args.cancel).then_some(args.idle_minutes),
-            down: args.down,
+            idle_minutes: if cancel {
+                None
+            } else {
+                Some(u32::try_from(args.idle_minutes)?)
+            },
+            down: args.down && !cancel,
         };
         set_autostop(
             &existing.store,

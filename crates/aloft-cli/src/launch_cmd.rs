@@ -32,6 +32,9 @@ pub struct LaunchArgs {
     /// the cluster itself.
     #[arg(short = 'i', long = "idle-minutes-to-autostop", value_name = "MINUTES")]
     pub idle_minutes: Option<u32>,
+    /// Do not ask (accepted as in SkyPilot; a launch does not ask today).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// When no placement is left (every place failed), wait and try again until one works.
     #[arg(long)]
     pub retry_until_up: bool,

@@ -329,6 +329,14 @@ fn ports_stop_start_exec_and_ssh_on_a_kept_cluster() {
         !accepts(&address, 8081),
         "8081 should be closed on {address}"
     );
+    // status --endpoints says where the open port is reached.
+    let endpoints = cloud.aloft(&["status", "--endpoints", "kept"]);
+    assert!(endpoints.status.success(), "{}", text(&endpoints.stderr));
+    assert!(
+        text(&endpoints.stdout).contains(&format!("{address}:8080")),
+        "{}",
+        text(&endpoints.stdout)
+    );
 
     // Stop keeps the disk; start brings the node back; exec runs on it.
     let stop = cloud.aloft(&["stop", "kept"]);
@@ -633,7 +641,28 @@ fn autostop_stops_or_tears_down_the_cluster_from_the_cluster_itself() {
     wait_for_status(&cloud, "`nap` to stop again", |clusters| {
         status_of(clusters, "nap").as_deref() == Some("stopped")
     });
-    assert!(cloud.aloft(&["down", "nap"]).status.success());
+    // `-i -1` turns it off (SkyPilot's habit), as --cancel does.
+    let started = cloud.aloft(&["start", "nap"]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let off = cloud.aloft(&["autostop", "nap", "-i", "-1"]);
+    assert!(off.status.success(), "{}", text(&off.stderr));
+    assert!(text(&off.stderr).contains("Autostop is off for `nap`."));
+    let status = text(&cloud.aloft(&["status", "-o", "json"]).stdout);
+    assert!(status.contains("\"autostop_minutes\": null"), "{status}");
+    // down --all asks first; without a terminal, only with --yes.
+    let refused = cloud
+        .command(&["down", "--all"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("pass --yes"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let all = cloud.aloft(&["down", "--all", "--yes"]);
+    assert!(all.status.success(), "{}", text(&all.stderr));
     assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
 }
 

@@ -72,15 +72,16 @@ pub async fn bring_up(
     request: LaunchRequest<'_>,
     progress: &Progress,
 ) -> Result<Launched> {
-    refuse_if_busy(store, request.cluster.as_str()).await?;
+    check_not_busy(store, request.cluster.as_str()).await?;
     match store.cluster_fetch(request.cluster.as_str()).await? {
         Some(record) => relaunch(home, store, request, record, progress).await,
         None => launch_new(home, store, request, progress).await,
     }
 }
 
-/// An operation on the cluster whose owner is alive (another aloft command) keeps it.
-async fn refuse_if_busy(store: &Store, cluster: &str) -> Result<()> {
+/// Refuses to act on a cluster while an operation on it is owned by a live process (another
+/// aloft command): an operation in progress belongs to its owner.
+pub async fn check_not_busy(store: &Store, cluster: &str) -> Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64);
@@ -95,7 +96,7 @@ async fn refuse_if_busy(store: &Store, cluster: &str) -> Result<()> {
                 .map(|pid| format!(" (pid {pid})"))
                 .unwrap_or_default();
             bail!(
-                "cluster `{cluster}` is being launched by another aloft command{by}; wait for it to finish"
+                "cluster `{cluster}` is being launched by another aloft command{by}; wait for it to finish (or end that command: its launch is then undone)"
             );
         }
     }
