@@ -495,13 +495,18 @@ impl Inner {
         let netns = &meta.id;
         let veth = self.config.veth_name(octet);
         let bridge = &self.config.bridge;
+        let address = meta.address;
+        // The address may have belonged to an instance terminated a moment ago, and the host
+        // may still send it to that instance's MAC until the entry expires (up to a minute):
+        // forget it, so the first packet to the new instance asks who has it. (The other
+        // instances learn the new MAC from `announce_address` once it has booted.)
         let host_batch = format!(
             "netns add {netns}\n\
              link add {veth} type veth peer name eth0 netns {netns}\n\
-             link set {veth} master {bridge} up\n"
+             link set {veth} master {bridge} up\n\
+             neigh flush to {address} dev {bridge}\n"
         );
         sys::run(&self.tools.ip, &["-batch", "-"], Some(&host_batch)).await?;
-        let address = meta.address;
         let netns_batch = format!(
             "addr add {address}/24 dev eth0\n\
              link set eth0 up\n\
@@ -659,6 +664,13 @@ impl Inner {
         std::thread::spawn(move || child.wait());
         self.wait_for_sshd(meta, dir, launcher_pid, slow_boot)
             .await?;
+        if let Err(err) = self.announce_address(meta).await {
+            eprintln!(
+                "warning: instance {} could not announce its address {} (other instances may \
+                 reach it only once their neighbour entry for it expires): {err}",
+                meta.id, meta.address
+            );
+        }
         // Enforced only if the init really joined every cgroup (it may not be allowed to).
         if !limits.cgroups.is_empty() {
             let joined = limits.cgroups.iter().all(|cgroup| {
@@ -683,6 +695,26 @@ impl Inner {
             );
         }
         write_limits(dir, &limits)
+    }
+
+    /// Sends a gratuitous ARP from the instance, so that every instance still holding a
+    /// neighbour entry for its address from an instance terminated a moment ago updates it to
+    /// the new MAC (the host's own entry was flushed at creation). With `arp_notify` on,
+    /// setting `eth0`'s address (to the one it has) sends it; `arping` would do the same but
+    /// is not always installed. Done once sshd has answered through the bridge: the
+    /// announcement `arp_notify` makes when `eth0` comes up is lost, because the bridge port
+    /// starts forwarding only a moment later.
+    async fn announce_address(&self, meta: &InstanceMeta) -> Result<(), LocalError> {
+        let script = "echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_notify && \
+             \"$0\" link set eth0 address \"$(cat /sys/class/net/eth0/address)\"";
+        let ip = self.tools.ip.to_string_lossy();
+        sys::run(
+            &self.tools.ip,
+            &["netns", "exec", &meta.id, "/bin/sh", "-c", script, &ip],
+            None,
+        )
+        .await
+        .map(drop)
     }
 
     /// Where instance cgroups go on this host (found once), or why they can't be made.
@@ -747,6 +779,11 @@ impl Inner {
         dirs
     }
 
+    /// Waits until the instance's sshd accepts TCP connections, for at most the boot timeout.
+    /// Each attempt has its own short deadline, so a connection whose packets go nowhere (a
+    /// stale neighbour entry, a partition) is retried rather than waited on for the kernel's
+    /// two minutes of SYN retransmissions; a wait longer than [`BOOT_WAIT_NOTE_AFTER`] is
+    /// mentioned once on stderr, so a slow launch says what it waits for.
     async fn wait_for_sshd(
         &self,
         meta: &InstanceMeta,
@@ -757,8 +794,15 @@ impl Inner {
         let target = SocketAddr::from((meta.address, 22));
         let timeout = Duration::from_secs(self.config.boot_timeout_secs);
         let started = Instant::now();
+        let mut noted = false;
         loop {
-            if tokio::net::TcpStream::connect(target).await.is_ok() {
+            let remaining = timeout.saturating_sub(started.elapsed());
+            let attempt = BOOT_CONNECT_ATTEMPT
+                .min(remaining)
+                .max(Duration::from_millis(1));
+            if let Ok(Ok(_stream)) =
+                tokio::time::timeout(attempt, tokio::net::TcpStream::connect(target)).await
+            {
                 return Ok(());
             }
             if !Path::new(&format!("/proc/{launcher_pid}")).exists() {
@@ -767,21 +811,33 @@ impl Inner {
                     console_tail: console_tail(dir),
                 });
             }
-            if started.elapsed() > timeout {
-                let slow_boot_note = if slow_boot > 0 {
+            let slow_boot_note = || {
+                if slow_boot > 0 {
                     format!(
                         " (the slow-boot fault control delays sshd in zone {} by {slow_boot} s)",
                         meta.zone
                     )
                 } else {
                     String::new()
-                };
+                }
+            };
+            if started.elapsed() > timeout {
                 return Err(LocalError::BootTimeout {
                     instance: meta.id.clone(),
                     address: meta.address,
                     secs: self.config.boot_timeout_secs,
-                    slow_boot_note,
+                    slow_boot_note: slow_boot_note(),
                 });
+            }
+            if !noted && started.elapsed() > BOOT_WAIT_NOTE_AFTER {
+                noted = true;
+                eprintln!(
+                    "note: waiting for instance {}'s sshd on {target} to accept connections \
+                     (up to {} s){}",
+                    meta.id,
+                    self.config.boot_timeout_secs,
+                    slow_boot_note()
+                );
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -1229,6 +1285,11 @@ const PREEMPTED: &str = "preempted";
 /// Marker file in an instance directory, written from inside by [`power_off_command`]: `stop`
 /// or `terminate`.
 const POWER_OFF: &str = "power-off";
+/// How long one attempt to connect to a booting instance's sshd may take: far more than a
+/// connection on a bridge needs, far less than the kernel's SYN retransmissions.
+const BOOT_CONNECT_ATTEMPT: Duration = Duration::from_secs(1);
+/// After how long a boot wait is mentioned on stderr.
+const BOOT_WAIT_NOTE_AFTER: Duration = Duration::from_secs(5);
 /// How long `stop` and `start` wait for an instance that is powering itself off.
 const POWER_OFF_GRACE: Duration = Duration::from_secs(5);
 
