@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aloft_provider_local::{
-    InstanceLimits, LocalCloud, LocalConfig, cleanup, power_off_command, preflight,
+    ForeignNamespace, InstanceLimits, LocalCloud, LocalConfig, Orphans, cleanup, power_off_command,
+    preflight,
 };
 use aloft_provision::{
     ClusterName, ClusterState, CreateRequest, InstanceInfo, InstanceState, PortRange, Provider,
@@ -30,7 +31,8 @@ struct Run {
 impl Drop for Run {
     fn drop(&mut self) {
         let config = self.config.clone();
-        let outcome = block_on_fresh_runtime(move || async move { cleanup(&config).await });
+        let outcome =
+            block_on_fresh_runtime(move || async move { cleanup(&config, Orphans::List).await });
         if let Err(err) = outcome {
             eprintln!("cleanup of {} failed: {err:#?}", self.config.name_prefix);
         }
@@ -96,7 +98,11 @@ fn sweep_crashed_runs() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(prefix) = name.strip_prefix("local-") else {
+        // `local-<prefix>`, or `local-<prefix>.<home>` for a test's further homes.
+        let Some(prefix) = name
+            .strip_prefix("local-")
+            .and_then(|rest| rest.split('.').next())
+        else {
             continue;
         };
         // `t<pid in base 36><tag digit>`, as made by `unique_config`.
@@ -116,7 +122,8 @@ fn sweep_crashed_runs() {
             state_dir: entry.path(),
             ..LocalConfig::default()
         };
-        let outcome = block_on_fresh_runtime(move || async move { cleanup(&config).await });
+        let outcome =
+            block_on_fresh_runtime(move || async move { cleanup(&config, Orphans::List).await });
         match outcome {
             Ok(report) => eprintln!("cleaned up after crashed test run {prefix}: {report:?}"),
             Err(err) => eprintln!("cleaning up after crashed test run {prefix} failed: {err}"),
@@ -458,7 +465,7 @@ async fn cleanup_removes_what_a_crashed_run_left() {
 
     // The "crash": nothing is terminated, only the configuration survives.
     let limits = run.cloud.limits(&cluster, 0).await.unwrap();
-    let report = cleanup(&run.config).await.unwrap();
+    let report = cleanup(&run.config, Orphans::List).await.unwrap();
     assert_eq!(report.namespaces, 1);
     assert_eq!(report.cgroups, limits.cgroups.len(), "{limits:?}");
     for cgroup in &limits.cgroups {
@@ -475,7 +482,7 @@ async fn cleanup_removes_what_a_crashed_run_left() {
     );
     assert!(!run.config.state_dir.exists());
     // Nothing left to do the second time.
-    let report = cleanup(&run.config).await.unwrap();
+    let report = cleanup(&run.config, Orphans::List).await.unwrap();
     assert_eq!(report.namespaces, 0);
     assert!(!report.bridge && !report.state_dir);
 }
@@ -1196,4 +1203,97 @@ async fn a_reused_address_answers_at_once_after_its_instance_is_replaced() {
     for cluster in [&keeper_cluster, &new_cluster] {
         cloud.terminate(REGION, cluster).await.unwrap();
     }
+}
+
+/// Another aloft home of the same test: the same prefix, bridge and subnet as `run`, its own
+/// state directory (`<run's>.<home>`); dropping it cleans up what that home owns.
+fn another_home(run: &Run, home: &str) -> Run {
+    let mut config = run.config.clone();
+    let name = format!(
+        "{}.{home}",
+        config.state_dir.file_name().unwrap().to_string_lossy()
+    );
+    config.state_dir = config.state_dir.with_file_name(name);
+    let cloud = LocalCloud::new(config.clone()).expect("a valid configuration");
+    Run { cloud, config }
+}
+
+/// Issue 9: `aloft local cleanup` in one aloft home destroyed the instances of another home
+/// that used the same name prefix. Now each instance's name is claimed on the host for the
+/// state directory that made it, so two homes with one prefix (and here one bridge and
+/// subnet, as with the defaults) get different names and addresses, and cleanup removes only
+/// its own home's instances; another home's are named in the report and keep running, and
+/// those of a home that no longer exists are listed, then removed only when asked.
+#[tokio::test]
+async fn cleanup_of_one_home_leaves_another_homes_instances_with_the_same_prefix_alone() {
+    let Some(run) = setup(9) else { return };
+    let theirs = another_home(&run, "theirs");
+    let gone = another_home(&run, "gone");
+    let mine_cluster = ClusterName::new("mine").unwrap();
+    let theirs_cluster = ClusterName::new("theirs").unwrap();
+    let gone_cluster = ClusterName::new("gone").unwrap();
+    let mine = run
+        .cloud
+        .create_instances(&request(&mine_cluster, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let their = theirs
+        .cloud
+        .create_instances(&request(&theirs_cluster, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let orphan = gone
+        .cloud
+        .create_instances(&request(&gone_cluster, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let ids = [&mine.id, &their.id, &orphan.id];
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    assert_eq!(ssh_ok(&theirs, &their, "hostname"), "theirs-0");
+    // A home that is removed while its instance runs leaves an orphan.
+    std::fs::remove_dir_all(&gone.config.state_dir).unwrap();
+
+    let report = cleanup(&run.config, Orphans::List).await.unwrap();
+    assert_eq!(report.namespaces, 1, "{report:?}");
+    assert_gone(&run, &mine);
+    let theirs_owner = std::fs::canonicalize(&theirs.config.state_dir).unwrap();
+    assert_eq!(
+        report.others_left,
+        [ForeignNamespace {
+            netns: their.id.clone(),
+            owner: Some(theirs_owner.clone()),
+        }]
+    );
+    let orphan_found = ForeignNamespace {
+        netns: orphan.id.clone(),
+        owner: Some(gone.config.state_dir.clone()),
+    };
+    assert_eq!(report.orphans_left, std::slice::from_ref(&orphan_found));
+    assert!(report.orphans_removed.is_empty());
+    assert!(report.bridge_kept && !report.bridge, "{report:?}");
+    assert!(report.state_dir);
+    assert_eq!(ssh_ok(&theirs, &their, "hostname"), "theirs-0");
+    assert!(Path::new("/run/netns").join(&orphan.id).exists());
+
+    // Asked to, it removes the orphan too, and still not the other home's instance.
+    let report = cleanup(&run.config, Orphans::Remove).await.unwrap();
+    assert_eq!(report.orphans_removed, [orphan_found]);
+    assert_eq!(report.namespaces, 1, "{report:?}");
+    assert!(!Path::new("/run/netns").join(&orphan.id).exists());
+    assert_eq!(report.others_left.len(), 1, "{report:?}");
+    assert_eq!(ssh_ok(&theirs, &their, "hostname"), "theirs-0");
+    let their_state = theirs.cloud.query(REGION, &theirs_cluster).await.unwrap();
+    assert_eq!(states(&their_state), [(0, InstanceState::Running)]);
+
+    // The other home's own cleanup removes its instance, and the bridge with it.
+    let report = cleanup(&theirs.config, Orphans::List).await.unwrap();
+    assert_eq!(report.namespaces, 1, "{report:?}");
+    assert!(report.bridge && !report.bridge_kept, "{report:?}");
+    assert_gone(&theirs, &their);
 }
