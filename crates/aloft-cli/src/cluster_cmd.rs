@@ -959,16 +959,31 @@ fn endpoints(home: &Path, args: &StatusArgs) -> Result<ExitCode> {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LocalCommand {
-    /// Remove everything the local cloud made (namespaces, veths, bridge, processes, disks),
-    /// for instance after a crash, and forget its clusters.
-    Cleanup,
+    /// Remove everything this aloft home's local cloud made (namespaces, veths, bridge,
+    /// processes, disks), for instance after a crash, and forget its clusters. Instances of
+    /// another aloft home with the same name prefix are never touched; those of a home that no
+    /// longer exists are listed, and removed only with `--yes`.
+    Cleanup {
+        /// Also remove the instances with this cloud's name prefix that no existing aloft
+        /// home claims (listed without this flag).
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
     /// Fault: preempt a node as a cloud reclaims a spot VM (network cut, then everything in it
     /// killed).
-    Preempt { cluster: String, node: u32 },
+    Preempt {
+        /// The cluster's name.
+        cluster: String,
+        /// The node's index in the cluster (0 is the head).
+        node: u32,
+    },
     /// Fault: cut a node off the network (connections time out), or `--restore` it.
     Partition {
+        /// The cluster's name.
         cluster: String,
+        /// The node's index in the cluster (0 is the head).
         node: u32,
+        /// Reconnect the node instead of cutting it off.
         #[arg(long)]
         restore: bool,
     },
@@ -997,13 +1012,80 @@ fn report(output: OutputFormat, text: &str, json: serde_json::Value) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `aloft local cleanup` did, for people: what went, what stayed and why.
+fn cleanup_text(
+    config: &aloft_provider_local::LocalConfig,
+    removed: &aloft_provider_local::CleanupReport,
+) -> String {
+    let mut text = format!(
+        "Removed {} namespace(s), {} link(s) and {} cgroup(s)",
+        removed.namespaces, removed.links, removed.cgroups
+    );
+    if removed.bridge {
+        text.push_str(&format!(", the bridge {}", config.bridge));
+    }
+    if removed.state_dir {
+        text.push_str(&format!(
+            ", the state directory {}",
+            config.state_dir.display()
+        ));
+    }
+    text.push('.');
+    let owner = |found: &aloft_provider_local::ForeignNamespace| match &found.owner {
+        Some(dir) => format!(
+            "{} (made by {}, which no longer exists)",
+            found.netns,
+            dir.display()
+        ),
+        None => format!("{} (no owner recorded)", found.netns),
+    };
+    if !removed.orphans_removed.is_empty() {
+        text.push_str("\nRemoved instances no aloft home claims:");
+        for found in &removed.orphans_removed {
+            text.push_str(&format!("\n  {}", owner(found)));
+        }
+    }
+    if !removed.orphans_left.is_empty() {
+        text.push_str(
+            "\nLeft instances no aloft home claims (run `aloft local cleanup --yes` to remove \
+             them):",
+        );
+        for found in &removed.orphans_left {
+            text.push_str(&format!("\n  {}", owner(found)));
+        }
+    }
+    if !removed.others_left.is_empty() {
+        text.push_str("\nLeft alone, as another aloft home owns them:");
+        for found in &removed.others_left {
+            let home = found
+                .owner
+                .as_ref()
+                .map_or_else(String::new, |dir| format!(" ({})", dir.display()));
+            text.push_str(&format!("\n  {}{home}", found.netns));
+        }
+    }
+    if removed.bridge_kept {
+        text.push_str(&format!(
+            "\nKept the bridge {}: instances that were not removed still use it.",
+            config.bridge
+        ));
+    }
+    text
+}
+
 pub fn local(args: LocalArgs) -> Result<ExitCode> {
     let (command, output) = (args.command, args.output);
     let home = aloft_home();
     match command {
-        LocalCommand::Cleanup => runtime()?.block_on(async move {
+        LocalCommand::Cleanup { yes } => runtime()?.block_on(async move {
             aloft_provider_local::preflight()?;
-            let removed = aloft_provider_local::cleanup(&clouds::local_config(&home)?).await?;
+            let config = clouds::local_config(&home)?;
+            let orphans = if yes {
+                aloft_provider_local::Orphans::Remove
+            } else {
+                aloft_provider_local::Orphans::List
+            };
+            let removed = aloft_provider_local::cleanup(&config, orphans).await?;
             let store = open_store(&home).await?;
             for cluster in store.cluster_list().await? {
                 if cluster.cloud == "local" {
@@ -1012,8 +1094,8 @@ pub fn local(args: LocalArgs) -> Result<ExitCode> {
             }
             report(
                 output,
-                &format!("Removed: {removed:?}"),
-                serde_json::json!({"removed": format!("{removed:?}")}),
+                &cleanup_text(&config, &removed),
+                serde_json::to_value(&removed)?,
             )
         }),
         LocalCommand::Preempt { cluster, node } => runtime()?.block_on(async move {

@@ -141,9 +141,12 @@ pub fn local_config(home: &Path) -> Result<LocalConfig> {
     let mut config = match std::fs::read_to_string(&file) {
         Ok(text) => serde_saphyr::from_str::<LocalConfig>(&text)
             .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?,
+        // Only a missing file means "no file": one that can't be read, or isn't UTF-8 text,
+        // is an error, not silently the defaults.
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => LocalConfig::default(),
-        // Unreadable, or not UTF-8: never taken for "no file".
-        Err(err) => bail!("reading {}: {err}", file.display()),
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context(format!("reading {}", file.display())));
+        }
     };
     if config.state_dir == LocalConfig::default().state_dir {
         config.state_dir = home.join("local");
@@ -194,4 +197,31 @@ pub fn local_catalog(config: &LocalConfig) -> Catalog {
 pub fn local_provider(home: &Path) -> Result<Arc<LocalCloud>> {
     aloft_provider_local::preflight()?;
     Ok(Arc::new(LocalCloud::new(local_config(home)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `local.yaml` that is not UTF-8 text used to be ignored silently (the defaults were
+    /// used as if there were no file); it is an error that names the file. Only a missing file
+    /// means the defaults.
+    #[test]
+    fn a_local_yaml_that_is_not_text_is_an_error_naming_the_file() {
+        let home = std::env::temp_dir().join(format!("aloft-clouds-test-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let config = local_config(&home).unwrap();
+        assert_eq!(config.state_dir, home.join("local"));
+
+        let file = home.join("local.yaml");
+        std::fs::write(&file, b"zones: [\xff\xfe]\n").unwrap();
+        let err = local_config(&home).unwrap_err();
+        let message = format!("{err:#}");
+        std::fs::remove_dir_all(&home).unwrap();
+        assert!(
+            message.starts_with(&format!("reading {}: ", file.display())),
+            "{message}"
+        );
+        assert!(message.contains("UTF-8"), "{message}");
+    }
 }

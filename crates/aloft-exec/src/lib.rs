@@ -15,7 +15,7 @@ mod ssh;
 
 pub use command::{RemoteCommand, Stream, shell_quote};
 pub use local::LocalTransport;
-pub use ssh::{SshTarget, SshTransport};
+pub use ssh::{ConnectRetry, DEFAULT_CONNECT_DEADLINE, SshTarget, SshTransport};
 
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};

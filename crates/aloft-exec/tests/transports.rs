@@ -2,7 +2,8 @@
 //! free loopback port with its own host key (the same daemon local-cloud instances run).
 
 use aloft_exec::{
-    ExecError, LocalTransport, RemoteCommand, SshTarget, SshTransport, Stream, Transport,
+    ConnectRetry, ExecError, LocalTransport, RemoteCommand, SshTarget, SshTransport, Stream,
+    Transport,
 };
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,8 @@ fn keygen(path: &Path) -> String {
 
 /// A real sshd on 127.0.0.1, killed (and its files removed) on drop.
 struct Sshd {
-    child: Child,
+    /// `None` until [`Sshd::spawn`].
+    child: Option<Child>,
     port: u16,
     client_key: PathBuf,
     host_key: String,
@@ -58,6 +60,24 @@ impl Sshd {
     /// Starts sshd, or says why it can't: `None` locally when sshd is not installed; in CI
     /// (`CI` set) a missing sshd is a failure, since .ci/run installs it.
     fn start() -> Option<Sshd> {
+        let mut sshd = Sshd::prepare()?;
+        sshd.spawn();
+        // Wait (bounded) until it accepts connections.
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", sshd.port)).is_ok() {
+                return Some(sshd);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!(
+            "sshd did not listen: {}",
+            std::fs::read_to_string(sshd.dir.0.join("sshd.log")).unwrap_or_default()
+        );
+    }
+
+    /// Everything [`Sshd::start`] does except starting the daemon: its port is chosen (and
+    /// free), its keys and configuration written, and nothing listens yet.
+    fn prepare() -> Option<Sshd> {
         if !Path::new("/usr/sbin/sshd").exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -83,36 +103,33 @@ impl Sshd {
             dir = dir.0.display()
         );
         std::fs::write(dir.0.join("sshd_config"), config).unwrap();
-        // sshd running as root wants its privilege-separation directory.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(dir.0.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.0.join("sshd.log")).unwrap())
-            .spawn()
-            .expect("sshd starts");
         let user =
             String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-        let sshd = Sshd {
-            child,
+        Some(Sshd {
+            child: None,
             port,
             client_key: dir.0.join("client_key"),
             host_key,
             user: user.trim().to_owned(),
             dir,
-        };
-        // Wait (bounded) until it accepts connections.
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(sshd);
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        })
+    }
+
+    /// Starts the daemon (once) without waiting for it to listen.
+    fn spawn(&mut self) {
+        if self.child.is_some() {
+            return;
         }
-        panic!(
-            "sshd did not listen: {}",
-            std::fs::read_to_string(sshd.dir.0.join("sshd.log")).unwrap_or_default()
-        );
+        // sshd running as root wants its privilege-separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(self.dir.0.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.0.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("sshd starts");
+        self.child = Some(child);
     }
 
     fn target(&self) -> SshTarget {
@@ -133,8 +150,10 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -268,4 +287,64 @@ async fn ssh_classifies_refused_logins_and_dead_nodes() {
         Err(ExecError::Unreachable { .. }) => {}
         other => panic!("expected Unreachable, got {other:?}"),
     }
+}
+
+/// A node whose sshd is not up yet when aloft first connects (a VM still booting, an instance
+/// whose address was just reused) is waited for: `connect` retries, says what it waits for,
+/// and succeeds once the daemon answers. The daemon starts only after the first attempt has
+/// failed, so the wait is certain, not a race.
+#[tokio::test]
+async fn connect_waits_for_a_node_whose_sshd_starts_late() {
+    let Some(mut sshd) = Sshd::prepare() else {
+        return;
+    };
+    let state = Scratch::new("late");
+    let transport = SshTransport::new(sshd.target(), &state.0).unwrap();
+    let mut waits = Vec::new();
+    let mut on_retry = |retry: &ConnectRetry<'_>| {
+        waits.push(retry.to_string());
+        sshd.spawn();
+    };
+    transport.connect_reporting(&mut on_retry).await.unwrap();
+    assert!(!waits.is_empty(), "the first attempt must have failed");
+    let target = format!("{}@127.0.0.1:{}", sshd.user, sshd.port);
+    assert!(
+        waits[0].starts_with(&format!(
+            "still waiting for {target} to accept an SSH connection (attempt 1: "
+        )),
+        "{waits:?}"
+    );
+    assert!(waits[0].contains("refused"), "{waits:?}");
+    let (code, text) = transport
+        .output(&RemoteCommand::new("echo up"))
+        .await
+        .unwrap();
+    assert_eq!((code, text.as_str()), (0, "up\n"));
+    transport.disconnect().await;
+}
+
+/// A node that accepts TCP connections but never speaks SSH (a hung or half-dead machine) does
+/// not hold `connect` forever: once the deadline has passed it is `Unreachable`, and the
+/// detail says how long it waited and what ssh last saw.
+#[tokio::test]
+async fn a_node_that_never_answers_is_unreachable_after_the_deadline() {
+    let Some(sshd) = Sshd::prepare() else { return };
+    // The kernel completes handshakes into the backlog of a listener nobody accepts on, so
+    // ssh connects and then waits for a banner that never comes.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut target = sshd.target();
+    target.port = silent.local_addr().unwrap().port();
+    let state = Scratch::new("silent");
+    let transport = SshTransport::new(target, &state.0)
+        .unwrap()
+        .with_connect_deadline(Duration::from_secs(3));
+    match transport.connect().await {
+        Err(ExecError::Unreachable { target, detail }) => {
+            assert!(target.ends_with(&format!(":{}", silent.local_addr().unwrap().port())));
+            assert!(detail.starts_with("no SSH connection within "), "{detail}");
+            assert!(detail.contains("banner exchange"), "{detail}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    drop(silent);
 }

@@ -439,7 +439,14 @@ impl Step<LaunchContext> for Connect {
         // All at once: each first connection is a full SSH handshake.
         let mut connecting = tokio::task::JoinSet::new();
         for transport in context.transports(&instances)? {
-            connecting.spawn(async move { transport.connect().await });
+            let progress = context.progress.clone();
+            connecting.spawn(async move {
+                // A node slow to answer is said, not waited on in silence; the transport gives
+                // up at its deadline.
+                transport
+                    .connect_reporting(&mut |retry| progress(&retry.to_string()))
+                    .await
+            });
         }
         while let Some(joined) = connecting.join_next().await {
             joined

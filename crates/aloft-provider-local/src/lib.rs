@@ -43,8 +43,10 @@
 //!
 //! Isolation from the rest of the host: instances get no default route and `ip_forward` is left
 //! alone, so only loopback, the bridge's own address and other instances can be reached. Every
-//! name is derived from [`LocalConfig`], so [`cleanup`] removes exactly what one configuration
-//! left behind.
+//! name is derived from [`LocalConfig`], and each instance's namespace name is claimed on the
+//! host for the state directory that made it (`/run/aloft-local/<netns>`, see `owner.rs`), so
+//! two clouds with one prefix (two aloft homes) never share a name, and [`cleanup`] removes
+//! exactly what its own state directory left behind, never another's.
 //!
 //! The state of an instance lives in `<state_dir>/instances/<prefix>-<octet>/`: `meta.json`
 //! (cluster, node index, spot, …), `etc-ssh/`, `home/`, `tmp/`, `boot.sh`, `console.log` (sshd's
@@ -63,6 +65,7 @@
 mod cgroup;
 mod config;
 mod firewall;
+mod owner;
 mod sys;
 
 use std::fmt::Write as _;
@@ -406,12 +409,15 @@ impl Inner {
         }
     }
 
-    /// Claims the lowest free address by creating its instance directory.
+    /// Claims the lowest free address: first in this cloud's state directory (creating the
+    /// instance directory), then on the host (the owner marker of its namespace name, which
+    /// another cloud with the same prefix may hold; that address is then skipped).
     fn allocate(&self) -> Result<u8, LocalError> {
+        let own = self.owner_id();
         for octet in 2..=254u8 {
             let dir = self.instance_dir(octet);
             match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(octet),
+                Ok(()) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(source) => {
                     return Err(LocalError::Fs {
@@ -421,10 +427,23 @@ impl Inner {
                     });
                 }
             }
+            match owner::claim(&self.config.netns_name(octet), &own) {
+                Ok(true) => return Ok(octet),
+                Ok(false) => remove_dir_all(&dir)?,
+                Err(err) => {
+                    let _ = remove_dir_all(&dir);
+                    return Err(err);
+                }
+            }
         }
         Err(LocalError::AddressesExhausted {
             subnet: self.config.subnet.clone(),
         })
+    }
+
+    /// This cloud's identity in owner markers: its state directory.
+    fn owner_id(&self) -> PathBuf {
+        owner::owner_id(&self.config.state_dir)
     }
 
     /// Creates and boots one instance. If that fails (a boot timeout included), removes what it
@@ -495,13 +514,18 @@ impl Inner {
         let netns = &meta.id;
         let veth = self.config.veth_name(octet);
         let bridge = &self.config.bridge;
+        let address = meta.address;
+        // The address may have belonged to an instance terminated a moment ago, and the host
+        // may still send it to that instance's MAC until the entry expires (up to a minute):
+        // forget it, so the first packet to the new instance asks who has it. (The other
+        // instances learn the new MAC from `announce_address` once it has booted.)
         let host_batch = format!(
             "netns add {netns}\n\
              link add {veth} type veth peer name eth0 netns {netns}\n\
-             link set {veth} master {bridge} up\n"
+             link set {veth} master {bridge} up\n\
+             neigh flush to {address} dev {bridge}\n"
         );
         sys::run(&self.tools.ip, &["-batch", "-"], Some(&host_batch)).await?;
-        let address = meta.address;
         let netns_batch = format!(
             "addr add {address}/24 dev eth0\n\
              link set eth0 up\n\
@@ -659,6 +683,13 @@ impl Inner {
         std::thread::spawn(move || child.wait());
         self.wait_for_sshd(meta, dir, launcher_pid, slow_boot)
             .await?;
+        if let Err(err) = self.announce_address(meta).await {
+            eprintln!(
+                "warning: instance {} could not announce its address {} (other instances may \
+                 reach it only once their neighbour entry for it expires): {err}",
+                meta.id, meta.address
+            );
+        }
         // Enforced only if the init really joined every cgroup (it may not be allowed to).
         if !limits.cgroups.is_empty() {
             let joined = limits.cgroups.iter().all(|cgroup| {
@@ -683,6 +714,26 @@ impl Inner {
             );
         }
         write_limits(dir, &limits)
+    }
+
+    /// Sends a gratuitous ARP from the instance, so that every instance still holding a
+    /// neighbour entry for its address from an instance terminated a moment ago updates it to
+    /// the new MAC (the host's own entry was flushed at creation). With `arp_notify` on,
+    /// setting `eth0`'s address (to the one it has) sends it; `arping` would do the same but
+    /// is not always installed. Done once sshd has answered through the bridge: the
+    /// announcement `arp_notify` makes when `eth0` comes up is lost, because the bridge port
+    /// starts forwarding only a moment later.
+    async fn announce_address(&self, meta: &InstanceMeta) -> Result<(), LocalError> {
+        let script = "echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_notify && \
+             \"$0\" link set eth0 address \"$(cat /sys/class/net/eth0/address)\"";
+        let ip = self.tools.ip.to_string_lossy();
+        sys::run(
+            &self.tools.ip,
+            &["netns", "exec", &meta.id, "/bin/sh", "-c", script, &ip],
+            None,
+        )
+        .await
+        .map(drop)
     }
 
     /// Where instance cgroups go on this host (found once), or why they can't be made.
@@ -747,6 +798,11 @@ impl Inner {
         dirs
     }
 
+    /// Waits until the instance's sshd accepts TCP connections, for at most the boot timeout.
+    /// Each attempt has its own short deadline, so a connection whose packets go nowhere (a
+    /// stale neighbour entry, a partition) is retried rather than waited on for the kernel's
+    /// two minutes of SYN retransmissions; a wait longer than [`BOOT_WAIT_NOTE_AFTER`] is
+    /// mentioned once on stderr, so a slow launch says what it waits for.
     async fn wait_for_sshd(
         &self,
         meta: &InstanceMeta,
@@ -757,8 +813,15 @@ impl Inner {
         let target = SocketAddr::from((meta.address, 22));
         let timeout = Duration::from_secs(self.config.boot_timeout_secs);
         let started = Instant::now();
+        let mut noted = false;
         loop {
-            if tokio::net::TcpStream::connect(target).await.is_ok() {
+            let remaining = timeout.saturating_sub(started.elapsed());
+            let attempt = BOOT_CONNECT_ATTEMPT
+                .min(remaining)
+                .max(Duration::from_millis(1));
+            if let Ok(Ok(_stream)) =
+                tokio::time::timeout(attempt, tokio::net::TcpStream::connect(target)).await
+            {
                 return Ok(());
             }
             if !Path::new(&format!("/proc/{launcher_pid}")).exists() {
@@ -767,21 +830,33 @@ impl Inner {
                     console_tail: console_tail(dir),
                 });
             }
-            if started.elapsed() > timeout {
-                let slow_boot_note = if slow_boot > 0 {
+            let slow_boot_note = || {
+                if slow_boot > 0 {
                     format!(
                         " (the slow-boot fault control delays sshd in zone {} by {slow_boot} s)",
                         meta.zone
                     )
                 } else {
                     String::new()
-                };
+                }
+            };
+            if started.elapsed() > timeout {
                 return Err(LocalError::BootTimeout {
                     instance: meta.id.clone(),
                     address: meta.address,
                     secs: self.config.boot_timeout_secs,
-                    slow_boot_note,
+                    slow_boot_note: slow_boot_note(),
                 });
+            }
+            if !noted && started.elapsed() > BOOT_WAIT_NOTE_AFTER {
+                noted = true;
+                eprintln!(
+                    "note: waiting for instance {}'s sshd on {target} to accept connections \
+                     (up to {} s){}",
+                    meta.id,
+                    self.config.boot_timeout_secs,
+                    slow_boot_note()
+                );
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -1066,9 +1141,16 @@ impl Inner {
         Ok(Some(file))
     }
 
-    /// [`Inner::terminate_one`] for a caller holding the instance's lock.
+    /// [`Inner::terminate_one`] for a caller holding the instance's lock. The namespace and
+    /// veth go only if they are this cloud's (its marker, or none: made before markers); if
+    /// another cloud has claimed the name since (after an interrupted terminate released it),
+    /// only this cloud's directory is removed.
     async fn terminate_locked(&self, octet: u8) -> Result<(), LocalError> {
         let netns = self.config.netns_name(octet);
+        let own = self.owner_id();
+        if owner::owner_of(&netns).is_some_and(|owner| owner != own) {
+            return remove_dir_all(&self.instance_dir(octet));
+        }
         let veth = self.config.veth_name(octet);
         sys::kill_netns_processes(&self.tools.kill, &netns).await?;
         cgroup::remove(&self.tools.kill, &self.cgroup_dirs(octet)).await?;
@@ -1086,8 +1168,11 @@ impl Inner {
         {
             return Err(err);
         }
-        // Last: releasing the directory releases the address.
-        remove_dir_all(&self.instance_dir(octet))
+        // Last: releasing the directory releases the address in this cloud, then the marker
+        // on the host (in that order, so an interruption leaves a marker of ours, which only
+        // we reuse, rather than a directory of ours on a name someone else may take).
+        remove_dir_all(&self.instance_dir(octet))?;
+        owner::release(&netns, &own)
     }
 
     /// Carries out what [`power_off_command`] asked for once the instance has gone down: a
@@ -1229,6 +1314,11 @@ const PREEMPTED: &str = "preempted";
 /// Marker file in an instance directory, written from inside by [`power_off_command`]: `stop`
 /// or `terminate`.
 const POWER_OFF: &str = "power-off";
+/// How long one attempt to connect to a booting instance's sshd may take: far more than a
+/// connection on a bridge needs, far less than the kernel's SYN retransmissions.
+const BOOT_CONNECT_ATTEMPT: Duration = Duration::from_secs(1);
+/// After how long a boot wait is mentioned on stderr.
+const BOOT_WAIT_NOTE_AFTER: Duration = Duration::from_secs(5);
 /// How long `stop` and `start` wait for an instance that is powering itself off.
 const POWER_OFF_GRACE: Duration = Duration::from_secs(5);
 
@@ -1761,28 +1851,66 @@ pub fn preflight() -> Result<(), ProvisionError> {
         .map_err(|err| err.during(Operation::Bootstrap))
 }
 
-/// What [`cleanup`] removed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What [`cleanup`] does with namespaces that carry this cloud's prefix but that no state
+/// directory it can see claims: their owner's state directory is gone, or they have no owner
+/// marker and are unknown to this cloud (made before markers existed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Orphans {
+    /// List them in the report, touch nothing.
+    List,
+    /// Remove them too (`aloft local cleanup --yes`).
+    Remove,
+}
+
+/// A network namespace [`cleanup`] found and did not remove as its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ForeignNamespace {
+    pub netns: String,
+    /// The state directory its owner marker names; `None` without a marker.
+    pub owner: Option<PathBuf>,
+}
+
+/// What [`cleanup`] removed, and what it found and left.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CleanupReport {
+    /// Namespaces removed: this cloud's, and orphans when asked to.
     pub namespaces: usize,
     pub links: usize,
     /// Instance cgroup directories removed.
     pub cgroups: usize,
     pub bridge: bool,
     pub state_dir: bool,
+    /// Orphans removed (with [`Orphans::Remove`]).
+    pub orphans_removed: Vec<ForeignNamespace>,
+    /// Orphans found and left (with [`Orphans::List`]): what `--yes` would remove.
+    pub orphans_left: Vec<ForeignNamespace>,
+    /// Namespaces of another local cloud with the same prefix whose state directory exists:
+    /// never touched.
+    pub others_left: Vec<ForeignNamespace>,
+    /// The bridge was kept because instances that were not removed are still attached to it.
+    pub bridge_kept: bool,
 }
 
-/// Removes everything a run with `config` left behind: its instances' processes, network
-/// namespaces and veths (found by name prefix), its bridge and its whole state directory
-/// (including the client key). For crashed runs and test teardown; safe to call when nothing is
+/// Removes what a run with `config` left behind: the processes, network namespaces, veths and
+/// cgroups of the instances its state directory owns, its bridge (unless instances it did not
+/// remove still use it) and its whole state directory (including the client key). Namespaces
+/// with its prefix that another existing state directory owns are never touched, only named
+/// in the report; those no state directory claims are removed only with [`Orphans::Remove`],
+/// and listed either way. For crashed runs and test teardown; safe to call when nothing is
 /// left.
-pub async fn cleanup(config: &LocalConfig) -> Result<CleanupReport, ProvisionError> {
-    cleanup_inner(config)
+pub async fn cleanup(
+    config: &LocalConfig,
+    orphans: Orphans,
+) -> Result<CleanupReport, ProvisionError> {
+    cleanup_inner(config, orphans)
         .await
         .map_err(|err| err.during(Operation::Terminate))
 }
 
-async fn cleanup_inner(config: &LocalConfig) -> Result<CleanupReport, LocalError> {
+async fn cleanup_inner(
+    config: &LocalConfig,
+    orphans: Orphans,
+) -> Result<CleanupReport, LocalError> {
     config
         .validate()
         .map_err(|reason| LocalError::InvalidConfig { reason })?;
@@ -1791,27 +1919,75 @@ async fn cleanup_inner(config: &LocalConfig) -> Result<CleanupReport, LocalError
     }
     let tools = Tools::find()?;
     let prefix = &config.name_prefix;
+    let own = owner::owner_id(&config.state_dir);
+    let instances_dir = config.state_dir.join("instances");
     let mut report = CleanupReport::default();
-    for netns in sys::list_dir_names("/run/netns") {
-        let Some(octet) = instance_octet(prefix, &netns, '-') else {
+    // Every name this cloud may remove: its own, and orphans when asked to.
+    let mut removable = std::collections::BTreeSet::new();
+    let mut netns_names: Vec<String> = sys::list_dir_names("/run/netns")
+        .into_iter()
+        .filter(|netns| instance_octet(prefix, netns, '-').is_some())
+        .collect();
+    netns_names.sort();
+    for netns in &netns_names {
+        let found = |owner| ForeignNamespace {
+            netns: netns.clone(),
+            owner,
+        };
+        match owner::ownership(netns, &own, &instances_dir) {
+            owner::Ownership::Own => {
+                removable.insert(netns.clone());
+            }
+            owner::Ownership::Other(owner) => report.others_left.push(found(Some(owner))),
+            owner::Ownership::Orphan(owner) => match orphans {
+                Orphans::List => report.orphans_left.push(found(owner)),
+                Orphans::Remove => {
+                    report.orphans_removed.push(found(owner));
+                    removable.insert(netns.clone());
+                }
+            },
+        }
+    }
+    for netns in &removable {
+        let Some(octet) = instance_octet(prefix, netns, '-') else {
             continue;
         };
-        sys::kill_netns_processes(&tools.kill, &netns).await?;
+        sys::kill_netns_processes(&tools.kill, netns).await?;
         let veth = config.veth_name(octet);
         if sys::link_exists(&veth) {
             sys::run(&tools.ip, &["link", "del", &veth], None).await?;
             report.links += 1;
         }
-        if sys::netns_exists(&netns) {
-            sys::run(&tools.ip, &["netns", "del", &netns], None).await?;
+        if sys::netns_exists(netns) {
+            sys::run(&tools.ip, &["netns", "del", netns], None).await?;
             report.namespaces += 1;
         }
+        owner::remove_marker(netns)?;
     }
+    // A name without a namespace (any more) may still have a cgroup, a veth or a marker left:
+    // they are this cloud's to remove unless another existing state directory claims the name.
+    let claimed_by_other = |name: &str| {
+        !removable.contains(name)
+            && matches!(
+                owner::ownership(name, &own, &instances_dir),
+                owner::Ownership::Other(_)
+            )
+    };
+    let may_remove = |name: &str| {
+        removable.contains(name) || (!sys::netns_exists(name) && !claimed_by_other(name))
+    };
     // cgroups: those recorded by the instances (made by any process), and those named like
     // this configuration's instances under this process's own cgroups.
-    let mut cgroups = cgroup::leftovers(prefix);
-    for dir in sys::list_dir_names(&config.state_dir.join("instances").to_string_lossy()) {
-        if let Some(limits) = read_limits(&config.state_dir.join("instances").join(dir)) {
+    let mut cgroups: Vec<PathBuf> = cgroup::leftovers(prefix)
+        .into_iter()
+        .filter(|dir| {
+            dir.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(may_remove)
+        })
+        .collect();
+    for dir in sys::list_dir_names(&instances_dir.to_string_lossy()) {
+        if let Some(limits) = read_limits(&instances_dir.join(dir)) {
             cgroups.extend(limits.cgroups);
         }
     }
@@ -1824,14 +2000,29 @@ async fn cleanup_inner(config: &LocalConfig) -> Result<CleanupReport, LocalError
     }
     cgroup::remove(&tools.kill, &cgroups).await?;
     for link in sys::list_dir_names("/sys/class/net") {
-        if instance_octet(prefix, &link, 'v').is_some() {
+        if let Some(octet) = instance_octet(prefix, &link, 'v')
+            && may_remove(&config.netns_name(octet))
+        {
             sys::run(&tools.ip, &["link", "del", &link], None).await?;
             report.links += 1;
         }
     }
+    for name in owner::marked_names() {
+        if instance_octet(prefix, &name, '-').is_some()
+            && !sys::netns_exists(&name)
+            && !claimed_by_other(&name)
+        {
+            owner::remove_marker(&name)?;
+        }
+    }
     if sys::link_exists(&config.bridge) {
-        sys::run(&tools.ip, &["link", "del", &config.bridge], None).await?;
-        report.bridge = true;
+        let ports = sys::list_dir_names(&format!("/sys/class/net/{}/brif", config.bridge));
+        if ports.is_empty() {
+            sys::run(&tools.ip, &["link", "del", &config.bridge], None).await?;
+            report.bridge = true;
+        } else {
+            report.bridge_kept = true;
+        }
     }
     if config.state_dir.exists() {
         remove_dir_all(&config.state_dir)?;

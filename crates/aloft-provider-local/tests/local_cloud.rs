@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aloft_provider_local::{
-    InstanceLimits, LocalCloud, LocalConfig, cleanup, power_off_command, preflight,
+    ForeignNamespace, InstanceLimits, LocalCloud, LocalConfig, Orphans, cleanup, power_off_command,
+    preflight,
 };
 use aloft_provision::{
     ClusterName, ClusterState, CreateRequest, InstanceInfo, InstanceState, PortRange, Provider,
@@ -30,7 +31,8 @@ struct Run {
 impl Drop for Run {
     fn drop(&mut self) {
         let config = self.config.clone();
-        let outcome = block_on_fresh_runtime(move || async move { cleanup(&config).await });
+        let outcome =
+            block_on_fresh_runtime(move || async move { cleanup(&config, Orphans::List).await });
         if let Err(err) = outcome {
             eprintln!("cleanup of {} failed: {err:#?}", self.config.name_prefix);
         }
@@ -57,11 +59,12 @@ where
 }
 
 /// A configuration no other run on this machine uses: prefix, bridge and subnet from the PID
-/// and `tag` (one per test in this binary, below 8).
+/// and `tag` (one per test in this binary, below 16).
 fn unique_config(tag: u32) -> LocalConfig {
+    assert!(tag < 16, "tag {tag}: one base-36 digit per test, below 16");
     let pid = std::process::id();
-    let prefix = format!("t{}{tag}", base36(pid));
-    let slot = (pid % 8_192) * 8 + tag;
+    let prefix = format!("t{}{}", base36(pid), base36(tag));
+    let slot = (pid % 4_096) * 16 + tag;
     LocalConfig {
         bridge: format!("{prefix}br"),
         subnet: format!("10.{}.{}.0/24", slot >> 8, slot & 0xff),
@@ -95,7 +98,11 @@ fn sweep_crashed_runs() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(prefix) = name.strip_prefix("local-") else {
+        // `local-<prefix>`, or `local-<prefix>.<home>` for a test's further homes.
+        let Some(prefix) = name
+            .strip_prefix("local-")
+            .and_then(|rest| rest.split('.').next())
+        else {
             continue;
         };
         // `t<pid in base 36><tag digit>`, as made by `unique_config`.
@@ -115,7 +122,8 @@ fn sweep_crashed_runs() {
             state_dir: entry.path(),
             ..LocalConfig::default()
         };
-        let outcome = block_on_fresh_runtime(move || async move { cleanup(&config).await });
+        let outcome =
+            block_on_fresh_runtime(move || async move { cleanup(&config, Orphans::List).await });
         match outcome {
             Ok(report) => eprintln!("cleaned up after crashed test run {prefix}: {report:?}"),
             Err(err) => eprintln!("cleaning up after crashed test run {prefix} failed: {err}"),
@@ -457,7 +465,7 @@ async fn cleanup_removes_what_a_crashed_run_left() {
 
     // The "crash": nothing is terminated, only the configuration survives.
     let limits = run.cloud.limits(&cluster, 0).await.unwrap();
-    let report = cleanup(&run.config).await.unwrap();
+    let report = cleanup(&run.config, Orphans::List).await.unwrap();
     assert_eq!(report.namespaces, 1);
     assert_eq!(report.cgroups, limits.cgroups.len(), "{limits:?}");
     for cgroup in &limits.cgroups {
@@ -474,7 +482,7 @@ async fn cleanup_removes_what_a_crashed_run_left() {
     );
     assert!(!run.config.state_dir.exists());
     // Nothing left to do the second time.
-    let report = cleanup(&run.config).await.unwrap();
+    let report = cleanup(&run.config, Orphans::List).await.unwrap();
     assert_eq!(report.namespaces, 0);
     assert!(!report.bridge && !report.state_dir);
 }
@@ -1039,4 +1047,253 @@ async fn an_instance_can_power_itself_off_and_start_again_or_vanish() {
     // Idempotent afterwards.
     assert!(query_until(cloud, &cluster, None).await.is_empty());
     cloud.terminate(REGION, &cluster).await.unwrap();
+}
+
+/// The link-layer address `ip neigh` holds for `address` on `device` (in the network namespace
+/// `netns`, or the host's with `None`), if it holds one.
+fn neighbour_mac(netns: Option<&str>, address: IpAddr, device: &str) -> Option<String> {
+    let mut command = Command::new("ip");
+    if let Some(netns) = netns {
+        command.args(["-n", netns]);
+    }
+    let output = command
+        .args(["neigh", "show", "to", &address.to_string(), "dev", device])
+        .output()
+        .expect("ip runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut fields = text.split_whitespace();
+    fields.find(|field| *field == "lladdr")?;
+    fields.next().map(str::to_owned)
+}
+
+/// The MAC address of the instance's `eth0`.
+fn instance_mac(instance: &InstanceInfo) -> String {
+    let output = Command::new("ip")
+        .args(["-n", &instance.id, "-o", "link", "show", "eth0"])
+        .output()
+        .expect("ip runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut fields = text.split_whitespace();
+    fields.find(|field| *field == "link/ether");
+    fields.next().expect("eth0 has a MAC address").to_owned()
+}
+
+/// Runs `ip` with `args`, failing the test with its stderr if it fails.
+fn ip_ok(args: &[&str]) {
+    let output = Command::new("ip").args(args).output().expect("ip runs");
+    assert!(
+        output.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Issue 9: an instance that gets the address of one just terminated used to stall its launch
+/// for 11 to 70 s, because the host (and every other instance that had talked to the old one)
+/// still sent that address's packets to the old instance's MAC until its neighbour entry
+/// expired, and the boot wait's connect had no timeout. Now a boot announces the address: the
+/// host's entry is flushed and the instance sends a gratuitous ARP, so the new instance answers
+/// at once, and every entry names its MAC.
+///
+/// To make the stall certain rather than likely, the test keeps neighbour entries reachable
+/// for an hour (on its own bridge and in its own instance), pins the bridge's MAC (a bridge
+/// whose MAC follows its lowest port's flushes its neighbours when that port goes) and keeps a
+/// second instance on the bridge throughout (a bridge without ports loses its carrier, which
+/// flushes them too). Those are the conditions under which launches stalled; before the fix
+/// the second launch failed its boot timeout here.
+#[tokio::test]
+async fn a_reused_address_answers_at_once_after_its_instance_is_replaced() {
+    let Some(mut run) = setup(8) else { return };
+    run.config.boot_timeout_secs = 10;
+    run.cloud = LocalCloud::new(run.config.clone()).unwrap();
+    let cloud = &run.cloud;
+    let bridge = run.config.bridge.clone();
+    cloud.bootstrap(REGION).await.unwrap();
+    ip_ok(&["link", "set", &bridge, "address", "02:a1:0f:00:00:01"]);
+    let an_hour = "3600000";
+    ip_ok(&[
+        "ntable",
+        "change",
+        "name",
+        "arp_cache",
+        "dev",
+        &bridge,
+        "base_reachable",
+        an_hour,
+    ]);
+
+    let keeper_cluster = ClusterName::new("keeper").unwrap();
+    let keeper = cloud
+        .create_instances(&request(&keeper_cluster, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    ip_ok(&[
+        "-n",
+        &keeper.id,
+        "ntable",
+        "change",
+        "name",
+        "arp_cache",
+        "dev",
+        "eth0",
+        "base_reachable",
+        an_hour,
+    ]);
+
+    // The old instance, known to the host and to the keeper.
+    let old_cluster = ClusterName::new("old").unwrap();
+    let old = cloud
+        .create_instances(&request(&old_cluster, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let reused = address(&old);
+    ssh_ok(&run, &old, "true");
+    let (ok, output) = in_netns(
+        &keeper,
+        &format!("timeout 10 bash -c 'exec 3<>/dev/tcp/{reused}/22'"),
+    );
+    assert!(ok, "the keeper reaches the old instance: {output}");
+    let old_mac = instance_mac(&old);
+    assert_eq!(neighbour_mac(None, reused, &bridge), Some(old_mac.clone()));
+    assert_eq!(
+        neighbour_mac(Some(&keeper.id), reused, "eth0"),
+        Some(old_mac.clone())
+    );
+
+    cloud.terminate(REGION, &old_cluster).await.unwrap();
+    assert_gone(&run, &old);
+    // The precondition of the stall: the host still sends that address to the old MAC.
+    assert_eq!(
+        neighbour_mac(None, reused, &bridge),
+        Some(old_mac.clone()),
+        "the host forgot the old instance by itself; the test would prove nothing"
+    );
+
+    let new_cluster = ClusterName::new("new").unwrap();
+    let started = Instant::now();
+    let new = cloud
+        .create_instances(&request(&new_cluster, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    eprintln!(
+        "create 1 instance on a reused address (sshd accepting): {:?}",
+        started.elapsed()
+    );
+    assert_eq!(address(&new), reused, "the freed address is taken again");
+    let new_mac = instance_mac(&new);
+    assert_ne!(new_mac, old_mac);
+    assert_eq!(neighbour_mac(None, reused, &bridge), Some(new_mac.clone()));
+    assert_eq!(
+        neighbour_mac(Some(&keeper.id), reused, "eth0"),
+        Some(new_mac.clone()),
+        "the new instance announced its address to the other instances"
+    );
+    let started = Instant::now();
+    assert_eq!(ssh_ok(&run, &new, "hostname"), "new-0");
+    eprintln!("first ssh to the reused address: {:?}", started.elapsed());
+    let (ok, output) = in_netns(
+        &keeper,
+        &format!("timeout 10 bash -c 'exec 3<>/dev/tcp/{reused}/22'"),
+    );
+    assert!(ok, "the keeper reaches the new instance: {output}");
+
+    for cluster in [&keeper_cluster, &new_cluster] {
+        cloud.terminate(REGION, cluster).await.unwrap();
+    }
+}
+
+/// Another aloft home of the same test: the same prefix, bridge and subnet as `run`, its own
+/// state directory (`<run's>.<home>`); dropping it cleans up what that home owns.
+fn another_home(run: &Run, home: &str) -> Run {
+    let mut config = run.config.clone();
+    let name = format!(
+        "{}.{home}",
+        config.state_dir.file_name().unwrap().to_string_lossy()
+    );
+    config.state_dir = config.state_dir.with_file_name(name);
+    let cloud = LocalCloud::new(config.clone()).expect("a valid configuration");
+    Run { cloud, config }
+}
+
+/// Issue 9: `aloft local cleanup` in one aloft home destroyed the instances of another home
+/// that used the same name prefix. Now each instance's name is claimed on the host for the
+/// state directory that made it, so two homes with one prefix (and here one bridge and
+/// subnet, as with the defaults) get different names and addresses, and cleanup removes only
+/// its own home's instances; another home's are named in the report and keep running, and
+/// those of a home that no longer exists are listed, then removed only when asked.
+#[tokio::test]
+async fn cleanup_of_one_home_leaves_another_homes_instances_with_the_same_prefix_alone() {
+    let Some(run) = setup(9) else { return };
+    let theirs = another_home(&run, "theirs");
+    let gone = another_home(&run, "gone");
+    let mine_cluster = ClusterName::new("mine").unwrap();
+    let theirs_cluster = ClusterName::new("theirs").unwrap();
+    let gone_cluster = ClusterName::new("gone").unwrap();
+    let mine = run
+        .cloud
+        .create_instances(&request(&mine_cluster, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let their = theirs
+        .cloud
+        .create_instances(&request(&theirs_cluster, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let orphan = gone
+        .cloud
+        .create_instances(&request(&gone_cluster, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let ids = [&mine.id, &their.id, &orphan.id];
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    assert_eq!(ssh_ok(&theirs, &their, "hostname"), "theirs-0");
+    // A home that is removed while its instance runs leaves an orphan.
+    std::fs::remove_dir_all(&gone.config.state_dir).unwrap();
+
+    let report = cleanup(&run.config, Orphans::List).await.unwrap();
+    assert_eq!(report.namespaces, 1, "{report:?}");
+    assert_gone(&run, &mine);
+    let theirs_owner = std::fs::canonicalize(&theirs.config.state_dir).unwrap();
+    assert_eq!(
+        report.others_left,
+        [ForeignNamespace {
+            netns: their.id.clone(),
+            owner: Some(theirs_owner.clone()),
+        }]
+    );
+    let orphan_found = ForeignNamespace {
+        netns: orphan.id.clone(),
+        owner: Some(gone.config.state_dir.clone()),
+    };
+    assert_eq!(report.orphans_left, std::slice::from_ref(&orphan_found));
+    assert!(report.orphans_removed.is_empty());
+    assert!(report.bridge_kept && !report.bridge, "{report:?}");
+    assert!(report.state_dir);
+    assert_eq!(ssh_ok(&theirs, &their, "hostname"), "theirs-0");
+    assert!(Path::new("/run/netns").join(&orphan.id).exists());
+
+    // Asked to, it removes the orphan too, and still not the other home's instance.
+    let report = cleanup(&run.config, Orphans::Remove).await.unwrap();
+    assert_eq!(report.orphans_removed, [orphan_found]);
+    assert_eq!(report.namespaces, 1, "{report:?}");
+    assert!(!Path::new("/run/netns").join(&orphan.id).exists());
+    assert_eq!(report.others_left.len(), 1, "{report:?}");
+    assert_eq!(ssh_ok(&theirs, &their, "hostname"), "theirs-0");
+    let their_state = theirs.cloud.query(REGION, &theirs_cluster).await.unwrap();
+    assert_eq!(states(&their_state), [(0, InstanceState::Running)]);
+
+    // The other home's own cleanup removes its instance, and the bridge with it.
+    let report = cleanup(&theirs.config, Orphans::List).await.unwrap();
+    assert_eq!(report.namespaces, 1, "{report:?}");
+    assert!(report.bridge && !report.bridge_kept, "{report:?}");
+    assert_gone(&theirs, &their);
 }
