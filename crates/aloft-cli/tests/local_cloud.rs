@@ -255,6 +255,11 @@ fn aloft_killed_mid_launch_is_undone_by_the_next_command() {
     );
     let status = cloud.aloft(&["status", "-o", "json"]);
     assert_eq!(text(&status.stdout).trim(), "[]");
+    // Launching the name again works: nothing half-made is taken over.
+    let hello = cloud.spec("hello.yaml", "run: echo again\n");
+    let again = cloud.aloft(&["launch", hello.to_str().unwrap(), "-c", "killed", "--down"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(text(&again.stdout), "again\n");
 }
 
 #[test]
@@ -922,4 +927,84 @@ fn a_signal_while_provisioning_undoes_the_launch_and_says_so() {
     let output = cloud.aloft(&["launch", hello.to_str().unwrap(), "-c", "sigint", "--down"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout), "hello\n");
+}
+
+#[test]
+fn launches_started_a_quarter_second_apart_all_succeed() {
+    // Each launch recovers what it judges abandoned when it starts: none may take another's
+    // launch in progress for abandoned, and none may fail on the store while others write.
+    let Some(cloud) = Cloud::new(18) else { return };
+    let spec = cloud.spec(
+        "two.yaml",
+        "num_nodes: 2\nresources:\n  cpus: 2+\nrun: echo ok\n",
+    );
+    let mut children = Vec::new();
+    for idx in 0..4 {
+        let name = format!("par{idx}");
+        children.push(
+            cloud
+                .command(&["launch", spec.to_str().unwrap(), "-c", &name, "--down"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        // Reads in between, as a user checking on them would.
+        let status = cloud.aloft(&["status"]);
+        assert!(status.status.success(), "{}", text(&status.stderr));
+    }
+    for (idx, child) in children.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "launch {idx} failed: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(text(&output.stdout).lines().count(), 2, "launch {idx}");
+    }
+    assert!(
+        cloud.namespaces().is_empty(),
+        "left behind: {:?}",
+        cloud.namespaces()
+    );
+}
+
+#[test]
+fn a_signal_while_the_job_runs_with_down_tears_the_cluster_down_and_says_so() {
+    let Some(cloud) = Cloud::new(19) else { return };
+    let spec = cloud.spec(
+        "long.yaml",
+        "resources:\n  cpus: 2+\nrun: |\n  echo started\n  sleep 300\n",
+    );
+    let (child, _, rest) = launch_until(
+        &cloud,
+        &["launch", spec.to_str().unwrap(), "-c", "sigdown", "--down"],
+        "Job 1 queued",
+    );
+    let mut child = child;
+    // Wait for the job's first line, so the signal comes while it runs.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "started\n");
+    let interrupt = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let said = rest.join().unwrap();
+    assert!(
+        said.contains("Interrupted (SIGTERM): tearing `sigdown` down (--down)"),
+        "{said}"
+    );
+    assert!(
+        cloud.namespaces().is_empty(),
+        "left behind: {:?}",
+        cloud.namespaces()
+    );
+    let status = cloud.aloft(&["status", "-o", "json"]);
+    assert_eq!(text(&status.stdout).trim(), "[]");
 }
