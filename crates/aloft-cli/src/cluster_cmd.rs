@@ -10,8 +10,9 @@ use crate::output::{OutputFormat, new_table, table_text};
 use aloft_control::clusters::{ClusterHandle, Health, check_fits, check_values, open_cluster};
 use aloft_control::launch::{HowLaunched, LaunchRequest, bring_up};
 use aloft_control::registry as clouds;
+use aloft_control::status::{Finding, Live, Providers};
 use aloft_control::{Progress, open_store};
-use aloft_provision::{ClusterName, ClusterState, Provider};
+use aloft_provision::{ClusterName, Provider};
 use aloft_store::{ClusterStatus, JobState, Store};
 use aloft_types::{Dag, Task};
 use anyhow::{Context, Result, bail};
@@ -604,38 +605,16 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
             args.clusters.clone()
         };
         for name in &names {
-            let cluster =
-                ClusterName::new(name.clone()).map_err(|err| anyhow::anyhow!("`{name}`: {err}"))?;
-            // An operation in progress belongs to its owner.
-            aloft_control::launch::check_not_busy(&store, name).await?;
-            let Some(record) = store.cluster_fetch(name).await? else {
-                // Not recorded: an orphan, wherever the clouds have instances tagged with it.
-                let found: Vec<Found> = sweep(&home, &mut providers)
-                    .await?
-                    .into_iter()
-                    .filter(|found| found.cluster == cluster)
-                    .collect();
-                if found.is_empty() {
-                    bail!(
-                        "no cluster `{name}` is recorded, and no cloud aloft can reach has \
-                         instances tagged with it (see `aloft status --refresh`)"
-                    );
-                }
-                for found in found {
+            for torn in
+                aloft_control::status::tear_down(&home, &store, name, &mut providers).await?
+            {
+                if torn.orphan {
                     say(&format!(
-                        "No cluster `{name}` is recorded; terminating its instances on {} ({})",
-                        found.cloud, found.region
+                        "No cluster `{name}` was recorded; terminated its instances on {} ({}).",
+                        torn.cloud, torn.region
                     ));
-                    found.provider.terminate(&found.region, &cluster).await?;
                 }
-                if args.output == OutputFormat::Table {
-                    say(&format!("Terminated `{name}`."));
-                }
-                continue;
-            };
-            let provider = clouds::access(&home, &record.cloud).await?.provider;
-            provider.terminate(&record.region, &cluster).await?;
-            store.cluster_delete(name).await?;
+            }
             if args.output == OutputFormat::Table {
                 say(&format!("Terminated `{name}`."));
             }
@@ -662,73 +641,30 @@ fn confirm(question: &str) -> Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
-/// Providers by cloud name, made once per command.
-type Providers = std::collections::HashMap<String, Arc<dyn Provider>>;
-
-/// A cluster found on a cloud by its tag.
-struct Found {
-    cloud: String,
-    region: String,
-    cluster: ClusterName,
-    provider: Arc<dyn Provider>,
-}
-
-/// Every cluster with instances on the clouds this machine can act on (the local cloud where it
-/// can run, the clouds `aloft check` enabled), in the regions where each provider made
-/// instances: what `status --refresh` compares with the records to name orphans. A cloud that
-/// cannot be asked is reported and skipped. Providers already made (`providers`, by cloud) are
-/// reused, and those made here are added.
-async fn sweep(home: &Path, providers: &mut Providers) -> Result<Vec<Found>> {
-    let mut clouds: Vec<(String, Arc<dyn Provider>)> = Vec::new();
-    for name in std::iter::once("local".to_owned()).chain(clouds::enabled_clouds(home)) {
-        if let Some(provider) = providers.get(&name) {
-            clouds.push((name, provider.clone()));
-            continue;
-        }
-        let provider = if name == "local" {
-            // Not root: the local cloud cannot be asked (and has nothing of ours to find).
-            match clouds::local_provider(home) {
-                Ok(local) => local as Arc<dyn Provider>,
-                Err(_) => continue,
+/// Says what a refresh or a sweep found.
+fn say_findings(findings: &[Finding]) {
+    for finding in findings {
+        say(&match finding {
+            Finding::TornDownByAutostop { cluster } => {
+                format!("`{cluster}` was torn down by its autostop.")
             }
-        } else {
-            match clouds::access(home, &name).await {
-                Ok(access) => access.provider,
-                Err(err) => {
-                    say(&format!("Skipping {name} in the orphan sweep: {err:#}"));
-                    continue;
-                }
+            Finding::Unreachable { cluster, reason } => {
+                format!("warning: could not ask the cloud of `{cluster}`: {reason}")
             }
-        };
-        providers.insert(name.clone(), provider.clone());
-        clouds.push((name, provider));
+            Finding::NotSwept { cloud, reason } => {
+                format!("Could not look for orphans on {cloud}: {reason}")
+            }
+            Finding::Orphan {
+                cluster,
+                cloud,
+                region,
+            } => format!(
+                "Instances of `{cluster}` are on {cloud} ({region}) but no cluster of that name \
+                 is recorded there (left by an interrupted run?); `aloft down {cluster}` removes \
+                 them."
+            ),
+        });
     }
-    let mut found = Vec::new();
-    for (cloud, provider) in clouds {
-        let swept: Result<Vec<Found>, aloft_provision::ProvisionError> = async {
-            let mut found = Vec::new();
-            for region in provider.regions_in_use().await? {
-                for cluster in provider.list_clusters(&region).await? {
-                    found.push(Found {
-                        cloud: cloud.clone(),
-                        region: region.clone(),
-                        cluster,
-                        provider: provider.clone(),
-                    });
-                }
-            }
-            Ok(found)
-        }
-        .await;
-        match swept {
-            Ok(mut swept) => found.append(&mut swept),
-            Err(err) => say(&format!(
-                "Could not look for orphans on {cloud}: {:#}",
-                anyhow::Error::new(err)
-            )),
-        }
-    }
-    Ok(found)
 }
 
 #[derive(Debug, clap::Args)]
@@ -758,107 +694,45 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         if !args.clusters.is_empty() {
             clusters.retain(|cluster| args.clusters.contains(&cluster.name));
         }
-        // (state, nodes running) as the cloud sees each cluster now.
-        let mut live: Vec<Option<(String, usize)>> = vec![None; clusters.len()];
-        // Clusters found gone for good (and forgotten).
-        let mut gone = Vec::new();
         let mut providers = Providers::new();
-        if args.refresh && !clusters.is_empty() {
-            for (idx, cluster) in clusters.iter_mut().enumerate() {
-                let Ok(name) = ClusterName::new(cluster.name.clone()) else {
-                    continue;
-                };
-                let provider = match providers.get(&cluster.cloud) {
-                    Some(provider) => provider.clone(),
-                    None => {
-                        let provider = clouds::access(&home, &cluster.cloud).await?.provider;
-                        providers.insert(cluster.cloud.clone(), provider.clone());
-                        provider
-                    }
-                };
-                let instances = provider.query(&cluster.region, &name).await?;
-                let running = instances
-                    .iter()
-                    .filter(|instance| instance.state == aloft_provision::InstanceState::Running)
-                    .count();
-                let state = ClusterState::of(&instances);
-                // A cluster that lost nodes (a preempted spot node, say) is degraded, even where
-                // the provider's summary still says up.
-                let lost_nodes = running > 0 && running < cluster.num_nodes as usize;
-                let summary = if lost_nodes {
-                    "degraded".to_owned()
-                } else {
-                    crate::output::snake(&state)
-                };
-                if lost_nodes && cluster.status == ClusterStatus::Up {
-                    cluster.status = ClusterStatus::Degraded;
-                    *cluster = store.cluster_update(cluster).await?;
-                }
-                // A cluster that stopped or tore itself down (autostop on its agent) since
-                // this machine last looked.
-                let was_live =
-                    matches!(cluster.status, ClusterStatus::Up | ClusterStatus::Degraded);
-                if was_live && state == ClusterState::Stopped {
-                    cluster.status = ClusterStatus::Stopped;
-                    *cluster = store.cluster_update(cluster).await?;
-                } else if was_live && state == ClusterState::Terminated && cluster.autostop_down {
-                    say(&format!(
-                        "`{}` was torn down by its autostop.",
-                        cluster.name
-                    ));
-                    store.cluster_delete(&cluster.name).await?;
-                    gone.push(idx);
-                }
-                live[idx] = Some((summary, running));
-            }
-        }
-        for idx in gone.into_iter().rev() {
-            clusters.remove(idx);
-            live.remove(idx);
-        }
-        // The reconcile pass: instances the clouds have for clusters aloft does not know.
-        if args.refresh {
-            for orphan in sweep(&home, &mut providers).await? {
-                let recorded = clusters.iter().any(|cluster| {
-                    cluster.name == orphan.cluster.as_str() && cluster.cloud == orphan.cloud
-                });
-                if !recorded {
-                    say(&format!(
-                        "Instances of `{name}` are on {cloud} ({region}) but no cluster of that \
-                         name is recorded there (left by an interrupted run?); `aloft down \
-                         {name}` removes them.",
-                        name = orphan.cluster,
-                        cloud = orphan.cloud,
-                        region = orphan.region,
-                    ));
-                }
-            }
-        }
+        let rows: Vec<(aloft_store::Cluster, Option<Live>)> = if args.refresh {
+            let (rows, findings) =
+                aloft_control::status::refresh(&home, &store, clusters, &mut providers).await;
+            say_findings(&findings);
+            // The reconcile pass: instances the clouds have for clusters aloft does not know.
+            let recorded: Vec<aloft_store::Cluster> =
+                rows.iter().map(|(cluster, _)| cluster.clone()).collect();
+            say_findings(&aloft_control::status::orphans(&home, &recorded, &mut providers).await);
+            rows
+        } else {
+            clusters
+                .into_iter()
+                .map(|cluster| (cluster, None))
+                .collect()
+        };
         match args.output {
             OutputFormat::Json => {
-                let rows: Vec<serde_json::Value> = clusters
-                    .iter()
-                    .zip(&live)
-                    .map(|(cluster, state)| {
-                        let mut value = serde_json::to_value(cluster).unwrap_or_default();
-                        if let Some((state, running)) = state {
-                            value["live_state"] = serde_json::json!(state);
-                            value["running_nodes"] = serde_json::json!(running);
-                        }
-                        value
-                    })
-                    .collect();
+                let mut documents = Vec::new();
+                for (cluster, live) in &rows {
+                    let mut value = serde_json::to_value(cluster)?;
+                    if let Some(live) = live {
+                        value["live_state"] = serde_json::json!(live.state);
+                        value["running_nodes"] = serde_json::json!(live.running);
+                    }
+                    documents.push(value);
+                }
+                let rows = documents;
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             }
             OutputFormat::Table => {
-                if clusters.is_empty() {
+                if rows.is_empty() {
                     println!("No clusters.");
                     return Ok(ExitCode::SUCCESS);
                 }
                 let mut table = new_table(&[
                     "NAME", "INFRA", "INSTANCE", "NODES", "STATUS", "LIVE", "AUTOSTOP", "$/h",
                 ]);
-                for (cluster, state) in clusters.iter().zip(&live) {
+                for (cluster, live) in &rows {
                     table.add_row(vec![
                         cluster.name.clone(),
                         format!(
@@ -869,11 +743,14 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                         cluster.instance_type.clone(),
                         cluster.num_nodes.to_string(),
                         crate::output::snake(&cluster.status),
-                        state.as_ref().map_or("-".to_owned(), |(state, running)| {
-                            if *running == cluster.num_nodes as usize {
-                                state.clone()
+                        live.as_ref().map_or("-".to_owned(), |live| {
+                            if live.running == cluster.num_nodes as usize {
+                                live.state.clone()
                             } else {
-                                format!("{state} ({running}/{} nodes)", cluster.num_nodes)
+                                format!(
+                                    "{} ({}/{} nodes)",
+                                    live.state, live.running, cluster.num_nodes
+                                )
                             }
                         }),
                         match cluster.autostop_minutes {

@@ -10,11 +10,14 @@
 //! - [`launch`]: bring a cluster up for a task: a new one (planned, with failover), or an
 //!   existing one reused, started or repaired, never destroying what was there before.
 //! - [`recovery`]: undo operations whose owner is gone, never failing the caller's command.
+//! - [`status`]: what the clouds say of the recorded clusters, reconciled into the records;
+//!   orphans; tearing clusters down.
 
 pub mod clusters;
 pub mod launch;
 pub mod recovery;
 pub mod registry;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
