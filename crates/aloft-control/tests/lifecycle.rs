@@ -1,5 +1,5 @@
-//! Recovery against a real store: only operations whose owner is gone are touched, and what
-//! cannot be recovered now never fails the caller.
+//! The application layer against a real store: recovery touches only operations whose owner is
+//! gone, and neither recovery nor a status refresh fails on what it cannot reach now.
 
 use aloft_control::recovery::{Recovered, recover_abandoned};
 use aloft_store::{OperationKind, OperationState, Store};
@@ -141,4 +141,40 @@ fn a_launch_plans_over_the_imported_offers_of_the_enabled_clouds() {
         none.instance_types.is_empty(),
         "no enabled cloud, no offers"
     );
+}
+
+#[tokio::test]
+async fn a_cluster_whose_cloud_cannot_be_asked_is_reported_and_the_others_still_refresh() {
+    let home = Home::new("refresh");
+    let store = Store::open(&home.0.join("state.db")).await.unwrap();
+    let record = aloft_store::Cluster {
+        name: "far".to_owned(),
+        status: aloft_store::ClusterStatus::Up,
+        cloud: "nowhere".to_owned(),
+        region: "r1".to_owned(),
+        zone: None,
+        instance_type: "t".to_owned(),
+        num_nodes: 1,
+        spot: false,
+        hourly_price: 1.0,
+        autostop_minutes: None,
+        autostop_down: false,
+        resources: json!({}),
+        generation: 0,
+        created_at: 0,
+        updated_at: 0,
+    };
+    store.cluster_insert(&record).await.unwrap();
+    let clusters = store.cluster_list().await.unwrap();
+    let mut providers = aloft_control::status::Providers::new();
+    let (rows, findings) =
+        aloft_control::status::refresh(&home.0, &store, clusters, &mut providers).await;
+    assert_eq!(rows.len(), 1, "the record is kept");
+    assert_eq!(rows[0].1, None, "nothing is known of it now");
+    let [aloft_control::status::Finding::Unreachable { cluster, reason }] = findings.as_slice()
+    else {
+        panic!("{findings:?}")
+    };
+    assert_eq!(cluster, "far");
+    assert!(reason.contains("nowhere"), "{reason}");
 }
