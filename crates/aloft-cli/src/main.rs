@@ -89,6 +89,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // What aloft keeps for a user (state, keys, logs, the local cloud's disks) is theirs alone.
+    if !matches!(
+        cli.command,
+        Command::Agent { .. } | Command::Completions { .. } | Command::Catalog(_)
+    ) {
+        aloft_control::make_home_private(&aloft_control::aloft_home())?;
+    }
     match cli.command {
         Command::Launch(args) => launch_cmd::run(args),
         Command::Exec(args) => cluster_cmd::exec(args),

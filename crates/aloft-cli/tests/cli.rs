@@ -400,3 +400,25 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
+
+#[test]
+fn aloft_home_and_its_state_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = std::env::temp_dir().join(format!("aloft-cli-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    // A home made by someone else's umask, readable by all.
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_aloft"))
+        .args(["status"])
+        .env("ALOFT_HOME", &home)
+        .output()
+        .unwrap();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let (home_mode, db_mode) = (mode(&home), mode(&home.join("state.db")));
+    let _ = std::fs::remove_dir_all(&home);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(home_mode, 0o700);
+    assert_eq!(db_mode, 0o600);
+}

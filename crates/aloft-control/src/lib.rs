@@ -35,6 +35,32 @@ pub fn aloft_home() -> PathBuf {
     }
 }
 
+/// Makes `home` private to the user (0700), creating it if needed: everything under it (the
+/// state, keys, logs, the local cloud's disks) is then out of other users' reach whatever each
+/// file's own mode. A home owned by someone else is left alone (and said).
+pub fn make_home_private(home: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if !home.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(home)?;
+        return Ok(());
+    }
+    let metadata = std::fs::metadata(home)?;
+    let ours = metadata.uid() == current_uid();
+    if ours && metadata.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// This process's user id, read from `/proc/self` (no libc call needed).
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |metadata| metadata.uid())
+}
+
 /// The state database under `home`.
 pub async fn open_store(home: &Path) -> anyhow::Result<aloft_store::Store> {
     Ok(aloft_store::Store::open(&home.join("state.db")).await?)
