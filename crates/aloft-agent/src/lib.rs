@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod head;
+pub mod logs;
 pub mod protocol;
 pub mod runner;
 
