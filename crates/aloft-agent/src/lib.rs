@@ -20,5 +20,5 @@ pub mod logs;
 pub mod protocol;
 pub mod runner;
 
-pub use client::{AgentClient, AgentError};
+pub use client::{AgentClient, AgentError, LogItem, LogsEnd};
 pub use protocol::{Autostop, ClusterInfo, JobSpec, LogEvent, NodeInfo, PowerOff};

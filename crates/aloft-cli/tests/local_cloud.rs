@@ -202,7 +202,8 @@ fn a_failing_job_fails_the_command_and_says_where() {
         "resources:\n  cpus: 2+\nrun: echo before; exit 3\n",
     );
     let output = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "fails", "--down"]);
-    assert_eq!(output.status.code(), Some(1));
+    // The job's exit code is the command's.
+    assert_eq!(output.status.code(), Some(3));
     assert_eq!(text(&output.stdout), "before\n");
     assert!(
         text(&output.stderr).contains("Job 1 on `fails` failed: node 0: exit 3"),
@@ -400,7 +401,7 @@ fn jobs_are_queued_and_their_logs_kept_per_node() {
         "name: second\nrun: echo about to fail; exit 7\n",
     );
     let output = cloud.aloft(&["exec", "jobs", second.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(7));
 
     let queue = text(&cloud.aloft(&["queue", "jobs", "-o", "json"]).stdout);
     let jobs: serde_json::Value = serde_json::from_str(&queue).unwrap();

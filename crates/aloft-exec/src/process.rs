@@ -59,6 +59,57 @@ pub(crate) async fn stream_child(
     Ok(exit_code(status))
 }
 
+/// Writes `script` to the child's stdin and hands its stdout to `stdout` in chunks as they come,
+/// bytes as they are (for binary streams). Returns the exit code and what it printed on stderr
+/// (at most 64 KiB of it).
+pub(crate) async fn stream_child_bytes(
+    mut child: Child,
+    script: &str,
+    program: &str,
+    stdout: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<(i32, String), ExecError> {
+    use tokio::io::AsyncReadExt;
+    let spawn_error = |source| ExecError::Spawn {
+        program: program.to_owned(),
+        source,
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes()).await;
+        let _ = stdin.write_all(b"\n").await;
+        drop(stdin);
+    }
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let mut out_buffer = vec![0u8; READ_BUFFER];
+    let mut err_buffer = vec![0u8; 4096];
+    let mut err_text = Vec::new();
+    loop {
+        tokio::select! {
+            read = async { out.as_mut().expect("guarded").read(&mut out_buffer).await }, if out.is_some() => {
+                match read {
+                    Ok(0) | Err(_) => out = None,
+                    Ok(read) => stdout(&out_buffer[..read]),
+                }
+            }
+            read = async { err.as_mut().expect("guarded").read(&mut err_buffer).await }, if err.is_some() => {
+                match read {
+                    Ok(0) | Err(_) => err = None,
+                    Ok(read) if err_text.len() < READ_BUFFER => {
+                        err_text.extend_from_slice(&err_buffer[..read]);
+                    }
+                    Ok(_) => {}
+                }
+            }
+            else => break,
+        }
+    }
+    let status = child.wait().await.map_err(spawn_error)?;
+    Ok((
+        exit_code(status),
+        String::from_utf8_lossy(&err_text).into_owned(),
+    ))
+}
+
 /// How much of a child's output is read at once.
 const READ_BUFFER: usize = 64 * 1024;
 
