@@ -1,6 +1,7 @@
 //! Developer tasks. `cargo xtask bench [--catalog DIR] [--runs N]` prints the figures recorded in
 //! docs/benchmarks.md: whole-process dry-runs of the release binary, and the optimizer alone on
-//! chains and random DAGs over a SkyPilot-format catalog.
+//! chains and random DAGs over a SkyPilot-format catalog. `cargo xtask bench-launch` and
+//! `cargo xtask bench-logs` (root) measure launches and job logs on the local cloud.
 
 use aloft_catalog::Catalog;
 use aloft_optimizer::synthetic::{self, Rng, Shape};
@@ -36,7 +37,10 @@ fn main() -> Result<()> {
         "bench" => bench(&root, &catalog_dir, runs),
         "probe" => probe(&catalog_dir, runs),
         "bench-launch" => bench_launch(&root, runs),
-        _ => bail!("usage: cargo xtask bench|probe|bench-launch [--catalog DIR] [--runs N]"),
+        "bench-logs" => bench_logs(&root, runs),
+        _ => bail!(
+            "usage: cargo xtask bench|probe|bench-launch|bench-logs [--catalog DIR] [--runs N]"
+        ),
     }
 }
 
@@ -332,6 +336,237 @@ fn bench_launch(root: &Path, runs: usize) -> Result<()> {
     );
     let _ = aloft(&["local", "cleanup"]).output();
     let _ = std::fs::remove_dir_all(&home);
+    Ok(())
+}
+
+/// CPU time (user + system) and resident memory of a process, from `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcSample {
+    cpu_seconds: f64,
+    rss_kib: u64,
+    peak_rss_kib: u64,
+}
+
+fn proc_sample(pid: u32) -> Option<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    Some(ProcSample {
+        cpu_seconds: ticks / 100.0,
+        rss_kib: kib("VmRSS:"),
+        peak_rss_kib: kib("VmHWM:"),
+    })
+}
+
+/// Processes whose command line has every one of `words` as an argument.
+fn pids_with_args(words: &[&str]) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                let args: Vec<&[u8]> = cmdline.split(|&byte| byte == 0).collect();
+                words.iter().all(|word| args.contains(&word.as_bytes()))
+            })
+        })
+        .collect()
+}
+
+/// The local cloud (needs root): a job printing 50 MB, followed with `aloft exec` from this
+/// machine over SSH: throughput end to end, the CPU and memory of the follower on the head
+/// (`aloft agent logs --follow`), of the client and of the agent's daemon (which writes the
+/// log), and the log's size on disk. Then reading the finished job again with `aloft logs`.
+fn bench_logs(root: &Path, runs: usize) -> Result<()> {
+    const BYTES: u64 = 50_000_000;
+    let binary = build_release(root)?;
+    let home = std::env::temp_dir().join(format!("aloft-bench-logs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home)?;
+    let aloft = |args: &[&str]| {
+        let mut command = Command::new(&binary);
+        command
+            .args(args)
+            .env("ALOFT_HOME", &home)
+            .env("ALOFT_LOCAL_PREFIX", "blogs")
+            .env("ALOFT_LOCAL_BRIDGE", "blogsbr")
+            .env("ALOFT_LOCAL_SUBNET", "10.77.98.0/24");
+        command
+    };
+    let hello = home.join("hello.yaml");
+    std::fs::write(&hello, "resources:\n  cpus: 2+\nrun: echo up\n")?;
+    let big = home.join("big.yaml");
+    // 80-byte lines, as a training loop's progress lines might be.
+    std::fs::write(
+        &big,
+        format!(
+            "run: yes 'step 000123 loss 0.123456 lr 0.000300 tokens/s 123456 elapsed 00:12:34.5678' | head -c {BYTES}\n"
+        ),
+    )?;
+    let up = aloft(&["launch", hello.to_str().unwrap_or_default(), "-c", "blogs"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if !up.success() {
+        bail!("launching the cluster for the log figures failed");
+    }
+    let result = bench_logs_on(&aloft, &big, BYTES, runs);
+    let _ = aloft(&["down", "blogs"]).output();
+    let _ = aloft(&["local", "cleanup"]).output();
+    let _ = std::fs::remove_dir_all(&home);
+    result
+}
+
+fn bench_logs_on(
+    aloft: &dyn Fn(&[&str]) -> Command,
+    big: &Path,
+    bytes: u64,
+    runs: usize,
+) -> Result<()> {
+    println!("## Job logs on the local cloud (release binary, root)\n");
+    println!(
+        "A job printing {} MB in 80-byte lines, followed by `aloft exec` over SSH.\n",
+        bytes / 1_000_000
+    );
+    println!(
+        "| run | MB/s end to end | follower CPU (% of a core) | follower peak RSS (MB) | client CPU (%) | client peak RSS (MB) | daemon CPU (%) | on disk (MB) | `aloft logs` again (MB/s) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for run in 0..runs.max(1) {
+        // The daemon of this cluster: its pid inside the instance, matched to ours by NSpid.
+        let status =
+            aloft(&["ssh", "blogs", "--", ".aloft-agent/bin/aloft agent status"]).output()?;
+        let status: serde_json::Value =
+            serde_json::from_slice(&status.stdout).context("reading the agent's status")?;
+        let inner = status["daemon_pid"].as_u64().unwrap_or(0).to_string();
+        let daemon: Vec<u32> = pids_with_args(&["agent", "daemon"])
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|text| {
+                    text.lines()
+                        .find_map(|line| line.strip_prefix("NSpid:"))
+                        .and_then(|pids| pids.split_whitespace().last())
+                        == Some(inner.as_str())
+                })
+            })
+            .collect();
+        let daemon_before: Vec<(u32, f64)> = daemon
+            .iter()
+            .filter_map(|pid| Some((*pid, proc_sample(*pid)?.cpu_seconds)))
+            .collect();
+        let started = Instant::now();
+        let mut child = aloft(&["exec", "blogs", big.to_str().unwrap_or_default()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let client_pid = child.id();
+        let mut stdout = child.stdout.take().context("stdout")?;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Samples the follower on the head (its own process in the instance's namespaces,
+        // visible here) and the client until the stream ends; the last sample of each counts.
+        let sampler = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let (mut follower, mut client) = (None::<ProcSample>, None::<ProcSample>);
+                let mut follower_pid = None;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    if follower_pid.is_none() {
+                        follower_pid =
+                            pids_with_args(&["agent", "logs", "--framed", "--follow"]).pop();
+                    }
+                    if let Some(sample) = follower_pid.and_then(proc_sample) {
+                        follower = Some(sample);
+                    }
+                    if let Some(sample) = proc_sample(client_pid) {
+                        client = Some(sample);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                (follower, client)
+            })
+        };
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut received = 0u64;
+        loop {
+            let read = std::io::Read::read(&mut stdout, &mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            received += read as u64;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (follower, client) = sampler.join().map_err(|_| anyhow::anyhow!("sampler"))?;
+        if !child.wait()?.success() {
+            bail!("the job failed");
+        }
+        // The last line, cut short by `head -c`, gains a newline: the transport passes lines.
+        if received != bytes && received != bytes + 1 {
+            bail!("{received} bytes arrived of {bytes}");
+        }
+        let daemon_cpu: f64 = daemon_before
+            .iter()
+            .filter_map(|(pid, before)| Some(proc_sample(*pid)?.cpu_seconds - before))
+            .sum();
+        let job = run + 2;
+        let du = aloft(&[
+            "ssh",
+            "blogs",
+            "--",
+            &format!("du -sb .aloft-agent/logs/{job}"),
+        ])
+        .output()?;
+        let on_disk: f64 = String::from_utf8_lossy(&du.stdout)
+            .split_whitespace()
+            .next()
+            .and_then(|size| size.parse().ok())
+            .unwrap_or(f64::NAN);
+        let again = Instant::now();
+        let reread = aloft(&["logs", "blogs", &job.to_string()]).output()?;
+        let again = again.elapsed().as_secs_f64();
+        if reread.stdout.len() as u64 != received {
+            bail!(
+                "aloft logs printed {} bytes of {bytes}",
+                reread.stdout.len()
+            );
+        }
+        let mb = bytes as f64 / 1e6;
+        let percent = |sample: Option<ProcSample>| {
+            sample.map_or("?".to_owned(), |sample| {
+                format!("{:.0}", 100.0 * sample.cpu_seconds / elapsed)
+            })
+        };
+        let peak = |sample: Option<ProcSample>| {
+            sample.map_or("?".to_owned(), |sample| {
+                format!(
+                    "{:.1}",
+                    sample.peak_rss_kib.max(sample.rss_kib) as f64 / 1024.0
+                )
+            })
+        };
+        println!(
+            "| {} | {:.1} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} |",
+            run + 1,
+            mb / elapsed,
+            percent(follower),
+            peak(follower),
+            percent(client),
+            peak(client),
+            100.0 * daemon_cpu / elapsed,
+            on_disk / 1e6,
+            mb / again,
+        );
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! request's JSON goes to the agent's stdin as a here-document of the script the transport
 //! feeds to `bash` on ITS stdin, so it is never in a command line on either machine.
 
+use crate::logs::{Frame, FrameDecoder, Piece};
 use crate::protocol::{
     AGENT_BIN, AGENT_DIR, AgentStatus, Autostop, ClusterInfo, JobSpec, LogEvent,
 };
@@ -10,6 +11,24 @@ use aloft_exec::{ExecError, RemoteCommand, SshTransport, Stream, Transport, shel
 use aloft_store::{Job, JobState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// What a log stream hands out, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogItem<'a> {
+    /// Which job the stream is about (first).
+    Job(i64),
+    /// Output of one node on one stream: whole lines, except at the very end of the job.
+    Output(Piece<'a>),
+}
+
+/// How a log stream ended: the job and where it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogsEnd {
+    pub job_id: i64,
+    pub state: JobState,
+    /// Non-zero exit codes by node rank (or an `error` the agent recorded).
+    pub exit_codes: Option<serde_json::Value>,
+}
 
 /// Why a call to the agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -173,44 +192,61 @@ impl AgentClient {
             .ok_or_else(|| bad_answer("no job_id", &answer))
     }
 
-    /// Streams a job's log (`None`: the latest job) to `sink`; with `follow`, until the job
-    /// ends. Returns the job's state and exit codes at the end.
+    /// Streams a job's output (`None`: the latest job) to `sink`, as raw frames over the
+    /// head's connection (see [`crate::logs`]); with `follow`, until the job ends. The first
+    /// item names the job. Returns the job's state and exit codes at the end.
     pub async fn logs(
         &self,
         job: Option<i64>,
         follow: bool,
-        sink: &mut (dyn FnMut(&LogEvent) + Send),
-    ) -> Result<(JobState, Option<serde_json::Value>), AgentError> {
-        let mut args = "logs".to_owned();
+        sink: &mut (dyn FnMut(LogItem<'_>) + Send),
+    ) -> Result<LogsEnd, AgentError> {
+        let mut args = "logs --framed".to_owned();
         if let Some(job) = job {
             args.push_str(&format!(" {job}"));
         }
         if follow {
             args.push_str(" --follow");
         }
+        let mut decoder = FrameDecoder::default();
+        let mut job_id = job;
         let mut end = None;
         let mut unreadable = None;
-        let mut err = String::new();
-        let mut lines = |stream: Stream, line: &str| {
-            if stream == Stream::Stderr {
-                err.push_str(line);
-                err.push('\n');
+        let mut on_bytes = |bytes: &[u8]| {
+            if unreadable.is_some() {
                 return;
             }
-            match serde_json::from_str::<LogEvent>(line) {
-                Ok(LogEvent::End { state, exit_codes }) => end = Some((state, exit_codes)),
-                Ok(event) => sink(&event),
-                Err(error) => unreadable = Some(bad_answer(error, line)),
+            let decoded = decoder.push(bytes, &mut |frame| match frame {
+                Frame::Job(id) => {
+                    job_id = Some(id);
+                    sink(LogItem::Job(id));
+                }
+                Frame::Output(piece) => sink(LogItem::Output(piece)),
+                Frame::End(LogEvent::End { state, exit_codes }) => end = Some((state, exit_codes)),
+                Frame::End(LogEvent::Line { .. }) => {}
+            });
+            if let Err(error) = decoded {
+                unreadable = Some(bad_answer(error, ""));
             }
         };
-        let code = self.head.run(&self.command(&args), &mut lines).await?;
+        let (code, err) = self
+            .head
+            .run_bytes(&self.command(&args), &mut on_bytes)
+            .await?;
         if code != 0 {
             return Err(AgentError::Agent(err.trim().to_owned()));
         }
         if let Some(error) = unreadable {
             return Err(error);
         }
-        end.ok_or_else(|| bad_answer("the stream ended without the job's state", &err))
+        let (Some((state, exit_codes)), Some(job_id)) = (end, job_id) else {
+            return Err(bad_answer("the stream ended without the job's state", &err));
+        };
+        Ok(LogsEnd {
+            job_id,
+            state,
+            exit_codes,
+        })
     }
 
     /// The cluster's jobs, oldest first.

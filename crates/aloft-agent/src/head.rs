@@ -4,8 +4,9 @@
 //!
 //! - `cluster.json`: the nodes and how to reach them ([`ClusterInfo`]), written at launch;
 //! - `jobs.db`: the job queue (the store's job table, in SQLite);
-//! - `logs/<job>/events.jsonl` (one [`LogEvent`] per line, what `logs --follow` streams) and
-//!   `logs/<job>/node-<rank>.log` (plain text, for people on the node);
+//! - `logs/<job>/node-<rank>.log` (exactly what the node printed) and
+//!   `logs/<job>/node-<rank>.streams` (where it switches between stdout and stderr): see
+//!   [`crate::logs`];
 //! - `autostop.json` and `activity` (when the cluster last did something);
 //! - `daemon.lock`, held by the daemon while it lives, so there is never more than one;
 //!   `daemon.pid` and `daemon.json` (its pid and the node's boot id);
@@ -25,6 +26,7 @@
 //! daemon was running is ended on every node and marked failed when the next daemon starts,
 //! saying why: the daemon died (same boot of the node) or the node restarted (another boot).
 
+use crate::logs::{LogReader, LogWriter, Piece, ReadError};
 use crate::protocol::{AgentStatus, Autostop, ClusterInfo, JobSpec, LogEvent, NodeInfo, OutStream};
 use crate::runner::{
     GangJob, JobOutcome, JobSink, Liveness, Node, Phase, kill_job_everywhere, run_gang, task_id,
@@ -34,7 +36,7 @@ use aloft_exec::{
 };
 use aloft_store::{Job, JobState, Store, StoreError};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -81,6 +83,9 @@ pub enum HeadError {
     Exec(#[from] ExecError),
     #[error("this cluster's cloud cannot stop its nodes from inside, so autostop is not available")]
     NoPowerOff,
+    /// Whoever read a log stream went away (its SSH session ended): the follower stops.
+    #[error("the reader of the log stream went away")]
+    ReaderGone(#[source] std::io::Error),
 }
 
 /// Opens `path` for appending (creating it private).
@@ -142,6 +147,17 @@ fn secrets_token() -> String {
         .map_or(0, |elapsed| elapsed.as_nanos());
     format!("{}-{nanos}", std::process::id())
 }
+/// How `aloft agent logs` writes a job's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON [`LogEvent`] per line: for people and scripts on the node.
+    JsonLines,
+    /// Frames of raw output ([`crate::logs`]): what the client reads.
+    Framed,
+}
+
+/// How often a follower with nothing to send checks that its reader is still there.
+const READER_CHECK: Duration = Duration::from_millis(500);
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HeadError {
     let path = path.to_path_buf();
@@ -383,13 +399,18 @@ impl Agent {
         Ok(self.store().await?.job_list().await?)
     }
 
-    /// A job's log, as events; with `follow`, until the job is over. Ends with
-    /// [`LogEvent::End`]. `job: None` is the latest job.
+    /// Writes a job's output to `out` in `format`; with `follow`, until the job is over. Ends
+    /// with the job's state ([`LogEvent::End`]). `job: None` is the latest job. A follower
+    /// ends when `out` fails (its reader closed the pipe), and while there is nothing to send
+    /// it asks `reader_gone` every half second, so a follower whose SSH session died does not
+    /// linger on the head until the job ends.
     pub async fn logs(
         &self,
         job: Option<i64>,
         follow: bool,
-        out: &mut (dyn FnMut(&LogEvent) + Send),
+        format: LogFormat,
+        out: &mut (dyn Write + Send),
+        reader_gone: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), HeadError> {
         self.prepare()?;
         let store = self.store().await?;
@@ -401,41 +422,67 @@ impl Agent {
                 None => return Err(HeadError::NoSuchJob(0)),
             },
         };
-        let path = self.log_dir(id).join("events.jsonl");
-        let mut offset = 0u64;
-        // Bytes, not text: a read can end inside a character as well as inside a line.
-        let mut partial: Vec<u8> = Vec::new();
+        let mut job = store.job_fetch(id).await?.ok_or(HeadError::NoSuchJob(id))?;
+        let gone = HeadError::ReaderGone;
+        if format == LogFormat::Framed {
+            let header = serde_json::json!({ "job_id": id }).to_string();
+            crate::logs::write_frame(out, crate::logs::FRAME_JOB, 0, header.as_bytes())
+                .map_err(gone)?;
+        }
+        let log_dir = self.log_dir(id);
+        let mut reader = LogReader::open(&log_dir);
+        let mut checked = std::time::Instant::now();
         loop {
-            // The state first: every line written before the job ended is then read below.
-            let job = store.job_fetch(id).await?.ok_or(HeadError::NoSuchJob(id))?;
-            if let Ok(mut file) = File::open(&path) {
-                file.seek(SeekFrom::Start(offset))
-                    .map_err(io("reading", &path))?;
-                let read = file
-                    .read_to_end(&mut partial)
-                    .map_err(io("reading", &path))?;
-                offset += read as u64;
-                while let Some(end) = partial.iter().position(|&byte| byte == b'\n') {
-                    let line: Vec<u8> = partial.drain(..=end).collect();
-                    if let Ok(event) = serde_json::from_slice::<LogEvent>(&line) {
-                        out(&event);
+            // The state before the files: once it says finished, every byte is on disk.
+            let finished = !follow || job.state.is_finished();
+            let handed = loop {
+                match reader.read(finished, &mut |piece| write_piece(out, format, piece)) {
+                    Ok(0) => break 0,
+                    Ok(handed) if !finished => break handed,
+                    Ok(_) => continue,
+                    Err(ReadError::Io(source)) => {
+                        return Err(HeadError::Io {
+                            action: "reading",
+                            path: log_dir,
+                            source,
+                        });
+                    }
+                    Err(ReadError::Out(source)) => return Err(gone(source)),
+                }
+            };
+            if finished {
+                break;
+            }
+            if handed == 0 {
+                out.flush().map_err(gone)?;
+                if checked.elapsed() >= READER_CHECK {
+                    checked = std::time::Instant::now();
+                    if reader_gone() {
+                        return Err(gone(std::io::ErrorKind::BrokenPipe.into()));
                     }
                 }
-            }
-            if !follow || job.state.is_finished() {
-                out(&LogEvent::End {
-                    state: job.state,
-                    exit_codes: job.exit_codes,
-                });
-                return Ok(());
+                tokio::time::sleep(POLL).await;
             }
             // A job followed while its daemon died must still end, as failed.
             if daemon_checked.elapsed() >= DAEMON_CHECK {
                 daemon_checked = std::time::Instant::now();
                 self.ensure_daemon()?;
             }
-            tokio::time::sleep(POLL).await;
+            job = store.job_fetch(id).await?.ok_or(HeadError::NoSuchJob(id))?;
         }
+        let end = LogEvent::End {
+            state: job.state,
+            exit_codes: job.exit_codes,
+        };
+        let end_json = serde_json::to_vec(&end).expect("an event serializes");
+        match format {
+            LogFormat::Framed => {
+                crate::logs::write_frame(out, crate::logs::FRAME_END, 0, &end_json)
+            }
+            LogFormat::JsonLines => out.write_all(&end_json).and_then(|()| out.write_all(b"\n")),
+        }
+        .and_then(|()| out.flush())
+        .map_err(gone)
     }
 
     /// Cancels jobs (`all`: every unfinished one) and waits for the running one to end.
@@ -866,7 +913,7 @@ impl Agent {
     async fn run(&self, store: &Store, job: Job) -> Result<(), HeadError> {
         let log_dir = self.log_dir(job.id);
         private_dir(&self.dir.join("logs"))?;
-        private_dir(&log_dir)?;
+        crate::logs::create_private_dir(&log_dir).map_err(io("creating", &log_dir))?;
         let result = self.run_logged(store, &job, &log_dir).await;
         self.forget_secrets(&job.spec);
         let codes = |exits: &[(u32, i32)]| {
@@ -990,42 +1037,70 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), HeadError> {
     std::fs::rename(&partial, path).map_err(io("writing", path))
 }
 
-/// A sink that appends each line to the job's event stream and to its node's text log.
-fn log_sink(log_dir: &Path) -> Result<JobSink, HeadError> {
-    let events_path = log_dir.join("events.jsonl");
-    let events = open_private_append(&events_path).map_err(io("opening", &events_path))?;
-    struct Files {
-        events: File,
-        nodes: std::collections::HashMap<u32, File>,
+/// Writes output in a log stream's format.
+fn write_piece(out: &mut dyn Write, format: LogFormat, piece: Piece<'_>) -> std::io::Result<()> {
+    match format {
+        LogFormat::Framed => crate::logs::write_frame(
+            out,
+            crate::logs::output_kind(piece.stream),
+            piece.rank,
+            piece.bytes,
+        ),
+        LogFormat::JsonLines => crate::logs::write_json_lines(out, piece),
     }
-    let files = Mutex::new(Files {
-        events,
-        nodes: Default::default(),
+}
+
+/// How often output a job printed is written out when it comes in bursts (a line after a
+/// quiet spell is written at once).
+const LOG_FLUSH: Duration = Duration::from_millis(10);
+
+/// A sink that appends each line to its node's log ([`crate::logs`]). Lines are buffered, so a
+/// job printing fast costs a write per 64 KiB rather than per line; a task flushes what is
+/// buffered every few milliseconds, and the last of the sink's clones flushes the rest when
+/// dropped, before the job's end is recorded.
+fn log_sink(log_dir: &Path) -> Result<JobSink, HeadError> {
+    let writer = LogWriter::create(log_dir).map_err(io("creating", log_dir))?;
+    let writer = Arc::new(Mutex::new(writer));
+    let flushed = Arc::downgrade(&writer);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LOG_FLUSH).await;
+            // No await while the writer is held: on the daemon's one thread, this never holds
+            // the last reference past the job's end.
+            let Some(writer) = flushed.upgrade() else {
+                return;
+            };
+            if let Ok(mut writer) = writer.lock() {
+                let _ = writer.flush();
+            }
+        }
     });
-    let log_dir = log_dir.to_path_buf();
     Ok(Arc::new(
         move |_: Phase, rank: u32, stream: Stream, line: &str| {
-            let event = LogEvent::Line {
-                rank,
-                stream: match stream {
-                    Stream::Stdout => OutStream::Stdout,
-                    Stream::Stderr => OutStream::Stderr,
-                },
-                line: line.to_owned(),
+            let stream = match stream {
+                Stream::Stdout => OutStream::Stdout,
+                Stream::Stderr => OutStream::Stderr,
             };
-            let Ok(mut files) = files.lock() else { return };
-            let mut text = serde_json::to_string(&event).expect("an event serializes");
-            text.push('\n');
-            // One write per line, so a follower never reads half a line it then parses.
-            let _ = files.events.write_all(text.as_bytes());
-            let node = files.nodes.entry(rank).or_insert_with(|| {
-                open_private_append(&log_dir.join(format!("node-{rank}.log")))
-                    .or_else(|_| File::create("/dev/null"))
-                    .expect("/dev/null opens")
-            });
-            let _ = writeln!(node, "{line}");
+            if let Ok(mut writer) = writer.lock() {
+                let _ = writer.append_line(rank, stream, line.as_bytes());
+            }
         },
     ))
+}
+
+/// Whether whoever reads this process's stdout has gone: the read end of the pipe (or the
+/// socket's peer) is closed, which `poll` reports as an error or a hang-up without writing.
+pub fn stdout_reader_gone() -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now)).is_ok_and(|ready| {
+        ready > 0 && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
+    })
 }
 
 /// A process's resident memory in KiB, from `/proc`.

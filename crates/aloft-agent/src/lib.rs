@@ -16,8 +16,9 @@
 
 pub mod client;
 pub mod head;
+pub mod logs;
 pub mod protocol;
 pub mod runner;
 
-pub use client::{AgentClient, AgentError};
+pub use client::{AgentClient, AgentError, LogItem, LogsEnd};
 pub use protocol::{Autostop, ClusterInfo, JobSpec, LogEvent, NodeInfo, PowerOff};

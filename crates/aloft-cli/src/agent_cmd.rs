@@ -23,6 +23,9 @@ pub enum AgentCommand {
         job: Option<i64>,
         #[arg(long)]
         follow: bool,
+        /// Frames of raw output instead of JSON lines (what the client reads).
+        #[arg(long)]
+        framed: bool,
     },
     /// Cancel jobs and wait for the running one to end.
     Cancel {
@@ -86,9 +89,19 @@ pub fn run(command: AgentCommand) -> Result<ExitCode> {
                 print_json(&serde_json::json!({"job_id": id}))?;
             }
             AgentCommand::Queue => print_json(&agent.queue().await?)?,
-            AgentCommand::Logs { job, follow } => {
-                let mut out = |event: &aloft_agent::LogEvent| crate::output::print_json_line(event);
-                agent.logs(job, follow, &mut out).await?;
+            AgentCommand::Logs {
+                job,
+                follow,
+                framed,
+            } => {
+                let format = if framed {
+                    aloft_agent::head::LogFormat::Framed
+                } else {
+                    aloft_agent::head::LogFormat::JsonLines
+                };
+                let mut out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout());
+                let gone = aloft_agent::head::stdout_reader_gone;
+                agent.logs(job, follow, format, &mut out, &gone).await?;
             }
             AgentCommand::Cancel { jobs, all } => {
                 if jobs.is_empty() && !all {

@@ -605,6 +605,15 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
             args.clusters.clone()
         };
         for name in &names {
+            // Its jobs' output outlives it: copied here first, when its head answers.
+            if let Some(record) = store.cluster_fetch(name).await?
+                && matches!(record.status, ClusterStatus::Up | ClusterStatus::Degraded)
+                && let Err(err) = crate::job_cmd::save_logs_before_teardown(&home, name).await
+            {
+                say(&format!(
+                    "warning: could not copy the jobs' output of `{name}` before tearing it down: {err:#}"
+                ));
+            }
             for torn in
                 aloft_control::status::tear_down(&home, &store, name, &mut providers).await?
             {

@@ -1,13 +1,19 @@
 //! Commands about a cluster's jobs, answered by the agent on its head node: submitting and
 //! following a job (for `launch` and `exec`), `queue`, `logs`, `cancel` and `autostop`.
 //!
-//! Job output is also kept on this machine (`$ALOFT_HOME/logs/<cluster>/<job>/node-<rank>.log`)
-//! as it is followed, so `aloft logs` still has it after the cluster is gone.
+//! Job output is also kept on this machine, so `aloft logs` still has it after the cluster is
+//! gone: under `$ALOFT_HOME/logs/<cluster>/<created>/<job>/`, where `<created>` is when the
+//! cluster's record was made (a cluster re-created under the same name never shows the old
+//! one's output), in the agent's own format (`aloft_agent::logs`) with the job's end state in
+//! `end.json`. A copy is made whenever a job is followed; a detached job is followed in the
+//! background by `aloft logs -f` (so a cluster that tears itself down after the job leaves its
+//! output here), and [`save_logs_before_teardown`] copies every job before `aloft down`.
 
 use crate::cluster_cmd::{Existing, aloft_home, existing, runtime, say};
 use crate::output::{OutputFormat, new_table, table_text};
+use aloft_agent::logs::{LogReader, LogWriter, Piece, ReadError};
 use aloft_agent::protocol::OutStream;
-use aloft_agent::{AgentClient, Autostop, JobSpec, LogEvent};
+use aloft_agent::{AgentClient, Autostop, JobSpec, LogEvent, LogItem, LogsEnd};
 use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, agent_client};
 use aloft_provision::InstanceInfo;
 use aloft_store::{Cluster, ClusterStatus, JobState, Store};
@@ -60,6 +66,8 @@ pub(crate) struct Queued {
     cluster: String,
     job_id: i64,
     many: bool,
+    /// When the cluster's record was made: which copies of its logs are this cluster's.
+    created_at: Option<i64>,
 }
 
 impl Queued {
@@ -78,11 +86,13 @@ pub(crate) async fn enqueue(
     let client = agent_client(context, instances).map_err(|err| anyhow::anyhow!(err.message))?;
     let spec = job_spec(task, context);
     let job_id = client.submit(&spec).await?;
+    let created_at = record_created_at(&aloft_home(), context.cluster.as_str()).await;
     Ok(Queued {
         client,
         cluster: context.cluster.as_str().to_owned(),
         job_id,
         many: spec.num_nodes > 1,
+        created_at,
     })
 }
 
@@ -98,11 +108,13 @@ pub(crate) async fn await_job(
         cluster,
         job_id,
         many,
+        created_at,
     } = queued;
     if detach {
         say(&format!(
             "Job {job_id} queued on `{cluster}`; follow it with `aloft logs -f {cluster} {job_id}`."
         ));
+        save_in_background(&cluster, job_id);
         return Ok(JobReport {
             cluster,
             job_id,
@@ -113,21 +125,18 @@ pub(crate) async fn await_job(
     say(&format!(
         "Job {job_id} queued on `{cluster}`; its output follows."
     ));
-    let (state, exit_codes) = follow(
-        &client,
-        &aloft_home(),
-        &cluster,
-        Some(job_id),
-        true,
-        many,
-        quiet_stdout,
-    )
-    .await?;
+    let output = if quiet_stdout {
+        Output::Stderr { many }
+    } else {
+        Output::Text { many }
+    };
+    let copies = created_at.map(|created| incarnation_dir(&aloft_home(), &cluster, created));
+    let end = follow(&client, copies.as_deref(), Some(job_id), true, output).await?;
     Ok(JobReport {
         cluster,
         job_id,
-        state: Some(state),
-        exit_codes,
+        state: Some(end.state),
+        exit_codes: end.exit_codes,
     })
 }
 
@@ -147,50 +156,213 @@ pub(crate) async fn submit(
     .await
 }
 
-fn job_log_dir(home: &Path, cluster: &str, job: i64) -> PathBuf {
-    home.join("logs").join(cluster).join(job.to_string())
+/// When the cluster's record was made, if it is recorded.
+async fn record_created_at(home: &Path, cluster: &str) -> Option<i64> {
+    let store = Store::open(&home.join("state.db")).await.ok()?;
+    Some(store.cluster_fetch(cluster).await.ok()??.created_at)
 }
 
-/// Streams a job's log from the agent, printing each line (tagged with its node when there are
-/// several) and keeping a copy on this machine.
+/// The copies of one incarnation of a cluster name (see the module's docs).
+fn incarnation_dir(home: &Path, cluster: &str, created_at: i64) -> PathBuf {
+    home.join("logs").join(cluster).join(created_at.to_string())
+}
+
+/// Whose copies `aloft logs` shows for `cluster`: the recorded cluster's (`created_at`), and
+/// only those; with no record (the cluster is gone), the newest incarnation's.
+fn copies_to_show(home: &Path, cluster: &str, created_at: Option<i64>) -> Option<PathBuf> {
+    if let Some(created) = created_at {
+        let dir = incarnation_dir(home, cluster, created);
+        return dir.is_dir().then_some(dir);
+    }
+    let newest = numbered_entries(&home.join("logs").join(cluster)).max()?;
+    Some(incarnation_dir(home, cluster, newest))
+}
+
+/// The entries of `dir` named by a number (incarnations, or jobs).
+fn numbered_entries(dir: &Path) -> impl Iterator<Item = i64> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i64>().ok())
+}
+
+/// Where a log stream goes on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// To the terminal, stderr lines to stderr, tagged with their node when there are several.
+    Text { many: bool },
+    /// Like `Text`, but everything to stderr (stdout holds a JSON document).
+    Stderr { many: bool },
+    /// JSON lines on stdout (`aloft logs -o json`).
+    Json,
+    /// Nowhere: only the copy is kept.
+    Quiet,
+}
+
+/// Prints a log stream's pieces.
+struct Printer {
+    output: Output,
+    stdout: std::io::BufWriter<std::io::Stdout>,
+}
+
+impl Printer {
+    fn new(output: Output) -> Printer {
+        Printer {
+            output,
+            stdout: std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout()),
+        }
+    }
+
+    fn print(&mut self, piece: Piece<'_>) -> std::io::Result<()> {
+        let (many, all_to_stderr) = match self.output {
+            Output::Quiet => return Ok(()),
+            Output::Json => {
+                aloft_agent::logs::write_json_lines(&mut self.stdout, piece)?;
+                return self.stdout.flush();
+            }
+            Output::Text { many } => (many, false),
+            Output::Stderr { many } => (many, true),
+        };
+        let mut stderr;
+        let out: &mut dyn Write = if all_to_stderr || piece.stream == OutStream::Stderr {
+            stderr = std::io::stderr().lock();
+            &mut stderr
+        } else {
+            &mut self.stdout
+        };
+        if many {
+            let tag = node_tag(true, piece.rank);
+            for line in aloft_agent::logs::lines(piece.bytes) {
+                out.write_all(tag.as_bytes())?;
+                out.write_all(line)?;
+                out.write_all(b"\n")?;
+            }
+        } else {
+            out.write_all(piece.bytes)?;
+        }
+        out.flush()
+    }
+}
+
+/// A copy of one job's log being written: into a directory of its own, which replaces the
+/// job's copy when the stream is over (so two followers of one job, or a re-read, never mix
+/// their output in one file).
+struct Copy {
+    writer: LogWriter,
+    done: PathBuf,
+}
+
+impl Copy {
+    fn start(copies: &Path, job: i64) -> std::io::Result<Copy> {
+        let partial = copies.join(format!(".{job}.{}.partial", std::process::id()));
+        let _ = std::fs::remove_dir_all(&partial);
+        Ok(Copy {
+            writer: LogWriter::create(&partial)?,
+            done: copies.join(job.to_string()),
+        })
+    }
+
+    /// Puts the copy in place. A stream cut short replaces only a copy that is not there.
+    fn finish(mut self, end: Option<&LogsEnd>) -> std::io::Result<()> {
+        self.writer.flush()?;
+        let partial = self.writer.dir().to_path_buf();
+        if let Some(end) = end {
+            let state = serde_json::json!({"state": end.state, "exit_codes": end.exit_codes});
+            std::fs::write(partial.join("end.json"), state.to_string())?;
+        } else if self.done.exists() {
+            return std::fs::remove_dir_all(&partial);
+        }
+        let _ = std::fs::remove_dir_all(&self.done);
+        std::fs::rename(&partial, &self.done)
+    }
+}
+
+/// Streams a job's log from the agent to `output`, keeping a copy under `copies` (the
+/// cluster's incarnation directory) when given.
 async fn follow(
     client: &AgentClient,
-    home: &Path,
-    cluster: &str,
+    copies: Option<&Path>,
     job: Option<i64>,
     follow: bool,
-    many: bool,
-    to_stderr: bool,
-) -> Result<(JobState, Option<serde_json::Value>)> {
-    // The job id is known once the first line names it; with `job: None` the copy goes under
-    // "latest" until then, which is fine: it is rewritten on the next read.
-    let copy_dir = job.map(|id| job_log_dir(home, cluster, id));
-    if let Some(dir) = &copy_dir {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut copies: std::collections::HashMap<u32, std::fs::File> = Default::default();
-    let mut sink = |event: &LogEvent| {
-        let LogEvent::Line { rank, stream, line } = event else {
+    output: Output,
+) -> Result<LogsEnd> {
+    let mut printer = Printer::new(output);
+    let mut copy: Option<Copy> = None;
+    let mut failure: Option<anyhow::Error> = None;
+    let mut sink = |item: LogItem<'_>| {
+        if failure.is_some() {
             return;
-        };
-        if let Some(dir) = &copy_dir {
-            let file = copies.entry(*rank).or_insert_with(|| {
-                std::fs::File::create(dir.join(format!("node-{rank}.log")))
-                    .or_else(|_| std::fs::File::create("/dev/null"))
-                    .expect("/dev/null opens")
-            });
-            let _ = writeln!(file, "{line}");
         }
-        let tag = node_tag(many, *rank);
-        if to_stderr || *stream == OutStream::Stderr {
-            eprintln!("{tag}{line}");
-        } else {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{tag}{line}");
-            let _ = out.flush();
+        let result = match item {
+            LogItem::Job(id) => match copies.map(|dir| Copy::start(dir, id)) {
+                Some(Ok(started)) => {
+                    copy = Some(started);
+                    Ok(())
+                }
+                Some(Err(err)) => Err(anyhow::Error::new(err).context("keeping a copy of the log")),
+                None => Ok(()),
+            },
+            LogItem::Output(piece) => {
+                let copied = match &mut copy {
+                    Some(copy) => copy.writer.append(piece.rank, piece.stream, piece.bytes),
+                    None => Ok(()),
+                };
+                copied
+                    .map_err(|err| anyhow::Error::new(err).context("keeping a copy of the log"))
+                    .and_then(|()| printer.print(piece).map_err(anyhow::Error::new))
+            }
+        };
+        if let Err(err) = result {
+            failure = Some(err);
         }
     };
-    Ok(client.logs(job, follow, &mut sink).await?)
+    let result = client.logs(job, follow, &mut sink).await;
+    if let Some(copy) = copy {
+        copy.finish(result.as_ref().ok())
+            .map_err(|err| anyhow::Error::new(err).context("keeping a copy of the log"))?;
+    }
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    Ok(result?)
+}
+
+/// Follows a detached job from a process of its own, detached from the terminal, so its
+/// output is copied to this machine as it is printed: a cluster that tears itself down when
+/// the job is over (`--down` with `-d`, autostop with `--down`) leaves it here. If this
+/// machine is off or the process is killed, the copy holds what came before.
+fn save_in_background(cluster: &str, job: i64) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let started = std::process::Command::new("setsid")
+        .arg(exe)
+        .args(["logs", "--follow", "--output", "quiet", cluster])
+        .arg(job.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(err) = started {
+        say(&format!(
+            "(cannot keep a copy of job {job}'s output on this machine: starting setsid: {err})"
+        ));
+    }
+}
+
+/// Copies every job's log of an up cluster to this machine, before it is torn down, so
+/// `aloft logs` still shows them afterwards. Returns how many jobs were copied.
+///
+/// `aloft down` calls it for a recorded cluster whose head is up, before terminating it (a
+/// failure is a warning, not a reason to keep the cluster).
+pub(crate) async fn save_logs_before_teardown(home: &Path, cluster: &str) -> Result<usize> {
+    let (existing, client) = cluster_agent(home, cluster).await?;
+    let copies = incarnation_dir(home, cluster, existing.record.created_at);
+    let jobs = client.queue().await?;
+    for job in &jobs {
+        follow(&client, Some(&copies), Some(job.id), false, Output::Quiet).await?;
+    }
+    Ok(jobs.len())
 }
 
 /// What a line is prefixed with: nothing on a one-node cluster, else which node printed it.
@@ -199,6 +371,29 @@ fn node_tag(many: bool, rank: u32) -> String {
         (false, _) => String::new(),
         (true, 0) => "(head) ".to_owned(),
         (true, rank) => format!("(worker{rank}) "),
+    }
+}
+
+/// The exit status a job's end makes the command exit with: 0 when it succeeded (or is not
+/// followed), the exit code of the lowest-ranked node that failed, else 1.
+pub(crate) fn job_exit_code(report: &JobReport) -> u8 {
+    match report.state {
+        None | Some(JobState::Succeeded) => 0,
+        Some(JobState::Failed) => report
+            .exit_codes
+            .as_ref()
+            .and_then(|codes| codes.as_object())
+            .and_then(|codes| {
+                codes
+                    .iter()
+                    .filter_map(|(rank, code)| Some((rank.parse::<u32>().ok()?, code.as_i64()?)))
+                    .filter(|(_, code)| *code != 0)
+                    .min()
+            })
+            .and_then(|(_, code)| u8::try_from(code).ok())
+            .filter(|code| *code != 0)
+            .unwrap_or(1),
+        Some(_) => 1,
     }
 }
 
@@ -225,7 +420,7 @@ pub(crate) fn job_exit(report: &JobReport) -> ExitCode {
                     format!(": {exits}")
                 }
             ));
-            ExitCode::FAILURE
+            ExitCode::from(job_exit_code(report))
         }
     }
 }
@@ -337,11 +532,24 @@ pub struct LogsArgs {
     /// `json`: one JSON object per line (`{"event": "line", "rank", "stream", "line"}`), the
     /// last one the job's state (`{"event": "end", "state", "exit_codes"}`).
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
-    pub output: OutputFormat,
+    pub output: LogsOutput,
+}
+
+/// How `aloft logs` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogsOutput {
+    /// The output as the job printed it, tagged by node when there are several.
+    Table,
+    /// JSON lines.
+    Json,
+    /// Nothing: only keep the copy on this machine (what a detached job's follower does).
+    #[value(hide = true)]
+    Quiet,
 }
 
 /// `aloft logs [-f] CLUSTER [JOB]`: a job's output, node by node: from the cluster's agent
-/// while the cluster is up, else the copy kept on this machine.
+/// while the cluster is up, else the copy kept on this machine. Once the job is over, the
+/// command exits with its exit code (a job that failed with 3 exits 3).
 pub fn logs(args: LogsArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
@@ -352,82 +560,114 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode> {
                 if args.follow {
                     return Err(err);
                 }
-                return local_copy(&home, &args.cluster, args.job, &err);
+                let created_at = record_created_at(&home, &args.cluster).await;
+                return local_copy(&home, &args, created_at, &err);
             }
         };
-        if args.output == OutputFormat::Json {
-            let mut print = |event: &LogEvent| crate::output::print_json_line(event);
-            let (state, exit_codes) = client.logs(args.job, args.follow, &mut print).await?;
-            print(&LogEvent::End { state, exit_codes });
-            return Ok(ExitCode::SUCCESS);
-        }
         let many = existing.record.num_nodes > 1;
-        let (state, exit_codes) = follow(
-            &client,
-            &home,
-            &args.cluster,
-            args.job,
-            args.follow,
-            many,
-            false,
-        )
-        .await?;
-        if args.follow {
-            let job_id = match args.job {
-                Some(id) => id,
-                None => client.queue().await?.last().map_or(0, |job| job.id),
-            };
-            return Ok(job_exit(&JobReport {
-                cluster: args.cluster.clone(),
-                job_id,
-                state: Some(state),
-                exit_codes,
-            }));
-        }
-        Ok(ExitCode::SUCCESS)
+        let output = match args.output {
+            LogsOutput::Table => Output::Text { many },
+            LogsOutput::Json => Output::Json,
+            LogsOutput::Quiet => Output::Quiet,
+        };
+        let copies = incarnation_dir(&home, &args.cluster, existing.record.created_at);
+        let end = follow(&client, Some(&copies), args.job, args.follow, output).await?;
+        Ok(log_end(&args, end))
     })
+}
+
+/// Prints the end of a log stream as asked and says how the command exits.
+fn log_end(args: &LogsArgs, end: LogsEnd) -> ExitCode {
+    if args.output == LogsOutput::Json {
+        crate::output::print_json_line(&LogEvent::End {
+            state: end.state,
+            exit_codes: end.exit_codes.clone(),
+        });
+    }
+    if !end.state.is_finished() {
+        return ExitCode::SUCCESS;
+    }
+    let report = JobReport {
+        cluster: args.cluster.clone(),
+        job_id: end.job_id,
+        state: Some(end.state),
+        exit_codes: end.exit_codes,
+    };
+    if args.output == LogsOutput::Table {
+        job_exit(&report)
+    } else {
+        ExitCode::from(job_exit_code(&report))
+    }
 }
 
 /// Prints the copy of a job's log kept on this machine (the cluster is stopped or gone).
 fn local_copy(
     home: &Path,
-    cluster: &str,
-    job: Option<i64>,
+    args: &LogsArgs,
+    created_at: Option<i64>,
     why: &anyhow::Error,
 ) -> Result<ExitCode> {
-    let dir = home.join("logs").join(cluster);
-    let job = match job {
-        Some(job) => Some(job),
-        None => std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i64>().ok())
-                    .max()
-            })
-            .unwrap_or(None),
-    };
-    let Some(job) = job else {
+    let cluster = &args.cluster;
+    let Some(copies) = copies_to_show(home, cluster, created_at) else {
         bail!("{why:#}; and no copy of its logs is kept here");
     };
-    let dir = job_log_dir(home, cluster, job);
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-        Err(_) => bail!("{why:#}; and no copy of job {job}'s logs is kept here"),
+    let Some(job) = args.job.or_else(|| numbered_entries(&copies).max()) else {
+        bail!("{why:#}; and no copy of its logs is kept here");
     };
-    files.sort();
-    say(&format!("({why:#}; showing the copy kept on this machine)"));
-    let many = files.len() > 1;
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        let rank = file
-            .file_stem()
-            .and_then(|stem| stem.to_str()?.strip_prefix("node-")?.parse::<u32>().ok())
-            .unwrap_or(0);
-        for line in text.lines() {
-            println!("{}{line}", node_tag(many, rank));
+    let dir = copies.join(job.to_string());
+    if !dir.is_dir() {
+        bail!("{why:#}; and no copy of job {job}'s logs is kept here");
+    }
+    if args.output == LogsOutput::Table {
+        say(&format!("({why:#}; showing the copy kept on this machine)"));
+    }
+    let ranks = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| {
+                    let name = entry.ok()?.file_name();
+                    name.to_str()?.strip_suffix(".log").map(str::to_owned)
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let output = match args.output {
+        LogsOutput::Table => Output::Text { many: ranks > 1 },
+        LogsOutput::Json => Output::Json,
+        LogsOutput::Quiet => Output::Quiet,
+    };
+    let mut printer = Printer::new(output);
+    let mut reader = LogReader::open(&dir);
+    loop {
+        match reader.read(true, &mut |piece| printer.print(piece)) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(ReadError::Io(err)) => {
+                return Err(anyhow::Error::new(err).context(format!("reading {}", dir.display())));
+            }
+            Err(ReadError::Out(err)) => return Err(err.into()),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // The job's end, when the copy was made after it (a copy without one is of a job that was
+    // still running).
+    let end: Option<serde_json::Value> = std::fs::read(dir.join("end.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let Some(state) = end
+        .as_ref()
+        .and_then(|end| serde_json::from_value::<JobState>(end["state"].clone()).ok())
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let exit_codes = end.and_then(|mut end| end.get_mut("exit_codes").map(serde_json::Value::take));
+    Ok(log_end(
+        args,
+        LogsEnd {
+            job_id: job,
+            state,
+            exit_codes: exit_codes.filter(|codes| !codes.is_null()),
+        },
+    ))
 }
 
 #[derive(Debug, clap::Args)]
@@ -566,7 +806,7 @@ pub(crate) async fn set_autostop(
 
 #[cfg(test)]
 mod tests {
-    use super::exit_codes_text;
+    use super::*;
     use serde_json::json;
 
     #[test]
@@ -583,5 +823,75 @@ mod tests {
             )),
             "the node restarted while the job ran"
         );
+    }
+
+    fn report(state: JobState, exit_codes: serde_json::Value) -> JobReport {
+        JobReport {
+            cluster: "c".to_owned(),
+            job_id: 1,
+            state: Some(state),
+            exit_codes: Some(exit_codes),
+        }
+    }
+
+    #[test]
+    fn a_job_that_failed_with_code_3_makes_the_command_exit_3() {
+        let code = |state, codes| job_exit_code(&report(state, codes));
+        assert_eq!(code(JobState::Failed, serde_json::json!({"0": 3})), 3);
+        // The lowest-ranked failing node speaks for the job.
+        assert_eq!(
+            code(JobState::Failed, serde_json::json!({"2": 5, "1": 4})),
+            4
+        );
+        // A failure without an exit code (the agent's own error), or one that does not fit an
+        // exit status, still fails.
+        assert_eq!(code(JobState::Failed, serde_json::json!({"error": "x"})), 1);
+        assert_eq!(code(JobState::Failed, serde_json::json!({"0": 300})), 1);
+        assert_eq!(code(JobState::Cancelled, serde_json::json!({})), 1);
+        assert_eq!(code(JobState::Succeeded, serde_json::json!({})), 0);
+    }
+
+    #[test]
+    fn a_re_created_cluster_never_shows_the_old_cluster_s_copies() {
+        let home = std::env::temp_dir().join(format!("aloft-copies-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let old = incarnation_dir(&home, "c", 100);
+        let mut copy = Copy::start(&old, 1).unwrap();
+        copy.writer.append(0, OutStream::Stdout, b"old\n").unwrap();
+        copy.finish(None).unwrap();
+        assert!(old.join("1").join("node-0.log").exists());
+        // The cluster of that name now is another one (created later): none of the old copies.
+        assert_eq!(copies_to_show(&home, "c", Some(200)), None);
+        assert_eq!(copies_to_show(&home, "c", Some(100)), Some(old.clone()));
+        // With no cluster of that name any more, the newest incarnation's copies.
+        std::fs::create_dir_all(incarnation_dir(&home, "c", 200).join("1")).unwrap();
+        assert_eq!(
+            copies_to_show(&home, "c", None),
+            Some(incarnation_dir(&home, "c", 200))
+        );
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn a_copy_cut_short_never_replaces_a_whole_one() {
+        let home = std::env::temp_dir().join(format!("aloft-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let end = LogsEnd {
+            job_id: 1,
+            state: JobState::Succeeded,
+            exit_codes: None,
+        };
+        let mut whole = Copy::start(&home, 1).unwrap();
+        whole.writer.append(0, OutStream::Stdout, b"all\n").unwrap();
+        whole.finish(Some(&end)).unwrap();
+        let mut cut = Copy::start(&home, 1).unwrap();
+        cut.writer.append(0, OutStream::Stdout, b"a").unwrap();
+        cut.finish(None).unwrap();
+        let kept = std::fs::read_to_string(home.join("1").join("node-0.log")).unwrap();
+        assert_eq!(kept, "all\n");
+        assert!(home.join("1").join("end.json").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(&home).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "the partial copy is removed");
+        std::fs::remove_dir_all(&home).unwrap();
     }
 }

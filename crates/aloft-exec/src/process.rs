@@ -24,19 +24,34 @@ pub(crate) async fn stream_child(
         let _ = stdin.write_all(b"\n").await;
         drop(stdin);
     }
-    let stdout = child.stdout.take().map(|out| BufReader::new(out).lines());
-    let stderr = child.stderr.take().map(|err| BufReader::new(err).lines());
-    let (mut stdout, mut stderr) = (stdout, stderr);
+    let mut stdout = child
+        .stdout
+        .take()
+        .map(|out| BufReader::with_capacity(READ_BUFFER, out));
+    let mut stderr = child
+        .stderr
+        .take()
+        .map(|err| BufReader::with_capacity(READ_BUFFER, err));
+    // One buffer per stream, reused for every line.
+    let (mut out_line, mut err_line) = (Vec::new(), Vec::new());
     loop {
         tokio::select! {
-            line = next_line(&mut stdout), if stdout.is_some() => match line {
-                Some(line) => sink(Stream::Stdout, &line),
-                None => stdout = None,
-            },
-            line = next_line(&mut stderr), if stderr.is_some() => match line {
-                Some(line) => sink(Stream::Stderr, &line),
-                None => stderr = None,
-            },
+            more = next_line(&mut stdout, &mut out_line), if stdout.is_some() => {
+                if more {
+                    sink(Stream::Stdout, &String::from_utf8_lossy(trim_newline(&out_line)));
+                    out_line.clear();
+                } else {
+                    stdout = None;
+                }
+            }
+            more = next_line(&mut stderr, &mut err_line), if stderr.is_some() => {
+                if more {
+                    sink(Stream::Stderr, &String::from_utf8_lossy(trim_newline(&err_line)));
+                    err_line.clear();
+                } else {
+                    stderr = None;
+                }
+            }
             else => break,
         }
     }
@@ -44,13 +59,80 @@ pub(crate) async fn stream_child(
     Ok(exit_code(status))
 }
 
-async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
-    lines: &mut Option<tokio::io::Lines<R>>,
-) -> Option<String> {
-    match lines {
-        Some(lines) => lines.next_line().await.ok().flatten(),
-        None => None,
+/// Writes `script` to the child's stdin and hands its stdout to `stdout` in chunks as they come,
+/// bytes as they are (for binary streams). Returns the exit code and what it printed on stderr
+/// (at most 64 KiB of it).
+pub(crate) async fn stream_child_bytes(
+    mut child: Child,
+    script: &str,
+    program: &str,
+    stdout: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<(i32, String), ExecError> {
+    use tokio::io::AsyncReadExt;
+    let spawn_error = |source| ExecError::Spawn {
+        program: program.to_owned(),
+        source,
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes()).await;
+        let _ = stdin.write_all(b"\n").await;
+        drop(stdin);
     }
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let mut out_buffer = vec![0u8; READ_BUFFER];
+    let mut err_buffer = vec![0u8; 4096];
+    let mut err_text = Vec::new();
+    loop {
+        tokio::select! {
+            read = async { out.as_mut().expect("guarded").read(&mut out_buffer).await }, if out.is_some() => {
+                match read {
+                    Ok(0) | Err(_) => out = None,
+                    Ok(read) => stdout(&out_buffer[..read]),
+                }
+            }
+            read = async { err.as_mut().expect("guarded").read(&mut err_buffer).await }, if err.is_some() => {
+                match read {
+                    Ok(0) | Err(_) => err = None,
+                    Ok(read) if err_text.len() < READ_BUFFER => {
+                        err_text.extend_from_slice(&err_buffer[..read]);
+                    }
+                    Ok(_) => {}
+                }
+            }
+            else => break,
+        }
+    }
+    let status = child.wait().await.map_err(spawn_error)?;
+    Ok((
+        exit_code(status),
+        String::from_utf8_lossy(&err_text).into_owned(),
+    ))
+}
+
+/// How much of a child's output is read at once.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Reads the next line (bytes, newline included) into `line`, which the caller clears once it
+/// has used the line (a read cut short by `select!` leaves its bytes there for the next call);
+/// false at the end of the stream. Bytes, not text: a line that is not UTF-8 is passed on (lossily), not taken for the end of
+/// the output, which would leave the child blocked on a full pipe or killed by SIGPIPE.
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut Option<R>,
+    line: &mut Vec<u8>,
+) -> bool {
+    match reader {
+        Some(reader) => reader
+            .read_until(b'\n', line)
+            .await
+            .is_ok_and(|_| !line.is_empty()),
+        None => false,
+    }
+}
+
+fn trim_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {

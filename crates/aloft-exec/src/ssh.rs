@@ -9,7 +9,7 @@
 //! gives up with [`ExecError::Unreachable`].
 
 use crate::command::{RemoteCommand, shell_quote};
-use crate::process::{exit_code, stream_child};
+use crate::process::{exit_code, stream_child, stream_child_bytes};
 use crate::{ExecError, LineSink, Transport};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
@@ -313,6 +313,37 @@ impl SshTransport {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let _ = command.status().await;
+    }
+
+    /// Runs `command` like [`Transport::run`], but hands its stdout to `stdout` in chunks as
+    /// they arrive, bytes as they are, instead of line by line: for binary streams and bulk
+    /// output (a job's log). Returns the exit code and what the command printed on stderr.
+    pub async fn run_bytes(
+        &self,
+        command: &RemoteCommand,
+        stdout: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(i32, String), ExecError> {
+        self.connect().await?;
+        let child = self
+            .ssh_command()
+            .arg("bash")
+            .arg("-s")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| ExecError::Spawn {
+                program: "ssh".to_owned(),
+                source,
+            })?;
+        let (code, stderr) = stream_child_bytes(child, &command.to_script(), "ssh", stdout).await?;
+        if code == 255 && !self.is_connected().await {
+            return Err(ExecError::Unreachable {
+                target: self.target.label(),
+                detail: "the connection was lost while the command ran".to_owned(),
+            });
+        }
+        Ok((code, stderr))
     }
 
     /// What an `ssh` connection failure means. The one place that reads ssh's messages.
