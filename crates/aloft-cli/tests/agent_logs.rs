@@ -28,7 +28,7 @@ impl Head {
             "nodes": [{"rank": 0, "address": "127.0.0.1", "host_key": ""}],
             "power_off": null,
         });
-        head.ok(&["setup", &info.to_string()]);
+        head.ok_with_input(&["setup"], &info.to_string());
         head
     }
 
@@ -48,6 +48,28 @@ impl Head {
         self.command(args).output().expect("aloft runs")
     }
 
+    /// `aloft agent ARGS` with a request on stdin (where requests go), which must succeed.
+    fn ok_with_input(&self, args: &[&str], input: &str) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("aloft runs");
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        let output = child.wait_with_output().expect("aloft runs");
+        assert!(
+            output.status.success(),
+            "aloft agent {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
     fn ok(&self, args: &[&str]) -> Vec<u8> {
         let output = self.agent(args);
         assert!(
@@ -63,7 +85,7 @@ impl Head {
             "name": null, "setup": null, "run": run, "envs": [], "cwd": null, "num_nodes": 1,
         });
         let answer: serde_json::Value =
-            serde_json::from_slice(&self.ok(&["submit", &job.to_string()])).unwrap();
+            serde_json::from_slice(&self.ok_with_input(&["submit"], &job.to_string())).unwrap();
         answer["job_id"].as_i64().unwrap()
     }
 
