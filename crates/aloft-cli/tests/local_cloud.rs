@@ -550,7 +550,8 @@ fn a_pipeline_runs_task_by_task_and_stops_at_the_first_failure() {
          name: never\nrun: echo never\n",
     );
     let output = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "pipe"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    // The failing task's exit code is the command's.
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "fetch on pipe-0-0");
