@@ -5,7 +5,7 @@ use super::fields::{
     Diagnostics, Schema, check_fields, duration, get, index, join, list, nonempty_string,
     one_or_list, positive_int, size, string,
 };
-use super::resources::{RESOURCE_FIELDS, parse_resources};
+use super::resources::{RESOURCE_FIELDS, RESOURCE_IGNORED, parse_resources};
 use super::yaml::{Entry, Kind, Node, Pos, abbreviate};
 use super::{DataInput, DataOutput, FileMount, Task};
 use crate::infra::Infra;
@@ -38,6 +38,9 @@ const TASK_IGNORED: &[&str] = &[
     "experimental",
     "job_recovery",
     "priority",
+    "managed_secrets",
+    "volume_mounts",
+    "api_server_access",
 ];
 
 const TASK_SCHEMA: Schema = Schema {
@@ -49,13 +52,7 @@ const TASK_SCHEMA: Schema = Schema {
             "`{}` is a resource field; move it under `resources:`",
         ),
         (
-            &[
-                "disk_tier",
-                "network_tier",
-                "accelerator_args",
-                "spot_recovery",
-                "autostop",
-            ],
+            RESOURCE_IGNORED,
             "`{}` is a resource field; move it under `resources:`",
         ),
         (

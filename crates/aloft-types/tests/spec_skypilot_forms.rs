@@ -1,0 +1,168 @@
+//! SkyPilot task files that real users write, in the forms aloft once refused or silently
+//! misread: each test is named after the behaviour it pins down.
+
+use aloft_types::{Accelerator, Dag, Resources, SpecError, parse_dag_with_warnings};
+
+/// Removes the first (empty) line and the common indentation, so cases can be written inline.
+fn dedent(source: &str) -> String {
+    let source = source.strip_prefix('\n').unwrap_or(source);
+    let indent = source
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.len() - line.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    source
+        .lines()
+        .map(|line| line.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Parses a spec that must give no errors, with its warnings.
+#[track_caller]
+fn parse(source: &str) -> (Dag, Vec<SpecError>) {
+    match parse_dag_with_warnings(&dedent(source), "task.yaml") {
+        Ok(parsed) => parsed,
+        Err(errors) => panic!("unexpected errors:\n{errors}"),
+    }
+}
+
+/// Parses a spec that must give neither errors nor warnings.
+#[track_caller]
+fn quiet(source: &str) -> Dag {
+    let (dag, warnings) = parse(source);
+    assert!(warnings.is_empty(), "unexpected warnings: {warnings:?}");
+    dag
+}
+
+/// The error text of a spec that must be refused.
+#[track_caller]
+fn refused(source: &str) -> String {
+    match parse_dag_with_warnings(&dedent(source), "task.yaml") {
+        Ok((dag, _)) => panic!("expected errors, parsed {dag:#?}"),
+        Err(errors) => errors.to_string(),
+    }
+}
+
+fn options(dag: &Dag) -> &[Resources] {
+    &dag.tasks[0].resources.options
+}
+
+fn gpu(name: &str, count: f64) -> Option<Accelerator> {
+    Some(Accelerator {
+        name: name.to_owned(),
+        count,
+    })
+}
+
+#[test]
+fn an_accelerator_set_with_counts_gives_one_option_per_accelerator() {
+    // `{L4:1, A10G:1}` is YAML for a mapping whose keys are `L4:1` and `A10G:1` (no space after
+    // the colon), each with no value: SkyPilot's unordered set of alternatives with counts.
+    let dag = quiet(
+        "
+        resources:
+          accelerators: {L4:1, A10G:1, A100:8}
+        ",
+    );
+    let found: Vec<_> = options(&dag)
+        .iter()
+        .map(|r| r.accelerator.clone())
+        .collect();
+    assert_eq!(
+        found,
+        vec![gpu("L4", 1.0), gpu("A10G", 1.0), gpu("A100", 8.0)]
+    );
+}
+
+#[test]
+fn an_accelerator_key_with_a_count_and_a_value_is_an_error_naming_both() {
+    let text = refused(
+        "
+        resources:
+          accelerators: {L4:1: 2}
+        ",
+    );
+    assert!(
+        text.starts_with("task.yaml:2:18: resources.accelerators.L4:1:"),
+        "{text}"
+    );
+    assert!(text.contains("count"), "{text}");
+}
+
+#[test]
+fn gpus_is_read_as_accelerators_as_skypilot_does() {
+    let dag = quiet(
+        "
+        resources:
+          gpus: H100:8
+        ",
+    );
+    assert_eq!(options(&dag)[0].accelerator, gpu("H100", 8.0));
+    let dag = quiet(
+        "
+        resources:
+          any_of:
+            - gpus: {H100:1, H200:1}
+        ",
+    );
+    let found: Vec<_> = options(&dag)
+        .iter()
+        .map(|r| r.accelerator.clone())
+        .collect();
+    assert_eq!(found, vec![gpu("H100", 1.0), gpu("H200", 1.0)]);
+}
+
+#[test]
+fn gpus_and_accelerators_together_are_an_error_saying_they_are_one_field() {
+    let text = refused(
+        "
+        resources:
+          accelerators: V100
+          gpus: A100
+        ",
+    );
+    assert_eq!(
+        text,
+        "task.yaml:3:3: resources.gpus: `gpus` is another name for `accelerators`; give only one of them"
+    );
+}
+
+#[test]
+fn newer_skypilot_resource_fields_are_warnings_not_errors() {
+    let (_, warnings) = parse(
+        "
+        resources:
+          max_hourly_cost: 10.0
+          local_disk: nvme
+          priority_class: high
+          ephemeral_storage: 100
+        ",
+    );
+    let paths: Vec<_> = warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "resources.max_hourly_cost",
+            "resources.local_disk",
+            "resources.priority_class",
+            "resources.ephemeral_storage"
+        ]
+    );
+}
+
+#[test]
+fn a_docker_image_id_is_kept_whole() {
+    let dag = quiet(
+        "
+        resources:
+          image_id: docker:vllm/vllm-openai:v0.6.4
+        ",
+    );
+    assert_eq!(
+        options(&dag)[0].image_id.as_deref(),
+        Some("docker:vllm/vllm-openai:v0.6.4")
+    );
+}
