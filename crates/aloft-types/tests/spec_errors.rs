@@ -209,14 +209,8 @@ fn location_errors() {
         "resources:\n  infra: aws\n  region: us-east-1",
         "task.yaml:3:3: resources.region: `region` cannot be combined with `infra`; write the location as one `infra: cloud/region/zone`",
     );
-    check(
-        "resources:\n  zone: us-east-1a\n  cloud: aws",
-        "task.yaml:2:3: resources.zone: a `zone` needs a `region`; write `infra: cloud/region/zone`",
-    );
-    check(
-        "resources:\n  region: us-east-1",
-        "task.yaml:2:3: resources.region: a `region` needs a `cloud`; write `infra: cloud/region`",
-    );
+    // A zone without its region, or a region without its cloud, is SkyPilot's wildcard form
+    // and accepted (tests/spec_skypilot_forms.rs).
     check(
         "resources:\n  infra: gpc/us-central1",
         "task.yaml:2:10: resources.infra: unknown cloud `gpc`; did you mean `gcp`?",
@@ -228,10 +222,6 @@ fn location_errors() {
     check(
         "resources:\n  infra: aws/us-east-1/us-east-1a/extra",
         "task.yaml:2:10: resources.infra: infra has 4 parts; expected at most `cloud/region/zone`, found `aws/us-east-1/us-east-1a/extra`",
-    );
-    check(
-        "resources:\n  infra: '*/us-east-1'",
-        "task.yaml:2:10: resources.infra: infra names a region or zone but no cloud, found `*/us-east-1`",
     );
     check(
         "resources:\n  infra: [aws, gcp]",

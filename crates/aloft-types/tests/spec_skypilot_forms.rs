@@ -166,3 +166,51 @@ fn a_docker_image_id_is_kept_whole() {
         Some("docker:vllm/vllm-openai:v0.6.4")
     );
 }
+
+#[test]
+fn a_wildcard_region_leaves_the_place_to_the_zone_or_region_given() {
+    for (text, cloud, region, zone, shown) in [
+        (
+            "gcp/*/us-central1-a",
+            Some("gcp"),
+            None,
+            Some("us-central1-a"),
+            "gcp/*/us-central1-a",
+        ),
+        ("*/us-east-1", None, Some("us-east-1"), None, "*/us-east-1"),
+        (
+            "*/*/us-east-1a",
+            None,
+            None,
+            Some("us-east-1a"),
+            "*/*/us-east-1a",
+        ),
+        ("aws/*", Some("aws"), None, None, "aws"),
+    ] {
+        let dag = quiet(&format!("resources:\n  infra: '{text}'\n"));
+        let infra = &options(&dag)[0].infra;
+        assert_eq!(infra.cloud.as_deref(), cloud, "{text}");
+        assert_eq!(infra.region.as_deref(), region, "{text}");
+        assert_eq!(infra.zone.as_deref(), zone, "{text}");
+        assert_eq!(infra.to_string(), shown);
+    }
+}
+
+#[test]
+fn the_older_location_keys_take_a_zone_without_its_region() {
+    let dag = quiet(
+        "
+        resources:
+          cloud: gcp
+          zone: us-central1-a
+        ",
+    );
+    assert_eq!(options(&dag)[0].infra.to_string(), "gcp/*/us-central1-a");
+    let dag = quiet(
+        "
+        resources:
+          region: us-east-1
+        ",
+    );
+    assert_eq!(options(&dag)[0].infra.to_string(), "*/us-east-1");
+}

@@ -396,24 +396,12 @@ fn location(diag: &mut Diagnostics<'_>, fields: &[Field<'_>]) -> Infra {
         check_cloud(diag, &field.entry.value, &field.path, Some(&cloud));
         infra.cloud = Some(cloud.to_ascii_lowercase());
     }
-    if let Some((region, field)) = region {
-        if infra.cloud.is_none() {
-            diag.error(
-                Some(field.entry.key_pos),
-                &field.path,
-                "a `region` needs a `cloud`; write `infra: cloud/region`",
-            );
-        }
+    // A region with no cloud, or a zone with no region, is SkyPilot's wildcard form: the level
+    // left out is whichever one has that region or zone.
+    if let Some((region, _)) = region {
         infra.region = Some(region);
     }
-    if let Some((zone, field)) = zone {
-        if infra.region.is_none() {
-            diag.error(
-                Some(field.entry.key_pos),
-                &field.path,
-                "a `zone` needs a `region`; write `infra: cloud/region/zone`",
-            );
-        }
+    if let Some((zone, _)) = zone {
         infra.zone = Some(zone);
     }
     normalise_cloud(infra)
