@@ -368,7 +368,7 @@ fn storage_mount_errors() {
             name: b
             mode: mnt
           /c:
-            source: [~/x, ~/y]
+            source: []
           /d:
             store: s4
             name: d
@@ -377,7 +377,7 @@ fn storage_mount_errors() {
         "#,
         "
         task.yaml:4:11: file_mounts./a.mode: unknown mode `mnt`; expected one of `MOUNT`, `COPY`, `MOUNT_CACHED`
-        task.yaml:6:13: file_mounts./c.source: a list of sources is not supported yet; mount each source at its own path
+        task.yaml:6:13: file_mounts./c.source: expected a path or bucket URI, or a non-empty list of paths, found a list
         task.yaml:8:12: file_mounts./d.store: unknown store `s4`; did you mean `s3`?
         task.yaml:11:5: file_mounts./e: a storage mount needs a `name` or a `source`
         ",

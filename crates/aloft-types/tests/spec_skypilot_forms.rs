@@ -1,7 +1,7 @@
 //! SkyPilot task files that real users write, in the forms aloft once refused or silently
 //! misread: each test is named after the behaviour it pins down.
 
-use aloft_types::{Accelerator, Dag, Resources, SpecError, parse_dag_with_warnings};
+use aloft_types::{Accelerator, Dag, FileMount, Resources, SpecError, parse_dag_with_warnings};
 
 /// Removes the first (empty) line and the common indentation, so cases can be written inline.
 fn dedent(source: &str) -> String {
@@ -213,4 +213,162 @@ fn the_older_location_keys_take_a_zone_without_its_region() {
         ",
     );
     assert_eq!(options(&dag)[0].infra.to_string(), "*/us-east-1");
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_list_of_sources_is_one_storage_mount_with_every_source() {
+    let dag = quiet(
+        "
+        file_mounts:
+          /inputs:
+            name: my-inputs
+            source: [~/data/a, ~/data/b]
+            store: gcs
+            mode: COPY
+        ",
+    );
+    let FileMount::Storage { name, sources, .. } = &dag.tasks[0].file_mounts["/inputs"] else {
+        panic!("expected a storage mount");
+    };
+    assert_eq!(name.as_deref(), Some("my-inputs"));
+    assert_eq!(sources, &["~/data/a", "~/data/b"]);
+}
+
+const MOUNTS_WITH_VARIABLES: &str = "
+    envs:
+      MY_BUCKET: skypilot-temp
+      MY_LOCAL_PATH: tmp-workdir
+      MODEL_SIZE: 13b
+      STORE: gcs
+    file_mounts:
+      /mydir:
+        name: ${MY_BUCKET}
+        store: $STORE
+        mode: MOUNT
+      /another-dir:
+        name: $MY_BUCKET-2
+        source: ['~/${MY_LOCAL_PATH}']
+      /checkpoint/${MODEL_SIZE}: ~/${MY_LOCAL_PATH}
+    workdir: ~/code/$MODEL_SIZE
+    run: echo $MY_BUCKET
+    ";
+
+#[test]
+fn variables_in_file_mounts_and_workdir_are_filled_from_envs_and_launch_values() {
+    let dag = quiet(MOUNTS_WITH_VARIABLES);
+    let task = dag.tasks[0]
+        .with_overrides(&pairs(&[("MODEL_SIZE", "70b")]), &[])
+        .unwrap();
+    assert_eq!(
+        task.file_mounts["/mydir"],
+        FileMount::Storage {
+            name: Some("skypilot-temp".into()),
+            sources: Vec::new(),
+            store: Some("gcs".into()),
+            mode: Some("MOUNT".into()),
+        }
+    );
+    let FileMount::Storage { name, sources, .. } = &task.file_mounts["/another-dir"] else {
+        panic!("expected a storage mount");
+    };
+    assert_eq!(name.as_deref(), Some("skypilot-temp-2"));
+    assert_eq!(sources, &["~/tmp-workdir"]);
+    assert_eq!(
+        task.file_mounts["/checkpoint/70b"],
+        FileMount::Copy {
+            source: "~/tmp-workdir".into()
+        }
+    );
+    assert_eq!(task.workdir.as_deref(), Some("~/code/70b"));
+    // `run` is a shell script: its variables are the shell's, left as written.
+    assert_eq!(task.run.as_deref(), Some("echo $MY_BUCKET"));
+}
+
+#[test]
+fn a_variable_nobody_set_is_an_error_naming_it_and_the_field() {
+    let dag = quiet(
+        "
+        file_mounts:
+          /data:
+            name: $BUCKET_NAME
+        ",
+    );
+    let error = dag.tasks[0].with_overrides(&[], &[]).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "file_mounts./data.name uses $BUCKET_NAME, which is set in neither `envs` nor `secrets` (pass --env BUCKET_NAME=VALUE)"
+    );
+    let task = dag.tasks[0]
+        .with_overrides(&pairs(&[("BUCKET_NAME", "b1")]), &[])
+        .unwrap();
+    assert!(matches!(
+        &task.file_mounts["/data"],
+        FileMount::Storage { name: Some(name), .. } if name == "b1"
+    ));
+}
+
+#[test]
+fn a_secret_filled_into_a_file_mount_never_appears_in_an_error() {
+    let dag = quiet(
+        "
+        secrets:
+          STORE_KIND: null
+        file_mounts:
+          /data:
+            name: bucket
+            store: ${STORE_KIND}
+        ",
+    );
+    let error = dag.tasks[0]
+        .with_overrides(&[], &pairs(&[("STORE_KIND", "hunter2-secret")]))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("file_mounts./data.store"), "{error}");
+    assert!(error.contains("${STORE_KIND}"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+}
+
+#[test]
+fn variables_in_service_and_volumes_are_filled_too() {
+    let (dag, _warnings) = parse(
+        "
+        envs:
+          MODEL_NAME: meta-llama/Llama-3.1-8B
+          VOLUME: ckpt
+        service:
+          readiness_probe:
+            path: /v1/chat/completions
+            post_data:
+              model: $MODEL_NAME
+          replicas: 2
+        volumes:
+          /checkpoints: ${VOLUME}-vol
+        ",
+    );
+    let task = dag.tasks[0].with_overrides(&[], &[]).unwrap();
+    let service = format!("{:?}", task.service);
+    assert!(service.contains("meta-llama/Llama-3.1-8B"), "{service}");
+    assert!(!service.contains("$MODEL_NAME"), "{service}");
+    let volumes = format!("{:?}", task.volumes);
+    assert!(volumes.contains("ckpt-vol"), "{volumes}");
+    let unset = quiet_task("service:\n  replicas: 1\n  readiness_probe: /health/$PROBE\n")
+        .with_overrides(&[], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unset.starts_with("service.readiness_probe uses $PROBE"),
+        "{unset}"
+    );
+}
+
+fn quiet_task(source: &str) -> aloft_types::Task {
+    let (dag, _) = parse(source);
+    dag.tasks.into_iter().next().unwrap()
 }

@@ -6,8 +6,9 @@ use super::fields::{
     one_or_list, positive_int, size, string,
 };
 use super::resources::{RESOURCE_FIELDS, RESOURCE_IGNORED, parse_resources};
+use super::substitute::{MOUNT_MODES, STORES, mentions_variable};
 use super::yaml::{Entry, Kind, Node, Pos, abbreviate};
-use super::{DataInput, DataOutput, FileMount, Task};
+use super::{DataInput, DataOutput, FileMount, SpecValue, Task};
 use crate::infra::Infra;
 use crate::suggest::suggest;
 use std::collections::BTreeMap;
@@ -64,7 +65,7 @@ const TASK_SCHEMA: Schema = Schema {
 
 const STORAGE_SCHEMA: Schema = Schema {
     known: &["name", "source", "store", "mode"],
-    ignored: &["persistent", "config"],
+    ignored: &["persistent", "config", "mount_options", "type"],
     misplaced: &[],
 };
 
@@ -78,9 +79,6 @@ const OUTPUT_SCHEMA: Schema = Schema {
     ignored: &[],
     misplaced: &[],
 };
-
-const STORES: &[&str] = &["s3", "gcs", "azure", "r2", "ibm", "oci", "nebius", "cos"];
-const MOUNT_MODES: &[&str] = &["MOUNT", "COPY", "MOUNT_CACHED"];
 
 /// A task, with what the DAG layer still has to resolve.
 #[derive(Debug)]
@@ -164,6 +162,12 @@ pub(crate) fn parse_task(
     if let Some((value, field_path)) = field("outputs") {
         task.outputs = outputs(diag, value, &field_path);
     }
+    if let Some(entry) = get(entries, "service") {
+        task.service = Some(spec_value(&entry.value));
+    }
+    if let Some(entry) = get(entries, "volumes") {
+        task.volumes = Some(spec_value(&entry.value));
+    }
     if let Some(entry) = get(entries, "depends_on") {
         let field_path = join(path, "depends_on");
         if in_dag {
@@ -178,6 +182,21 @@ pub(crate) fn parse_task(
     }
     parsed.task = task;
     parsed
+}
+
+/// A section kept as written (`service`, `volumes`).
+fn spec_value(node: &Node) -> SpecValue {
+    match &node.kind {
+        Kind::Scalar { .. } if node.is_null() => SpecValue::Null,
+        Kind::Scalar { text, .. } => SpecValue::Text(text.clone()),
+        Kind::Seq(items) => SpecValue::List(items.iter().map(spec_value).collect()),
+        Kind::Map(entries) => SpecValue::Map(
+            entries
+                .iter()
+                .map(|entry| (entry.key.clone(), spec_value(&entry.value)))
+                .collect(),
+        ),
+    }
 }
 
 /// A local directory; SkyPilot's git form (`{url, ref}`) is accepted and not used yet.
@@ -304,22 +323,34 @@ fn storage_mount(
     let field = |key: &str| get(entries, key).map(|entry| (&entry.value, join(path, key)));
     let text = |diag: &mut Diagnostics<'_>, key: &str| {
         let (value, field_path) = field(key)?;
-        if key == "source" && value.items().is_some() {
-            diag.error(
-                Some(value.pos),
-                &field_path,
-                "a list of sources is not supported yet; mount each source at its own path",
-            );
-            return None;
-        }
         string(diag, value, &field_path)
     };
     let name = text(diag, "name");
-    let source = text(diag, "source");
+    let sources = match field("source") {
+        Some((value, field_path)) => match value.items() {
+            Some([]) => {
+                diag.expected(
+                    value,
+                    &field_path,
+                    "a path or bucket URI, or a non-empty list of paths",
+                );
+                Vec::new()
+            }
+            Some(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(idx, item)| {
+                    nonempty_string(diag, item, &index(&field_path, idx), "a local path")
+                })
+                .collect(),
+            None => string(diag, value, &field_path).into_iter().collect(),
+        },
+        None => Vec::new(),
+    };
     let mut store = text(diag, "store");
     let mut mode = text(diag, "mode");
     if name.is_none()
-        && source.is_none()
+        && sources.is_empty()
         && get(entries, "source").is_none()
         && get(entries, "name").is_none()
     {
@@ -329,7 +360,11 @@ fn storage_mount(
             "a storage mount needs a `name` or a `source`",
         );
     }
-    if let (Some(text), Some((value, field_path))) = (&store, field("store")) {
+    // A store or mode given by a variable is checked once the variable is filled in, at
+    // launch (`Task::with_overrides`).
+    if let (Some(text), Some((value, field_path))) = (&store, field("store"))
+        && !mentions_variable(text)
+    {
         let lower = text.to_ascii_lowercase();
         if STORES.contains(&lower.as_str()) {
             store = Some(lower);
@@ -345,7 +380,9 @@ fn storage_mount(
             );
         }
     }
-    if let (Some(text), Some((value, field_path))) = (&mode, field("mode")) {
+    if let (Some(text), Some((value, field_path))) = (&mode, field("mode"))
+        && !mentions_variable(text)
+    {
         let upper = text.to_ascii_uppercase();
         if MOUNT_MODES.contains(&upper.as_str()) {
             mode = Some(upper);
@@ -363,7 +400,7 @@ fn storage_mount(
     }
     Some(FileMount::Storage {
         name,
-        source,
+        sources,
         store,
         mode,
     })

@@ -1,0 +1,104 @@
+//! SkyPilot users' task files, unchanged, through the real `aloft launch --dryrun`.
+//!
+//! `tests/skypilot/` holds task files written the way SkyPilot's documentation and examples
+//! write them (LLM serving, GPU training, multi-node, buckets, variables, services, job groups,
+//! pools, docker images, `any_of`/`ordered`, ...). Every file must parse unchanged, and every
+//! task whose clouds and accelerators the bundled catalog knows must get a plan. The others
+//! must fail with a clear "no offering" message naming what is missing (see
+//! [`AWAITING_CATALOG`]).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A directory of this test process's own, for homes, caches and scratch specs.
+fn scratch() -> PathBuf {
+    std::env::temp_dir().join(format!("aloft-corpus-test-{}", std::process::id()))
+}
+
+/// Runs `aloft` with a private cache and home and no ambient catalog, so no test here can
+/// touch a user's state.
+fn aloft(args: &[&str]) -> Output {
+    let scratch = scratch();
+    Command::new(env!("CARGO_BIN_EXE_aloft"))
+        .args(args)
+        .current_dir(workspace())
+        .env("ALOFT_CACHE_DIR", scratch.join("cache"))
+        .env("ALOFT_HOME", scratch.join("home"))
+        .env("ALOFT_LOCAL_PREFIX", "corpustest")
+        .env("ALOFT_LOCAL_BRIDGE", "corpustestbr")
+        .env("ALOFT_LOCAL_SUBNET", "10.251.78.0/24")
+        .env_remove("ALOFT_CATALOG")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("ALOFT_AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .expect("aloft runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn write_spec(name: &str, yaml: &str) -> PathBuf {
+    let dir = scratch();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn a_dry_run_fills_variables_as_the_launch_does_and_names_one_left_unset() {
+    let spec = write_spec(
+        "bucket-from-env.yaml",
+        "envs:\n  BUCKET: null\nfile_mounts:\n  /data:\n    name: $BUCKET\n    store: $STORE\n\
+         resources:\n  cpus: 2+\nrun: ls /data\n",
+    );
+    let spec = spec.to_str().unwrap();
+    // A placeholder left null is the launch's to refuse; the dry run plans and warns.
+    let unset = aloft(&["launch", "--dryrun", spec]);
+    assert!(unset.status.success(), "{}", stderr(&unset));
+    assert!(
+        stderr(&unset).contains("warning:")
+            && stderr(&unset).contains("needs a value for BUCKET (pass --env NAME=VALUE)"),
+        "{}",
+        stderr(&unset)
+    );
+    let no_store = aloft(&["launch", "--dryrun", spec, "--env", "BUCKET=my-bucket"]);
+    assert_eq!(no_store.status.code(), Some(1), "{}", stderr(&no_store));
+    assert!(
+        stderr(&no_store).contains(
+            "file_mounts./data.store uses $STORE, which is set in neither `envs` nor `secrets`"
+        ),
+        "{}",
+        stderr(&no_store)
+    );
+    let bad_store = aloft(&[
+        "launch",
+        "--dryrun",
+        spec,
+        "--env",
+        "BUCKET=b",
+        "--secret",
+        "STORE=s4-hidden",
+    ]);
+    assert_eq!(bad_store.status.code(), Some(1), "{}", stderr(&bad_store));
+    assert!(
+        stderr(&bad_store).contains("file_mounts./data.store: `$STORE` does not name a store"),
+        "{}",
+        stderr(&bad_store)
+    );
+    assert!(!stderr(&bad_store).contains("s4-hidden"));
+    let planned = aloft(&[
+        "launch", "--dryrun", spec, "--env", "BUCKET=b", "--env", "STORE=s3",
+    ]);
+    assert!(planned.status.success(), "{}", stderr(&planned));
+    assert!(stdout(&planned).contains("Optimizing for cost"));
+}
