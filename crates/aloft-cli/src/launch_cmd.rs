@@ -109,6 +109,7 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         default_runtime,
     };
     if !args.dryrun {
+        refuse_what_cannot_run_yet(&args, &dag)?;
         return crate::cluster_cmd::launch(&args, dag, options);
     }
     // The launch merges `--env`/`--secret` and fills variables per task (cluster_cmd); a dry
@@ -136,6 +137,28 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SkyPilot forms aloft reads but cannot launch yet, refused before anything is made. A dry run
+/// still plans them: a job group's tasks as a DAG with no edges, a pool's task as one worker.
+fn refuse_what_cannot_run_yet(args: &LaunchArgs, dag: &Dag) -> Result<()> {
+    if dag.job_group.is_some() {
+        bail!(
+            "{}: not supported yet: job groups (`execution: parallel`) run all their tasks at \
+             once as one unit, and aloft launches tasks one cluster at a time; `aloft launch \
+             --dryrun` plans it",
+            args.task.display()
+        );
+    }
+    if let Some(idx) = dag.tasks.iter().position(|task| task.pool.is_some()) {
+        bail!(
+            "{}: not supported yet: pools (`pool:` in task `{}`) keep workers that jobs are \
+             sent to, and aloft has no pools; `aloft launch --dryrun` plans one worker",
+            args.task.display(),
+            dag.task_name(aloft_types::TaskIdx(idx))
+        );
+    }
+    Ok(())
 }
 
 /// Every task of the DAG with `--env`/`--secret` merged in and its variables filled
@@ -292,9 +315,14 @@ fn render(dag: &Dag, solution: &Solution) -> String {
     }
     if dag.tasks.len() > 1 {
         out.push_str(&format!(
-            "Plan for `{}` ({} tasks):\n",
+            "Plan for `{}` ({} tasks{}):\n",
             dag.name.as_deref().unwrap_or("dag"),
-            dag.tasks.len()
+            dag.tasks.len(),
+            if dag.job_group.is_some() {
+                "; job group: the tasks run at once"
+            } else {
+                ""
+            }
         ));
         out.push_str(&table_text(&plan_table(plan)));
         let moving: Vec<_> = plan

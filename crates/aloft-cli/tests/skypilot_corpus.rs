@@ -102,3 +102,61 @@ fn a_dry_run_fills_variables_as_the_launch_does_and_names_one_left_unset() {
     assert!(planned.status.success(), "{}", stderr(&planned));
     assert!(stdout(&planned).contains("Optimizing for cost"));
 }
+
+const JOB_GROUP: &str = "---
+name: train-eval
+execution: parallel
+primary_tasks: [trainer]
+termination_delay: 30s
+---
+name: trainer
+resources:
+  cpus: 8+
+run: python train.py
+---
+name: evaluator
+resources:
+  cpus: 4+
+run: python evaluate.py
+";
+
+#[test]
+fn launching_a_job_group_says_it_is_not_supported_yet() {
+    let spec = write_spec("job-group.yaml", JOB_GROUP);
+    let output = aloft(&["launch", spec.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("not supported yet: job groups (`execution: parallel`"),
+        "{text}"
+    );
+    assert!(!text.contains("unknown field"), "{text}");
+}
+
+#[test]
+fn a_dry_run_plans_a_job_group_as_tasks_that_run_at_once() {
+    let spec = write_spec("job-group-dry.yaml", JOB_GROUP);
+    let output = aloft(&["launch", "--dryrun", spec.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("Plan for `train-eval` (2 tasks"), "{text}");
+    assert!(text.contains("job group: the tasks run at once"), "{text}");
+    assert!(!text.contains("Data moved between tasks"), "{text}");
+}
+
+#[test]
+fn launching_a_pool_says_it_is_not_supported_yet() {
+    let spec = write_spec(
+        "pool.yaml",
+        "pool:\n  workers: 3\nresources:\n  cpus: 4+\nsetup: echo ready\n",
+    );
+    let output = aloft(&["launch", spec.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not supported yet: pools (`pool:`"),
+        "{}",
+        stderr(&output)
+    );
+    let planned = aloft(&["launch", "--dryrun", spec.to_str().unwrap()]);
+    assert!(planned.status.success(), "{}", stderr(&planned));
+}

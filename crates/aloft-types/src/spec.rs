@@ -32,6 +32,34 @@ pub struct Dag {
     pub tasks: Vec<Task>,
     /// `(parent, child)`: the child starts after the parent and reads its outputs.
     pub edges: Vec<(TaskIdx, TaskIdx)>,
+    /// Set for SkyPilot's job group (a header document with `execution: parallel`): the tasks
+    /// have no edges and run at once, as one unit.
+    pub job_group: Option<JobGroup>,
+}
+
+/// SkyPilot's job group header: which tasks drive the group's life, and how long the others
+/// get to finish once those are done.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobGroup {
+    /// Task names whose end ends the group; empty means every task is primary.
+    pub primary_tasks: Vec<String>,
+    pub termination_delay: Option<TerminationDelay>,
+}
+
+/// How long auxiliary tasks of a job group run on after the primary ones finish.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TerminationDelay {
+    /// For tasks not named in `per_task` (`termination_delay: 30s`, or its `default:`).
+    pub default: Option<Duration>,
+    pub per_task: BTreeMap<String, Duration>,
+}
+
+/// SkyPilot's `pool:` section: the task describes the workers of a pool that jobs are sent to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    pub workers: Option<u32>,
+    pub min_workers: Option<u32>,
+    pub max_workers: Option<u32>,
 }
 
 impl Dag {
@@ -41,6 +69,7 @@ impl Dag {
             name: task.name.clone(),
             tasks: vec![task],
             edges: Vec::new(),
+            job_group: None,
         }
     }
 
@@ -121,6 +150,8 @@ pub struct Task {
     pub service: Option<SpecValue>,
     /// SkyPilot's task `volumes` (mount path to volume), kept as written, like `service`.
     pub volumes: Option<SpecValue>,
+    /// SkyPilot's `pool:`: this task sets up a pool's workers (aloft does not run pools yet).
+    pub pool: Option<Pool>,
 }
 
 impl Task {
@@ -141,6 +172,7 @@ impl Task {
             outputs: None,
             service: None,
             volumes: None,
+            pool: None,
         }
     }
 }

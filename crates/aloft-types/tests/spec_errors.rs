@@ -75,7 +75,7 @@ fn unknown_fields() {
         "colour: blue",
         "task.yaml:1:1: colour: unknown field; expected one of `name`, `workdir`, `num_nodes`, `envs`, \
          `secrets`, `file_mounts`, `setup`, `run`, `resources`, `estimated_runtime`, `inputs`, \
-         `outputs`, `depends_on`",
+         `outputs`, `depends_on`, `pool`",
     );
     check(
         "inputs:\n  - path: s3://x\n    size: 1\n    region: us-east-1",

@@ -372,3 +372,113 @@ fn quiet_task(source: &str) -> aloft_types::Task {
     let (dag, _) = parse(source);
     dag.tasks.into_iter().next().unwrap()
 }
+
+const JOB_GROUP: &str = "
+    ---
+    name: train-with-services
+    execution: parallel
+    primary_tasks: [trainer]
+    termination_delay:
+      default: 30s
+      replay-buffer: 1m
+    ---
+    name: trainer
+    resources:
+      accelerators: A100:1
+    run: python train.py
+    ---
+    name: replay-buffer
+    resources:
+      cpus: 4+
+    run: python replay_buffer.py
+    ";
+
+#[test]
+fn a_job_group_is_a_dag_whose_tasks_run_at_once() {
+    let dag = quiet(JOB_GROUP);
+    assert_eq!(dag.name.as_deref(), Some("train-with-services"));
+    assert_eq!(dag.tasks.len(), 2);
+    assert!(dag.edges.is_empty(), "{:?}", dag.edges);
+    let group = dag.job_group.as_ref().expect("a job group");
+    assert_eq!(group.primary_tasks, ["trainer"]);
+    let delay = group.termination_delay.as_ref().unwrap();
+    assert_eq!(delay.default.unwrap().seconds, 30.0);
+    assert_eq!(delay.per_task["replay-buffer"].seconds, 60.0);
+}
+
+#[test]
+fn a_serial_header_is_a_pipeline() {
+    let dag = quiet(
+        "
+        name: chain
+        execution: serial
+        ---
+        name: a
+        ---
+        name: b
+        ",
+    );
+    assert!(dag.job_group.is_none());
+    assert_eq!(dag.edges.len(), 1);
+}
+
+#[test]
+fn a_job_group_header_naming_an_unknown_primary_task_is_an_error_with_a_suggestion() {
+    let text = refused(
+        "
+        name: g
+        execution: parallel
+        primary_tasks: [trainr]
+        ---
+        name: trainer
+        ---
+        name: server
+        ",
+    );
+    assert_eq!(
+        text,
+        "task.yaml:3:17: primary_tasks[0]: unknown task `trainr`; did you mean `trainer`?"
+    );
+    let text = refused(
+        "
+        name: g
+        execution: sideways
+        ---
+        name: a
+        ",
+    );
+    assert_eq!(
+        text,
+        "task.yaml:2:12: execution: expected `parallel` (a job group) or `serial` (a pipeline), found `sideways`"
+    );
+}
+
+#[test]
+fn job_group_fields_in_a_task_say_where_they_belong() {
+    let text = refused("execution: parallel\nrun: echo\n");
+    assert!(
+        text.starts_with("task.yaml:1:1: execution: `execution` belongs to a job group's header"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pool_section_is_read_into_the_task() {
+    let dag = quiet(
+        "
+        pool:
+          workers: 3
+        resources:
+          accelerators: {H100:1, H200:1}
+        setup: echo ready
+        ",
+    );
+    let pool = dag.tasks[0].pool.as_ref().expect("a pool");
+    assert_eq!(pool.workers, Some(3));
+    assert_eq!(dag.tasks[0].resources.options.len(), 2);
+    let text = refused("pool:\n  workers: -1\n");
+    assert_eq!(
+        text,
+        "task.yaml:2:12: pool.workers: expected a whole number of workers (0 or more), found `-1`"
+    );
+}

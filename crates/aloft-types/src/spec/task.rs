@@ -8,7 +8,7 @@ use super::fields::{
 use super::resources::{RESOURCE_FIELDS, RESOURCE_IGNORED, parse_resources};
 use super::substitute::{MOUNT_MODES, STORES, mentions_variable};
 use super::yaml::{Entry, Kind, Node, Pos, abbreviate};
-use super::{DataInput, DataOutput, FileMount, SpecValue, Task};
+use super::{DataInput, DataOutput, FileMount, Pool, SpecValue, Task};
 use crate::infra::Infra;
 use crate::suggest::suggest;
 use std::collections::BTreeMap;
@@ -27,6 +27,7 @@ pub(crate) const TASK_FIELDS: &[&str] = &[
     "inputs",
     "outputs",
     "depends_on",
+    "pool",
 ];
 
 /// SkyPilot task fields that aloft accepts and does not use yet.
@@ -60,7 +61,22 @@ const TASK_SCHEMA: Schema = Schema {
             &["tasks"],
             "`tasks:` must be the only document in its file (with an optional `name`)",
         ),
+        (
+            &["execution", "primary_tasks", "termination_delay"],
+            "`{}` belongs to a job group's header: the file's first document (with `name` and \
+             `execution: parallel`), followed by `---` and one document per task",
+        ),
     ],
+};
+
+const POOL_SCHEMA: Schema = Schema {
+    known: &["workers", "min_workers", "max_workers"],
+    ignored: &[
+        "queue_length_threshold",
+        "upscale_delay_seconds",
+        "downscale_delay_seconds",
+    ],
+    misplaced: &[],
 };
 
 const STORAGE_SCHEMA: Schema = Schema {
@@ -162,6 +178,11 @@ pub(crate) fn parse_task(
     if let Some((value, field_path)) = field("outputs") {
         task.outputs = outputs(diag, value, &field_path);
     }
+    if let Some((value, field_path)) = field("pool")
+        && !value.is_null()
+    {
+        task.pool = Some(pool(diag, value, &field_path));
+    }
     if let Some(entry) = get(entries, "service") {
         task.service = Some(spec_value(&entry.value));
     }
@@ -182,6 +203,35 @@ pub(crate) fn parse_task(
     }
     parsed.task = task;
     parsed
+}
+
+/// `pool:`: how many workers (SkyPilot's autoscaling knobs are accepted with a warning).
+fn pool(diag: &mut Diagnostics<'_>, node: &Node, path: &str) -> Pool {
+    let mut pool = Pool::default();
+    let Some(entries) = node.entries() else {
+        diag.expected(node, path, "a mapping such as `{workers: 3}`");
+        return pool;
+    };
+    check_fields(diag, entries, path, &POOL_SCHEMA);
+    let count = |diag: &mut Diagnostics<'_>, key: &str| -> Option<u32> {
+        let entry = get(entries, key).filter(|entry| !entry.value.is_null())?;
+        let value = entry
+            .value
+            .text()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        if value.is_none() {
+            diag.expected(
+                &entry.value,
+                &join(path, key),
+                "a whole number of workers (0 or more)",
+            );
+        }
+        value
+    };
+    pool.workers = count(diag, "workers");
+    pool.min_workers = count(diag, "min_workers");
+    pool.max_workers = count(diag, "max_workers");
+    pool
 }
 
 /// A section kept as written (`service`, `volumes`).
