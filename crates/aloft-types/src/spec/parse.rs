@@ -13,12 +13,15 @@
 //!   infra}]` or `{uri: size_gb}`; the cloud comes from the URI scheme) and `outputs` (`50GB`,
 //!   `{path, size}` or `{uri: size_gb}`).
 //! - Resources: `infra` or `cloud`/`region`/`zone`, `instance_type`, `cpus`, `memory` (GiB,
-//!   units allowed), `accelerators` (`V100:4`, `{V100: 4}`, or alternatives as a list, set or
-//!   mapping), `use_spot`, `disk_size`, `ports`, `image_id` (one, or per region), `labels`,
+//!   units allowed), `accelerators` or `gpus` (`V100:4`, `{V100: 4}`, or alternatives as a
+//!   list, set, set with counts `{L4:1, A10G:1}` or mapping), `use_spot`, `disk_size`, `ports`, `image_id` (one, or per region), `labels`,
 //!   `estimated_runtime`, and `any_of` or `ordered`: entries merged over the outer fields.
 //!   Options are the cross product of entries, accelerator alternatives and image regions.
 //! - Files: one task; `name` + `tasks:` with `depends_on`; or `---`-separated pipeline
-//!   documents (a first document with only `name` names the pipeline) run as a chain.
+//!   documents (a first document with only `name` names the pipeline) run as a chain; or a job
+//!   group (a header with `execution: parallel`) whose tasks run at once.
+//! - SkyPilot's `$VAR` in file mounts, `workdir`, `service` and `volumes` is kept here and
+//!   filled at launch (`Task::with_overrides`, `substitute.rs`), where `--env` values are known.
 //! - SkyPilot fields aloft does not use yet (and `_`-prefixed internals) give a warning.
 
 use super::fields::{
