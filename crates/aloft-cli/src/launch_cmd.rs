@@ -3,8 +3,9 @@
 use crate::catalog_cmd::CatalogSource;
 use crate::output::{OutputFormat, dollars, duration, new_table, number, table_text};
 use aloft_optimizer::{Objective, Options, Placement, Plan, Solution};
+use aloft_types::spec::TaskValuesError;
 use aloft_types::{Dag, Duration, Infra};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use comfy_table::Table;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,8 +109,12 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         default_runtime,
     };
     if !args.dryrun {
+        refuse_what_cannot_run_yet(&args, &dag)?;
         return crate::cluster_cmd::launch(&args, dag, options);
     }
+    // The launch merges `--env`/`--secret` and fills variables per task (cluster_cmd); a dry
+    // run does the same, so it refuses what the launch would and plans the same tasks.
+    let dag = with_launch_values(&args, dag)?;
     let catalog = crate::catalog_cmd::load_catalog(args.source.catalog.as_deref())?;
     let solution = aloft_optimizer::optimize(&dag, &catalog, &options)
         .with_context(|| format!("no plan for {}", args.task.display()))?;
@@ -132,6 +137,49 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SkyPilot forms aloft reads but cannot launch yet, refused before anything is made. A dry run
+/// still plans them: a job group's tasks as a DAG with no edges, a pool's task as one worker.
+fn refuse_what_cannot_run_yet(args: &LaunchArgs, dag: &Dag) -> Result<()> {
+    if dag.job_group.is_some() {
+        bail!(
+            "{}: not supported yet: job groups (`execution: parallel`) run all their tasks at \
+             once as one unit, and aloft launches tasks one cluster at a time; `aloft launch \
+             --dryrun` plans it",
+            args.task.display()
+        );
+    }
+    if let Some(idx) = dag.tasks.iter().position(|task| task.pool.is_some()) {
+        bail!(
+            "{}: not supported yet: pools (`pool:` in task `{}`) keep workers that jobs are \
+             sent to, and aloft has no pools; `aloft launch --dryrun` plans one worker",
+            args.task.display(),
+            dag.task_name(aloft_types::TaskIdx(idx))
+        );
+    }
+    Ok(())
+}
+
+/// Every task of the DAG with `--env`/`--secret` merged in and its variables filled
+/// (`Task::with_overrides`, as the launch does); errors name the file and never a value.
+/// A `null` placeholder nobody filled is only a warning here: planning needs no values, and a
+/// dry run is how one looks at prices before having the secrets at hand. That task is planned
+/// as written.
+fn with_launch_values(args: &LaunchArgs, mut dag: Dag) -> Result<Dag> {
+    for task in &mut dag.tasks {
+        match task.with_overrides(&args.envs, &args.secrets) {
+            Ok(filled) => *task = filled,
+            Err(TaskValuesError::Missing(missing)) => {
+                eprintln!(
+                    "warning: {}: {missing}; the launch will refuse it without",
+                    args.task.display()
+                );
+            }
+            Err(error) => bail!("{}: {error}", args.task.display()),
+        }
+    }
+    Ok(dag)
 }
 
 /// A non-negative, finite amount of dollars (`12`, `0.5`, `$3`).
@@ -267,9 +315,14 @@ fn render(dag: &Dag, solution: &Solution) -> String {
     }
     if dag.tasks.len() > 1 {
         out.push_str(&format!(
-            "Plan for `{}` ({} tasks):\n",
+            "Plan for `{}` ({} tasks{}):\n",
             dag.name.as_deref().unwrap_or("dag"),
-            dag.tasks.len()
+            dag.tasks.len(),
+            if dag.job_group.is_some() {
+                "; job group: the tasks run at once"
+            } else {
+                ""
+            }
         ));
         out.push_str(&table_text(&plan_table(plan)));
         let moving: Vec<_> = plan

@@ -239,10 +239,10 @@ fn blocking_moves_the_plan_and_bad_flags_are_reported() {
         chosen(&args(&["--block", "aws", "--block", "azure"])),
         "gcp/us-central1"
     );
-    let bad = args(&["--block", "aws/*/us-east-1a"]);
+    let bad = args(&["--block", "aws/us-east-1/us-east-1a/x"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
-        stderr(&bad).contains("--block `aws/*/us-east-1a`"),
+        stderr(&bad).contains("--block `aws/us-east-1/us-east-1a/x`"),
         "{}",
         stderr(&bad)
     );

@@ -59,6 +59,7 @@ pub fn dag(
         name: Some("synthetic".to_owned()),
         tasks: Vec::new(),
         edges: Vec::new(),
+        job_group: None,
     };
     for task_idx in 0..tasks {
         dag.tasks.push(make_task(rng, task_idx));

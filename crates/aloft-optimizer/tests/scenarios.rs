@@ -214,6 +214,7 @@ fn egress_between_tasks_keeps_a_chain_together() {
         name: Some("chain".into()),
         tasks: vec![producer.clone(), consumer.clone()],
         edges: vec![(TaskIdx(0), TaskIdx(1))],
+        job_group: None,
     };
     check(
         &dag,

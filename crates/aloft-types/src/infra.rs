@@ -5,8 +5,11 @@ use std::fmt;
 
 /// A (possibly partial) location: `aws`, `aws/us-east-1`, `gcp/us-central1/us-central1-a`.
 ///
-/// An empty `Infra` (all `None`) means "anywhere". A zone implies its region, and a region its
-/// cloud, so `cloud` is always set when `region` is, and `region` when `zone` is.
+/// An empty `Infra` (all `None`) means "anywhere". Each level is optional on its own, as in
+/// SkyPilot's wildcard forms: `gcp/*/us-central1-a` is a zone whose region is left to the
+/// catalog (a zone belongs to one region), `*/us-east-1` a region on whichever cloud has one by
+/// that name. Matching checks each level that is set, so a zone with no region matches the
+/// offers in that zone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Infra {
     pub cloud: Option<String>,
@@ -23,8 +26,8 @@ impl Infra {
         self.cloud.is_none() && self.region.is_none() && self.zone.is_none()
     }
 
-    /// Parses SkyPilot's `infra` string: `cloud[/region[/zone]]`, where `*` stands for "any"
-    /// at that level (`*/us-east-1` is not meaningful and is rejected by the spec parser).
+    /// Parses SkyPilot's `infra` string: `cloud[/region[/zone]]`, where `*` (or nothing)
+    /// stands for "any" at that level: `*/us-east-1`, `aws/*/us-east-1a`, `*/*/us-east-1a`.
     pub fn parse(text: &str) -> Result<Infra, InfraParseError> {
         let text = text.trim();
         if text.is_empty() {
@@ -46,23 +49,19 @@ impl Infra {
             region: level(1),
             zone: level(2),
         };
-        if infra.cloud.is_none() && (infra.region.is_some() || infra.zone.is_some()) {
-            return Err(InfraParseError::RegionWithoutCloud);
-        }
-        if infra.region.is_none() && infra.zone.is_some() {
-            return Err(InfraParseError::ZoneWithoutRegion);
-        }
         Ok(infra)
     }
 }
 
 impl fmt::Display for Infra {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.cloud, &self.region, &self.zone) {
-            (None, _, _) => f.write_str("*"),
-            (Some(cloud), None, _) => write!(f, "{cloud}"),
-            (Some(cloud), Some(region), None) => write!(f, "{cloud}/{region}"),
-            (Some(cloud), Some(region), Some(zone)) => write!(f, "{cloud}/{region}/{zone}"),
+        let level = |part: &Option<String>| part.as_deref().unwrap_or("*").to_owned();
+        match (&self.region, &self.zone) {
+            (None, None) => f.write_str(&level(&self.cloud)),
+            (Some(region), None) => write!(f, "{}/{region}", level(&self.cloud)),
+            (region, Some(zone)) => {
+                write!(f, "{}/{}/{zone}", level(&self.cloud), level(region))
+            }
         }
     }
 }
@@ -73,10 +72,6 @@ pub enum InfraParseError {
     Empty,
     #[error("infra has {parts} parts; expected at most `cloud/region/zone`")]
     TooManyParts { parts: usize },
-    #[error("infra names a region or zone but no cloud")]
-    RegionWithoutCloud,
-    #[error("infra names a zone but no region")]
-    ZoneWithoutRegion,
 }
 
 #[cfg(test)]
@@ -95,16 +90,23 @@ mod tests {
     }
 
     #[test]
+    fn wildcards_leave_a_level_open_and_print_back_the_same() {
+        for text in [
+            "*/us-east-1",
+            "aws/*/us-east-1a",
+            "*/*/us-east-1a",
+            "*/us-east-1/us-east-1a",
+        ] {
+            assert_eq!(Infra::parse(text).unwrap().to_string(), text);
+        }
+        let zone_only = Infra::parse("aws/*/us-east-1a").unwrap();
+        assert_eq!(zone_only.region, None);
+        assert_eq!(zone_only.zone.as_deref(), Some("us-east-1a"));
+    }
+
+    #[test]
     fn rejects_malformed() {
         assert_eq!(Infra::parse(""), Err(InfraParseError::Empty));
-        assert_eq!(
-            Infra::parse("*/us-east-1"),
-            Err(InfraParseError::RegionWithoutCloud)
-        );
-        assert_eq!(
-            Infra::parse("aws/*/us-east-1a"),
-            Err(InfraParseError::ZoneWithoutRegion)
-        );
         assert!(matches!(
             Infra::parse("a/b/c/d"),
             Err(InfraParseError::TooManyParts { parts: 4 })

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 mod fields;
 mod parse;
 mod resources;
+mod substitute;
 mod task;
 mod yaml;
 
@@ -31,6 +32,34 @@ pub struct Dag {
     pub tasks: Vec<Task>,
     /// `(parent, child)`: the child starts after the parent and reads its outputs.
     pub edges: Vec<(TaskIdx, TaskIdx)>,
+    /// Set for SkyPilot's job group (a header document with `execution: parallel`): the tasks
+    /// have no edges and run at once, as one unit.
+    pub job_group: Option<JobGroup>,
+}
+
+/// SkyPilot's job group header: which tasks drive the group's life, and how long the others
+/// get to finish once those are done.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobGroup {
+    /// Task names whose end ends the group; empty means every task is primary.
+    pub primary_tasks: Vec<String>,
+    pub termination_delay: Option<TerminationDelay>,
+}
+
+/// How long auxiliary tasks of a job group run on after the primary ones finish.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TerminationDelay {
+    /// For tasks not named in `per_task` (`termination_delay: 30s`, or its `default:`).
+    pub default: Option<Duration>,
+    pub per_task: BTreeMap<String, Duration>,
+}
+
+/// SkyPilot's `pool:` section: the task describes the workers of a pool that jobs are sent to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    pub workers: Option<u32>,
+    pub min_workers: Option<u32>,
+    pub max_workers: Option<u32>,
 }
 
 impl Dag {
@@ -40,6 +69,7 @@ impl Dag {
             name: task.name.clone(),
             tasks: vec![task],
             edges: Vec::new(),
+            job_group: None,
         }
     }
 
@@ -115,6 +145,13 @@ pub struct Task {
     pub inputs: Vec<DataInput>,
     /// Data the task writes; stored where the task runs and read by its dependents.
     pub outputs: Option<DataOutput>,
+    /// SkyPilot's `service` section (SkyServe), kept as written: aloft does not serve yet, but
+    /// fills its variables like SkyPilot so an unset one is caught.
+    pub service: Option<SpecValue>,
+    /// SkyPilot's task `volumes` (mount path to volume), kept as written, like `service`.
+    pub volumes: Option<SpecValue>,
+    /// SkyPilot's `pool:`: this task sets up a pool's workers (aloft does not run pools yet).
+    pub pool: Option<Pool>,
 }
 
 impl Task {
@@ -133,8 +170,66 @@ impl Task {
             estimated_runtime: None,
             inputs: Vec::new(),
             outputs: None,
+            service: None,
+            volumes: None,
+            pool: None,
         }
     }
+}
+
+/// A part of the spec kept as the user wrote it, for sections aloft does not interpret yet.
+/// Scalars keep their text (`2` is `Text("2")`); mappings keep their order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SpecValue {
+    Null,
+    Text(String),
+    List(Vec<SpecValue>),
+    Map(Vec<(String, SpecValue)>),
+}
+
+/// Why a task's launch-time values do not add up: a placeholder left unset, or a variable used
+/// in a file mount, `workdir`, `service` or `volumes` that nothing sets. Names only, never
+/// values (they may be secrets).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TaskValuesError {
+    #[error(transparent)]
+    Missing(#[from] MissingValues),
+    #[error(
+        "{}{field} uses ${variable}, which is set in neither `envs` nor `secrets` (pass --env {variable}=VALUE)",
+        in_task(.task.as_deref())
+    )]
+    UnsetVariable {
+        task: Option<String>,
+        /// Where the variable is used, such as `file_mounts./data.name`.
+        field: String,
+        variable: String,
+    },
+    #[error(
+        "{}{field}: `{written}` does not name a store once filled in; expected one of {}",
+        in_task(.task.as_deref()),
+        substitute::STORES.join(", ")
+    )]
+    NotAStore {
+        task: Option<String>,
+        field: String,
+        /// The field as written in the spec (with its variables, never their values).
+        written: String,
+    },
+    #[error(
+        "{}{field}: `{written}` does not name a mount mode once filled in; expected one of {}",
+        in_task(.task.as_deref()),
+        substitute::MOUNT_MODES.join(", ")
+    )]
+    NotAMode {
+        task: Option<String>,
+        field: String,
+        written: String,
+    },
+}
+
+/// `task `x`: ` for a named task (in a DAG the field alone would not say which task).
+fn in_task(task: Option<&str>) -> String {
+    task.map_or_else(String::new, |name| format!("task `{name}`: "))
 }
 
 /// Values a task needs at launch and was not given: SkyPilot's `null` placeholders in `envs`
@@ -171,13 +266,15 @@ fn missing_text(task: Option<&str>, envs: &[String], secrets: &[String]) -> Stri
 impl Task {
     /// The task with launch-time values merged over its spec's (`--env`, `--secret`: a name
     /// given there wins, as in SkyPilot), and checked: every `null` placeholder left in `envs`
-    /// or `secrets` is named in the error. Pure; the caller resolves `--secret NAME` from its
-    /// environment first.
+    /// or `secrets` is named in the error. Then `$VAR`/`${VAR}` in file mounts, `workdir`,
+    /// `service` and `volumes` are filled from those values, as SkyPilot does; a variable
+    /// nothing sets is an error naming it. Pure; the caller resolves `--secret NAME` from its
+    /// environment first. A dry run and a launch both go through here.
     pub fn with_overrides(
         &self,
         envs: &[(String, String)],
         secrets: &[(String, String)],
-    ) -> Result<Task, MissingValues> {
+    ) -> Result<Task, TaskValuesError> {
         let mut task = self.clone();
         for (name, value) in envs {
             task.envs.insert(name.clone(), Some(value.clone()));
@@ -193,13 +290,19 @@ impl Task {
         };
         let (missing_envs, missing_secrets) = (unset(&task.envs), unset(&task.secrets));
         if !missing_envs.is_empty() || !missing_secrets.is_empty() {
-            return Err(MissingValues {
+            return Err(TaskValuesError::Missing(MissingValues {
                 task: task.name.clone(),
                 envs: missing_envs,
                 secrets: missing_secrets,
-            });
+            }));
         }
-        Ok(task)
+        substitute::fill_task(
+            &task,
+            &substitute::Values {
+                envs: &task.envs,
+                secrets: &task.secrets,
+            },
+        )
     }
 }
 
@@ -265,8 +368,11 @@ pub enum FileMount {
     /// A bucket, SkyPilot's storage form (`name`, `source`, `store`, `mode`).
     Storage {
         name: Option<String>,
-        source: Option<String>,
+        /// `source`: none, one, or SkyPilot's list of local paths uploaded into one bucket.
+        sources: Vec<String>,
+        /// Lowercase (`s3`, `gcs`, ...), once any variable in it is filled in.
         store: Option<String>,
+        /// Uppercase (`MOUNT`, `COPY`, `MOUNT_CACHED`), likewise.
         mode: Option<String>,
     },
 }
@@ -326,7 +432,9 @@ mod override_tests {
         task.secrets.insert("HF_TOKEN".into(), None);
         task.secrets
             .insert("OTHER".into(), Some("hidden-value".into()));
-        let missing = task.with_overrides(&[], &[]).unwrap_err();
+        let TaskValuesError::Missing(missing) = task.with_overrides(&[], &[]).unwrap_err() else {
+            panic!("expected missing values");
+        };
         assert_eq!(missing.envs, ["DATA"]);
         assert_eq!(missing.secrets, ["HF_TOKEN"]);
         let text = missing.to_string();

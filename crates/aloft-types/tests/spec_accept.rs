@@ -204,7 +204,7 @@ fn file_mounts() {
         mount("/checkpoints"),
         FileMount::Storage {
             name: Some("my-ckpts".to_owned()),
-            source: None,
+            sources: Vec::new(),
             store: Some("s3".to_owned()),
             mode: Some("MOUNT".to_owned()),
         }
@@ -213,7 +213,7 @@ fn file_mounts() {
         mount("/cached"),
         FileMount::Storage {
             name: None,
-            source: Some("gs://other".to_owned()),
+            sources: vec!["gs://other".to_owned()],
             store: None,
             mode: Some("MOUNT_CACHED".to_owned()),
         }

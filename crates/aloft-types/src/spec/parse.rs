@@ -13,19 +13,26 @@
 //!   infra}]` or `{uri: size_gb}`; the cloud comes from the URI scheme) and `outputs` (`50GB`,
 //!   `{path, size}` or `{uri: size_gb}`).
 //! - Resources: `infra` or `cloud`/`region`/`zone`, `instance_type`, `cpus`, `memory` (GiB,
-//!   units allowed), `accelerators` (`V100:4`, `{V100: 4}`, or alternatives as a list, set or
-//!   mapping), `use_spot`, `disk_size`, `ports`, `image_id` (one, or per region), `labels`,
+//!   units allowed), `accelerators` or `gpus` (`V100:4`, `{V100: 4}`, or alternatives as a
+//!   list, set, set with counts `{L4:1, A10G:1}` or mapping), `use_spot`, `disk_size`, `ports`, `image_id` (one, or per region), `labels`,
 //!   `estimated_runtime`, and `any_of` or `ordered`: entries merged over the outer fields.
 //!   Options are the cross product of entries, accelerator alternatives and image regions.
 //! - Files: one task; `name` + `tasks:` with `depends_on`; or `---`-separated pipeline
-//!   documents (a first document with only `name` names the pipeline) run as a chain.
+//!   documents (a first document with only `name` names the pipeline) run as a chain; or a job
+//!   group (a header with `execution: parallel`) whose tasks run at once.
+//! - SkyPilot's `$VAR` in file mounts, `workdir`, `service` and `volumes` is kept here and
+//!   filled at launch (`Task::with_overrides`, `substitute.rs`), where `--env` values are known.
 //! - SkyPilot fields aloft does not use yet (and `_`-prefixed internals) give a warning.
 
-use super::fields::{Diagnostics, Schema, check_fields, get, index, join, list, string};
+use super::fields::{
+    Diagnostics, Schema, check_fields, duration, get, index, join, list, nonempty_string,
+    one_or_list, string,
+};
 use super::task::{ParsedTask, TASK_FIELDS, parse_task};
-use super::yaml::{Node, Pos, abbreviate, load};
-use super::{Dag, TaskIdx};
+use super::yaml::{Entry, Node, Pos, abbreviate, load};
+use super::{Dag, JobGroup, TaskIdx, TerminationDelay};
 use crate::suggest::suggest;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// One problem in a spec, with where it is.
@@ -174,12 +181,20 @@ fn parse_source(diag: &mut Diagnostics<'_>, source: &str) -> Option<Dag> {
     parse_pipeline(diag, first, rest)
 }
 
-/// SkyPilot's pipeline: documents run one after another. A first document holding only `name`
-/// names the pipeline.
+/// Fields of the header document of a pipeline or job group.
+pub(crate) const HEADER_FIELDS: &[&str] =
+    &["name", "execution", "primary_tasks", "termination_delay"];
+
+/// SkyPilot's pipeline: documents run one after another. A first document holding only header
+/// fields names the pipeline; with `execution: parallel` the file is a job group instead, whose
+/// tasks run at once.
 fn parse_pipeline(diag: &mut Diagnostics<'_>, first: &Node, rest: &[&Node]) -> Option<Dag> {
-    let header = first
-        .entries()
-        .filter(|entries| !entries.is_empty() && entries.iter().all(|entry| entry.key == "name"));
+    let header = first.entries().filter(|entries| {
+        !entries.is_empty()
+            && entries
+                .iter()
+                .all(|entry| HEADER_FIELDS.contains(&entry.key.as_str()))
+    });
     let (name, task_nodes): (Option<String>, Vec<&Node>) = match header {
         Some(entries) => {
             let name = get(entries, "name").and_then(|entry| string(diag, &entry.value, "name"));
@@ -190,6 +205,7 @@ fn parse_pipeline(diag: &mut Diagnostics<'_>, first: &Node, rest: &[&Node]) -> O
             std::iter::once(first).chain(rest.iter().copied()).collect(),
         ),
     };
+    let parallel = header.is_some_and(|entries| is_parallel(diag, entries));
     let mut tasks = Vec::new();
     for node in task_nodes {
         if let Some(entry) = node.entries().and_then(|entries| get(entries, "tasks")) {
@@ -200,12 +216,142 @@ fn parse_pipeline(diag: &mut Diagnostics<'_>, first: &Node, rest: &[&Node]) -> O
             );
             continue;
         }
-        tasks.push(parse_task(diag, node, "", false).task);
+        tasks.push(parse_task(diag, node, "", false));
     }
+    if parallel && let Some(entries) = header {
+        let job_group = job_group(diag, entries, &tasks);
+        let tasks = tasks.into_iter().map(|task| task.task).collect();
+        return Some(Dag {
+            name,
+            tasks,
+            edges: Vec::new(),
+            job_group: Some(job_group),
+        });
+    }
+    let tasks: Vec<_> = tasks.into_iter().map(|task| task.task).collect();
     let edges = (1..tasks.len())
         .map(|child| (TaskIdx(child - 1), TaskIdx(child)))
         .collect();
-    Some(Dag { name, tasks, edges })
+    Some(Dag {
+        name,
+        tasks,
+        edges,
+        job_group: None,
+    })
+}
+
+/// `execution: parallel` (a job group) or `serial` (a pipeline, the default). Job group fields
+/// in a pipeline's header are an error saying what they need.
+fn is_parallel(diag: &mut Diagnostics<'_>, entries: &[Entry]) -> bool {
+    let parallel = match get(entries, "execution").filter(|entry| !entry.value.is_null()) {
+        None => false,
+        Some(entry) => match entry.value.text() {
+            Some("parallel") => true,
+            Some("serial") => false,
+            _ => {
+                diag.expected(
+                    &entry.value,
+                    "execution",
+                    "`parallel` (a job group) or `serial` (a pipeline)",
+                );
+                return false;
+            }
+        },
+    };
+    if !parallel {
+        for key in ["primary_tasks", "termination_delay"] {
+            if let Some(entry) = get(entries, key) {
+                diag.error(
+                    Some(entry.key_pos),
+                    key,
+                    format!("`{key}` is for a job group; add `execution: parallel` to the header"),
+                );
+            }
+        }
+    }
+    parallel
+}
+
+/// The job group header's `primary_tasks` and `termination_delay`, checked against the tasks'
+/// names (which must be present and unique: SkyPilot uses them to tell the tasks apart).
+fn job_group(diag: &mut Diagnostics<'_>, entries: &[Entry], tasks: &[ParsedTask]) -> JobGroup {
+    let mut names: Vec<&str> = Vec::new();
+    for task in tasks {
+        match (task.task.name.as_deref(), task.name_pos) {
+            (Some(name), Some(pos)) => {
+                if names.contains(&name) {
+                    diag.error(
+                        Some(pos),
+                        "name",
+                        format!(
+                            "duplicate task name `{}`; every task in a job group needs its own name",
+                            abbreviate(name)
+                        ),
+                    );
+                }
+                names.push(name);
+            }
+            _ => diag.error(
+                Some(task.pos),
+                "",
+                "every task in a job group needs a `name` (it tells the tasks apart)",
+            ),
+        }
+    }
+    let check_name = |diag: &mut Diagnostics<'_>, name: &str, pos: Pos, path: &str| -> bool {
+        if names.contains(&name) {
+            return true;
+        }
+        let hint = match suggest(name, names.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!("the tasks are {}", list(&names)),
+        };
+        diag.error(
+            Some(pos),
+            path,
+            format!("unknown task `{}`; {hint}", abbreviate(name)),
+        );
+        false
+    };
+    let mut primary_tasks = Vec::new();
+    if let Some(entry) = get(entries, "primary_tasks").filter(|entry| !entry.value.is_null()) {
+        for (item, item_path) in one_or_list(&entry.value, "primary_tasks") {
+            if let Some(name) = nonempty_string(diag, item, &item_path, "a task name")
+                && check_name(diag, &name, item.pos, &item_path)
+            {
+                primary_tasks.push(name);
+            }
+        }
+    }
+    let termination_delay = get(entries, "termination_delay")
+        .filter(|entry| !entry.value.is_null())
+        .map(|entry| {
+            let mut delay = TerminationDelay {
+                default: None,
+                per_task: BTreeMap::new(),
+            };
+            match entry.value.entries() {
+                None => delay.default = duration(diag, &entry.value, "termination_delay"),
+                Some(per_task) => {
+                    for task_entry in per_task {
+                        let path = join("termination_delay", &abbreviate(&task_entry.key));
+                        let value = duration(diag, &task_entry.value, &path);
+                        if task_entry.key == "default" {
+                            delay.default = value;
+                        } else if check_name(diag, &task_entry.key, task_entry.key_pos, &path)
+                            && let Some(value) = value
+                        {
+                            delay.per_task.insert(task_entry.key.clone(), value);
+                        }
+                    }
+                }
+            }
+            delay
+        });
+    JobGroup {
+        primary_tasks,
+        termination_delay,
+    }
 }
 
 /// aloft's DAG form: `name` and `tasks:`, each task naming its parents in `depends_on`.
@@ -330,7 +476,12 @@ fn parse_tasks_dag(diag: &mut Diagnostics<'_>, node: &Node) -> Option<Dag> {
         }
     }
     let tasks = parsed.into_iter().map(|task| task.task).collect();
-    Some(Dag { name, tasks, edges })
+    Some(Dag {
+        name,
+        tasks,
+        edges,
+        job_group: None,
+    })
 }
 
 /// A cycle in the depends-on graph, as the list of tasks from one back to itself, with the place

@@ -27,6 +27,8 @@ const RESOURCE_FIELDS_WITH_CHOICES: &[&str] = &[
     "cpus",
     "memory",
     "accelerators",
+    // SkyPilot's other name for `accelerators` (`RESOURCE_CONFIG_ALIASES` in its resources.py).
+    "gpus",
     "use_spot",
     "disk_size",
     "ports",
@@ -44,7 +46,7 @@ pub(crate) const RESOURCE_FIELDS: &[&str] = RESOURCE_FIELDS_WITH_CHOICES
     .0;
 
 /// SkyPilot resource fields that aloft accepts and does not use yet.
-const RESOURCE_IGNORED: &[&str] = &[
+pub(crate) const RESOURCE_IGNORED: &[&str] = &[
     "disk_tier",
     "network_tier",
     "accelerator_args",
@@ -52,7 +54,36 @@ const RESOURCE_IGNORED: &[&str] = &[
     "spot_recovery",
     "autostop",
     "priority",
+    "priority_class",
+    "max_hourly_cost",
+    "local_disk",
+    "ephemeral_storage",
+    "volumes",
 ];
+
+/// Fields that are another name for a field aloft reads, as SkyPilot accepts them.
+const ALIASES: &[(&str, &str)] = &[("gpus", "accelerators")];
+
+/// The name a resource field is read under: `gpus` is `accelerators`.
+fn canonical(key: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, canonical)| canonical)
+}
+
+/// Reports a mapping that gives a field under two of its names (`accelerators` and `gpus`).
+fn check_aliases(diag: &mut Diagnostics<'_>, entries: &[Entry], path: &str) {
+    for (alias, canonical) in ALIASES {
+        if let (Some(_), Some(second)) = (get(entries, canonical), get(entries, alias)) {
+            diag.error(
+                Some(second.key_pos),
+                &join(path, alias),
+                format!("`{alias}` is another name for `{canonical}`; give only one of them"),
+            );
+        }
+    }
+}
 
 /// Task fields, to point out when one is written inside `resources`.
 const TASK_ONLY_FIELDS: &[&str] = &[
@@ -140,6 +171,7 @@ pub(crate) fn parse_resources(
         return fallback;
     };
     check_fields(diag, entries, path, &RESOURCES_SCHEMA);
+    check_aliases(diag, entries, path);
     let base: Vec<Field<'_>> = entries
         .iter()
         .filter(|entry| RESOURCE_FIELDS.contains(&entry.key.as_str()))
@@ -184,6 +216,7 @@ pub(crate) fn parse_resources(
             continue;
         };
         check_fields(diag, item_entries, &item_path, &OPTION_SCHEMA);
+        check_aliases(diag, item_entries, &item_path);
         let overrides_location = get(item_entries, "infra").is_some();
         let mut merged: Vec<Field<'_>> = base
             .iter()
@@ -203,7 +236,7 @@ pub(crate) fn parse_resources(
             };
             match merged
                 .iter_mut()
-                .find(|existing| existing.entry.key == entry.key)
+                .find(|existing| canonical(&existing.entry.key) == canonical(&entry.key))
             {
                 Some(existing) => *existing = field,
                 None => merged.push(field),
@@ -236,7 +269,11 @@ fn choice(options: Vec<Resources>, ordered: bool) -> ResourceChoice {
 
 /// The requirements of one entry, expanded over accelerator alternatives and per-region images.
 fn build_options(diag: &mut Diagnostics<'_>, fields: &[Field<'_>]) -> Vec<Resources> {
-    let field = |key: &str| fields.iter().find(|field| field.entry.key == key);
+    let field = |key: &str| {
+        fields
+            .iter()
+            .find(|field| canonical(&field.entry.key) == key)
+    };
     let mut resources = Resources {
         infra: location(diag, fields),
         ..Resources::default()
@@ -359,24 +396,12 @@ fn location(diag: &mut Diagnostics<'_>, fields: &[Field<'_>]) -> Infra {
         check_cloud(diag, &field.entry.value, &field.path, Some(&cloud));
         infra.cloud = Some(cloud.to_ascii_lowercase());
     }
-    if let Some((region, field)) = region {
-        if infra.cloud.is_none() {
-            diag.error(
-                Some(field.entry.key_pos),
-                &field.path,
-                "a `region` needs a `cloud`; write `infra: cloud/region`",
-            );
-        }
+    // A region with no cloud, or a zone with no region, is SkyPilot's wildcard form: the level
+    // left out is whichever one has that region or zone.
+    if let Some((region, _)) = region {
         infra.region = Some(region);
     }
-    if let Some((zone, field)) = zone {
-        if infra.region.is_none() {
-            diag.error(
-                Some(field.entry.key_pos),
-                &field.path,
-                "a `zone` needs a `region`; write `infra: cloud/region/zone`",
-            );
-        }
+    if let Some((zone, _)) = zone {
         infra.zone = Some(zone);
     }
     normalise_cloud(infra)
@@ -604,11 +629,35 @@ fn accelerators(diag: &mut Diagnostics<'_>, node: &Node, path: &str) -> Vec<Opti
     alternatives
 }
 
-/// `V100: 4` (a null count means 1).
+/// `V100: 4` (a null count means 1), or a key that carries its own count, `L4:1` with no
+/// value: YAML reads SkyPilot's set form `{L4:1, A10G:1}` (no space after the colon) as a
+/// mapping of such keys.
 fn accelerator_entry(diag: &mut Diagnostics<'_>, entry: &Entry, path: &str) -> Option<Accelerator> {
     let entry_path = join(path, &abbreviate(&entry.key));
     let name = entry.key.trim();
-    if name.is_empty() || name.contains(':') {
+    if name.contains(':') {
+        if !entry.value.is_null() {
+            diag.error(
+                Some(entry.key_pos),
+                &entry_path,
+                format!(
+                    "`{}` already gives a count, and so does its value; write `NAME: COUNT` or `NAME:COUNT`",
+                    abbreviate(name)
+                ),
+            );
+            return None;
+        }
+        let accelerator = parse_accelerator(name);
+        if accelerator.is_none() {
+            diag.error(
+                Some(entry.key_pos),
+                &entry_path,
+                "expected an accelerator such as `V100` or `A100:2`",
+            );
+        }
+        return accelerator;
+    }
+    if name.is_empty() {
         diag.error(
             Some(entry.key_pos),
             &entry_path,

@@ -5,9 +5,10 @@ use super::fields::{
     Diagnostics, Schema, check_fields, duration, get, index, join, list, nonempty_string,
     one_or_list, positive_int, size, string,
 };
-use super::resources::{RESOURCE_FIELDS, parse_resources};
+use super::resources::{RESOURCE_FIELDS, RESOURCE_IGNORED, parse_resources};
+use super::substitute::{MOUNT_MODES, STORES, mentions_variable};
 use super::yaml::{Entry, Kind, Node, Pos, abbreviate};
-use super::{DataInput, DataOutput, FileMount, Task};
+use super::{DataInput, DataOutput, FileMount, Pool, SpecValue, Task};
 use crate::infra::Infra;
 use crate::suggest::suggest;
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub(crate) const TASK_FIELDS: &[&str] = &[
     "inputs",
     "outputs",
     "depends_on",
+    "pool",
 ];
 
 /// SkyPilot task fields that aloft accepts and does not use yet.
@@ -38,6 +40,9 @@ const TASK_IGNORED: &[&str] = &[
     "experimental",
     "job_recovery",
     "priority",
+    "managed_secrets",
+    "volume_mounts",
+    "api_server_access",
 ];
 
 const TASK_SCHEMA: Schema = Schema {
@@ -49,25 +54,34 @@ const TASK_SCHEMA: Schema = Schema {
             "`{}` is a resource field; move it under `resources:`",
         ),
         (
-            &[
-                "disk_tier",
-                "network_tier",
-                "accelerator_args",
-                "spot_recovery",
-                "autostop",
-            ],
+            RESOURCE_IGNORED,
             "`{}` is a resource field; move it under `resources:`",
         ),
         (
             &["tasks"],
             "`tasks:` must be the only document in its file (with an optional `name`)",
         ),
+        (
+            &["execution", "primary_tasks", "termination_delay"],
+            "`{}` belongs to a job group's header: the file's first document (with `name` and \
+             `execution: parallel`), followed by `---` and one document per task",
+        ),
     ],
+};
+
+const POOL_SCHEMA: Schema = Schema {
+    known: &["workers", "min_workers", "max_workers"],
+    ignored: &[
+        "queue_length_threshold",
+        "upscale_delay_seconds",
+        "downscale_delay_seconds",
+    ],
+    misplaced: &[],
 };
 
 const STORAGE_SCHEMA: Schema = Schema {
     known: &["name", "source", "store", "mode"],
-    ignored: &["persistent", "config"],
+    ignored: &["persistent", "config", "mount_options", "type"],
     misplaced: &[],
 };
 
@@ -81,9 +95,6 @@ const OUTPUT_SCHEMA: Schema = Schema {
     ignored: &[],
     misplaced: &[],
 };
-
-const STORES: &[&str] = &["s3", "gcs", "azure", "r2", "ibm", "oci", "nebius", "cos"];
-const MOUNT_MODES: &[&str] = &["MOUNT", "COPY", "MOUNT_CACHED"];
 
 /// A task, with what the DAG layer still has to resolve.
 #[derive(Debug)]
@@ -167,6 +178,17 @@ pub(crate) fn parse_task(
     if let Some((value, field_path)) = field("outputs") {
         task.outputs = outputs(diag, value, &field_path);
     }
+    if let Some((value, field_path)) = field("pool")
+        && !value.is_null()
+    {
+        task.pool = Some(pool(diag, value, &field_path));
+    }
+    if let Some(entry) = get(entries, "service") {
+        task.service = Some(spec_value(&entry.value));
+    }
+    if let Some(entry) = get(entries, "volumes") {
+        task.volumes = Some(spec_value(&entry.value));
+    }
     if let Some(entry) = get(entries, "depends_on") {
         let field_path = join(path, "depends_on");
         if in_dag {
@@ -181,6 +203,50 @@ pub(crate) fn parse_task(
     }
     parsed.task = task;
     parsed
+}
+
+/// `pool:`: how many workers (SkyPilot's autoscaling knobs are accepted with a warning).
+fn pool(diag: &mut Diagnostics<'_>, node: &Node, path: &str) -> Pool {
+    let mut pool = Pool::default();
+    let Some(entries) = node.entries() else {
+        diag.expected(node, path, "a mapping such as `{workers: 3}`");
+        return pool;
+    };
+    check_fields(diag, entries, path, &POOL_SCHEMA);
+    let count = |diag: &mut Diagnostics<'_>, key: &str| -> Option<u32> {
+        let entry = get(entries, key).filter(|entry| !entry.value.is_null())?;
+        let value = entry
+            .value
+            .text()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        if value.is_none() {
+            diag.expected(
+                &entry.value,
+                &join(path, key),
+                "a whole number of workers (0 or more)",
+            );
+        }
+        value
+    };
+    pool.workers = count(diag, "workers");
+    pool.min_workers = count(diag, "min_workers");
+    pool.max_workers = count(diag, "max_workers");
+    pool
+}
+
+/// A section kept as written (`service`, `volumes`).
+fn spec_value(node: &Node) -> SpecValue {
+    match &node.kind {
+        Kind::Scalar { .. } if node.is_null() => SpecValue::Null,
+        Kind::Scalar { text, .. } => SpecValue::Text(text.clone()),
+        Kind::Seq(items) => SpecValue::List(items.iter().map(spec_value).collect()),
+        Kind::Map(entries) => SpecValue::Map(
+            entries
+                .iter()
+                .map(|entry| (entry.key.clone(), spec_value(&entry.value)))
+                .collect(),
+        ),
+    }
 }
 
 /// A local directory; SkyPilot's git form (`{url, ref}`) is accepted and not used yet.
@@ -307,22 +373,34 @@ fn storage_mount(
     let field = |key: &str| get(entries, key).map(|entry| (&entry.value, join(path, key)));
     let text = |diag: &mut Diagnostics<'_>, key: &str| {
         let (value, field_path) = field(key)?;
-        if key == "source" && value.items().is_some() {
-            diag.error(
-                Some(value.pos),
-                &field_path,
-                "a list of sources is not supported yet; mount each source at its own path",
-            );
-            return None;
-        }
         string(diag, value, &field_path)
     };
     let name = text(diag, "name");
-    let source = text(diag, "source");
+    let sources = match field("source") {
+        Some((value, field_path)) => match value.items() {
+            Some([]) => {
+                diag.expected(
+                    value,
+                    &field_path,
+                    "a path or bucket URI, or a non-empty list of paths",
+                );
+                Vec::new()
+            }
+            Some(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(idx, item)| {
+                    nonempty_string(diag, item, &index(&field_path, idx), "a local path")
+                })
+                .collect(),
+            None => string(diag, value, &field_path).into_iter().collect(),
+        },
+        None => Vec::new(),
+    };
     let mut store = text(diag, "store");
     let mut mode = text(diag, "mode");
     if name.is_none()
-        && source.is_none()
+        && sources.is_empty()
         && get(entries, "source").is_none()
         && get(entries, "name").is_none()
     {
@@ -332,7 +410,11 @@ fn storage_mount(
             "a storage mount needs a `name` or a `source`",
         );
     }
-    if let (Some(text), Some((value, field_path))) = (&store, field("store")) {
+    // A store or mode given by a variable is checked once the variable is filled in, at
+    // launch (`Task::with_overrides`).
+    if let (Some(text), Some((value, field_path))) = (&store, field("store"))
+        && !mentions_variable(text)
+    {
         let lower = text.to_ascii_lowercase();
         if STORES.contains(&lower.as_str()) {
             store = Some(lower);
@@ -348,7 +430,9 @@ fn storage_mount(
             );
         }
     }
-    if let (Some(text), Some((value, field_path))) = (&mode, field("mode")) {
+    if let (Some(text), Some((value, field_path))) = (&mode, field("mode"))
+        && !mentions_variable(text)
+    {
         let upper = text.to_ascii_uppercase();
         if MOUNT_MODES.contains(&upper.as_str()) {
             mode = Some(upper);
@@ -366,7 +450,7 @@ fn storage_mount(
     }
     Some(FileMount::Storage {
         name,
-        source,
+        sources,
         store,
         mode,
     })
