@@ -346,6 +346,7 @@ pub struct ExecArgs {
 /// `aloft exec CLUSTER TASK`: sync the task's files and run it on a cluster that is up.
 pub fn exec(args: ExecArgs) -> Result<ExitCode> {
     let dag = crate::launch_cmd::read_dag(&args.task)?;
+    crate::launch_cmd::refuse_unrunnable(&args.task, &dag)?;
     if dag.tasks.len() != 1 {
         bail!(
             "`aloft exec` runs one task; {} has {}",

@@ -142,19 +142,25 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
 /// SkyPilot forms aloft reads but cannot launch yet, refused before anything is made. A dry run
 /// still plans them: a job group's tasks as a DAG with no edges, a pool's task as one worker.
 fn refuse_what_cannot_run_yet(args: &LaunchArgs, dag: &Dag) -> Result<()> {
+    refuse_unrunnable(&args.task, dag)
+}
+
+/// The check of [`refuse_what_cannot_run_yet`] for any command that runs the task file at
+/// `path` (`launch`, `exec`).
+pub(crate) fn refuse_unrunnable(path: &std::path::Path, dag: &Dag) -> Result<()> {
     if dag.job_group.is_some() {
         bail!(
             "{}: not supported yet: job groups (`execution: parallel`) run all their tasks at \
              once as one unit, and aloft launches tasks one cluster at a time; `aloft launch \
              --dryrun` plans it",
-            args.task.display()
+            path.display()
         );
     }
     if let Some(idx) = dag.tasks.iter().position(|task| task.pool.is_some()) {
         bail!(
             "{}: not supported yet: pools (`pool:` in task `{}`) keep workers that jobs are \
              sent to, and aloft has no pools; `aloft launch --dryrun` plans one worker",
-            args.task.display(),
+            path.display(),
             dag.task_name(aloft_types::TaskIdx(idx))
         );
     }

@@ -132,7 +132,7 @@ impl Health {
 pub fn missing_values(task: &Task) -> Vec<&str> {
     task.envs
         .iter()
-        .chain(&task.secrets)
+        .chain(task.secrets.iter())
         .filter(|(_, value)| value.is_none())
         .map(|(name, _)| name.as_str())
         .collect()

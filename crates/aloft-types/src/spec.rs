@@ -123,6 +123,51 @@ impl Dag {
     }
 }
 
+/// A task's secrets: names to values (`None`: to be supplied at launch). Read and change them as
+/// the map they deref to; their values never show in `Debug` or in what is serialized (written
+/// as `"<redacted>"`), so a task printed or stored by mistake carries no secret.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secrets(pub BTreeMap<String, Option<String>>);
+
+/// What a secret's value is shown as.
+pub const REDACTED: &str = "<redacted>";
+
+impl Secrets {
+    fn redacted(&self) -> BTreeMap<&str, Option<&'static str>> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_ref().map(|_| REDACTED)))
+            .collect()
+    }
+}
+
+impl std::ops::Deref for Secrets {
+    type Target = BTreeMap<String, Option<String>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Secrets {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.redacted()).finish()
+    }
+}
+
+impl Serialize for Secrets {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.redacted().serialize(serializer)
+    }
+}
+
 /// One task: where it may run (`resources`), what it runs, and what data it reads and writes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Task {
@@ -133,7 +178,7 @@ pub struct Task {
     /// supplied at launch.
     pub envs: BTreeMap<String, Option<String>>,
     /// Like `envs`, but never shown in logs or stored in plain text.
-    pub secrets: BTreeMap<String, Option<String>>,
+    pub secrets: Secrets,
     pub file_mounts: BTreeMap<String, FileMount>,
     pub setup: Option<String>,
     pub run: Option<String>,
@@ -162,7 +207,7 @@ impl Task {
             workdir: None,
             num_nodes: 1,
             envs: BTreeMap::new(),
-            secrets: BTreeMap::new(),
+            secrets: Secrets::default(),
             file_mounts: BTreeMap::new(),
             setup: None,
             run: None,

@@ -482,3 +482,27 @@ fn a_pool_section_is_read_into_the_task() {
         "task.yaml:2:12: pool.workers: expected a whole number of workers (0 or more), found `-1`"
     );
 }
+
+#[test]
+fn a_task_printed_or_serialized_never_shows_a_secret_value() {
+    let dag = aloft_types::spec::parse_dag(
+        "secrets:\n  HF_TOKEN: hf-very-secret\n  LATER: null\nrun: echo hi\n",
+        "task.yaml",
+    )
+    .unwrap();
+    let task = &dag.tasks[0];
+    assert_eq!(
+        task.secrets.get("HF_TOKEN"),
+        Some(&Some("hf-very-secret".to_owned())),
+        "the value is there to use"
+    );
+    let debug = format!("{task:?} {dag:?}");
+    assert!(!debug.contains("hf-very-secret"), "{debug}");
+    assert!(
+        debug.contains("HF_TOKEN") && debug.contains("<redacted>"),
+        "{debug}"
+    );
+    let json = serde_json::to_string(task).unwrap();
+    assert!(!json.contains("hf-very-secret"), "{json}");
+    assert!(json.contains(r#""LATER":null"#), "{json}");
+}

@@ -151,7 +151,7 @@ pub(crate) fn parse_task(
         task.envs = env_map(diag, value, &field_path);
     }
     if let Some((value, field_path)) = field("secrets") {
-        task.secrets = env_map(diag, value, &field_path);
+        task.secrets = crate::spec::Secrets(env_map(diag, value, &field_path));
     }
     if let Some((value, field_path)) = field("file_mounts") {
         task.file_mounts = file_mounts(diag, value, &field_path);
