@@ -318,7 +318,7 @@ fn ports_stop_start_exec_and_ssh_on_a_kept_cluster() {
         "resources:\n  cpus: 2+\n  ports: 8080\nrun: |\n  echo kept > ~/marker\n  \
          (setsid python3 -m http.server 8080 >/dev/null 2>&1 &)\n  \
          (setsid python3 -m http.server 8081 >/dev/null 2>&1 &)\n  \
-         for i in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/8081) 2>/dev/null && break; sleep 0.05; done\n  \
+         for port in 8080 8081; do for i in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done; done\n  \
          hostname -I\n",
     );
     let output = cloud.aloft(&["launch", write.to_str().unwrap(), "-c", "kept"]);
@@ -1014,4 +1014,46 @@ fn a_signal_while_the_job_runs_with_down_tears_the_cluster_down_and_says_so() {
     );
     let status = cloud.aloft(&["status", "-o", "json"]);
     assert_eq!(text(&status.stdout).trim(), "[]");
+}
+
+#[test]
+fn one_failing_rank_ends_the_gang_on_every_node_and_the_job_sees_its_secret_and_ids() {
+    let Some(cloud) = Cloud::new(20) else { return };
+    let spec = cloud.spec(
+        "gang.yaml",
+        "num_nodes: 2\nresources:\n  cpus: 2+\nsecrets:\n  TOKEN: null\nrun: |\n  \
+         if [ $SKYPILOT_NODE_RANK = 1 ]; then\n    \
+         echo \"token has ${#TOKEN} chars; task ${SKYPILOT_TASK_ID:+set}; info $(echo \"$SKYPILOT_CLUSTER_INFO\" | grep -c gang)\"\n    \
+         exit 3\n  fi\n  \
+         sleep 100\n  echo finished-sleeping\n",
+    );
+    let output = cloud
+        .command(&[
+            "launch",
+            spec.to_str().unwrap(),
+            "-c",
+            "gang",
+            "--secret",
+            "TOKEN",
+        ])
+        .env("TOKEN", "s3cr3t-value")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    // Rank 1's failure is the job's, and it ended rank 0 (which never got past its sleep).
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(!stdout.contains("finished-sleeping"), "{stdout}");
+    assert!(
+        stdout.contains("(worker1) token has 12 chars; task set; info 1"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stdout.contains("s3cr3t") && !stderr.contains("s3cr3t"));
+    // Nothing of the job is left on the head.
+    let ps = cloud.aloft(&["ssh", "gang", "0", "--", "ps", "-eo", "args"]);
+    let processes = text(&ps.stdout);
+    assert!(!processes.contains("sleep 100"), "{processes}");
+    assert!(!processes.contains("s3cr3t"), "{processes}");
+    let down = cloud.aloft(&["down", "gang"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(cloud.namespaces().is_empty());
 }
