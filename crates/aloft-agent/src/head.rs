@@ -843,6 +843,7 @@ impl Agent {
                 aloft_exec::shell_quote(&self.dir.join("run").display().to_string()),
             )],
             liveness: Liveness::default(),
+            container_engine: None,
         }
     }
 

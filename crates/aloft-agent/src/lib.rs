@@ -13,12 +13,14 @@
 //! - [`runner`]: a gang run of one job over the nodes' transports (`setup` everywhere, then
 //!   `run` everywhere at once), with every node's processes in a session of their own, so a
 //!   cancel reaches all of them.
+//! - [`container`]: jobs whose commands run inside a container image (`image_id: docker:...`).
 
 pub mod client;
+pub mod container;
 pub mod head;
 pub mod logs;
 pub mod protocol;
 pub mod runner;
 
 pub use client::{AgentClient, AgentError, LogItem, LogsEnd};
-pub use protocol::{Autostop, ClusterInfo, JobSpec, LogEvent, NodeInfo, PowerOff};
+pub use protocol::{Autostop, ClusterInfo, ContainerSpec, JobSpec, LogEvent, NodeInfo, PowerOff};

@@ -67,6 +67,22 @@ pub struct JobSpec {
     pub cloud: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The container image the job's commands run in (`image_id: docker:<image>`); `None`: on
+    /// the nodes themselves. See [`crate::container`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerSpec>,
+}
+
+/// A job's container: its image, and the node paths bind-mounted into it at the same place.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The image, as the engine names it (`nvcr.io/nvidia/pytorch:24.01-py3`), without the
+    /// `docker:` prefix.
+    pub image: String,
+    /// Absolute paths on the node (the workdir, file mount destinations) the job sees at the
+    /// same path inside the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<String>,
 }
 
 impl std::fmt::Debug for JobSpec {
@@ -84,6 +100,7 @@ impl std::fmt::Debug for JobSpec {
             .field("num_nodes", &self.num_nodes)
             .field("cloud", &self.cloud)
             .field("region", &self.region)
+            .field("container", &self.container)
             .finish()
     }
 }

@@ -19,6 +19,7 @@
 //! reach the job through the environment (exported by the script the transport feeds on
 //! stdin), never through a command line.
 
+use crate::container;
 use crate::protocol::{AGENT_DIR, JobSpec};
 use aloft_exec::{ExecError, RemoteCommand, Stream, Transport, shell_quote};
 use std::sync::Arc;
@@ -99,6 +100,9 @@ pub struct GangJob<'a> {
     /// [`default_run_dir`].
     pub run_dirs: Vec<(u32, String)>,
     pub liveness: Liveness,
+    /// The command that runs containers on the nodes (`ALOFT_CONTAINER_ENGINE`), where the
+    /// caller knows better than the nodes' own detection; `None`: each node picks its engine.
+    pub container_engine: Option<String>,
 }
 
 impl std::fmt::Debug for GangJob<'_> {
@@ -177,7 +181,8 @@ fn alive_file(run_dir: &str, job: i64) -> String {
 /// session id recorded for [`kill_job`], watched by a loop that ends it when the head is lost,
 /// and its exit status passed on. `setsid` need not fork here (a background job of a
 /// non-interactive shell is not a group leader), so `$!` is the session id. The job gets the
-/// usual umask (022); the agent's own files are private.
+/// usual umask (022); the agent's own files are private. A job ended by the watcher also loses
+/// its container, if it has one (its processes are not in the session).
 fn in_own_session(script: &str, job: i64, run_dir: &str, head_timeout_secs: u64) -> String {
     format!(
         "umask 077\n\
@@ -194,12 +199,15 @@ fn in_own_session(script: &str, job: i64, run_dir: &str, head_timeout_secs: u64)
              aloft_seen=$(stat -c %Y \"$aloft_alive\" 2>/dev/null || echo 0)\n\
              printf -v aloft_now '%(%s)T' -1\n\
              if ! kill -0 $aloft_parent 2>/dev/null || [ $((aloft_now - aloft_seen)) -gt {timeout} ]; then\n\
-               for _ in 1 2 3 4 5 6 7 8 9 10; do\n\
-                 kill -TERM -- -$aloft_job_pid 2>/dev/null; kill -TERM $aloft_job_pid 2>/dev/null\n\
-                 sleep 0.5\n\
-                 kill -0 -- -$aloft_job_pid 2>/dev/null || kill -0 $aloft_job_pid 2>/dev/null || exit 0\n\
-               done\n\
-               kill -KILL -- -$aloft_job_pid 2>/dev/null; kill -KILL $aloft_job_pid 2>/dev/null\n\
+               (\n\
+                 for _ in 1 2 3 4 5 6 7 8 9 10; do\n\
+                   kill -TERM -- -$aloft_job_pid 2>/dev/null; kill -TERM $aloft_job_pid 2>/dev/null\n\
+                   sleep 0.5\n\
+                   kill -0 -- -$aloft_job_pid 2>/dev/null || kill -0 $aloft_job_pid 2>/dev/null || exit 0\n\
+                 done\n\
+                 kill -KILL -- -$aloft_job_pid 2>/dev/null; kill -KILL $aloft_job_pid 2>/dev/null\n\
+               )\n\
+               ( {remove} )\n\
                exit 0\n\
              fi\n\
              sleep 1\n\
@@ -213,21 +221,28 @@ fn in_own_session(script: &str, job: i64, run_dir: &str, head_timeout_secs: u64)
         pid = pid_file(run_dir, job),
         alive = alive_file(run_dir, job),
         timeout = head_timeout_secs,
+        remove = container::remove_script(run_dir, job),
     )
 }
 
 /// Ends everything job `job` runs on `transport`'s node (its pid file under `run_dir`): TERM
-/// to its session, then KILL to whatever is left after a few seconds.
+/// to its session, then KILL to whatever is left after a few seconds; and removes the job's
+/// container there, if it has one (what runs in it is not in the session).
 pub async fn kill_job(transport: &dyn Transport, run_dir: &str, job: i64) -> Result<(), ExecError> {
     let script = format!(
-        "f={pid}\n\
+        "(\n\
+         f={pid}\n\
          [ -f \"$f\" ] || exit 0\n\
          p=$(cat \"$f\")\n\
          kill -TERM -- -$p 2>/dev/null || exit 0\n\
          for _ in $(seq 50); do kill -0 -- -$p 2>/dev/null || exit 0; sleep 0.1; done\n\
          kill -KILL -- -$p 2>/dev/null\n\
+         exit 0\n\
+         )\n\
+         ( {remove} )\n\
          exit 0",
-        pid = pid_file(run_dir, job)
+        pid = pid_file(run_dir, job),
+        remove = container::remove_script(run_dir, job),
     );
     transport
         .output(&RemoteCommand::new(script))
@@ -273,7 +288,18 @@ async fn heartbeat(nodes: &[Node], job: &GangJob<'_>) {
     while beats.join_next().await.is_some() {}
 }
 
-/// Runs a job's `setup` (if any) on every node, then its `run` (if any) on every node at once.
+/// What a phase runs on each node.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    /// Start the job's container (jobs with an image).
+    StartContainer,
+    /// One of the task's scripts, on the node or in its container.
+    Script(&'a str),
+}
+
+/// Runs a job's `setup` (if any) on every node, then its `run` (if any) on every node at once;
+/// a job with a container image first starts its container on every node (a failure there is
+/// a setup failure), and removes it from every node when it ends, however it ends.
 /// The first rank to fail ends the phase on every node. `on_phase` hears when each phase
 /// starts; a set `cancelled` keeps a phase from starting (the caller kills what runs).
 pub async fn run_gang(
@@ -283,32 +309,89 @@ pub async fn run_gang(
     on_phase: &(dyn Fn(Phase) + Send + Sync),
     sink: JobSink,
 ) -> Result<JobOutcome, ExecError> {
+    let outcome = run_phases(nodes, job, cancelled, on_phase, sink).await;
+    if job.spec.container.is_some() {
+        remove_containers(nodes, job).await;
+    }
+    outcome
+}
+
+/// Removes the job's container from every node (best effort: a node that cannot be reached
+/// has its watcher, which removes it once the heartbeats stop).
+async fn remove_containers(nodes: &[Node], job: &GangJob<'_>) {
+    let mut removals = JoinSet::new();
+    for node in nodes {
+        let script = container::remove_script(&job.run_dir(node.rank), job.id);
+        let transport = node.transport.clone();
+        removals.spawn(async move {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(60),
+                transport.output(&RemoteCommand::new(script)),
+            )
+            .await;
+        });
+    }
+    while removals.join_next().await.is_some() {}
+}
+
+async fn run_phases(
+    nodes: &[Node],
+    job: &GangJob<'_>,
+    cancelled: &AtomicBool,
+    on_phase: &(dyn Fn(Phase) + Send + Sync),
+    sink: JobSink,
+) -> Result<JobOutcome, ExecError> {
     let spec = job.spec;
+    let mut steps = Vec::new();
+    if spec.container.is_some() {
+        steps.push((Phase::Setup, Step::StartContainer));
+    }
     for (phase, script) in [
         (Phase::Setup, spec.setup.as_deref()),
         (Phase::Run, spec.run.as_deref()),
     ] {
-        let Some(script) = script else { continue };
+        if let Some(script) = script {
+            steps.push((phase, Step::Script(script)));
+        }
+    }
+    for (phase, step) in steps {
         if cancelled.load(Ordering::SeqCst) {
             return Ok(JobOutcome::Cancelled);
         }
         on_phase(phase);
         let mut running = JoinSet::new();
         for node in nodes {
+            let mut env = node_env(nodes, node.rank, job.cluster, &spec.envs);
+            env.push(("SKYPILOT_TASK_ID".to_owned(), job.task_id.clone()));
+            env.push(("SKYPILOT_CLUSTER_INFO".to_owned(), job.cluster_info.clone()));
+            env.extend(job.secrets.iter().cloned());
+            let run_dir = job.run_dir(node.rank);
+            let script = match (step, &spec.container) {
+                (Step::Script(script), None) => script.to_owned(),
+                (Step::Script(script), Some(_)) => {
+                    let names: Vec<&str> = env.iter().map(|(name, _)| name.as_str()).collect();
+                    container::exec_script(script, spec.cwd.as_deref(), &names, &run_dir, job.id)
+                }
+                (Step::StartContainer, Some(container)) => container::start_script(
+                    container,
+                    &container::container_name(job.cluster, job.id, node.rank),
+                    &run_dir,
+                    job.id,
+                ),
+                (Step::StartContainer, None) => continue,
+            };
             let mut command = RemoteCommand::new(in_own_session(
-                script,
+                &script,
                 job.id,
-                &job.run_dir(node.rank),
+                &run_dir,
                 job.liveness.head_timeout_secs,
             ));
-            command.env = node_env(nodes, node.rank, job.cluster, &spec.envs);
-            command
-                .env
-                .push(("SKYPILOT_TASK_ID".to_owned(), job.task_id.clone()));
-            command
-                .env
-                .push(("SKYPILOT_CLUSTER_INFO".to_owned(), job.cluster_info.clone()));
-            command.env.extend(job.secrets.iter().cloned());
+            command.env = env;
+            if let Some(engine) = &job.container_engine {
+                command
+                    .env
+                    .push(("ALOFT_CONTAINER_ENGINE".to_owned(), engine.clone()));
+            }
             command.cwd = spec.cwd.clone();
             let (transport, rank, sink) = (node.transport.clone(), node.rank, sink.clone());
             running.spawn(async move {

@@ -62,6 +62,7 @@ fn job<'a>(
             })
             .collect(),
         liveness: Liveness::default(),
+        container_engine: None,
     }
 }
 

@@ -11,13 +11,14 @@
 
 use crate::cluster_cmd::{Existing, aloft_home, existing, runtime, say};
 use crate::output::{OutputFormat, new_table, table_text};
+use aloft_agent::container::container_image;
 use aloft_agent::logs::{LogReader, LogWriter, Piece, ReadError};
 use aloft_agent::protocol::OutStream;
-use aloft_agent::{AgentClient, Autostop, JobSpec, LogEvent, LogItem, LogsEnd};
+use aloft_agent::{AgentClient, Autostop, ContainerSpec, JobSpec, LogEvent, LogItem, LogsEnd};
 use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, agent_client};
 use aloft_provision::InstanceInfo;
 use aloft_store::{Cluster, ClusterStatus, JobState, Store};
-use aloft_types::Task;
+use aloft_types::{FileMount, Task};
 use anyhow::{Result, bail};
 use serde::Serialize;
 use std::io::Write;
@@ -36,7 +37,9 @@ pub(crate) struct JobReport {
 
 /// The task as a job for the agent. Its secrets travel with it (to the agent's stdin, over
 /// SSH) and reach the job's environment; the task must have been checked with
-/// `Task::with_overrides` (a placeholder still unset here becomes empty).
+/// `Task::with_overrides` (a placeholder still unset here becomes empty). A task whose image is
+/// a container image (`image_id: docker:<image>`) runs in a container of it on every node, with
+/// its workdir and file mounts mounted in.
 pub(crate) fn job_spec(task: &Task, context: &LaunchContext) -> JobSpec {
     let values = |map: &std::collections::BTreeMap<String, Option<String>>| {
         map.iter()
@@ -57,7 +60,41 @@ pub(crate) fn job_spec(task: &Task, context: &LaunchContext) -> JobSpec {
             .as_ref()
             .map(|_| context.expand_home(REMOTE_WORKDIR)),
         num_nodes: task.num_nodes.clamp(1, context.num_nodes.max(1)),
+        container: container_spec(task, context),
     }
+}
+
+/// The container a task's commands run in: the image of the option the cluster was launched
+/// with, when that is a container image the task names, else the first container image among
+/// the task's options; `None` when it names none (its commands then run on the nodes).
+fn container_spec(task: &Task, context: &LaunchContext) -> Option<ContainerSpec> {
+    let images: Vec<&str> = task
+        .resources
+        .options
+        .iter()
+        .filter_map(|option| option.image_id.as_deref())
+        .filter_map(container_image)
+        .collect();
+    let chosen = context
+        .image_id
+        .as_deref()
+        .and_then(container_image)
+        .filter(|image| images.contains(image));
+    let image = chosen.or_else(|| images.first().copied())?;
+    let mut mounts = Vec::new();
+    if task.workdir.is_some() {
+        mounts.push(context.expand_home(REMOTE_WORKDIR));
+    }
+    for (destination, mount) in &task.file_mounts {
+        let destination = context.expand_home(destination);
+        if matches!(mount, FileMount::Copy { .. }) && destination.starts_with('/') {
+            mounts.push(destination);
+        }
+    }
+    Some(ContainerSpec {
+        image: image.to_owned(),
+        mounts,
+    })
 }
 
 /// A job just queued on a cluster's agent.

@@ -346,7 +346,12 @@ impl Step<LaunchContext> for CreateInstances {
                 count,
                 first_node_idx: first,
                 use_spot: context.use_spot,
-                image_id: context.image_id.clone(),
+                // A container image (`docker:...`) is run by the agent on the default machine
+                // image; only a machine image is the provider's business.
+                image_id: context
+                    .image_id
+                    .clone()
+                    .filter(|image| aloft_agent::container::container_image(image).is_none()),
                 default_image_id: context.default_image_id.clone(),
                 disk_size_gb: context.disk_size_gb,
             };

@@ -23,6 +23,8 @@ struct FakeCloud {
     unavailable: Mutex<Vec<String>>,
     instances: Mutex<Vec<InstanceInfo>>,
     creates: Mutex<Vec<String>>,
+    /// The machine images create requests asked for (the task's, the catalog's default).
+    images: Mutex<Vec<(Option<String>, Option<String>)>>,
 }
 
 impl FakeCloud {
@@ -37,6 +39,7 @@ impl FakeCloud {
             unavailable: Mutex::new(Vec::new()),
             instances: Mutex::new(Vec::new()),
             creates: Mutex::new(Vec::new()),
+            images: Mutex::new(Vec::new()),
         }
     }
 }
@@ -75,6 +78,10 @@ impl Provider for FakeCloud {
     ) -> Result<Vec<InstanceInfo>, ProvisionError> {
         let zone = request.zone.clone().unwrap_or_default();
         self.creates.lock().unwrap().push(zone.clone());
+        self.images
+            .lock()
+            .unwrap()
+            .push((request.image_id.clone(), request.default_image_id.clone()));
         let mut capacity = self.capacity.lock().unwrap();
         let room = capacity.get(&zone).copied().unwrap_or(0);
         if room < request.count {
@@ -251,6 +258,48 @@ async fn a_full_zone_is_blocked_and_the_next_best_is_used() {
     assert_eq!(zones, ["z-next", "z-next"]);
     // Each attempt is its own recorded operation: the first was unwound, the second succeeded.
     assert!(store.operation_list_unfinished().await.unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_container_image_is_never_asked_of_the_provider_as_a_machine_image() {
+    let (store, dir) = store("container-image").await;
+    let cloud = Arc::new(FakeCloud::new(&[("z-a", 2)]));
+    let plan = |image: &'static str| {
+        let cloud = cloud.clone();
+        move |_: &[Infra]| {
+            Ok(LaunchContext {
+                image_id: Some(image.to_owned()),
+                default_image_id: Some("ami-default".to_owned()),
+                ..context(&cloud, "z-a", 1)
+            })
+        }
+    };
+    for image in [
+        "docker:nvcr.io/nvidia/pytorch:24.01-py3",
+        "ami-0123456789abcdef0",
+    ] {
+        let result = launch_with_failover(&provisioning_saga(), &store, plan(image))
+            .await
+            .unwrap();
+        assert!(
+            matches!(result.outcome, Outcome::Succeeded { .. }),
+            "{:?}",
+            result.outcome
+        );
+        cloud.instances.lock().unwrap().clear();
+    }
+    // The container image leaves the machine image to the defaults; a machine image is passed.
+    assert_eq!(
+        *cloud.images.lock().unwrap(),
+        [
+            (None, Some("ami-default".to_owned())),
+            (
+                Some("ami-0123456789abcdef0".to_owned()),
+                Some("ami-default".to_owned())
+            )
+        ]
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -5,9 +5,11 @@
 //! `setsid ip netns exec NS unshare --uts --pid --mount-proc --fork --kill-child boot.sh` (after
 //! joining the instance's cgroups). The init sets the instance's hostname, mounts the cgroup
 //! hierarchies, bind-mounts the instance's own `/etc/ssh` (with its own ed25519
-//! host key), `/root` (with the cloud's client key in `authorized_keys`) and `/tmp`, then execs
-//! `sshd -D`. To an SSH-driven broker that is a VM: own address, hostname, host key, home,
-//! `/tmp` and process table. It is an emulation, not a security boundary: instances are root on
+//! host key), `/root` (with the cloud's client key in `authorized_keys`) and `/tmp`, gives a
+//! container engine (Podman) a store of its own (`/var/lib/containers`) and fresh run-time
+//! directories (`/run/containers`, `/run/libpod`, `/run/crun`), then execs `sshd -D`. To an
+//! SSH-driven broker that is a VM: own address, hostname, host key, home, `/tmp`, container
+//! images and process table. It is an emulation, not a security boundary: instances are root on
 //! the shared host file system.
 //!
 //! Why: end-to-end tests of launch, SSH execution and jobs need real machines, and these cost
@@ -49,7 +51,8 @@
 //! exactly what its own state directory left behind, never another's.
 //!
 //! The state of an instance lives in `<state_dir>/instances/<prefix>-<octet>/`: `meta.json`
-//! (cluster, node index, spot, …), `etc-ssh/`, `home/`, `tmp/`, `boot.sh`, `console.log` (sshd's
+//! (cluster, node index, spot, …), `etc-ssh/`, `home/`, `tmp/`, `containers/` (the container
+//! engine's store), `boot.sh`, `console.log` (sshd's
 //! log), `launcher.pid`, `limits.json` (its limits and cgroups), `cgroups` and `cgroup-mounts`
 //! (what the launcher joins and the init mounts); a `stopped` marker while stopped, a
 //! `preempted` marker once preempted, a `power-off` marker (`stop`/`terminate`) once it powered
@@ -607,6 +610,18 @@ impl Inner {
              \x20 mkdir -p \"$target\" && mount -t \"$fstype\" -o \"$options\" \"$fstype\" \"$target\" \\\n\
              \x20   || echo \"aloft: could not mount $fstype at $target\" >&2\n\
              done < /run/aloft-instance/cgroup-mounts\n\
+             # A container engine's state is the machine's own, as on a VM: its images and\n\
+             # containers on the instance's disk, its run-time state fresh at every boot (one\n\
+             # shared store would mix up containers whose processes live in other instances).\n\
+             mkdir -p /run/aloft-instance/containers\n\
+             for dir in /var/lib/containers /run/containers /run/libpod /run/crun; do\n\
+             \x20 mkdir -p \"$dir\" || echo \"aloft: could not make $dir\" >&2\n\
+             done\n\
+             mount --bind /run/aloft-instance/containers /var/lib/containers \\\n\
+             \x20 || echo \"aloft: no container store of its own\" >&2\n\
+             for dir in /run/containers /run/libpod /run/crun; do\n\
+             \x20 mount -t tmpfs -o mode=700 tmpfs \"$dir\" || echo \"aloft: no $dir of its own\" >&2\n\
+             done\n\
              mount --bind /run/aloft-instance/etc-ssh /etc/ssh\n\
              mount --bind /run/aloft-instance/home /root\n\
              mount --bind /run/aloft-instance/tmp /tmp\n\
