@@ -11,7 +11,9 @@ use aloft_types::Infra;
 /// A name in an [`Infra`] that the catalog does not know.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogLookupError {
-    #[error("infra `{infra}` names no cloud; a place needs at least a cloud")]
+    #[error(
+        "infra `{infra}` names no cloud, and no region or zone of one cloud alone implies it; a place needs a cloud"
+    )]
     NoCloud { infra: String },
     #[error("unknown cloud `{name}`{}", hint(.suggestion, .known))]
     UnknownCloud {
@@ -104,6 +106,38 @@ impl Catalog {
             .map(|idx| ZoneId(idx as u32))
     }
 
+    /// An [`Infra`] with no cloud (`*/us-east-1`, `*/*/us-east-1a`): the one cloud whose
+    /// region (or zone) has that name.
+    fn resolve_without_cloud(&self, infra: &Infra) -> Result<Place, CatalogLookupError> {
+        let clouds: Vec<String> = match (&infra.region, &infra.zone) {
+            (Some(region), _) => self
+                .regions
+                .iter()
+                .filter(|candidate| candidate.name == *region)
+                .map(|candidate| self.cloud(candidate.cloud).name.clone())
+                .collect(),
+            (None, Some(zone)) => self
+                .zones
+                .iter()
+                .filter(|candidate| candidate.name == *zone)
+                .map(|candidate| self.cloud(self.region(candidate.region).cloud).name.clone())
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        let mut clouds = clouds;
+        clouds.sort_unstable();
+        clouds.dedup();
+        match clouds.as_slice() {
+            [cloud] => self.resolve_infra(&Infra {
+                cloud: Some(cloud.clone()),
+                ..infra.clone()
+            }),
+            _ => Err(CatalogLookupError::NoCloud {
+                infra: infra.to_string(),
+            }),
+        }
+    }
+
     /// The regions of a cloud, in catalog order.
     pub fn regions_of(&self, cloud: CloudId) -> impl Iterator<Item = (RegionId, &Region)> + '_ {
         self.regions
@@ -123,12 +157,32 @@ impl Catalog {
     }
 
     /// The place an [`Infra`] pins, or an error naming the unknown part with what is known.
+    ///
+    /// SkyPilot's wildcards leave out what the rest implies: `*/us-east-1` names the one cloud
+    /// with a region of that name, `gcp/*/us-central1-a` the region holding that zone. Where
+    /// more than one place fits, or none does, that is the error.
     pub fn resolve_infra(&self, infra: &Infra) -> Result<Place, CatalogLookupError> {
         let Some(cloud_name) = &infra.cloud else {
-            return Err(CatalogLookupError::NoCloud {
-                infra: infra.to_string(),
-            });
+            return self.resolve_without_cloud(infra);
         };
+        if infra.region.is_none()
+            && let Some(zone_name) = &infra.zone
+            && let Some(cloud) = self.find_cloud(cloud_name)
+        {
+            // The zone implies its region.
+            let regions: Vec<String> = self
+                .zones
+                .iter()
+                .filter(|zone| zone.name == *zone_name && self.region(zone.region).cloud == cloud)
+                .map(|zone| self.region(zone.region).name.clone())
+                .collect();
+            if let [region] = regions.as_slice() {
+                return self.resolve_infra(&Infra {
+                    region: Some(region.clone()),
+                    ..infra.clone()
+                });
+            }
+        }
         let Some(cloud) = self.find_cloud(cloud_name) else {
             let known: Vec<String> = self.clouds.iter().map(|cloud| cloud.name.clone()).collect();
             return Err(CatalogLookupError::UnknownCloud {
@@ -194,6 +248,33 @@ impl Catalog {
             suggestion: did_you_mean(zone_name, known.iter().map(String::as_str)),
             known,
         })
+    }
+}
+
+#[cfg(test)]
+mod wildcard_tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_infra_resolves_to_the_place_its_region_or_zone_implies() {
+        let catalog = Catalog::bundled();
+        let place = catalog
+            .resolve_infra(&Infra::parse("*/us-east-1").unwrap())
+            .unwrap();
+        assert_eq!(catalog.cloud(place.cloud).name, "aws");
+        assert_eq!(catalog.region(place.region.unwrap()).name, "us-east-1");
+        let zone = catalog
+            .resolve_infra(&Infra::parse("aws/*/us-east-1a").unwrap())
+            .unwrap();
+        assert_eq!(catalog.region(zone.region.unwrap()).name, "us-east-1");
+        assert_eq!(catalog.zone(zone.zone.unwrap()).name, "us-east-1a");
+        let anywhere = catalog.resolve_infra(&Infra::parse("*/*/us-east-1a").unwrap());
+        assert!(anywhere.is_ok(), "{anywhere:?}");
+        let nowhere = catalog.resolve_infra(&Infra::parse("*/atlantis-1").unwrap());
+        assert!(
+            matches!(nowhere, Err(CatalogLookupError::NoCloud { .. })),
+            "{nowhere:?}"
+        );
     }
 }
 
