@@ -506,3 +506,24 @@ fn a_task_printed_or_serialized_never_shows_a_secret_value() {
     assert!(!json.contains("hf-very-secret"), "{json}");
     assert!(json.contains(r#""LATER":null"#), "{json}");
 }
+
+#[test]
+fn a_variable_where_nothing_fills_it_is_warned_about_never_silently_kept() {
+    let (dag, warnings) = aloft_types::spec::parse_dag_with_warnings(
+        "name: train\nenvs:\n  IMAGE: x\nresources:\n  image_id: docker:$IMAGE\n\
+         run: echo $IMAGE\nsetup: echo ${IMAGE}\n",
+        "task.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        dag.tasks[0].resources.options[0].image_id.as_deref(),
+        Some("docker:$IMAGE"),
+        "used as written"
+    );
+    let texts: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(
+        texts[0].contains("resources.image_id") && texts[0].contains("not filled here"),
+        "{texts:?}"
+    );
+}

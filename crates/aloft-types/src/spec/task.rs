@@ -131,6 +131,7 @@ pub(crate) fn parse_task(
         return parsed;
     };
     check_fields(diag, entries, path, &TASK_SCHEMA);
+    warn_unfilled_variables(diag, entries, path);
     let field = |key: &str| get(entries, key).map(|entry| (&entry.value, join(path, key)));
 
     if let Some((value, field_path)) = field("name") {
@@ -727,4 +728,52 @@ fn depends_on(diag: &mut Diagnostics<'_>, node: &Node, path: &str) -> Vec<(Strin
         }
     }
     names
+}
+
+/// Task fields whose `$VAR`s mean something: filled from `envs`/`secrets` (see `substitute`), or
+/// shell scripts and values the node's shell expands.
+const FIELDS_WITH_VARIABLES: &[&str] = &[
+    "run",
+    "setup",
+    "envs",
+    "secrets",
+    "file_mounts",
+    "workdir",
+    "service",
+    "volumes",
+];
+
+/// Says where a `$VAR` is written that nothing fills (SkyPilot fills variables only in
+/// `file_mounts`, `workdir`, `service` and `volumes`): the value is used as written, which is
+/// rarely what was meant, and never silently.
+fn warn_unfilled_variables(diag: &mut Diagnostics<'_>, entries: &[Entry], path: &str) {
+    fn walk(diag: &mut Diagnostics<'_>, node: &Node, path: &str) {
+        match &node.kind {
+            Kind::Scalar { text, .. } => {
+                if mentions_variable(text) {
+                    diag.warn(
+                        Some(node.pos),
+                        path,
+                        "`$` variables are not filled here (only in file_mounts, workdir, \
+                         service and volumes, as in SkyPilot); the value is used as written",
+                    );
+                }
+            }
+            Kind::Seq(items) => {
+                for (idx, item) in items.iter().enumerate() {
+                    walk(diag, item, &format!("{path}[{idx}]"));
+                }
+            }
+            Kind::Map(entries) => {
+                for entry in entries {
+                    walk(diag, &entry.value, &join(path, &entry.key));
+                }
+            }
+        }
+    }
+    for entry in entries {
+        if !FIELDS_WITH_VARIABLES.contains(&entry.key.as_str()) {
+            walk(diag, &entry.value, &join(path, &entry.key));
+        }
+    }
 }
