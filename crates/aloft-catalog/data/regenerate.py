@@ -8,7 +8,8 @@ GCP and Azure rows, and the AWS rows for m6i.2xlarge and p3.*, are copied (and, 
 combined host + GPU exactly as the Rust importer does) from the SkyPilot v8 snapshot of
 2026-05-20. The other AWS rows are public us-east-1 on-demand list prices as the maintainers knew
 them (2025), scaled to other regions by the region's m6i.2xlarge / p3.2xlarge price ratio in that
-snapshot; their spot prices are estimates. images.csv is derived from the snapshot's
+snapshot; their spot prices are estimates. GCP TPUs: single-host slices only (one TPU VM each);
+the host's vCPUs and memory are Google's published TPU VM shapes (GCP_TPU), prices the snapshot's. images.csv is derived from the snapshot's
 aws/images.csv and gcp/images.csv (default Ubuntu images, newest per region and flavor). Edit this
 script rather than the generated files.
 """
@@ -32,6 +33,8 @@ AWS_ZONES = {
     "ap-northeast-1": "a c d",
 }
 GCP_REGIONS = ["us-central1", "us-east1", "us-west1", "europe-west4", "asia-east1"]
+# Regions bundled only for the TPUs in them (TPU v4 is sold in us-central2 alone).
+GCP_TPU_REGIONS = ["us-central2"]
 AZURE_REGIONS = ["eastus", "westus2", "westeurope", "northeurope", "japaneast"]
 
 # (cloud, region) -> (gCO2/kWh, source). Approximate annual grid averages, rounded to 10.
@@ -46,12 +49,19 @@ CARBON = {
     ("gcp", "us-west1"): (140, "approx. EIA 2022 state average: Oregon"),
     ("gcp", "europe-west4"): (320, "approx. national grid average: Netherlands 2023"),
     ("gcp", "asia-east1"): (500, "approx. national grid average: Taiwan 2022"),
+    ("gcp", "us-central2"): (None, "not known to the maintainers (Oklahoma)"),
     ("azure", "eastus"): (290, "approx. EIA 2022 state average: Virginia"),
     ("azure", "westus2"): (90, "approx. EIA 2022 state average: Washington"),
     ("azure", "westeurope"): (320, "approx. national grid average: Netherlands 2023"),
     ("azure", "northeurope"): (300, "approx. national grid average: Ireland 2023"),
     ("azure", "japaneast"): (460, "approx. national grid average: Japan 2022"),
 }
+
+# Where the newer accelerator families are offered, among the bundled regions (as the maintainers
+# knew it in 2025).
+G6_REGIONS = ["us-east-1", "us-east-2", "us-west-2", "ap-northeast-1"]
+P5_REGIONS = ["us-east-1", "us-east-2", "us-west-2", "ap-northeast-1"]
+TRN1_REGIONS = ["us-east-1", "us-east-2", "us-west-2"]
 
 # name: (vcpus, memory GiB, accelerator, count, us-east-1 on-demand $/h, regions or None = all)
 AWS_LIST = {
@@ -84,8 +94,30 @@ AWS_LIST = {
     "g5.4xlarge": (16, 64, "A10G", 1, 1.624, None),
     "g5.12xlarge": (48, 192, "A10G", 4, 5.672, None),
     "g5.48xlarge": (192, 768, "A10G", 8, 16.288, None),
-    # List price before AWS's 2025 P4/P5 price cut: likely too high now.
-    "p4d.24xlarge": (96, 1152, "A100", 8, 32.7726, ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"]),
+    "g6.xlarge": (4, 16, "L4", 1, 0.8048, G6_REGIONS),
+    "g6.2xlarge": (8, 32, "L4", 1, 0.9776, G6_REGIONS),
+    "g6.4xlarge": (16, 64, "L4", 1, 1.3232, G6_REGIONS),
+    "g6.12xlarge": (48, 192, "L4", 4, 4.6016, G6_REGIONS),
+    "g6.48xlarge": (192, 768, "L4", 8, 13.3504, G6_REGIONS),
+    "g6e.xlarge": (4, 32, "L40S", 1, 1.861, G6_REGIONS),
+    "g6e.2xlarge": (8, 64, "L40S", 1, 2.24208, G6_REGIONS),
+    "g6e.12xlarge": (48, 384, "L40S", 4, 10.49264, G6_REGIONS),
+    "g6e.48xlarge": (192, 1536, "L40S", 8, 30.13118, G6_REGIONS),
+    # P4/P5: list prices after AWS's June 2025 price cut on P4d/P4de/P5/P5en.
+    "p4d.24xlarge": (96, 1152, "A100", 8, 21.95764, ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"]),
+    "p4de.24xlarge": (96, 1152, "A100-80GB", 8, 27.44705, ["us-east-1", "us-west-2", "ap-northeast-1"]),
+    "p5.4xlarge": (16, 256, "H100", 1, 6.88, P5_REGIONS),
+    "p5.48xlarge": (192, 2048, "H100", 8, 55.04, P5_REGIONS),
+    # p5e.48xlarge (H200:8) is left out: it is sold through EC2 Capacity Blocks, with no public
+    # on-demand list price to put here. p5en.48xlarge carries the same GPUs on demand.
+    "p5en.48xlarge": (192, 2048, "H200", 8, 63.296, P5_REGIONS),
+    # Neuron devices (AWS's own accelerators), named and counted as EC2 reports them.
+    "inf2.xlarge": (4, 16, "Inferentia2", 1, 0.7582, None),
+    "inf2.8xlarge": (32, 128, "Inferentia2", 1, 1.96786, None),
+    "inf2.24xlarge": (96, 384, "Inferentia2", 6, 6.49063, None),
+    "inf2.48xlarge": (192, 768, "Inferentia2", 12, 12.98127, None),
+    "trn1.2xlarge": (8, 32, "Trainium", 1, 1.34375, TRN1_REGIONS),
+    "trn1.32xlarge": (128, 512, "Trainium", 16, 21.5, TRN1_REGIONS),
 }
 AWS_FROM_SNAPSHOT = {
     "m6i.2xlarge": (8, 32, None, None),
@@ -104,11 +136,32 @@ GCP_CPU = [
 # (host, accelerator, count)
 GCP_GPU = [
     ("a2-highgpu-1g", "A100", 1), ("a2-highgpu-8g", "A100", 8),
-    ("a2-ultragpu-1g", "A100-80GB", 1), ("a3-highgpu-8g", "H100", 8),
+    ("a2-ultragpu-1g", "A100-80GB", 1), ("a2-ultragpu-8g", "A100-80GB", 8),
+    ("a3-highgpu-1g", "H100", 1), ("a3-highgpu-8g", "H100", 8), ("a3-ultragpu-8g", "H200", 8),
     ("g2-standard-4", "L4", 1), ("g2-standard-8", "L4", 1), ("g2-standard-48", "L4", 4),
+    ("g2-standard-96", "L4", 8),
     ("n1-highmem-8", "V100", 1), ("n1-highmem-32", "V100", 4), ("n1-highmem-64", "V100", 8),
     ("n1-standard-4", "T4", 1), ("n1-highmem-8", "T4", 1), ("n1-highmem-32", "T4", 4),
 ]
+# Single-host TPU slices: name -> (host vCPUs, host memory GB), Google's published TPU VM shapes
+# (cloud.google.com/tpu/docs: v4, v5e, v5p, v6e; 2025). A slice of more chips than one VM holds
+# (tpu-v4-16, tpu-v5litepod-16, ...) spans several VMs, which aloft's model (one instance = one
+# VM carrying NAME:COUNT) cannot express, so those are not bundled (the Rust side says so).
+# Keep in step with TPU_HOSTS in src/skypilot.rs.
+GCP_TPU = {
+    "tpu-v4-8": (240, 407),
+    "tpu-v5litepod-1": (24, 48),
+    "tpu-v5litepod-4": (112, 192),
+    "tpu-v5litepod-8": (224, 384),
+    "tpu-v5p-8": (208, 448),
+    "tpu-v6e-1": (44, 176),
+    "tpu-v6e-4": (180, 720),
+    "tpu-v6e-8": (180, 1440),
+}
+# The snapshot prices every tpu-v6e size in asia-east1 at exactly 700 $/h, on demand and spot:
+# a placeholder, not a price (europe-west4 has 2.97 for one chip). Those rows are dropped.
+TPU_PLACEHOLDER_PRICE = 700.0
+
 AZURE_TYPES = [
     "Standard_D2s_v5", "Standard_D4s_v5", "Standard_D8s_v5", "Standard_D16s_v5", "Standard_D32s_v5",
     "Standard_E4s_v5", "Standard_E8s_v5", "Standard_E16s_v5", "Standard_E32s_v5",
@@ -117,6 +170,9 @@ AZURE_TYPES = [
     "Standard_NC24ads_A100_v4", "Standard_NC96ads_A100_v4", "Standard_ND96asr_v4",
     "Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC64as_T4_v3",
     "Standard_NV36ads_A10_v5", "Standard_NC40ads_H100_v5", "Standard_ND96isr_H100_v5",
+    "Standard_NC8ads_A10_v4", "Standard_NC16ads_A10_v4", "Standard_NC32ads_A10_v4",
+    "Standard_NC48ads_A100_v4", "Standard_ND96amsr_A100_v4", "Standard_NC80adis_H100_v5",
+    "Standard_ND96isr_H200_v5", "Standard_ND96isr_MI300X_v5",
 ]
 
 
@@ -233,6 +289,21 @@ def main(root):
                            None if spot is None else round(spot, 5), SNAPSHOT + " host+gpu",
                            SNAPSHOT_DATE))
 
+    for name, (vcpus, mem) in GCP_TPU.items():
+        accel = f"{name}:1"
+        types.append(("gcp", name, vcpus, mem, accel, "x86_64", "gcp-docs", "2025"))
+        for region in GCP_REGIONS + GCP_TPU_REGIONS:
+            zones = {}
+            for r in gcp:
+                if r["InstanceType"] == "" and r["AcceleratorName"] == name \
+                        and r["Region"] == region and num(r["Price"]) != TPU_PLACEHOLDER_PRICE:
+                    zones[r["AvailabilityZone"]] = r
+            if not zones:
+                continue
+            r = zones[min(zones)]
+            offers.append(("gcp", name, accel, region, " ".join(sorted(zones)), num(r["Price"]),
+                           num(r["SpotPrice"]), SNAPSHOT, SNAPSHOT_DATE))
+
     for name in AZURE_TYPES:
         rows = [r for r in azure if r["InstanceType"] == name]
         first = rows[0]
@@ -265,10 +336,10 @@ def main(root):
             zones = " ".join(f"{region}{letter}" for letter in letters.split())
             grams, source = CARBON[("aws", region)]
             out.write(f"aws,{region},{zones},{grams},{source},2022-2023\n")
-        for region in GCP_REGIONS:
+        for region in GCP_REGIONS + GCP_TPU_REGIONS:
             zones = " ".join(sorted({r["AvailabilityZone"] for r in gcp if r["Region"] == region}))
             grams, source = CARBON[("gcp", region)]
-            out.write(f"gcp,{region},{zones},{grams},{source},2022-2023\n")
+            out.write(f"gcp,{region},{zones},{fmt(grams)},{source},2022-2023\n")
         for region in AZURE_REGIONS:
             grams, source = CARBON[("azure", region)]
             out.write(f"azure,{region},,{grams},{source},2022-2023\n")
@@ -295,6 +366,11 @@ INSTANCE_TYPES_HEADER = """\
 # the name is the host's and `accelerator` says what is attached (see the importer's docs).
 # source: `skypilot-v8@2026-05-20` = the SkyPilot v8 catalog snapshot (public, SkyPilot's schema);
 # `aws-docs` = the instance type's published specs, as the maintainers knew them in 2025.
+# `gcp-docs` = a GCP TPU slice: one TPU VM; vCPUs and memory (GB) are Google's published TPU VM
+# shape for that slice (2025). Only single-host slices are listed: a larger slice is several VMs.
+# Accelerator names follow SkyPilot: A10G, L4, L40S, A100, A100-80GB, H100, H200, MI300X,
+# Inferentia2 and Trainium (AWS Neuron devices, counted as EC2 counts them), tpu-v5litepod-8
+# (aloft also accepts Google's spelling, tpu-v5e-8).
 """
 OFFERINGS_HEADER = """\
 # aloft bundled catalog: where each instance type is offered and at what price ($/h, Linux).
@@ -311,12 +387,16 @@ OFFERINGS_HEADER = """\
 #                                    = median of that region's zone spot prices.
 #   skypilot-v8@2026-05-20 host+gpu  GCP host VM price + attached GPU price from that snapshot.
 #   list                             AWS us-east-1 on-demand list price as the maintainers knew
-#                                    it (2025); spot = ESTIMATE (on-demand x the region's
-#                                    m6i.2xlarge spot ratio in the snapshot; 0.4 for GPU types).
+#                                    it (2025; P4/P5 after AWS's June 2025 price cut); spot =
+#                                    ESTIMATE (on-demand x the region's m6i.2xlarge spot ratio in
+#                                    the snapshot; 0.4 for GPU, Inferentia and Trainium types).
 #   list-scaled                      the us-east-1 list price x the region's m6i.2xlarge (CPU) or
-#                                    p3.2xlarge (GPU) price ratio in the snapshot: an ESTIMATE;
-#                                    spot estimated as for `list`. p4d.24xlarge is the price
-#                                    before AWS's 2025 P4/P5 price cut, so likely too high.
+#                                    p3.2xlarge (accelerator) price ratio in the snapshot: an
+#                                    ESTIMATE; spot estimated as for `list`.
+# AWS types newer than the snapshot (g6, g6e, p4de, p5, p5en, inf2, trn1) are offered only in
+# the bundled regions the maintainers knew them in; p5e.48xlarge is absent (Capacity Blocks only,
+# no public on-demand price). GCP TPU rows (tpu-*) are the snapshot's own TPU prices per slice
+# (its asia-east1 tpu-v6e rows, a 700 $/h placeholder, are left out).
 """
 REGIONS_HEADER = """\
 # aloft bundled catalog: regions, their zones, and grid carbon intensity (gCO2/kWh).
@@ -325,7 +405,8 @@ REGIONS_HEADER = """\
 # country (public EIA state data for the US, national grid statistics elsewhere), rounded to
 # 10 g; real hourly intensity varies a lot and a cloud's own supply contracts are not reflected.
 # Zones (GCP from the SkyPilot v8 snapshot, AWS zone names as the maintainers knew them); Azure
-# regions are listed without zones.
+# regions are listed without zones. An empty carbon figure means not known (gcp us-central2, a
+# region bundled only for its TPUs).
 """
 IMAGES_HEADER = """\
 # aloft bundled catalog: default machine images per cloud, region and flavor.

@@ -14,7 +14,8 @@
 //! `bundled` (the embedded snapshot), `skypilot` (the CSV importer and its GCP GPU rules),
 //! `cache` (the binary cache of imports), `merge` (combining sources, consistency checks),
 //! `lookup` (names to ids, infra to places), `query` (listings for the CLI), `images` (default
-//! machine images per region and flavor).
+//! machine images per region and flavor), `tpu` (which GCP TPU slices fit the model, and why the
+//! others do not).
 
 mod builder;
 mod bundled;
@@ -28,11 +29,13 @@ mod merge;
 mod model;
 mod query;
 mod skypilot;
+mod tpu;
 
 pub use cache::{CacheStatus, CachedLoad, default_cache_dir};
 pub use error::{CatalogError, CatalogWarning, RowProblem};
 pub use local::{LOCAL_REGION, LocalType};
 pub use lookup::{CatalogLookupError, did_you_mean};
-pub use matching::{DEFAULT_CPUS, DEFAULT_MEMORY_GIB};
+pub use matching::{DEFAULT_CPUS, DEFAULT_MEMORY_GIB, same_accelerator};
 pub use model::*;
 pub use query::{AcceleratorFilter, GpuFilter, GpuRow, GpuSummary, ListFilter, ListRow};
+pub use tpu::unsupported_accelerator_reason;

@@ -17,6 +17,31 @@ pub const DEFAULT_MEMORY_GIB: Amount = Amount {
     at_least: true,
 };
 
+/// Google's spelling of a TPU v5e slice (`tpu-v5e-8`), which SkyPilot's catalog (and so aloft's)
+/// calls `tpu-v5litepod-8`, after the TPU API's accelerator type `v5litepod-8`.
+const TPU_V5E_PREFIX: &str = "tpu-v5e-";
+const TPU_V5LITEPOD_PREFIX: &str = "tpu-v5litepod-";
+
+/// Whether two accelerator names mean the same device: ASCII case ignored, and a TPU v5e slice
+/// spelled either way (`tpu-v5e-8` is `tpu-v5litepod-8`).
+pub fn same_accelerator(a: &str, b: &str) -> bool {
+    let (a_prefix, a_rest) = tpu_v5e_parts(a);
+    let (b_prefix, b_rest) = tpu_v5e_parts(b);
+    a_prefix == b_prefix && a_rest.eq_ignore_ascii_case(b_rest)
+}
+
+/// `(true, "8")` for `tpu-v5e-8` or `tpu-v5litepod-8` (any case), `(false, name)` otherwise.
+fn tpu_v5e_parts(name: &str) -> (bool, &str) {
+    for prefix in [TPU_V5E_PREFIX, TPU_V5LITEPOD_PREFIX] {
+        if let Some(head) = name.get(..prefix.len())
+            && head.eq_ignore_ascii_case(prefix)
+        {
+            return (true, &name[prefix.len()..]);
+        }
+    }
+    (false, name)
+}
+
 impl Catalog {
     /// Whether an instance type satisfies the cloud, instance type, cpus, memory and
     /// accelerator requirements of `resources` (not region, zone or spot: see
@@ -34,7 +59,7 @@ impl Catalog {
         }
         match (&resources.accelerator, &instance_type.accelerator) {
             (Some(wanted), Some((name, count))) => {
-                if !wanted.name.eq_ignore_ascii_case(name) || (wanted.count - count).abs() > 1e-9 {
+                if !same_accelerator(&wanted.name, name) || (wanted.count - count).abs() > 1e-9 {
                     return false;
                 }
             }

@@ -8,6 +8,7 @@
 //! 32+ GiB default), and the instance type filter is a substring, treated as naming the type
 //! (so GPU types are listed even without an accelerator filter).
 
+use crate::matching::same_accelerator;
 use crate::model::{Catalog, InstanceType, InstanceTypeId, Offering, RegionId};
 use aloft_types::{Accelerator, Amount, Infra, Resources};
 use serde::Serialize;
@@ -391,6 +392,17 @@ impl Catalog {
         names.sort_by_key(|name| name.to_ascii_lowercase());
         names.dedup();
         names
+    }
+
+    /// Whether some instance type carries an accelerator of this name (ASCII case ignored, and
+    /// either spelling of a TPU v5e slice: see [`crate::same_accelerator`]).
+    pub fn knows_accelerator(&self, name: &str) -> bool {
+        self.instance_types.iter().any(|instance_type| {
+            instance_type
+                .accelerator
+                .as_ref()
+                .is_some_and(|(known, _)| same_accelerator(known, name))
+        })
     }
 
     /// Each accelerator name (optionally only the filter's) with the counts and clouds

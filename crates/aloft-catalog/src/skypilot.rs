@@ -59,8 +59,15 @@
 //! `a3-edgegpu-8g`) are dropped. A host row that already names its accelerator is taken as a
 //! complete instance type and is not combined again, so nothing is counted twice. In the
 //! 2026-05 snapshot no host row names its GPU, and `a4-highgpu-8g` hosts cost 0 (the B200 row
-//! carries the whole price). GPU rows for which no host exists in that zone are dropped; TPU
-//! rows (`tpu-*`) are skipped, since aloft does not model TPUs yet.
+//! carries the whole price). GPU rows for which no host exists in that zone are dropped.
+//!
+//! # GCP's TPUs
+//!
+//! TPU rows (`tpu-*`, empty `InstanceType`, count 1) of a single-host slice (`tpu-v4-8`,
+//! `tpu-v5litepod-1/4/8`, `tpu-v5p-8`, `tpu-v6e-1/4/8`) become an instance type named after the
+//! slice, carrying it, with the TPU VM host's vCPUs and memory from the `tpu` module (the file
+//! has none). Larger slices span several TPU VMs, which the model cannot express, and v2/v3 are
+//! legacy: those rows are skipped (a task asking for one is told why by the optimizer).
 //!
 //! # Figures the import lacks
 //!
@@ -73,6 +80,7 @@ use crate::bundled::BundledDefaults;
 use crate::error::{CatalogError, CatalogWarning, RowProblem};
 use crate::images::flavor_of_skypilot_tag;
 use crate::model::{Catalog, Cloud, CloudId, ImageRow, Offering};
+use crate::tpu;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -603,8 +611,21 @@ impl Importer<'_> {
                     column: "InstanceType".to_owned(),
                 });
             };
-            if name.starts_with("tpu") {
-                return Ok(());
+            if tpu::is_tpu(name) {
+                // A single-host slice is one TPU VM, offered under the slice's own name; the
+                // file says nothing of its host, so the shape comes from `tpu::TPU_HOSTS`.
+                // Larger slices span several VMs and are skipped (see the `tpu` module).
+                let Some(host) = tpu::single_host_slice(name) else {
+                    return Ok(());
+                };
+                let spec = TypeSpec {
+                    name,
+                    vcpus: host.vcpus,
+                    memory_gib: host.memory_gib,
+                    accelerator: Some((name, count)),
+                    arch: None,
+                };
+                return self.offer(&spec, region, zone, price, spot_price);
             }
             self.gpus.push(GpuRow {
                 line,

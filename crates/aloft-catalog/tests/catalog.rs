@@ -86,6 +86,11 @@ fn bundled_is_consistent() {
         assert!(cloud.inter_region_egress_per_gb > 0.0, "{}", cloud.name);
     }
     for region in &catalog.regions {
+        // us-central2 is bundled only for its TPUs, and no carbon figure for it is trusted.
+        if region.name == "us-central2" {
+            assert_eq!(region.carbon_g_per_kwh, None);
+            continue;
+        }
         let carbon = region
             .carbon_g_per_kwh
             .unwrap_or_else(|| panic!("{} lacks carbon", region.name));
@@ -99,9 +104,10 @@ fn bundled_is_consistent() {
         assert!(offering.price.is_some_and(|price| price > 0.0));
         assert!(offering.spot_price.is_none_or(|price| price > 0.0));
     }
-    assert_eq!(catalog.regions.len(), 15);
+    assert_eq!(catalog.regions.len(), 16);
+    // Small enough to parse at every start (a few hundred CSV rows, one offering per zone).
     assert!(
-        (200..=1500).contains(&catalog.offerings.len()),
+        (200..=2000).contains(&catalog.offerings.len()),
         "{}",
         catalog.offerings.len()
     );
@@ -174,6 +180,119 @@ fn bundled_has_the_common_types() {
         .filter(|zone| zone.starts_with("europe-west4"))
         .collect();
     assert_eq!(zones, ["europe-west4-a", "europe-west4-b"]);
+}
+
+/// The accelerators real SkyPilot tasks name, and the clouds (among AWS, GCP and Azure) that sell
+/// each: the bundled snapshot must offer each one on exactly those clouds.
+const ACCELERATORS_PEOPLE_ASK_FOR: [(&str, &[&str]); 15] = [
+    ("A10", &["azure"]),
+    ("A10G", &["aws"]),
+    ("L4", &["aws", "gcp"]),
+    ("L40S", &["aws"]),
+    ("A100", &["aws", "azure", "gcp"]),
+    ("A100-80GB", &["aws", "azure", "gcp"]),
+    ("H100", &["aws", "azure", "gcp"]),
+    ("H200", &["aws", "azure", "gcp"]),
+    ("MI300X", &["azure"]),
+    ("Inferentia2", &["aws"]),
+    ("Trainium", &["aws"]),
+    ("tpu-v4-8", &["gcp"]),
+    ("tpu-v5litepod-8", &["gcp"]),
+    ("tpu-v5p-8", &["gcp"]),
+    ("tpu-v6e-8", &["gcp"]),
+];
+
+#[test]
+fn bundled_offers_each_requested_accelerator_on_every_cloud_that_sells_it() {
+    let catalog = Catalog::bundled();
+    for (name, clouds) in ACCELERATORS_PEOPLE_ASK_FOR {
+        let summary = catalog.gpu_summary(&GpuFilter {
+            accelerator: Some(AcceleratorFilter::parse(name).unwrap()),
+            ..GpuFilter::default()
+        });
+        assert_eq!(summary.len(), 1, "{name}: {summary:?}");
+        assert_eq!(summary[0].clouds, clouds, "{name}");
+        // Offered means priced on demand somewhere, not only listed.
+        assert!(
+            summary[0].min_price_per_accelerator.is_some(),
+            "{name} has no on-demand price"
+        );
+        // And the optimizer's predicate finds it, in some count, on each of those clouds.
+        for cloud in clouds.iter() {
+            let offered = summary[0].counts.iter().any(|count| {
+                let resources = Resources {
+                    accelerator: Some(Accelerator {
+                        name: name.to_owned(),
+                        count: *count,
+                    }),
+                    infra: infra(cloud),
+                    ..Resources::default()
+                };
+                catalog.offerings_for(&resources).next().is_some()
+            });
+            assert!(offered, "{name} on {cloud}");
+        }
+    }
+}
+
+#[test]
+fn a_tpu_is_a_single_host_vm_carrying_one_slice_and_v5e_is_spelled_either_way() {
+    let catalog = Catalog::bundled();
+    let slice = catalog
+        .instance_types
+        .iter()
+        .find(|instance_type| describe(instance_type) == "tpu-v5litepod-8+tpu-v5litepod-8:1")
+        .expect("tpu-v5litepod-8 is bundled");
+    // The TPU VM's host: 224 vCPUs and 384 GB on a v5e-8 (Google's published VM shape).
+    assert_eq!((slice.vcpus, slice.memory_gib), (224.0, 384.0));
+    // Google's docs say `v5e`; SkyPilot's catalog says `v5litepod`. Both plan.
+    for spelling in ["tpu-v5litepod-8", "tpu-v5e-8", "TPU-V5E-8"] {
+        let resources = Resources {
+            accelerator: Some(Accelerator {
+                name: spelling.to_owned(),
+                count: 1.0,
+            }),
+            ..Resources::default()
+        };
+        let clouds: Vec<&str> = catalog
+            .offerings_for(&resources)
+            .map(|(_, offering)| {
+                catalog
+                    .cloud(catalog.region(offering.region).cloud)
+                    .name
+                    .as_str()
+            })
+            .collect();
+        assert!(!clouds.is_empty(), "{spelling}");
+        assert!(clouds.iter().all(|cloud| *cloud == "gcp"), "{spelling}");
+    }
+    // The alias is exact: v5e-8 is not v5e-4, nor v5p-8.
+    let v5e_4 = Resources {
+        accelerator: Some(Accelerator {
+            name: "tpu-v5e-4".to_owned(),
+            count: 1.0,
+        }),
+        ..Resources::default()
+    };
+    assert!(catalog.offerings_for(&v5e_4).all(|(_, offering)| {
+        describe(catalog.instance_type(offering.instance_type))
+            == "tpu-v5litepod-4+tpu-v5litepod-4:1"
+    }));
+    assert!(catalog.knows_accelerator("tpu-v5e-8"));
+    assert!(!catalog.knows_accelerator("tpu-v5e-9"));
+}
+
+#[test]
+fn a_multi_host_tpu_slice_is_explained_not_silently_missing() {
+    let reason = aloft_catalog::unsupported_accelerator_reason("tpu-v5e-16")
+        .expect("a multi-host slice has a reason");
+    assert!(reason.contains("single-host"), "{reason}");
+    assert!(reason.contains("tpu-v5litepod-8"), "{reason}");
+    assert_eq!(
+        aloft_catalog::unsupported_accelerator_reason("tpu-v5litepod-8"),
+        None
+    );
+    assert_eq!(aloft_catalog::unsupported_accelerator_reason("H100"), None);
 }
 
 #[test]
@@ -334,6 +453,42 @@ fn import_combines_gcp_attachable_gpus_with_hosts() {
         .collect();
     names.sort();
     assert_eq!(names, ["n1-highmem-8+V100:1", "n1-standard-4+V100:1"]);
+}
+
+#[test]
+fn import_takes_single_host_tpu_slices_and_skips_larger_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("gcp")).unwrap();
+    std::fs::write(
+        dir.path().join("gcp/vms.csv"),
+        "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice\n\
+         n2-standard-8,8.0,32.0,,,,us-central1,us-central1-a,0.38,0.09\n\
+         ,,,tpu-v5litepod-8,1,tpu-v5litepod-8,us-central1,us-central1-a,9.6,2.05738\n\
+         ,,,tpu-v5litepod-16,1,tpu-v5litepod-16,us-central1,us-central1-a,19.2,4.1\n\
+         ,,,tpu-v3-8,1,tpu-v3-8,us-central1,us-central1-a,8.0,\n\
+         ,,,tpu-v6e-1,1,tpu-v6e-1,us-central1,us-central1-b,2.7,0.51442\n",
+    )
+    .unwrap();
+    let (catalog, warnings) = Catalog::from_skypilot_dir(dir.path()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        types_of(&catalog, "gcp"),
+        [
+            "n2-standard-8",
+            "tpu-v5litepod-8+tpu-v5litepod-8:1",
+            "tpu-v6e-1+tpu-v6e-1:1",
+        ]
+    );
+    assert_eq!(
+        offers(&catalog, "gcp", "tpu-v5litepod-8+tpu-v5litepod-8:1"),
+        [("us-central1-a".to_owned(), Some(9.6), Some(2.05738))]
+    );
+    let v6e = catalog
+        .instance_types
+        .iter()
+        .find(|instance_type| instance_type.name == "tpu-v6e-1")
+        .unwrap();
+    assert_eq!((v6e.vcpus, v6e.memory_gib), (44.0, 176.0));
 }
 
 #[test]

@@ -69,7 +69,7 @@ fn imports_the_shared_snapshot() {
         .collect();
     assert_eq!(names, ["aws", "azure", "gcp"]);
     // Row counts, roughly: Azure's 56,671 rows become about as many offerings; GCP's 31,285
-    // rows lose TPUs and bare GPU hosts but gain host x GPU combinations.
+    // rows lose multi-host TPU slices and bare GPU hosts but gain host x GPU combinations.
     let count = |cloud: &str| {
         let cloud = catalog.find_cloud(cloud).unwrap();
         catalog

@@ -235,10 +235,13 @@ fn check_place(catalog: &Catalog, cloud: Option<&str>, region: Option<&str>) -> 
 }
 
 fn check_accelerator(catalog: &Catalog, name: &str) -> Result<()> {
-    let known = catalog.accelerator_names();
-    if known.iter().any(|known| known.eq_ignore_ascii_case(name)) {
+    if catalog.knows_accelerator(name) {
         return Ok(());
     }
+    if let Some(reason) = aloft_catalog::unsupported_accelerator_reason(name) {
+        bail!("no accelerator named `{name}` in the catalog: {reason}");
+    }
+    let known = catalog.accelerator_names();
     bail!(
         "no accelerator named `{name}` in the catalog{}",
         hint(name, &known)

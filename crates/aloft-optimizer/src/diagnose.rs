@@ -63,6 +63,12 @@ fn why_option_infeasible(
                 None => format!("instance type `{name}` is not in the catalog"),
             };
         }
+        // A TPU slice aloft cannot model gets the reason, not just "not in the catalog".
+        if let Some(reason) = resources.accelerator.as_ref().and_then(|accelerator| {
+            aloft_catalog::unsupported_accelerator_reason(&accelerator.name)
+        }) {
+            return format!("no instance type in the catalog has {wanted}: {reason}");
+        }
         return format!("no instance type in the catalog has {wanted}");
     }
     // 2. The pinned cloud, region and zone, one level at a time.
