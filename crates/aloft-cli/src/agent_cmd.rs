@@ -66,7 +66,7 @@ fn parse_stdin<T: serde::de::DeserializeOwned>(what: &str) -> Result<T> {
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string(value)?);
+    crate::output::outln!("{}", serde_json::to_string(value)?);
     Ok(())
 }
 

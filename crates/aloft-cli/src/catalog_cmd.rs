@@ -273,13 +273,13 @@ fn hint(name: &str, known: &[&str]) -> String {
 /// answer is an answer).
 fn show(rendered: Result<String, String>) {
     match rendered {
-        Ok(text) => print!("{text}"),
+        Ok(text) => crate::output::out!("{text}"),
         Err(message) => eprintln!("{message}"),
     }
 }
 
 fn print_json<T: serde::Serialize>(rows: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(rows)?);
+    crate::output::outln!("{}", serde_json::to_string_pretty(rows)?);
     Ok(())
 }
 

@@ -51,7 +51,9 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
             .collect();
         aloft_control::registry::set_enabled_clouds(&home, &enabled)?;
         match args.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&checks)?),
+            OutputFormat::Json => {
+                crate::output::outln!("{}", serde_json::to_string_pretty(&checks)?)
+            }
             OutputFormat::Table => {
                 let mut table = new_table(&["CLOUD", "USABLE", "WHY NOT / DETAIL"]);
                 for check in &checks {
@@ -65,7 +67,7 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
                             .unwrap_or_default(),
                     ]);
                 }
-                print!("{}", table_text(&table));
+                crate::output::out!("{}", table_text(&table));
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -158,7 +158,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
             } else {
                 serde_json::to_value(&reports[0])?
             };
-            println!("{}", serde_json::to_string_pretty(&document)?);
+            crate::output::outln!("{}", serde_json::to_string_pretty(&document)?);
         }
         let last = reports.last().context("nothing was launched")?;
         if !many {
@@ -418,7 +418,7 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
         let report =
             crate::job_cmd::submit(&existing.context, &instances, &task, args.detach, json).await?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            crate::output::outln!("{}", serde_json::to_string_pretty(&report)?);
         }
         Ok(crate::job_cmd::job_exit(&report))
     })
@@ -490,7 +490,9 @@ fn set_power(args: ClusterArgs, status: ClusterStatus) -> Result<ExitCode> {
         };
         let name = &args.cluster;
         match args.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&record)?),
+            OutputFormat::Json => {
+                crate::output::outln!("{}", serde_json::to_string_pretty(&record)?)
+            }
             OutputFormat::Table => say(&match status {
                 ClusterStatus::Stopped => {
                     format!("Stopped `{name}` (disks kept; `aloft start {name}` brings it back).")
@@ -631,7 +633,7 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
         }
         if args.output == OutputFormat::Json {
             let document = serde_json::json!({"terminated": names});
-            println!("{}", serde_json::to_string_pretty(&document)?);
+            crate::output::outln!("{}", serde_json::to_string_pretty(&document)?);
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -732,11 +734,11 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                     documents.push(value);
                 }
                 let rows = documents;
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                crate::output::outln!("{}", serde_json::to_string_pretty(&rows)?);
             }
             OutputFormat::Table => {
                 if rows.is_empty() {
-                    println!("No clusters.");
+                    crate::output::outln!("No clusters.");
                     return Ok(ExitCode::SUCCESS);
                 }
                 let mut table = new_table(&[
@@ -771,7 +773,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                         format!("{:.4}", cluster.hourly_price * f64::from(cluster.num_nodes)),
                     ]);
                 }
-                print!("{}", table_text(&table));
+                crate::output::out!("{}", table_text(&table));
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -829,15 +831,15 @@ fn endpoints(home: &Path, args: &StatusArgs) -> Result<ExitCode> {
                         serde_json::json!({"cluster": cluster, "port": port, "endpoint": endpoint})
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                crate::output::outln!("{}", serde_json::to_string_pretty(&rows)?);
             }
-            OutputFormat::Table if rows.is_empty() => println!("No open ports."),
+            OutputFormat::Table if rows.is_empty() => crate::output::outln!("No open ports."),
             OutputFormat::Table => {
                 let mut table = new_table(&["CLUSTER", "PORT", "ENDPOINT"]);
                 for (cluster, port, endpoint) in rows {
                     table.add_row(vec![cluster, port, endpoint]);
                 }
-                print!("{}", table_text(&table));
+                crate::output::out!("{}", table_text(&table));
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -893,7 +895,7 @@ pub struct LocalArgs {
 /// Prints what a `local` command did: a line for people, or a JSON document.
 fn report(output: OutputFormat, text: &str, json: serde_json::Value) -> Result<ExitCode> {
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&json)?),
+        OutputFormat::Json => crate::output::outln!("{}", serde_json::to_string_pretty(&json)?),
         OutputFormat::Table => say(text),
     }
     Ok(ExitCode::SUCCESS)

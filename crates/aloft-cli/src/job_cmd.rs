@@ -506,8 +506,8 @@ pub fn queue(args: QueueArgs) -> Result<ExitCode> {
         let (_, client) = cluster_agent(&home, &args.cluster).await?;
         let jobs = client.queue().await?;
         match args.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&jobs)?),
-            OutputFormat::Table => print!("{}", jobs_table(&jobs)),
+            OutputFormat::Json => crate::output::outln!("{}", serde_json::to_string_pretty(&jobs)?),
+            OutputFormat::Table => crate::output::out!("{}", jobs_table(&jobs)),
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -733,9 +733,9 @@ pub fn cancel(args: CancelArgs) -> Result<ExitCode> {
         let (_, client) = cluster_agent(&home, &args.cluster).await?;
         let jobs = client.cancel(&args.jobs, args.all).await?;
         match args.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&jobs)?),
+            OutputFormat::Json => crate::output::outln!("{}", serde_json::to_string_pretty(&jobs)?),
             OutputFormat::Table if jobs.is_empty() => say("No unfinished jobs."),
-            OutputFormat::Table => print!("{}", jobs_table(&jobs)),
+            OutputFormat::Table => crate::output::out!("{}", jobs_table(&jobs)),
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -793,7 +793,9 @@ pub fn autostop(args: AutostopArgs) -> Result<ExitCode> {
         )
         .await?;
         match args.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&setting)?),
+            OutputFormat::Json => {
+                crate::output::outln!("{}", serde_json::to_string_pretty(&setting)?)
+            }
             OutputFormat::Table => say(&autostop_text(&args.cluster, &setting)),
         }
         Ok(ExitCode::SUCCESS)

@@ -125,12 +125,12 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
                 name: dag.name.clone(),
                 solution: &solution,
             };
-            println!("{}", serde_json::to_string_pretty(&document)?);
+            crate::output::outln!("{}", serde_json::to_string_pretty(&document)?);
         }
         OutputFormat::Table => {
-            print!("{}", render(&dag, &solution));
+            crate::output::out!("{}", render(&dag, &solution));
             if args.alternatives.is_none() && dag.tasks.len() > AUTO_ALTERNATIVES_MAX_TASKS {
-                println!(
+                crate::output::outln!(
                     "(Next-best plans: add --alternatives N; each costs about one solve per task.)"
                 );
             }

@@ -77,3 +77,42 @@ pub fn print_json_line(value: &impl serde::Serialize) {
         let _ = out.flush();
     }
 }
+
+/// Writes to stdout. A reader that went away (`aloft ... | head`) ends the command quietly,
+/// as other command-line tools do, instead of a panic; other write errors are ignored as
+/// `println!` would not.
+pub fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| out.flush());
+    if let Err(err) = written
+        && err.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// `println!` that never panics on a closed stdout (see [`write_stdout`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*), true)
+    };
+}
+
+/// `print!` that never panics on a closed stdout (see [`write_stdout`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*), false)
+    };
+}
+
+pub(crate) use {out, outln};

@@ -422,3 +422,31 @@ fn aloft_home_and_its_state_are_private() {
     assert_eq!(home_mode, 0o700);
     assert_eq!(db_mode, 0o600);
 }
+
+#[test]
+fn a_reader_that_stops_early_never_makes_aloft_panic() {
+    // `aloft ... | head`: the output must outgrow the pipe's buffer for the write to fail.
+    let catalog = workspace().join("../shared/catalogs/skypilot-v8");
+    if !catalog.exists() {
+        eprintln!("note: no shared SkyPilot catalog here; skipping the broken-pipe test");
+        return;
+    }
+    let output = Command::new("bash")
+        .args([
+            "-c",
+            "\"$0\" catalog --catalog \"$1\" -o json | head -c 10 >/dev/null; \
+             echo \"status ${PIPESTATUS[0]}\"",
+            env!("CARGO_BIN_EXE_aloft"),
+            catalog.to_str().unwrap(),
+        ])
+        .current_dir(workspace())
+        .env(
+            "ALOFT_CACHE_DIR",
+            std::env::temp_dir().join(format!("aloft-pipe-{}", std::process::id())),
+        )
+        .output()
+        .unwrap();
+    let said = stdout(&output);
+    assert_eq!(said.trim(), "status 0", "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}
