@@ -648,14 +648,6 @@ fn autostop_stops_or_tears_down_the_cluster_from_the_cluster_itself() {
     wait_for_status(&cloud, "`nap` to stop again", |clusters| {
         status_of(clusters, "nap").as_deref() == Some("stopped")
     });
-    // `-i -1` turns it off (SkyPilot's habit), as --cancel does.
-    let started = cloud.aloft(&["start", "nap"]);
-    assert!(started.status.success(), "{}", text(&started.stderr));
-    let off = cloud.aloft(&["autostop", "nap", "-i", "-1"]);
-    assert!(off.status.success(), "{}", text(&off.stderr));
-    assert!(text(&off.stderr).contains("Autostop is off for `nap`."));
-    let status = text(&cloud.aloft(&["status", "-o", "json"]).stdout);
-    assert!(status.contains("\"autostop_minutes\": null"), "{status}");
     // down --all asks first; without a terminal, only with --yes.
     let refused = cloud
         .command(&["down", "--all"])
@@ -813,6 +805,14 @@ fn launch_on_a_stopped_cluster_starts_it_and_keeps_its_disk() {
     );
     let output = cloud.aloft(&["exec", "keepme", read.to_str().unwrap()]);
     assert_eq!(text(&output.stdout), "kept\n", "{}", text(&output.stderr));
+    // `autostop -i -1` turns autostop off (SkyPilot's habit), as --cancel does.
+    let on = cloud.aloft(&["autostop", "keepme", "-i", "30"]);
+    assert!(on.status.success(), "{}", text(&on.stderr));
+    let off = cloud.aloft(&["autostop", "keepme", "-i", "-1"]);
+    assert!(off.status.success(), "{}", text(&off.stderr));
+    assert!(text(&off.stderr).contains("Autostop is off for `keepme`."));
+    let status = text(&cloud.aloft(&["status", "-o", "json"]).stdout);
+    assert!(status.contains("\"autostop_minutes\": null"), "{status}");
     // `down` copies every job's output first: with this machine's copies gone, it still has
     // them afterwards.
     std::fs::remove_dir_all(cloud.home.join("logs")).unwrap();

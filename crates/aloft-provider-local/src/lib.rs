@@ -904,6 +904,9 @@ impl Inner {
             }
             let meta_path = entry.path().join("meta.json");
             let text = match std::fs::read(&meta_path) {
+                // Empty: cut short by a process killed while writing it (before metadata was
+                // written whole), before the instance had anything but this directory.
+                Ok(text) if text.is_empty() => continue,
                 Ok(text) => text,
                 // Claimed a moment ago and not yet described: not an instance yet.
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
@@ -2093,13 +2096,26 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), LocalError> {
     })
 }
 
+/// Writes a file whole or not at all: to a temporary name beside it, then renamed over it, so a
+/// process killed while writing leaves the old file (or none), never a truncated one that
+/// every later listing would fail to read.
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), LocalError> {
-    std::fs::write(path, contents).map_err(|source| LocalError::Fs {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&partial, contents).map_err(|source| LocalError::Fs {
+        action: "writing",
+        path: partial.clone(),
+        source,
+    })?;
+    set_mode(&partial, mode)?;
+    std::fs::rename(&partial, path).map_err(|source| LocalError::Fs {
         action: "writing",
         path: path.to_owned(),
         source,
-    })?;
-    set_mode(path, mode)
+    })
 }
 
 fn remove_file(path: &Path) -> Result<(), LocalError> {

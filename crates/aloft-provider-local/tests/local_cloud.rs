@@ -1297,3 +1297,29 @@ async fn cleanup_of_one_home_leaves_another_homes_instances_with_the_same_prefix
     assert!(report.bridge && !report.bridge_kept, "{report:?}");
     assert_gone(&theirs, &their);
 }
+
+#[tokio::test]
+async fn an_instance_whose_metadata_was_cut_short_never_breaks_the_cloud() {
+    // A launch killed while it wrote an instance's meta.json (before the namespace existed)
+    // left the file empty; every later query of the cloud then failed on it.
+    let Some(run) = setup(10) else { return };
+    let cluster = ClusterName::new("cut").unwrap();
+    let dir = run
+        .config
+        .state_dir
+        .join("instances")
+        .join(format!("{}-9", run.config.name_prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("meta.json"), b"").unwrap();
+    let found = run.cloud.query(REGION, &cluster).await.unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    // The cloud goes on making instances, and the cut-short one is not taken for one.
+    let made = run
+        .cloud
+        .create_instances(&request(&cluster, 1))
+        .await
+        .unwrap();
+    assert_eq!(made.len(), 1);
+    run.cloud.terminate(REGION, &cluster).await.unwrap();
+    assert!(run.cloud.query(REGION, &cluster).await.unwrap().is_empty());
+}
