@@ -406,7 +406,11 @@ fn render(dag: &Dag, solution: &Solution) -> String {
         duration(plan.machine_hours * 3600.0),
     ));
     let optimality = &solution.optimality;
-    if !optimality.proven_optimal {
+    if !optimality.proven_optimal && optimality.gap == 0.0 {
+        out.push_str(
+            "The search stopped at its deadline with this plan's objective proven optimal; a plan as good on it but better on the other measure may exist. Raise --deadline to search longer.\n",
+        );
+    } else if !optimality.proven_optimal {
         let bound = match plan.objective {
             Objective::Cost => dollars(optimality.lower_bound),
             Objective::Time => duration(optimality.lower_bound),

@@ -132,7 +132,9 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
         });
     };
     let solve_micros = started.elapsed().as_micros();
-    let proven_optimal = lower_bound >= best_score.primary;
+    // Finished, or cut short with the bound at the plan: then the objective is proven, though
+    // the tie-breaker may not be (the gap is then 0 and `proven_optimal` false).
+    let proven_optimal = !limits.stopped;
     // Next-best plans need exact solves: only for a proven best, and while time is left.
     let alternatives = if proven_optimal {
         next_best(&problem, &best, options.alternatives, &mut limits)
@@ -150,7 +152,7 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
         optimality: Optimality {
             proven_optimal,
             lower_bound: bound_value,
-            gap: if proven_optimal {
+            gap: if proven_optimal || lower_bound >= best_score.primary {
                 0.0
             } else {
                 limits::relative_gap(best_value, bound_value)

@@ -107,7 +107,9 @@ impl Limits {
             self.stopped = true;
             return true;
         }
-        if self.nodes.is_multiple_of(CLOCK_EVERY) && (self.deadline.is_some() || self.progress.is_some()) {
+        if self.nodes.is_multiple_of(CLOCK_EVERY)
+            && (self.deadline.is_some() || self.progress.is_some())
+        {
             let now = Instant::now();
             if self.deadline.is_some_and(|deadline| now >= deadline) {
                 self.stopped = true;

@@ -22,6 +22,8 @@ pub struct Solution {
 /// deadline cut it short, the best plan found with a proven lower bound on the objective.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Optimality {
+    /// The search finished: the plan is optimal, tie-breaker included. False when a deadline
+    /// cut it short, even if the bound then shows the objective optimal (`gap` 0).
     pub proven_optimal: bool,
     /// No plan does better than this: dollars under the cost objective, seconds of finish time
     /// under the time objective. Equal to the best plan's when it is proven optimal.

@@ -48,6 +48,7 @@ pub(crate) fn solve(
         // Moving a whole place's tasks to a place no worse in time *and* cost never lengthens
         // a path nor raises the cost, so place dominance holds with both compared.
         eliminate_dominated_places(problem, &mut domains, true);
+        eliminate_dead_ends(problem, &graph, &mut domains, true);
         stats.after_pruning = domains.iter().map(Vec::len).sum();
         return crate::makespan::solve(problem, &graph, &domains, stats, limits);
     }
@@ -319,7 +320,12 @@ fn eliminate_dead_ends(
                 continue;
             }
             // Cheap test against the best candidate by own score (domains are sorted by it).
+            // Not under the time objective, whose finish time is no sum (see `goldstein`).
             let best = domains[task][0];
+            if objective == Objective::Time {
+                changed |= full_dead_end_test(problem, graph, domains, task, also_cost);
+                continue;
+            }
             let mut slack = Score::ZERO;
             let mut slack_cost = 0i64;
             for &(edge_idx, other) in &graph.adjacent[task] {
@@ -347,35 +353,7 @@ fn eliminate_dead_ends(
             });
             changed |= domains[task].len() != before;
 
-            // Full test on what is left, against the first few rivals, where it is affordable.
-            let neighbour_values: usize = graph.adjacent[task]
-                .iter()
-                .map(|&(_, other)| domains[other].len())
-                .sum();
-            let work = domains[task].len() * FULL_TEST_RIVALS * neighbour_values;
-            if domains[task].len() >= 2
-                && domains[task].len() <= FULL_TEST_MAX_DOMAIN
-                && work <= FULL_TEST_MAX_WORK
-            {
-                let mut idx = domains[task].len();
-                while idx > 0 {
-                    idx -= 1;
-                    let candidate = domains[task][idx];
-                    let rivals: Vec<usize> = domains[task]
-                        .iter()
-                        .copied()
-                        .filter(|&rival| rival != candidate)
-                        .take(FULL_TEST_RIVALS)
-                        .collect();
-                    let dominated = rivals.iter().any(|&rival| {
-                        goldstein(problem, graph, domains, task, candidate, rival, also_cost)
-                    });
-                    if dominated {
-                        domains[task].remove(idx);
-                        changed = true;
-                    }
-                }
-            }
+            changed |= full_dead_end_test(problem, graph, domains, task, also_cost);
         }
         if !changed {
             break;
@@ -383,7 +361,54 @@ fn eliminate_dead_ends(
     }
 }
 
+/// The full test on `task`'s candidates, against the first few rivals, where it is affordable;
+/// true when a candidate went.
+fn full_dead_end_test(
+    problem: &Problem<'_>,
+    graph: &Graph,
+    domains: &mut Domains,
+    task: usize,
+    also_cost: bool,
+) -> bool {
+    let neighbour_values: usize = graph.adjacent[task]
+        .iter()
+        .map(|&(_, other)| domains[other].len())
+        .sum();
+    let work = domains[task].len() * FULL_TEST_RIVALS * neighbour_values;
+    if domains[task].len() < 2
+        || domains[task].len() > FULL_TEST_MAX_DOMAIN
+        || work > FULL_TEST_MAX_WORK
+    {
+        return false;
+    }
+    let mut changed = false;
+    let mut idx = domains[task].len();
+    while idx > 0 {
+        idx -= 1;
+        let candidate = domains[task][idx];
+        let rivals: Vec<usize> = domains[task]
+            .iter()
+            .copied()
+            .filter(|&rival| rival != candidate)
+            .take(FULL_TEST_RIVALS)
+            .collect();
+        let dominated = rivals
+            .iter()
+            .any(|&rival| goldstein(problem, graph, domains, task, candidate, rival, also_cost));
+        if dominated {
+            domains[task].remove(idx);
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Goldstein's criterion: is `candidate` never better than `rival`, whatever the neighbours do?
+///
+/// Under the time objective the finish time is a longest path, not a sum, so the criterion is
+/// taken on the cost alone and the time must be no worse term by term: the rival's own time
+/// and its transfer time to every neighbour value no longer than the candidate's. Then the swap
+/// lengthens no path and raises no cost.
 fn goldstein(
     problem: &Problem<'_>,
     graph: &Graph,
@@ -394,8 +419,12 @@ fn goldstein(
     also_cost: bool,
 ) -> bool {
     let objective = problem.objective;
+    let finish_time = objective == Objective::Time;
     let mut criterion =
         problem.candidates[task][candidate].unary - problem.candidates[task][rival].unary;
+    if finish_time && criterion.primary < 0 {
+        return false;
+    }
     let mut criterion_cost = criterion.cost(objective);
     for &(edge_idx, other) in &graph.adjacent[task] {
         let mut least = Score::MAX;
@@ -403,11 +432,17 @@ fn goldstein(
         for &theirs in &domains[other] {
             let difference = edge_between(problem, edge_idx, task, candidate, theirs)
                 - edge_between(problem, edge_idx, task, rival, theirs);
+            if finish_time && difference.primary < 0 {
+                return false;
+            }
             least = least.min(difference);
             least_cost = least_cost.min(difference.cost(objective));
         }
         criterion += least;
         criterion_cost += least_cost;
+    }
+    if finish_time {
+        return criterion_cost >= 0;
     }
     criterion >= Score::ZERO && (!also_cost || criterion_cost >= 0)
 }

@@ -271,8 +271,9 @@ fn a_search_cut_short_returns_a_plan_and_a_bound_that_bracket_the_optimum() {
         };
         // Reported figures add unrounded terms; the solver's, terms rounded to µ$ or ms.
         assert!(optimality.lower_bound <= value + 0.01, "{label}");
-        if optimality.proven_optimal {
+        if optimality.proven_optimal || optimality.gap == 0.0 {
             assert_eq!(optimality.gap, 0.0, "{label}");
+            assert!(value - optimality.lower_bound < 0.01, "{label}");
         } else {
             let expected = (value - optimality.lower_bound) / value;
             assert!((optimality.gap - expected).abs() < 1e-4, "{label}");
