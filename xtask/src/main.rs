@@ -593,16 +593,21 @@ fn probe(catalog_dir: &Path, runs: usize) -> Result<()> {
                     .ok()
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0);
+                let deadline = std::env::var("PROBE_DEADLINE_MS")
+                    .ok()
+                    .and_then(|ms| ms.parse().ok())
+                    .map(std::time::Duration::from_millis);
                 let options = Options {
                     objective,
                     alternatives,
+                    deadline,
                     ..Options::default()
                 };
                 let started = Instant::now();
                 let solution = aloft_optimizer::optimize(&dag, &catalog, &options)?;
                 let stats = solution.stats;
                 println!(
-                    "{tasks} tasks {objective:?} seed {seed}: {:.1} ms (solve {} us), candidates {} -> {}, components {} (trees {}, searched {}), nodes {}",
+                    "{tasks} tasks {objective:?} seed {seed}: {:.1} ms (solve {} us), candidates {} -> {}, components {} (trees {}, searched {}), nodes {}, optimal {}, gap {:.3} %",
                     started.elapsed().as_secs_f64() * 1e3,
                     stats.solve_micros,
                     stats.candidates,
@@ -610,7 +615,9 @@ fn probe(catalog_dir: &Path, runs: usize) -> Result<()> {
                     stats.components,
                     stats.tree_components,
                     stats.search_components,
-                    stats.search_nodes
+                    stats.search_nodes,
+                    solution.optimality.proven_optimal,
+                    solution.optimality.gap * 100.0
                 );
             }
         }

@@ -2,7 +2,9 @@
 
 use crate::catalog_cmd::CatalogSource;
 use crate::output::{OutputFormat, dollars, duration, new_table, number, table_text};
-use aloft_optimizer::{Objective, Options, Placement, Plan, Solution};
+use aloft_optimizer::{
+    Objective, Options, Placement, Plan, ProgressCallback, SearchProgress, Solution,
+};
 use aloft_types::spec::TaskValuesError;
 use aloft_types::{Dag, Duration, Infra};
 use anyhow::{Context, Result, bail};
@@ -68,6 +70,10 @@ pub struct LaunchArgs {
     /// Runtime assumed for tasks that give no `estimated_runtime`.
     #[arg(long, default_value = "1h", value_name = "DURATION")]
     pub default_runtime: String,
+    /// Search for the best plan at most this long (`5s`, `2m`); then take the best plan found,
+    /// with how far from optimal it can be at most. `0` or `none`: until proven optimal.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub deadline: String,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: OutputFormat,
@@ -91,6 +97,7 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
     let default_runtime = Duration::parse(&args.default_runtime)
         .with_context(|| format!("--default-runtime `{}`", args.default_runtime))?;
+    let deadline = parse_deadline(&args.deadline)?;
     let options = Options {
         objective: match args.optimize {
             ObjectiveArg::Cost => Objective::Cost,
@@ -107,6 +114,9 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
             },
         ),
         default_runtime,
+        deadline,
+        search_node_limit: None,
+        progress: Some(ProgressCallback(std::sync::Arc::new(print_progress))),
     };
     if !args.dryrun {
         refuse_what_cannot_run_yet(&args, &dag)?;
@@ -137,6 +147,39 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--deadline`: a duration, or `0`/`none` for no deadline.
+fn parse_deadline(text: &str) -> Result<Option<std::time::Duration>> {
+    let trimmed = text.trim();
+    if trimmed == "0" || trimmed.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let parsed = Duration::parse(trimmed).with_context(|| format!("--deadline `{text}`"))?;
+    if !(parsed.seconds.is_finite() && parsed.seconds > 0.0) {
+        bail!("--deadline `{text}`: expected a positive duration such as 5s or 2m, or none");
+    }
+    Ok(Some(std::time::Duration::from_secs_f64(parsed.seconds)))
+}
+
+/// The planner's progress, on stderr while a search takes over a second.
+fn print_progress(progress: &SearchProgress) {
+    eprintln!(
+        "planning: {:.0} s, {} nodes, best plan within {} of optimal",
+        progress.elapsed.as_secs_f64(),
+        progress.nodes,
+        percent(progress.gap())
+    );
+}
+
+/// `0.8 %`, `12 %`.
+fn percent(fraction: f64) -> String {
+    let value = fraction * 100.0;
+    if value < 10.0 {
+        format!("{value:.1} %")
+    } else {
+        format!("{value:.0} %")
+    }
 }
 
 /// SkyPilot forms aloft reads but cannot launch yet, refused before anything is made. A dry run
@@ -352,15 +395,31 @@ fn render(dag: &Dag, solution: &Solution) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "Optimizing for {}: estimated total {} and {} (egress {}).\n",
+        "Optimizing for {}: estimated total {} (egress {}), finish time {}, machine time {}.\n",
         match plan.objective {
             Objective::Cost => "cost",
-            Objective::Time => "time",
+            Objective::Time => "time (the DAG's finish time)",
         },
         dollars(plan.total_cost),
-        duration(plan.total_seconds),
         dollars(plan.egress_cost),
+        duration(plan.finish_seconds),
+        duration(plan.machine_hours * 3600.0),
     ));
+    let optimality = &solution.optimality;
+    if !optimality.proven_optimal && optimality.gap == 0.0 {
+        out.push_str(
+            "The search stopped at its deadline with this plan's objective proven optimal; a plan as good on it but better on the other measure may exist. Raise --deadline to search longer.\n",
+        );
+    } else if !optimality.proven_optimal {
+        let bound = match plan.objective {
+            Objective::Cost => dollars(optimality.lower_bound),
+            Objective::Time => duration(optimality.lower_bound),
+        };
+        out.push_str(&format!(
+            "The search stopped at its deadline: this plan is within {} of optimal (no plan does better than {bound}). Raise --deadline to search longer.\n",
+            percent(optimality.gap)
+        ));
+    }
     if !solution.alternatives.is_empty() {
         out.push_str("Next-best plans:\n");
         for (rank, alternative) in solution.alternatives.iter().enumerate() {
@@ -373,7 +432,7 @@ fn render(dag: &Dag, solution: &Solution) -> String {
                 "  {}. {} {}: {}\n",
                 rank + 2,
                 dollars(alternative.total_cost),
-                duration(alternative.total_seconds),
+                duration(alternative.finish_seconds),
                 places.join("; ")
             ));
         }

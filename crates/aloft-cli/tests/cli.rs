@@ -103,7 +103,7 @@ Considered resources for `snap` (1 node, runtime 1h (assumed)):
  azure (eastus)       Standard_D8s_v5  8      32       -     -     0.3840  $0.38
  gcp (us-central1-a)  n2-standard-8    8      32       -     -     0.3885  $0.39
 
-Optimizing for cost: estimated total $0.38 and 1h (egress $0.00).
+Optimizing for cost: estimated total $0.38 (egress $0.00), finish time 1h, machine time 1h.
 Next-best plans:
   2. $0.38 1h: azure (eastus) Standard_D8s_v5
   3. $0.39 1h: gcp (us-central1-a) n2-standard-8
@@ -163,6 +163,12 @@ fn json_plans_follow_the_documented_schema() {
         "the diamond has four edges"
     );
     assert!(document["stats"]["candidates"].as_u64().unwrap() > 0);
+    // The diamond's two middle tasks run at the same time: it finishes before the sum.
+    let finish = best["finish_seconds"].as_f64().unwrap();
+    assert!(finish > 0.0 && finish < best["total_seconds"].as_f64().unwrap());
+    assert!(best["machine_hours"].as_f64().unwrap() > 0.0);
+    assert_eq!(document["optimality"]["proven_optimal"], true);
+    assert_eq!(document["optimality"]["gap"], 0.0);
 }
 
 #[test]

@@ -4,18 +4,22 @@
 //! forbidding the i-th task's placement. The best plan of each part goes on a heap; the heap's
 //! minimum is the next plan overall. Each part is solved exactly by [`solve`].
 
+use crate::limits::Limits;
 use crate::plan::SolveStats;
 use crate::problem::Problem;
 use crate::score::Score;
-use crate::solve::{Domains, solve};
+use crate::solve::{Domains, Solved, solve};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// Up to `count` best plans, best first, with the statistics of the first solve.
+/// Up to `count` best plans, best first, with the statistics of the first solve and the lower
+/// bound it proved. When `limits` run out, the list stops at what is known to be in order (the
+/// first plan is then the best found, not necessarily the optimum: compare with the bound).
 pub(crate) fn k_best(
     problem: &Problem<'_>,
     count: usize,
-) -> (Vec<(Score, Vec<usize>)>, SolveStats) {
+    limits: &mut Limits,
+) -> (Vec<(Score, Vec<usize>)>, SolveStats, i64) {
     let mut stats = SolveStats::default();
     let full: Domains = problem
         .candidates
@@ -23,15 +27,20 @@ pub(crate) fn k_best(
         .map(|candidates| (0..candidates.len()).collect())
         .collect();
     let mut ranked = Vec::new();
-    let Some((score, assignment)) = solve(problem, full.clone(), &mut stats) else {
-        return (ranked, stats);
+    let Some(Solved {
+        score,
+        assignment,
+        lower_bound,
+    }) = solve(problem, full.clone(), &mut stats, limits)
+    else {
+        return (ranked, stats, i64::MAX);
     };
     let mut heap = BinaryHeap::new();
     let mut sequence = 0u64;
     heap.push(Reverse((score, sequence, assignment, full)));
     while let Some(Reverse((score, _, assignment, domains))) = heap.pop() {
         ranked.push((score, assignment.clone()));
-        if ranked.len() >= count {
+        if ranked.len() >= count || limits.stopped {
             break;
         }
         let mut scratch = SolveStats::default();
@@ -44,12 +53,15 @@ pub(crate) fn k_best(
             if part[task].is_empty() {
                 continue;
             }
-            if let Some((part_score, part_assignment)) = solve(problem, part.clone(), &mut scratch)
-            {
+            if let Some(solved) = solve(problem, part.clone(), &mut scratch, limits) {
+                if limits.stopped {
+                    // This part's plan may not be its best: nothing after it is ranked.
+                    return (ranked, stats, lower_bound);
+                }
                 sequence += 1;
-                heap.push(Reverse((part_score, sequence, part_assignment, part)));
+                heap.push(Reverse((solved.score, sequence, solved.assignment, part)));
             }
         }
     }
-    (ranked, stats)
+    (ranked, stats, lower_bound)
 }

@@ -16,13 +16,16 @@
 
 mod diagnose;
 mod kbest;
+mod limits;
+mod makespan;
 mod plan;
 mod problem;
 mod score;
 mod solve;
 pub mod synthetic;
 
-pub use plan::{EdgeTransfer, Placement, Plan, Solution, SolveStats};
+pub use limits::{ProgressCallback, SearchProgress};
+pub use plan::{EdgeTransfer, Optimality, Placement, Plan, Solution, SolveStats};
 pub use score::Objective;
 
 use aloft_catalog::Catalog;
@@ -42,6 +45,14 @@ pub struct Options {
     pub alternatives: usize,
     /// Runtime assumed for tasks and options that give no estimate.
     pub default_runtime: Duration,
+    /// Stop searching after this long and return the best plan found, with a proven lower
+    /// bound (see [`Solution::optimality`]). `None`: search until the plan is proven optimal.
+    pub deadline: Option<std::time::Duration>,
+    /// Stop after this many search nodes: a deterministic deadline (for tests and
+    /// reproducible figures).
+    pub search_node_limit: Option<u64>,
+    /// Told how the search is going about once a second while it runs for over a second.
+    pub progress: Option<ProgressCallback>,
 }
 
 impl Default for Options {
@@ -53,6 +64,9 @@ impl Default for Options {
             blocked: Vec::new(),
             alternatives: 0,
             default_runtime: Duration::from_hours(1.0),
+            deadline: None,
+            search_node_limit: None,
+            progress: None,
         }
     }
 }
@@ -84,7 +98,17 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     }
     let problem = problem::Problem::build(dag, catalog, options)?;
     let started = std::time::Instant::now();
-    let (ranked, stats) = kbest::k_best(&problem, 1);
+    let unit = match options.objective {
+        Objective::Cost => 1e-6,
+        Objective::Time => 1e-3,
+    };
+    let mut limits = limits::Limits::new(
+        options.deadline,
+        options.search_node_limit,
+        options.progress.clone(),
+        unit,
+    );
+    let (ranked, stats, lower_bound) = kbest::k_best(&problem, 1, &mut limits);
     let Some((best_score, best)) = ranked.first().cloned() else {
         // Every task has candidates, so only the budget can make the problem infeasible. Say
         // what the cheapest plan would cost.
@@ -95,7 +119,9 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
             ..options.clone()
         };
         let cheapest = problem::Problem::build(dag, catalog, &cheapest_options)?;
-        let cost = kbest::k_best(&cheapest, 1)
+        let mut cheapest_limits =
+            limits::Limits::new(options.deadline, options.search_node_limit, None, 1e-6);
+        let cost = kbest::k_best(&cheapest, 1, &mut cheapest_limits)
             .0
             .first()
             .map(|(_, assignment)| cheapest.plan(assignment).total_cost)
@@ -106,13 +132,32 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
         });
     };
     let solve_micros = started.elapsed().as_micros();
-    let alternatives = next_best(&problem, &best, options.alternatives);
+    // Finished, or cut short with the bound at the plan: then the objective is proven, though
+    // the tie-breaker may not be (the gap is then 0 and `proven_optimal` false).
+    let proven_optimal = !limits.stopped;
+    // Next-best plans need exact solves: only for a proven best, and while time is left.
+    let alternatives = if proven_optimal {
+        next_best(&problem, &best, options.alternatives, &mut limits)
+    } else {
+        Vec::new()
+    };
     let best_plan = problem.plan(&best);
     debug_assert_eq!(best_score, problem.score_of(&best));
+    let best_value = best_score.primary as f64 * unit;
+    let bound_value = lower_bound.min(best_score.primary) as f64 * unit;
     Ok(Solution {
         considered: problem.considered(&best),
         best: best_plan,
         alternatives,
+        optimality: Optimality {
+            proven_optimal,
+            lower_bound: bound_value,
+            gap: if proven_optimal || lower_bound >= best_score.primary {
+                0.0
+            } else {
+                limits::relative_gap(best_value, bound_value)
+            },
+        },
         stats: SolveStats {
             candidates: problem.candidate_count(),
             solve_micros,
@@ -128,13 +173,18 @@ mod tests;
 
 /// The `count` best plans that differ from `best`, and from each other, in some task's region or
 /// instance type (ranked exactly, by k-best over the region-level problem).
-fn next_best(problem: &problem::Problem<'_>, best: &[usize], count: usize) -> Vec<Plan> {
+fn next_best(
+    problem: &problem::Problem<'_>,
+    best: &[usize],
+    count: usize,
+    limits: &mut limits::Limits,
+) -> Vec<Plan> {
     if count == 0 {
         return Vec::new();
     }
     let regional = problem.regional();
     let best_signature = problem.region_signature(best);
-    let (ranked, _) = kbest::k_best(&regional, count + 1);
+    let (ranked, _, _) = kbest::k_best(&regional, count + 1, limits);
     ranked
         .iter()
         .filter(|(_, assignment)| regional.region_signature(assignment) != best_signature)

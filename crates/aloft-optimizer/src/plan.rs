@@ -13,7 +13,24 @@ pub struct Solution {
     /// Per task (in task order): the chosen placement and the best one on each other cloud,
     /// each priced as if only that task moved.
     pub considered: Vec<Vec<Placement>>,
+    /// How close `best` is proven to be to the optimum.
+    pub optimality: Optimality,
     pub stats: SolveStats,
+}
+
+/// How close the best plan is to the optimum: proven optimal when the search finished; when a
+/// deadline cut it short, the best plan found with a proven lower bound on the objective.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Optimality {
+    /// The search finished: the plan is optimal, tie-breaker included. False when a deadline
+    /// cut it short, even if the bound then shows the objective optimal (`gap` 0).
+    pub proven_optimal: bool,
+    /// No plan does better than this: dollars under the cost objective, seconds of finish time
+    /// under the time objective. Equal to the best plan's when it is proven optimal.
+    pub lower_bound: f64,
+    /// `(best − lower_bound) / best`: at most how much worse than optimal the plan is (0.008
+    /// is "within 0.8 %").
+    pub gap: f64,
 }
 
 /// Where every task runs, and what the run costs and takes.
@@ -26,8 +43,16 @@ pub struct Plan {
     pub edges: Vec<EdgeTransfer>,
     /// Dollars: compute of every task plus all egress.
     pub total_cost: f64,
-    /// Seconds: tasks run one after another (as a pipeline does), each after its inputs arrive.
+    /// Seconds, counting tasks one after another: Σ (runtime + input transfer) + Σ edge
+    /// transfer. What the run takes only when nothing runs at the same time (a pipeline); see
+    /// `finish_seconds`.
     pub total_seconds: f64,
+    /// Seconds until the whole DAG has finished: its critical path, the longest chain of
+    /// runtime, input transfer and edge transfer (independent branches run at the same time).
+    /// What the time objective minimizes.
+    pub finish_seconds: f64,
+    /// Node-hours of compute: Σ runtime × nodes (what the machines are paid for).
+    pub machine_hours: f64,
     /// The egress part of `total_cost`.
     pub egress_cost: f64,
 }

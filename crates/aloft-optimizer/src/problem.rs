@@ -46,8 +46,13 @@ pub(crate) struct Problem<'a> {
     /// Per task, candidates sorted by their own score (best first).
     pub(crate) candidates: Vec<Vec<Candidate>>,
     pub(crate) places: Vec<Place>,
-    /// Edges that carry data (edges carrying nothing cannot change the plan).
+    /// Edges that carry data (edges carrying nothing cannot change the cost).
     pub(crate) edges: Vec<Edge>,
+    /// Per task, the tasks it waits for (every DAG edge, data or not), each with the index of
+    /// the data edge between them if there is one: what the finish time is made of.
+    pub(crate) parents: Vec<Vec<(usize, Option<usize>)>>,
+    /// Every task, parents before children.
+    pub(crate) topological: Vec<usize>,
 }
 
 impl<'a> Problem<'a> {
@@ -55,6 +60,18 @@ impl<'a> Problem<'a> {
         dag: &'a Dag,
         catalog: &'a Catalog,
         options: &Options,
+    ) -> Result<Problem<'a>, PlanError> {
+        Problem::build_with(dag, catalog, options, true)
+    }
+
+    /// `collapse`: keep per task and location only the candidates that can be part of an
+    /// optimum (see [`keep_useful_per_place`]); without it, one candidate per location and
+    /// resource option, the plain problem the tests enumerate to check that collapse.
+    pub(crate) fn build_with(
+        dag: &'a Dag,
+        catalog: &'a Catalog,
+        options: &Options,
+        collapse: bool,
     ) -> Result<Problem<'a>, PlanError> {
         let mut places = Vec::new();
         let mut place_index: HashMap<(RegionId, Option<ZoneId>), usize> = HashMap::new();
@@ -64,7 +81,9 @@ impl<'a> Problem<'a> {
         for (task_idx, task) in dag.tasks.iter().enumerate() {
             let task_name = dag.task_name(TaskIdx(task_idx));
             let inputs = resolve_inputs(catalog, task, &task_name)?;
-            let mut best_at: HashMap<usize, Candidate> = HashMap::new();
+            // The cheapest offering per (location, option): within one option and location,
+            // runtime and inputs are the same, so it is no worse in time and cost alike.
+            let mut best_at: HashMap<(usize, usize), Candidate> = HashMap::new();
             for (option_idx, resources) in task.resources.options.iter().enumerate() {
                 let before = best_at.len();
                 let key = match_key(resources, task);
@@ -90,10 +109,10 @@ impl<'a> Problem<'a> {
                         offering_idx,
                         option_idx,
                     );
-                    match best_at.get(&loc) {
+                    match best_at.get(&(loc, option_idx)) {
                         Some(existing) if existing.unary <= candidate.unary => {}
                         _ => {
-                            best_at.insert(loc, candidate);
+                            best_at.insert((loc, option_idx), candidate);
                         }
                     }
                 }
@@ -109,7 +128,11 @@ impl<'a> Problem<'a> {
                 });
             }
             let mut task_candidates: Vec<Candidate> = best_at.into_values().collect();
-            task_candidates.sort_by_key(|candidate| (candidate.unary, candidate.loc));
+            task_candidates
+                .sort_by_key(|candidate| (candidate.unary, candidate.loc, candidate.option));
+            if collapse {
+                task_candidates = keep_useful_per_place(task_candidates, options.objective);
+            }
             candidates.push(task_candidates);
         }
         let mut data: HashMap<(usize, usize), f64> = HashMap::new();
@@ -131,6 +154,7 @@ impl<'a> Problem<'a> {
             })
             .collect();
         edges.sort_by_key(|edge| (edge.src, edge.dst));
+        let (parents, topological) = precedence(dag, &edges);
         Ok(Problem {
             dag,
             catalog,
@@ -139,6 +163,8 @@ impl<'a> Problem<'a> {
             candidates,
             places,
             edges,
+            parents,
+            topological,
         })
     }
 
@@ -167,6 +193,8 @@ impl<'a> Problem<'a> {
             candidates,
             places: self.places.clone(),
             edges: self.edges.clone(),
+            parents: self.parents.clone(),
+            topological: self.topological.clone(),
         }
     }
 
@@ -213,7 +241,9 @@ impl<'a> Problem<'a> {
         )
     }
 
-    /// The total score of an assignment (one candidate index per task).
+    /// The total score of an assignment (one candidate index per task). Under the cost
+    /// objective every term adds up; under the time objective the time is the DAG's finish
+    /// time (its critical path) and the cost still adds up.
     pub(crate) fn score_of(&self, assignment: &[usize]) -> Score {
         let unary: Score = assignment
             .iter()
@@ -225,7 +255,47 @@ impl<'a> Problem<'a> {
             .iter()
             .map(|edge| self.edge_score(edge, assignment[edge.src], assignment[edge.dst]))
             .sum();
-        unary + pairwise
+        let total = unary + pairwise;
+        match self.objective {
+            Objective::Cost => total,
+            Objective::Time => Score {
+                primary: self.finish_time(assignment),
+                secondary: total.secondary,
+            },
+        }
+    }
+
+    /// The transfer time of the data edge `edge_idx` (if any) in the time objective's units.
+    pub(crate) fn edge_time(
+        &self,
+        edge_idx: Option<usize>,
+        src_candidate: usize,
+        dst_candidate: usize,
+    ) -> i64 {
+        edge_idx.map_or(0, |edge_idx| {
+            let edge = &self.edges[edge_idx];
+            self.edge_score(edge, src_candidate, dst_candidate).primary
+        })
+    }
+
+    /// The DAG's finish time under the time objective (milliseconds): every task starts when
+    /// its last parent has finished and that parent's data has arrived.
+    pub(crate) fn finish_time(&self, assignment: &[usize]) -> i64 {
+        debug_assert_eq!(self.objective, Objective::Time);
+        let mut finish = vec![0i64; self.task_count()];
+        let mut latest = 0;
+        for &task in &self.topological {
+            let start = self.parents[task]
+                .iter()
+                .map(|&(parent, edge_idx)| {
+                    finish[parent] + self.edge_time(edge_idx, assignment[parent], assignment[task])
+                })
+                .max()
+                .unwrap_or(0);
+            finish[task] = start + self.candidates[task][assignment[task]].unary.primary;
+            latest = latest.max(finish[task]);
+        }
+        latest
     }
 
     fn placement(&self, task: usize, candidate: &Candidate) -> Placement {
@@ -297,12 +367,37 @@ impl<'a> Problem<'a> {
             .iter()
             .map(|task| task.estimated_runtime_seconds + task.input_seconds)
             .sum();
+        // The finish time: each task starts once every parent has finished and its data has
+        // arrived (the transfer of all data on one dependency, as the solver counts it).
+        let mut finish = vec![0.0f64; tasks.len()];
+        for &task in &self.topological {
+            let start = self.parents[task]
+                .iter()
+                .map(|&(parent, edge_idx)| {
+                    let transfer = edge_idx.map_or(0.0, |edge_idx| {
+                        let edge = &self.edges[edge_idx];
+                        let from = self.candidates[parent][assignment[parent]].loc;
+                        let to = self.candidates[task][assignment[task]].loc;
+                        self.link(from, to).transfer_seconds(edge.gigabytes)
+                    });
+                    finish[parent] + transfer
+                })
+                .fold(0.0, f64::max);
+            finish[task] =
+                start + tasks[task].estimated_runtime_seconds + tasks[task].input_seconds;
+        }
+        let machine_hours = tasks
+            .iter()
+            .map(|task| task.estimated_runtime_seconds * f64::from(task.num_nodes) / 3600.0)
+            .sum();
         Plan {
             objective: self.objective,
             tasks,
             edges,
             total_cost: compute + input_cost + edge_cost,
             total_seconds: seconds + edge_seconds,
+            finish_seconds: finish.iter().copied().fold(0.0, f64::max),
+            machine_hours,
             egress_cost: input_cost + edge_cost,
         }
     }
@@ -354,6 +449,81 @@ impl<'a> Problem<'a> {
             .sum();
         unary + pairwise
     }
+}
+
+/// Per location, the candidates an optimum may need (`candidates` sorted by own score).
+///
+/// Under the cost objective the score adds up, and everything a task's location changes for
+/// its neighbours depends on the location alone, so the best own score there is all that
+/// matters. Under the time objective the finish time is a longest path: a slower, cheaper
+/// option wins for a task off the critical path, so every candidate not beaten in both time
+/// and cost by another at the same location is kept (the Pareto front).
+fn keep_useful_per_place(candidates: Vec<Candidate>, objective: Objective) -> Vec<Candidate> {
+    let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let beaten = kept
+            .iter()
+            .filter(|other| other.loc == candidate.loc)
+            .any(|other| match objective {
+                Objective::Cost => true,
+                Objective::Time => {
+                    other.unary.primary <= candidate.unary.primary
+                        && other.unary.secondary <= candidate.unary.secondary
+                }
+            });
+        if !beaten {
+            kept.push(candidate);
+        }
+    }
+    kept
+}
+
+/// Per task its parents (with the data edge from each, if any), and an order that puts every
+/// parent before its children. The parser refuses cycles; should one get here anyway, the tasks
+/// on it are appended in index order rather than dropped.
+#[allow(clippy::type_complexity)]
+fn precedence(dag: &Dag, edges: &[Edge]) -> (Vec<Vec<(usize, Option<usize>)>>, Vec<usize>) {
+    let count = dag.tasks.len();
+    let mut parents: Vec<Vec<(usize, Option<usize>)>> = vec![Vec::new(); count];
+    for &(parent, child) in &dag.edges {
+        if parent == child || parent.0 >= count || child.0 >= count {
+            continue;
+        }
+        if parents[child.0].iter().any(|&(known, _)| known == parent.0) {
+            continue;
+        }
+        let data_edge = edges
+            .iter()
+            .position(|edge| edge.src == parent.0 && edge.dst == child.0);
+        parents[child.0].push((parent.0, data_edge));
+    }
+    let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (child, its_parents) in parents.iter().enumerate() {
+        for &(parent, _) in its_parents {
+            children[parent].push(child);
+        }
+    }
+    let mut order: Vec<usize> = (0..count).filter(|&task| waiting[task] == 0).collect();
+    let mut next = 0;
+    while next < order.len() {
+        let task = order[next];
+        next += 1;
+        for &child in &children[task] {
+            waiting[child] -= 1;
+            if waiting[child] == 0 {
+                order.push(child);
+            }
+        }
+    }
+    if order.len() < count {
+        let mut placed = vec![false; count];
+        for &task in &order {
+            placed[task] = true;
+        }
+        order.extend((0..count).filter(|&task| !placed[task]));
+    }
+    (parents, order)
 }
 
 /// Offerings (with their catalog index) a task may use for one resource option: fitting, priced

@@ -23,6 +23,7 @@
 //! whole problem goes to branch and bound with a second bound on cost, and elimination only
 //! removes candidates that are dominated on cost as well.
 
+use crate::limits::Limits;
 use crate::plan::SolveStats;
 use crate::problem::Problem;
 use crate::score::{Objective, Score};
@@ -36,40 +37,54 @@ pub(crate) fn solve(
     problem: &Problem<'_>,
     mut domains: Domains,
     stats: &mut SolveStats,
-) -> Option<(Score, Vec<usize>)> {
+    limits: &mut Limits,
+) -> Option<Solved> {
     if domains.iter().any(Vec::is_empty) {
         return None;
     }
-    let coupled_budget = match (problem.objective, problem.budget) {
-        (Objective::Time, Some(budget)) => Some(budget),
-        _ => None,
-    };
     let graph = Graph::new(problem);
-    eliminate_dominated_places(problem, &mut domains, coupled_budget.is_some());
-    eliminate_dead_ends(problem, &graph, &mut domains, coupled_budget.is_some());
+    if problem.objective == Objective::Time {
+        // The finish time is a longest path, not a sum: its own search (see `makespan`).
+        // Moving a whole place's tasks to a place no worse in time *and* cost never lengthens
+        // a path nor raises the cost, so place dominance holds with both compared.
+        eliminate_dominated_places(problem, &mut domains, true);
+        eliminate_dead_ends(problem, &graph, &mut domains, true);
+        stats.after_pruning = domains.iter().map(Vec::len).sum();
+        return crate::makespan::solve(problem, &graph, &domains, stats, limits);
+    }
+    eliminate_dominated_places(problem, &mut domains, false);
+    eliminate_dead_ends(problem, &graph, &mut domains, false);
     stats.after_pruning = domains.iter().map(Vec::len).sum();
 
     let mut assignment = vec![usize::MAX; problem.task_count()];
-    let components = match coupled_budget {
-        Some(_) => vec![(0..problem.task_count()).collect()],
-        None => graph.components(),
-    };
+    let components = graph.components();
     stats.components = components.len();
+    // What the searches left unproven: Σ (their plan − their bound), objective units.
+    let mut unproven = 0i64;
     for component in &components {
         let edge_count: usize = component
             .iter()
             .map(|&task| graph.adjacent[task].len())
             .sum::<usize>()
             / 2;
-        if coupled_budget.is_none() && edge_count + 1 == component.len() {
+        if edge_count + 1 == component.len() {
             stats.tree_components += 1;
             tree_dp(problem, &graph, &domains, component, &mut assignment);
         } else {
             stats.search_components += 1;
-            let mut search = Search::new(problem, &graph, &domains, component, coupled_budget);
-            if !search.run(stats) {
+            let order = connectivity_order(&graph, component);
+            let mut search = Search::new(
+                problem,
+                &graph,
+                &domains,
+                order,
+                None,
+                std::convert::identity,
+            );
+            if !search.run(stats, limits) {
                 return None;
             }
+            unproven += search.upper.primary - search.lower_bound().primary;
             for (position, &task) in search.order.iter().enumerate() {
                 assignment[task] = search.domains[position][search.best_assignment[position]];
             }
@@ -82,17 +97,30 @@ pub(crate) fn solve(
     {
         return None;
     }
-    Some((score, assignment))
+    Some(Solved {
+        lower_bound: score.primary - unproven,
+        score,
+        assignment,
+    })
+}
+
+/// A plan, its score, and a proven lower bound on the objective (equal to the score's
+/// objective when the search finished: the plan is then optimal).
+#[derive(Clone, Debug)]
+pub(crate) struct Solved {
+    pub(crate) score: Score,
+    pub(crate) assignment: Vec<usize>,
+    pub(crate) lower_bound: i64,
 }
 
 /// Who is connected to whom by data-carrying edges.
-struct Graph {
+pub(crate) struct Graph {
     /// Per task: (edge index, other task).
-    adjacent: Vec<Vec<(usize, usize)>>,
+    pub(crate) adjacent: Vec<Vec<(usize, usize)>>,
 }
 
 impl Graph {
-    fn new(problem: &Problem<'_>) -> Graph {
+    pub(crate) fn new(problem: &Problem<'_>) -> Graph {
         let mut adjacent = vec![Vec::new(); problem.task_count()];
         for (edge_idx, edge) in problem.edges.iter().enumerate() {
             adjacent[edge.src].push((edge_idx, edge.dst));
@@ -153,7 +181,11 @@ fn edge_between(
 /// in use in its region (of one cloud): links to every other place stay the same, and links
 /// between the two become same-zone links. So an optimum without `worse` exists. It is applied
 /// one place at a time against the current domains, so it is valid inside k-best's restrictions.
-fn eliminate_dominated_places(problem: &Problem<'_>, domains: &mut Domains, also_cost: bool) {
+pub(crate) fn eliminate_dominated_places(
+    problem: &Problem<'_>,
+    domains: &mut Domains,
+    also_cost: bool,
+) {
     let objective = problem.objective;
     let places = &problem.places;
     // For each place: the tasks that may use it, and at which candidate.
@@ -166,15 +198,17 @@ fn eliminate_dominated_places(problem: &Problem<'_>, domains: &mut Domains, also
     let no_worse = |better: usize, worse: usize, users: &[Vec<(usize, usize)>]| -> bool {
         !users[worse].is_empty()
             && users[worse].iter().all(|&(task, worse_candidate)| {
-                let Some(&(_, better_candidate)) =
-                    users[better].iter().find(|(user, _)| *user == task)
-                else {
-                    return false;
-                };
-                let better_score = problem.candidates[task][better_candidate].unary;
+                // A place may hold several candidates of one task (the time objective keeps
+                // every one not beaten in both time and cost): each needs its match.
                 let worse_score = problem.candidates[task][worse_candidate].unary;
-                better_score <= worse_score
-                    && (!also_cost || better_score.cost(objective) <= worse_score.cost(objective))
+                users[better].iter().filter(|(user, _)| *user == task).any(
+                    |&(_, better_candidate)| {
+                        let better_score = problem.candidates[task][better_candidate].unary;
+                        better_score <= worse_score
+                            && (!also_cost
+                                || better_score.cost(objective) <= worse_score.cost(objective))
+                    },
+                )
             })
     };
     loop {
@@ -286,7 +320,12 @@ fn eliminate_dead_ends(
                 continue;
             }
             // Cheap test against the best candidate by own score (domains are sorted by it).
+            // Not under the time objective, whose finish time is no sum (see `goldstein`).
             let best = domains[task][0];
+            if objective == Objective::Time {
+                changed |= full_dead_end_test(problem, graph, domains, task, also_cost);
+                continue;
+            }
             let mut slack = Score::ZERO;
             let mut slack_cost = 0i64;
             for &(edge_idx, other) in &graph.adjacent[task] {
@@ -314,35 +353,7 @@ fn eliminate_dead_ends(
             });
             changed |= domains[task].len() != before;
 
-            // Full test on what is left, against the first few rivals, where it is affordable.
-            let neighbour_values: usize = graph.adjacent[task]
-                .iter()
-                .map(|&(_, other)| domains[other].len())
-                .sum();
-            let work = domains[task].len() * FULL_TEST_RIVALS * neighbour_values;
-            if domains[task].len() >= 2
-                && domains[task].len() <= FULL_TEST_MAX_DOMAIN
-                && work <= FULL_TEST_MAX_WORK
-            {
-                let mut idx = domains[task].len();
-                while idx > 0 {
-                    idx -= 1;
-                    let candidate = domains[task][idx];
-                    let rivals: Vec<usize> = domains[task]
-                        .iter()
-                        .copied()
-                        .filter(|&rival| rival != candidate)
-                        .take(FULL_TEST_RIVALS)
-                        .collect();
-                    let dominated = rivals.iter().any(|&rival| {
-                        goldstein(problem, graph, domains, task, candidate, rival, also_cost)
-                    });
-                    if dominated {
-                        domains[task].remove(idx);
-                        changed = true;
-                    }
-                }
-            }
+            changed |= full_dead_end_test(problem, graph, domains, task, also_cost);
         }
         if !changed {
             break;
@@ -350,7 +361,54 @@ fn eliminate_dead_ends(
     }
 }
 
+/// The full test on `task`'s candidates, against the first few rivals, where it is affordable;
+/// true when a candidate went.
+fn full_dead_end_test(
+    problem: &Problem<'_>,
+    graph: &Graph,
+    domains: &mut Domains,
+    task: usize,
+    also_cost: bool,
+) -> bool {
+    let neighbour_values: usize = graph.adjacent[task]
+        .iter()
+        .map(|&(_, other)| domains[other].len())
+        .sum();
+    let work = domains[task].len() * FULL_TEST_RIVALS * neighbour_values;
+    if domains[task].len() < 2
+        || domains[task].len() > FULL_TEST_MAX_DOMAIN
+        || work > FULL_TEST_MAX_WORK
+    {
+        return false;
+    }
+    let mut changed = false;
+    let mut idx = domains[task].len();
+    while idx > 0 {
+        idx -= 1;
+        let candidate = domains[task][idx];
+        let rivals: Vec<usize> = domains[task]
+            .iter()
+            .copied()
+            .filter(|&rival| rival != candidate)
+            .take(FULL_TEST_RIVALS)
+            .collect();
+        let dominated = rivals
+            .iter()
+            .any(|&rival| goldstein(problem, graph, domains, task, candidate, rival, also_cost));
+        if dominated {
+            domains[task].remove(idx);
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Goldstein's criterion: is `candidate` never better than `rival`, whatever the neighbours do?
+///
+/// Under the time objective the finish time is a longest path, not a sum, so the criterion is
+/// taken on the cost alone and the time must be no worse term by term: the rival's own time
+/// and its transfer time to every neighbour value no longer than the candidate's. Then the swap
+/// lengthens no path and raises no cost.
 fn goldstein(
     problem: &Problem<'_>,
     graph: &Graph,
@@ -361,8 +419,12 @@ fn goldstein(
     also_cost: bool,
 ) -> bool {
     let objective = problem.objective;
+    let finish_time = objective == Objective::Time;
     let mut criterion =
         problem.candidates[task][candidate].unary - problem.candidates[task][rival].unary;
+    if finish_time && criterion.primary < 0 {
+        return false;
+    }
     let mut criterion_cost = criterion.cost(objective);
     for &(edge_idx, other) in &graph.adjacent[task] {
         let mut least = Score::MAX;
@@ -370,11 +432,17 @@ fn goldstein(
         for &theirs in &domains[other] {
             let difference = edge_between(problem, edge_idx, task, candidate, theirs)
                 - edge_between(problem, edge_idx, task, rival, theirs);
+            if finish_time && difference.primary < 0 {
+                return false;
+            }
             least = least.min(difference);
             least_cost = least_cost.min(difference.cost(objective));
         }
         criterion += least;
         criterion_cost += least_cost;
+    }
+    if finish_time {
+        return criterion_cost >= 0;
     }
     criterion >= Score::ZERO && (!also_cost || criterion_cost >= 0)
 }
@@ -456,25 +524,27 @@ fn tree_dp(
 }
 
 /// Depth-first branch and bound over one component.
-struct Search<'p> {
+pub(crate) struct Search<'p> {
     problem: &'p Problem<'p>,
     /// Tasks in search order; everything below is indexed by position in this order.
-    order: Vec<usize>,
-    domains: Vec<Vec<usize>>,
-    unary: Vec<Vec<Score>>,
+    pub(crate) order: Vec<usize>,
+    pub(crate) domains: Vec<Vec<usize>>,
+    pub(crate) unary: Vec<Vec<Score>>,
     /// Per position: (later position, matrix index, whether this position is the row side).
     later: Vec<Vec<(usize, usize, bool)>>,
     /// Edge score matrices, row = the earlier position's domain index.
     matrices: Vec<Matrix>,
     /// Per position and value: Σ over edges to later positions of that edge's cheapest value.
-    future: Vec<Vec<Score>>,
+    pub(crate) future: Vec<Vec<Score>>,
     /// Per position and value: Σ over edges to assigned positions of their exact value.
-    assigned_in: Vec<Vec<Score>>,
+    pub(crate) assigned_in: Vec<Vec<Score>>,
     current: Vec<usize>,
     best_assignment: Vec<usize>,
     upper: Score,
     budget: Option<i64>,
     nodes: u64,
+    /// The least bound of the subtrees the limits cut off (`Score::MAX`: none).
+    open_bound: Score,
 }
 
 struct Matrix {
@@ -489,14 +559,16 @@ impl Matrix {
 }
 
 impl<'p> Search<'p> {
-    fn new(
+    /// The search over the tasks of `order`, in that order. `view` maps every term's score
+    /// before use (the identity, or for the makespan search the cost alone).
+    pub(crate) fn new(
         problem: &'p Problem<'p>,
         graph: &Graph,
         domains: &Domains,
-        component: &[usize],
+        order: Vec<usize>,
         budget: Option<i64>,
+        view: fn(Score) -> Score,
     ) -> Search<'p> {
-        let order = connectivity_order(graph, component);
         let mut position = vec![usize::MAX; problem.task_count()];
         for (pos, &task) in order.iter().enumerate() {
             position[task] = pos;
@@ -509,7 +581,7 @@ impl<'p> Search<'p> {
             .map(|&task| {
                 domains[task]
                     .iter()
-                    .map(|&candidate| problem.candidates[task][candidate].unary)
+                    .map(|&candidate| view(problem.candidates[task][candidate].unary))
                     .collect()
             })
             .collect();
@@ -530,7 +602,7 @@ impl<'p> Search<'p> {
                 let mut data = Vec::with_capacity(rows.len() * cols.len());
                 for &mine in rows {
                     for &theirs in cols {
-                        data.push(edge_between(problem, edge_idx, task, mine, theirs));
+                        data.push(view(edge_between(problem, edge_idx, task, mine, theirs)));
                     }
                 }
                 let matrix = Matrix {
@@ -623,20 +695,76 @@ impl<'p> Search<'p> {
             upper: Score::MAX,
             budget,
             nodes: 0,
+            open_bound: Score::MAX,
         }
     }
 
-    /// Searches; true when a plan (within the budget) was found.
-    fn run(&mut self, stats: &mut SolveStats) -> bool {
+    /// Searches until done or `limits` are spent; true when a plan (within the budget) was
+    /// found. The best plan is then `best_assignment`, scoring `upper`, and no plan scores
+    /// less than `lower_bound()`.
+    fn run(&mut self, stats: &mut SolveStats, limits: &mut Limits) -> bool {
         let mut found = false;
         if let Some((score, start)) = self.greedy_start() {
+            let (score, improved) = self.improve_locally(start, score);
             self.upper = score;
-            self.best_assignment = start;
+            self.best_assignment = improved;
             found = true;
         }
-        found |= self.descend(0, Score::ZERO, 0);
+        let root_bound = self.remaining_bound(0).0;
+        let (offset_best, offset_bound) = (limits.report_best, limits.report_bound);
+        limits.report_best = offset_best + self.upper.primary;
+        limits.report_bound = offset_bound + root_bound.primary;
+        found |= self.descend(0, Score::ZERO, 0, limits);
+        limits.report_best = offset_best + self.upper.primary;
+        limits.report_bound = offset_bound + self.lower_bound().primary;
         stats.search_nodes += self.nodes;
         found
+    }
+
+    /// No plan scores less: the least bound of the parts of the search the limits cut off,
+    /// or the best plan when nothing was cut off.
+    pub(crate) fn lower_bound(&self) -> Score {
+        self.open_bound.min(self.upper)
+    }
+
+    /// Local search (iterated conditional modes): each task in turn moves to its best value
+    /// given where all its neighbours are, until no single move helps. A good first plan lets
+    /// the bound prune from the start, and is what a cut-off search returns at worst.
+    fn improve_locally(&self, mut values: Vec<usize>, mut total: Score) -> (Score, Vec<usize>) {
+        let n = self.order.len();
+        for _sweep in 0..LOCAL_SEARCH_SWEEPS {
+            let mut improved = false;
+            for pos in 0..n {
+                let local = |value: usize| -> Score {
+                    let mut score = self.unary[pos][value];
+                    for &(other_pos, matrix_idx, row_side) in &self.later[pos] {
+                        let matrix = &self.matrices[matrix_idx];
+                        score += if row_side {
+                            matrix.at(value, values[other_pos])
+                        } else {
+                            matrix.at(values[other_pos], value)
+                        };
+                    }
+                    score
+                };
+                let now = local(values[pos]);
+                let Some((best, value)) = (0..self.domains[pos].len())
+                    .map(|value| (local(value), value))
+                    .min()
+                else {
+                    continue;
+                };
+                if best < now {
+                    values[pos] = value;
+                    total = total - now + best;
+                    improved = true;
+                }
+            }
+            if !improved {
+                break;
+            }
+        }
+        (total, values)
     }
 
     /// A first plan for the upper bound: each task in order takes its best value given the
@@ -666,7 +794,7 @@ impl<'p> Search<'p> {
     }
 
     /// Adds (sign 1) or removes (sign -1) the effect of `pos = value` on later positions.
-    fn push_value(&mut self, pos: usize, value: usize, sign: i64) {
+    pub(crate) fn push_value(&mut self, pos: usize, value: usize, sign: i64) {
         for &(other_pos, matrix_idx, row_side) in &self.later[pos] {
             if other_pos < pos {
                 continue;
@@ -685,7 +813,7 @@ impl<'p> Search<'p> {
     }
 
     /// Lower bounds (objective and cost) on everything from `pos` on.
-    fn remaining_bound(&self, pos: usize) -> (Score, i64) {
+    pub(crate) fn remaining_bound(&self, pos: usize) -> (Score, i64) {
         let objective = self.problem.objective;
         let mut bound = Score::ZERO;
         let mut bound_cost = 0i64;
@@ -703,13 +831,26 @@ impl<'p> Search<'p> {
         (bound, bound_cost)
     }
 
-    fn descend(&mut self, pos: usize, so_far: Score, so_far_cost: i64) -> bool {
+    fn descend(
+        &mut self,
+        pos: usize,
+        so_far: Score,
+        so_far_cost: i64,
+        limits: &mut Limits,
+    ) -> bool {
         self.nodes += 1;
+        if limits.tick() {
+            // Cut off: what lies below this node is unexplored, bounded by its bound.
+            let below = so_far + self.remaining_bound(pos).0;
+            self.open_bound = self.open_bound.min(below);
+            return false;
+        }
         let objective = self.problem.objective;
         if pos == self.order.len() {
             if so_far < self.upper && self.budget.is_none_or(|budget| so_far_cost <= budget) {
                 self.upper = so_far;
                 self.best_assignment.clone_from(&self.current);
+                limits.report_best = limits.report_best.min(so_far.primary);
                 return true;
             }
             return false;
@@ -724,10 +865,21 @@ impl<'p> Search<'p> {
             .collect();
         values.sort_unstable();
         let mut found = false;
-        for (_, value) in values {
+        for (rank, &(_, value)) in values.iter().enumerate() {
             let own = self.unary[pos][value] + self.assigned_in[pos][value];
             let next = so_far + own;
             let next_cost = so_far_cost + own.cost(objective);
+            if limits.stopped {
+                // The limits ran out below: the values not tried yet are unexplored too.
+                for &(_, untried) in &values[rank..] {
+                    let own = self.unary[pos][untried] + self.assigned_in[pos][untried];
+                    self.push_value(pos, untried, 1);
+                    let below = so_far + own + self.remaining_bound(pos + 1).0;
+                    self.push_value(pos, untried, -1);
+                    self.open_bound = self.open_bound.min(below);
+                }
+                break;
+            }
             self.push_value(pos, value, 1);
             let (rest, rest_cost) = self.remaining_bound(pos + 1);
             let promising = next + rest < self.upper
@@ -736,13 +888,16 @@ impl<'p> Search<'p> {
                     .is_none_or(|budget| next_cost + rest_cost <= budget);
             if promising {
                 self.current[pos] = value;
-                found |= self.descend(pos + 1, next, next_cost);
+                found |= self.descend(pos + 1, next, next_cost, limits);
             }
             self.push_value(pos, value, -1);
         }
         found
     }
 }
+
+/// Local search sweeps over all tasks, at most.
+const LOCAL_SEARCH_SWEEPS: usize = 50;
 
 /// Sweeps of the dual coordinate ascent, at most, and the work (cell visits) it may spend.
 const DUAL_SWEEPS: usize = 60;

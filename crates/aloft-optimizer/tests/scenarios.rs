@@ -419,3 +419,49 @@ fn alternatives_are_ranked_and_distinct() {
         .collect();
     assert_eq!(considered, vec!["east", "west"]);
 }
+
+#[test]
+fn the_time_objective_is_the_dags_finish_time_not_the_sum_of_its_tasks() {
+    // `prepare` (1h) feeds two branches that run at the same time: `long` (CPU 5h or GPU 4h)
+    // and `short` (CPU 2h or GPU 1h). The DAG finishes when `long` does, so the fastest plan
+    // puts `long` on the GPU (finish 5h) and leaves `short` on the cheaper CPU: a GPU there
+    // would save an hour of task time but not a minute of the run.
+    let choice = |name: &str, cpu_hours: f64, gpu_hours: f64| {
+        let mut task = Task::new(name);
+        task.resources = ResourceChoice {
+            options: vec![
+                Resources {
+                    estimated_runtime: Some(Duration::from_hours(cpu_hours)),
+                    ..cpu()
+                },
+                Resources {
+                    estimated_runtime: Some(Duration::from_hours(gpu_hours)),
+                    ..gpu()
+                },
+            ],
+            ordered: false,
+        };
+        task
+    };
+    let mut prepare = task("prepare", cpu());
+    prepare.estimated_runtime = Some(Duration::from_hours(1.0));
+    let dag = Dag {
+        name: Some("fork".into()),
+        tasks: vec![prepare, choice("long", 5.0, 4.0), choice("short", 2.0, 1.0)],
+        edges: vec![(TaskIdx(0), TaskIdx(1)), (TaskIdx(0), TaskIdx(2))],
+        job_group: None,
+    };
+    let time = Options {
+        objective: Objective::Time,
+        ..Options::default()
+    };
+    check(
+        &dag,
+        &time,
+        &["east/e2/e2a cpu8", "west/w1 gpu1", "east/e2/e2a cpu8"],
+    );
+    let solution = plan(&dag, &time);
+    assert_eq!(solution.best.finish_seconds, 5.0 * 3600.0);
+    // Machine-hours: 1 + 4 + 2 node-hours.
+    assert_eq!(solution.best.machine_hours, 7.0);
+}
