@@ -3,9 +3,11 @@
 //! Parsing SkyPilot's CSVs (≈90k rows for GCP and Azure) takes tens of milliseconds; reading
 //! back the finished [`Catalog`] (and its warnings) in postcard form takes a few. The cache
 //! file is keyed by the catalog directory's canonical path, each `vms.csv`'s and
-//! `images.csv`'s size and modification time (or absence), this crate's version and a
-//! fingerprint of the bundled data (imports borrow its egress and carbon figures). Any change
-//! makes a new key, hence a rebuild.
+//! `images.csv`'s size and modification time (or absence), this crate's version, a
+//! fingerprint of the bundled data (imports borrow its egress and carbon figures) and the
+//! outlier policy (a catalog built under `drop` lacks offerings one built under `warn` has, and
+//! their warnings differ). Any change makes a new key, hence a rebuild. Each policy has a file
+//! of its own, so switching policies back and forth does not rebuild every time.
 //!
 //! The cache is an optimisation only: a cache that is missing, stale, corrupt or unwritable is
 //! ignored and the CSVs are read, never failing the load. It lives in `$ALOFT_CACHE_DIR` if set,
@@ -13,21 +15,24 @@
 //!
 //! File format: `ALOFTCAT` magic, a format version (u32 LE), the payload length (u64 LE), a
 //! checksum of the payload (u64 LE), then the payload: the length of a postcard-encoded
-//! [`CacheHead`] (u64 LE), the head, and the offerings as five little-endian columns.
+//! [`CacheHead`] (u64 LE), the head (with the warnings and the flagged prices), and the
+//! offerings as five little-endian columns.
 
 use crate::error::{CatalogError, CatalogWarning};
 use crate::model::{
     Catalog, Cloud, ImageRow, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone,
     ZoneId,
 };
+use crate::outliers::{OutlierPolicy, PriceOutlier};
 use crate::skypilot::cloud_files;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 const MAGIC: &[u8; 8] = b"ALOFTCAT";
-/// Bump when the payload's shape or the import rules change. 2: default images.
-const FORMAT_VERSION: u32 = 2;
+/// Bump when the payload's shape or the import rules change. 2: default images. 3: the price
+/// check (flagged prices in the head, the policy in the key).
+const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8;
 
 /// FNV-1a, 64-bit: tiny, stable across Rust versions (unlike `DefaultHasher`), good enough to
@@ -86,6 +91,7 @@ struct CacheEntry {
     key: String,
     catalog: Catalog,
     warnings: Vec<CatalogWarning>,
+    outliers: Vec<PriceOutlier>,
 }
 
 /// Everything but the offerings, postcard-encoded; the offerings follow as columns of
@@ -99,6 +105,7 @@ struct CacheHead {
     instance_types: Vec<InstanceType>,
     images: Vec<ImageRow>,
     warnings: Vec<CatalogWarning>,
+    outliers: Vec<PriceOutlier>,
     n_offerings: u64,
 }
 
@@ -117,6 +124,7 @@ fn encode(entry: &CacheEntry) -> Option<Vec<u8>> {
         instance_types: catalog.instance_types.clone(),
         images: catalog.images.clone(),
         warnings: entry.warnings.clone(),
+        outliers: entry.outliers.clone(),
         n_offerings: catalog.offerings.len() as u64,
     };
     let head = postcard::to_stdvec(&head).ok()?;
@@ -212,6 +220,7 @@ fn decode(payload: &[u8]) -> Option<CacheEntry> {
         key: head.key,
         catalog,
         warnings: head.warnings,
+        outliers: head.outliers,
     })
 }
 
@@ -226,11 +235,13 @@ pub enum CacheStatus {
     Disabled,
 }
 
-/// An imported catalog with its warnings, and where it came from.
+/// An imported catalog with its warnings and flagged prices, and where it came from.
 #[derive(Debug)]
 pub struct CachedLoad {
     pub catalog: Catalog,
     pub warnings: Vec<CatalogWarning>,
+    /// The prices the import's check flagged (see [`Catalog::import_skypilot_dir`]).
+    pub outliers: Vec<PriceOutlier>,
     pub cache: CacheStatus,
 }
 
@@ -259,46 +270,64 @@ impl Catalog {
         dir: &Path,
         cache_dir: Option<&Path>,
     ) -> Result<CachedLoad, CatalogError> {
+        Catalog::load_dir_cached_with(dir, cache_dir, OutlierPolicy::Warn)
+    }
+
+    /// [`Catalog::import_skypilot_dir`] under `policy`, through a cache in `cache_dir` (`None`:
+    /// no cache).
+    pub fn load_dir_cached_with(
+        dir: &Path,
+        cache_dir: Option<&Path>,
+        policy: OutlierPolicy,
+    ) -> Result<CachedLoad, CatalogError> {
         let Some(cache_dir) = cache_dir else {
-            let (catalog, warnings) = Catalog::from_skypilot_dir(dir)?;
+            let import = Catalog::import_skypilot_dir(dir, policy)?;
             return Ok(CachedLoad {
-                catalog,
-                warnings,
+                catalog: import.catalog,
+                warnings: import.warnings,
+                outliers: import.outliers,
                 cache: CacheStatus::Disabled,
             });
         };
-        let (canonical, key) = cache_key(dir)?;
-        // One file per catalog directory: a changed catalog overwrites its stale entry rather
-        // than piling up new ones. The full key inside decides whether the entry is current.
-        let name = format!("format={FORMAT_VERSION};dir={}", canonical.display());
+        let (canonical, key) = cache_key(dir, policy)?;
+        // One file per catalog directory and policy: a changed catalog overwrites its stale
+        // entry rather than piling up new ones. The full key inside decides whether the entry
+        // is current.
+        let name = format!(
+            "format={FORMAT_VERSION};outliers={policy};dir={}",
+            canonical.display()
+        );
         let file = cache_dir.join(format!("catalog-{:016x}.bin", fnv(name.as_bytes())));
         if let Some(entry) = read_entry(&file, &key) {
             return Ok(CachedLoad {
                 catalog: entry.catalog,
                 warnings: entry.warnings,
+                outliers: entry.outliers,
                 cache: CacheStatus::Hit(file),
             });
         }
-        let (catalog, warnings) = Catalog::from_skypilot_dir(dir)?;
+        let import = Catalog::import_skypilot_dir(dir, policy)?;
         let entry = CacheEntry {
             key,
-            catalog,
-            warnings,
+            catalog: import.catalog,
+            warnings: import.warnings,
+            outliers: import.outliers,
         };
         let written = write_entry(cache_dir, &file, &entry).is_ok();
         Ok(CachedLoad {
             catalog: entry.catalog,
             warnings: entry.warnings,
+            outliers: entry.outliers,
             cache: CacheStatus::Miss { file, written },
         })
     }
 }
 
 /// The canonical directory, and everything the import's result depends on as text.
-fn cache_key(dir: &Path) -> Result<(PathBuf, String), CatalogError> {
+fn cache_key(dir: &Path, policy: OutlierPolicy) -> Result<(PathBuf, String), CatalogError> {
     let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
     let mut key = format!(
-        "format={FORMAT_VERSION};crate={};bundled={:016x};dir={}",
+        "format={FORMAT_VERSION};crate={};bundled={:016x};outliers={policy};dir={}",
         env!("CARGO_PKG_VERSION"),
         crate::bundled::fingerprint(),
         canonical.display()

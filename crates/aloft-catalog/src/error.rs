@@ -4,6 +4,7 @@
 //! and line and the load goes on without it; only a problem with a whole source (a missing
 //! directory, a file without the required columns) is a [`CatalogError`].
 
+use crate::outliers::{OUTLIER_FACTOR, PriceKind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -104,4 +105,23 @@ pub enum RowProblem {
         internet_per_gb: f64,
         inter_region_per_gb: f64,
     },
+    #[error(
+        "price outlier kept: {instance_type} in {place}: {kind} ${price}/h is {ratio:.2}x the \
+         median ${median:.4}/h of its {n_regions} regions (the check flags more than \
+         {OUTLIER_FACTOR}x either way)"
+    )]
+    PriceOutlier {
+        instance_type: String,
+        place: String,
+        kind: PriceKind,
+        price: f64,
+        median: f64,
+        ratio: f64,
+        n_regions: usize,
+    },
+    #[error(
+        "dropped {count} price(s) more than {OUTLIER_FACTOR}x from their instance type's median \
+         regional price"
+    )]
+    PriceOutliersDropped { count: usize },
 }

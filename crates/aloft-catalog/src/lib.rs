@@ -15,7 +15,8 @@
 //! `cache` (the binary cache of imports), `merge` (combining sources, consistency checks),
 //! `lookup` (names to ids, infra to places), `query` (listings for the CLI), `images` (default
 //! machine images per region and flavor), `tpu` (which GCP TPU slices fit the model, and why the
-//! others do not).
+//! others do not), `outliers` (the import's price check: prices far from their instance type's
+//! median regional price, and what to do with them).
 
 mod builder;
 mod bundled;
@@ -27,6 +28,7 @@ mod lookup;
 mod matching;
 mod merge;
 mod model;
+mod outliers;
 mod query;
 mod skypilot;
 mod tpu;
@@ -37,5 +39,7 @@ pub use local::{LOCAL_REGION, LocalType};
 pub use lookup::{CatalogLookupError, did_you_mean};
 pub use matching::{DEFAULT_CPUS, DEFAULT_MEMORY_GIB, same_accelerator};
 pub use model::*;
+pub use outliers::{MIN_REGIONS_JUDGED, OUTLIER_FACTOR, OutlierPolicy, PriceKind, PriceOutlier};
 pub use query::{AcceleratorFilter, GpuFilter, GpuRow, GpuSummary, ListFilter, ListRow};
+pub use skypilot::SkypilotImport;
 pub use tpu::unsupported_accelerator_reason;

@@ -80,6 +80,7 @@ use crate::bundled::BundledDefaults;
 use crate::error::{CatalogError, CatalogWarning, RowProblem};
 use crate::images::flavor_of_skypilot_tag;
 use crate::model::{Catalog, Cloud, CloudId, ImageRow, Offering};
+use crate::outliers::{self, OutlierPolicy, PriceOutlier, RowSource};
 use crate::tpu;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -209,20 +210,62 @@ pub(crate) fn cloud_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, CatalogE
     })
 }
 
+/// An imported SkyPilot catalog: the catalog, what was wrong with its rows, and the prices the
+/// check flagged (module `outliers`), whatever the policy did with them.
+#[derive(Debug)]
+pub struct SkypilotImport {
+    pub catalog: Catalog,
+    pub warnings: Vec<CatalogWarning>,
+    pub outliers: Vec<PriceOutlier>,
+}
+
 impl Catalog {
-    /// Imports a SkyPilot v8 catalog directory (see the module docs for the rules). Bad rows
-    /// are returned as warnings; a missing directory or a file without the required columns is
-    /// an error.
+    /// Imports a SkyPilot v8 catalog directory (see the module docs for the rules), warning
+    /// about outlying prices ([`OutlierPolicy::Warn`]). Bad rows are returned as warnings; a
+    /// missing directory or a file without the required columns is an error.
     pub fn from_skypilot_dir(dir: &Path) -> Result<(Catalog, Vec<CatalogWarning>), CatalogError> {
+        let import = Catalog::import_skypilot_dir(dir, OutlierPolicy::Warn)?;
+        Ok((import.catalog, import.warnings))
+    }
+
+    /// [`Catalog::from_skypilot_dir`], with prices far from their instance type's regional
+    /// median handled as `policy` says.
+    pub fn import_skypilot_dir(
+        dir: &Path,
+        policy: OutlierPolicy,
+    ) -> Result<SkypilotImport, CatalogError> {
         let files = cloud_files(dir)?;
         let defaults = BundledDefaults::load();
         let mut builder = Builder::new();
         let mut warnings = Vec::new();
-        for (cloud, file) in &files {
-            import_cloud(&mut builder, &defaults, cloud, file, &mut warnings)?;
+        let mut sources = Vec::new();
+        for (file_idx, (cloud, file)) in files.iter().enumerate() {
+            let file = CloudFile {
+                cloud,
+                path: file,
+                idx: file_idx,
+            };
+            import_cloud(&mut builder, &defaults, file, &mut warnings, &mut sources)?;
         }
-        Ok((builder.finish(), warnings))
+        let mut catalog = builder.finish();
+        let paths: Vec<PathBuf> = files.into_iter().map(|(_, file)| file).collect();
+        let checked = outliers::check_import(&mut catalog, &sources, &paths, policy);
+        warnings.extend(checked.warnings);
+        Ok(SkypilotImport {
+            catalog,
+            warnings,
+            outliers: checked.outliers,
+        })
     }
+}
+
+/// A cloud's `vms.csv` being read: the cloud's name, the file's path, and its index among the
+/// import's files (what [`RowSource`] records).
+#[derive(Clone, Copy)]
+struct CloudFile<'a> {
+    cloud: &'a str,
+    path: &'a Path,
+    idx: usize,
 }
 
 /// Column indexes, found by header name.
@@ -304,10 +347,11 @@ type Hosts = HashMap<(String, String, String), HostRow>;
 fn import_cloud(
     builder: &mut Builder,
     defaults: &BundledDefaults,
-    cloud_name: &str,
-    file: &Path,
+    cloud_file: CloudFile<'_>,
     warnings: &mut Vec<CatalogWarning>,
+    sources: &mut Vec<RowSource>,
 ) -> Result<(), CatalogError> {
+    let (cloud_name, file) = (cloud_file.cloud, cloud_file.path);
     let (internet, inter_region) = defaults.egress(cloud_name).unwrap_or_else(|| {
         warnings.push(CatalogWarning {
             file: file.to_owned(),
@@ -341,7 +385,9 @@ fn import_cloud(
         cloud,
         cloud_name,
         file,
+        file_idx: cloud_file.idx,
         warnings: &mut *warnings,
+        sources: &mut *sources,
         hosts: HashMap::new(),
         gpus: Vec::new(),
     };
@@ -531,7 +577,10 @@ struct Importer<'a> {
     cloud: CloudId,
     cloud_name: &'a str,
     file: &'a Path,
+    file_idx: usize,
     warnings: &'a mut Vec<CatalogWarning>,
+    /// Where each offering of the catalog being built was read, by offering index.
+    sources: &'a mut Vec<RowSource>,
     hosts: Hosts,
     gpus: Vec<GpuRow>,
 }
@@ -625,7 +674,7 @@ impl Importer<'_> {
                     accelerator: Some((name, count)),
                     arch: None,
                 };
-                return self.offer(&spec, region, zone, price, spot_price);
+                return self.offer(&spec, region, zone, (price, spot_price), line);
             }
             self.gpus.push(GpuRow {
                 line,
@@ -673,16 +722,17 @@ impl Importer<'_> {
             accelerator,
             arch,
         };
-        self.offer(&spec, region, zone, price, spot_price)
+        self.offer(&spec, region, zone, (price, spot_price), line)
     }
 
+    /// Offers `spec` in `region` (and `zone`) at `(price, spot_price)`, read at `line`.
     fn offer(
         &mut self,
         spec: &TypeSpec<'_>,
         region: &str,
         zone: &str,
-        price: Option<f64>,
-        spot_price: Option<f64>,
+        (price, spot_price): (Option<f64>, Option<f64>),
+        line: u64,
     ) -> Result<(), RowProblem> {
         let region_id = self.builder.region(self.cloud, region);
         if self
@@ -726,6 +776,10 @@ impl Importer<'_> {
                 place,
             });
         }
+        self.sources.push(RowSource {
+            file: self.file_idx,
+            line,
+        });
         Ok(())
     }
 
@@ -773,7 +827,8 @@ impl Importer<'_> {
                 };
                 let price = sum(host.price, gpu.price);
                 let spot_price = sum(host.spot_price, gpu.spot_price);
-                if let Err(problem) = self.offer(&spec, &gpu.region, &gpu.zone, price, spot_price) {
+                let prices = (price, spot_price);
+                if let Err(problem) = self.offer(&spec, &gpu.region, &gpu.zone, prices, gpu.line) {
                     self.warn(gpu.line, problem);
                 }
             }
