@@ -26,14 +26,25 @@
 //!
 //! # Why a factor of 4
 //!
-//! Counts of rows flagged in the 2026-05-20 snapshot, as imported (docs/catalog.md has the
-//! table): regional price differences are real and reach about 2.5× on demand (Brazil, South
-//! Africa and Switzerland against the US) and 3.6× on spot (GCP's `m3` and `c3` spot prices in
-//! some regions), so factors of 2 or 3 flag hundreds of genuine prices. At 4 what is flagged is
-//! wrong on its face: Azure's `F*ams_v6` in newzealandnorth (7 on-demand and 7 spot rows,
-//! 0.10× their medians) and GCP's `tpu-v6e` placeholder at a flat $700/h (and a few GCP spot
-//! prices of TPU and GPU types). A factor of 5 would flag almost the same rows; 4 leaves more
-//! room for the next snapshot's errors, which need not all be tenfold.
+//! Prices flagged in the 2026-05-20 snapshot, as imported, by factor (on-demand + spot):
+//!
+//! | factor | AWS (excerpt) | GCP | Azure |
+//! |---|---|---|---|
+//! | 2 | 0 + 27 | 52 + 1685 | 66 + 467 |
+//! | 3 | 0 + 10 | 9 + 177 | 31 + 49 |
+//! | **4** | 0 + 7 | 9 + 15 | 7 + 7 |
+//! | 5 | 0 + 3 | 9 + 12 | 7 + 7 |
+//! | 10 | 0 + 0 | 9 + 12 | 0 + 0 |
+//!
+//! Regional differences are real and large: Azure's on-demand prices reach 2.4× their median
+//! (brazilsoutheast) and 0.27× (the `M416ds_8_v3` in four regions), GCP's spot prices 0.26×
+//! (every `e2` in us-west4) and 3.6× (`m3` in three US regions). Factors of 2 or 3 flag those
+//! by the hundred. At 4, what is flagged is wrong on its face, or at least worth a look: Azure's
+//! seven `F*ams_v6` sizes in newzealandnorth (0.10×, on demand and spot), GCP's `tpu-v6e`
+//! placeholder at a flat $700/h (and `tpu-v6e` spot in asia-southeast1 at 0.21×), and AWS p3
+//! spot prices in four regions as high as on demand (4.1-5.8×). A factor of 10 would miss the
+//! Azure rows (0.104×); 4 leaves room for the next snapshot's errors, which need not all be
+//! tenfold. docs/catalog.md has the same table.
 
 use crate::error::{CatalogWarning, RowProblem};
 use crate::model::Catalog;
@@ -305,11 +316,13 @@ pub(crate) fn check_import(
 }
 
 impl PriceOutlier {
-    /// The instance type as a user names it: `n1-standard-8 with T4:1` for GCP's combinations.
+    /// The instance type with its accelerators, as a warning names it: `p3.2xlarge (V100:1)`,
+    /// `n1-standard-8 (T4:1)` (GCP's host + GPU combinations share the host's name), and
+    /// `tpu-v6e-1` alone (a TPU slice is named after itself).
     pub fn described_type(&self) -> String {
         match (&self.accelerator_name, self.accelerator_count) {
             (Some(name), Some(count)) if *name != self.instance_type => {
-                format!("{} with {name}:{count}", self.instance_type)
+                format!("{} ({name}:{count})", self.instance_type)
             }
             _ => self.instance_type.clone(),
         }

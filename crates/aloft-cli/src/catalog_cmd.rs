@@ -1,13 +1,15 @@
-//! `aloft catalog`: list instance types with prices, and a GPU view (`aloft catalog gpus`).
+//! `aloft catalog`: list instance types with prices, a GPU view (`aloft catalog gpus`), and the
+//! prices an imported catalog's check flagged (`aloft catalog --check`).
 //!
 //! The command is a thin view over `aloft_catalog`'s queries ([`Catalog::list`],
 //! [`Catalog::gpus`], [`Catalog::gpu_summary`]), which match requirements with the same
-//! predicate as the optimizer. [`load_catalog`] is also how `aloft launch` gets its catalog.
+//! predicate as the optimizer. [`load_catalog`] is also how `aloft launch` gets its catalog, so
+//! `--catalog` and `--catalog-outliers` mean the same to every command.
 
 use crate::output::{OutputFormat, new_table, number, table_text};
 use aloft_catalog::{
     AcceleratorFilter, Catalog, CatalogWarning, GpuFilter, GpuRow, GpuSummary, ListFilter, ListRow,
-    did_you_mean,
+    OUTLIER_FACTOR, OutlierPolicy, PriceOutlier, RowProblem, did_you_mean,
 };
 use aloft_types::Amount;
 use anyhow::{Result, bail};
@@ -25,10 +27,16 @@ const SHOWN_WARNINGS: usize = 5;
     aloft catalog --gpus V100 --spot\n  \
     aloft catalog --cloud gcp --region us-central1 --instance-type n2-\n  \
     aloft catalog gpus\n  \
-    aloft catalog gpus A100:8 --catalog ../shared/catalogs/skypilot-v8")]
+    aloft catalog gpus A100:8 --catalog ../shared/catalogs/skypilot-v8\n  \
+    aloft catalog --check --catalog ../shared/catalogs/skypilot-v8")]
 pub struct CatalogArgs {
     #[command(subcommand)]
     pub view: Option<CatalogView>,
+
+    /// List the imported catalog's prices that are far from their instance type's median
+    /// regional price (file:line, price, median, ratio) instead of instance types.
+    #[arg(long)]
+    pub check: bool,
 
     /// vCPUs: `8` for exactly 8, `8+` for at least 8.
     #[arg(long, value_parser = parse_amount)]
@@ -77,13 +85,31 @@ pub struct CommonArgs {
     pub all: bool,
 }
 
-/// Where the catalog comes from: `--catalog DIR` (or `ALOFT_CATALOG`) over the bundled one.
-/// Flatten this into any command that needs a catalog, then call [`load_catalog`].
+/// Where the catalog comes from: `--catalog DIR` (or `ALOFT_CATALOG`) over the bundled one, and
+/// what its import does with outlying prices. Flatten this into any command that needs a
+/// catalog, then call [`load_catalog`].
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct CatalogSource {
     /// A SkyPilot-format (v8) catalog directory whose clouds replace the bundled ones.
     #[arg(long, value_name = "DIR", env = "ALOFT_CATALOG", global = true)]
     pub catalog: Option<PathBuf>,
+
+    /// What the import does with a price more than 4x from its instance type's median regional
+    /// price: `warn` (keep it, say so with file:line), `drop` (remove it) or `keep` (silently).
+    #[arg(
+        long,
+        value_name = "keep|drop|warn",
+        env = "ALOFT_CATALOG_OUTLIERS",
+        global = true,
+        default_value = "warn",
+        value_parser = parse_outlier_policy
+    )]
+    pub catalog_outliers: OutlierPolicy,
+}
+
+fn parse_outlier_policy(text: &str) -> Result<OutlierPolicy, String> {
+    OutlierPolicy::parse(text)
+        .ok_or_else(|| format!("`{text}` is not an outlier policy; expected keep, drop or warn"))
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -104,22 +130,52 @@ fn parse_amount(text: &str) -> Result<Amount, String> {
     Amount::parse(text).map_err(|err| err.to_string())
 }
 
-/// The bundled catalog, with the SkyPilot-format catalog in `dir` (if any) merged over it
-/// through the on-disk cache. Import warnings go to stderr, a few lines plus a count.
-pub fn load_catalog(dir: Option<&Path>) -> Result<Catalog> {
+/// The bundled catalog, with the SkyPilot-format catalog `source` names (if any) imported
+/// under its outlier policy and merged over it, through the on-disk cache. Import warnings go
+/// to stderr, a few lines plus a count.
+pub fn load_catalog(source: &CatalogSource) -> Result<Catalog> {
     let mut catalog = Catalog::bundled();
-    if let Some(dir) = dir {
-        let (imported, warnings) = Catalog::load_dir_cached(dir)?;
-        print_warnings(dir, &warnings);
-        catalog.merge(imported);
+    if let Some(dir) = &source.catalog {
+        let load = import(dir, source.catalog_outliers)?;
+        print_warnings(dir, &load.warnings);
+        catalog.merge(load.catalog);
     }
     Ok(catalog)
 }
 
+fn import(dir: &Path, policy: OutlierPolicy) -> Result<aloft_catalog::CachedLoad> {
+    let cache_dir = aloft_catalog::default_cache_dir();
+    Ok(Catalog::load_dir_cached_with(
+        dir,
+        cache_dir.as_deref(),
+        policy,
+    )?)
+}
+
 fn print_warnings(dir: &Path, warnings: &[CatalogWarning]) {
-    for line in warning_lines(dir, warnings) {
+    let (ordered, outliers) = outliers_first(warnings);
+    for line in warning_lines(dir, &ordered) {
         eprintln!("{line}");
     }
+    if outliers > 0 {
+        eprintln!(
+            "hint: `aloft catalog --check` lists the {outliers} outlying price(s); \
+             `--catalog-outliers drop` (or ALOFT_CATALOG_OUTLIERS=drop) removes them, `keep` \
+             keeps them silently"
+        );
+    }
+}
+
+/// The import's warnings with the outlying prices first (they change what the planner picks,
+/// while a skipped row only narrows the choice), and how many of those there are.
+fn outliers_first(warnings: &[CatalogWarning]) -> (Vec<CatalogWarning>, usize) {
+    let (mut ordered, others): (Vec<CatalogWarning>, Vec<CatalogWarning>) = warnings
+        .iter()
+        .cloned()
+        .partition(|warning| matches!(warning.problem, RowProblem::PriceOutlier { .. }));
+    let outliers = ordered.len();
+    ordered.extend(others);
+    (ordered, outliers)
 }
 
 /// The first few warnings, then a count of the rest.
@@ -141,6 +197,9 @@ fn warning_lines(dir: &Path, warnings: &[CatalogWarning]) -> Vec<String> {
 }
 
 pub fn run(args: CatalogArgs) -> Result<ExitCode> {
+    if args.check {
+        return check(&args);
+    }
     if args.view.is_some() {
         let list_only = [
             ("--cpus", args.cpus.is_some()),
@@ -154,7 +213,7 @@ pub fn run(args: CatalogArgs) -> Result<ExitCode> {
         }
     }
     let common = &args.common;
-    let catalog = load_catalog(common.source.catalog.as_deref())?;
+    let catalog = load_catalog(&common.source)?;
     check_place(&catalog, common.cloud.as_deref(), common.region.as_deref())?;
     match &args.view {
         None => {
@@ -201,6 +260,97 @@ pub fn run(args: CatalogArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `aloft catalog --check`: the imported catalog's flagged prices, as a table or JSON. The other
+/// import warnings still go to stderr; the outlier warnings do not (the table says it all).
+fn check(args: &CatalogArgs) -> Result<ExitCode> {
+    let common = &args.common;
+    let other_flags = [
+        ("`aloft catalog gpus`", args.view.is_some()),
+        ("--cpus", args.cpus.is_some()),
+        ("--memory", args.memory.is_some()),
+        ("--gpus", args.gpus.is_some()),
+        ("--spot", args.spot),
+        ("--instance-type", args.instance_type.is_some()),
+        ("--cloud", common.cloud.is_some()),
+        ("--region", common.region.is_some()),
+    ];
+    if let Some((flag, _)) = other_flags.iter().find(|(_, given)| *given) {
+        bail!("--check lists every flagged price of the imported catalog; {flag} does not apply");
+    }
+    let Some(dir) = &common.source.catalog else {
+        bail!(
+            "--check judges the prices of an imported catalog: give --catalog DIR (or set \
+             ALOFT_CATALOG)"
+        );
+    };
+    let load = import(dir, common.source.catalog_outliers)?;
+    let others: Vec<CatalogWarning> = load
+        .warnings
+        .iter()
+        .filter(|warning| !matches!(warning.problem, RowProblem::PriceOutlier { .. }))
+        .cloned()
+        .collect();
+    for line in warning_lines(dir, &others) {
+        eprintln!("{line}");
+    }
+    match common.output {
+        OutputFormat::Json => print_json(&load.outliers)?,
+        OutputFormat::Table => show(render_outliers(&load.outliers)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The flagged prices table (every row: a report to act on, a few dozen rows on the real
+/// snapshot) and a summary line; `Err` is the message for none.
+fn render_outliers(outliers: &[PriceOutlier]) -> Result<String, String> {
+    if outliers.is_empty() {
+        return Err(format!(
+            "No price is more than {OUTLIER_FACTOR}x from its instance type's median regional \
+             price."
+        ));
+    }
+    let mut table = new_table(&[
+        "ROW",
+        "CLOUD",
+        "INSTANCE TYPE",
+        "ACCELERATORS",
+        "PLACE",
+        "KIND",
+        "$/h",
+        "MEDIAN $/h",
+        "RATIO",
+        "REGIONS",
+        "IMPORT",
+    ]);
+    for outlier in outliers {
+        table.add_row(vec![
+            format!("{}:{}", outlier.file.display(), outlier.line),
+            outlier.cloud.clone(),
+            outlier.instance_type.clone(),
+            accelerator_label(
+                outlier.accelerator_name.as_deref(),
+                outlier.accelerator_count,
+            ),
+            outlier.place(),
+            outlier.kind.to_string(),
+            format!("${}", outlier.price),
+            format!("${:.4}", outlier.median),
+            format!("{:.2}x", outlier.ratio),
+            outlier.n_regions.to_string(),
+            if outlier.dropped { "dropped" } else { "kept" }.to_owned(),
+        ]);
+    }
+    let mut text = table_text(&table);
+    let count = outliers.len();
+    text.push_str(&format!(
+        "\n{count} price{} flagged (more than {OUTLIER_FACTOR}x from its instance type's median \
+         regional price, on-demand and spot judged apart, types offered in {} or more regions).\n",
+        if count == 1 { "" } else { "s" },
+        aloft_catalog::MIN_REGIONS_JUDGED,
+    ));
+    Ok(text)
 }
 
 /// Unknown `--cloud` / `--region` values are mistakes worth an error, not an empty table.
@@ -663,6 +813,57 @@ mod tests {
             "warning: ... and 3 more (8 warnings in all while importing cat)"
         );
         assert_eq!(warning_lines(Path::new("cat"), &warnings[..2]).len(), 2);
+    }
+
+    #[test]
+    fn outlying_prices_are_warned_about_before_skipped_rows() {
+        let skipped = |line| CatalogWarning {
+            file: PathBuf::from("cat/gcp/vms.csv"),
+            line: Some(line),
+            problem: RowProblem::MissingField {
+                column: "Region".to_owned(),
+            },
+        };
+        let outlier = CatalogWarning {
+            file: PathBuf::from("cat/azure/vms.csv"),
+            line: Some(47586),
+            problem: RowProblem::PriceOutlier {
+                instance_type: "Standard_F8ams_v6".to_owned(),
+                place: "newzealandnorth".to_owned(),
+                kind: aloft_catalog::PriceKind::OnDemand,
+                price: 0.0898,
+                median: 0.865,
+                ratio: 0.0898 / 0.865,
+                n_regions: 58,
+            },
+        };
+        let mut warnings: Vec<CatalogWarning> = (2..10).map(skipped).collect();
+        warnings.push(outlier.clone());
+        let (ordered, outliers) = outliers_first(&warnings);
+        assert_eq!(outliers, 1);
+        assert_eq!(ordered[0], outlier);
+        assert_eq!(ordered[1..], warnings[..8]);
+        let lines = warning_lines(Path::new("cat"), &ordered);
+        assert_eq!(
+            lines[0],
+            "warning: cat/azure/vms.csv:47586: price outlier kept: Standard_F8ams_v6 in \
+             newzealandnorth: on-demand $0.0898/h is 0.10x the median $0.8650/h of its 58 \
+             regions (the check flags more than 4x either way)"
+        );
+    }
+
+    #[test]
+    fn parses_the_outlier_policy() {
+        assert_eq!(
+            parse(&[]).unwrap().common.source.catalog_outliers,
+            OutlierPolicy::Warn
+        );
+        let args = parse(&["gpus", "--catalog-outliers", "drop"]).unwrap();
+        assert_eq!(args.common.source.catalog_outliers, OutlierPolicy::Drop);
+        let err = parse(&["--catalog-outliers", "ignore"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected keep, drop or warn"), "{err}");
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let offers = crate::catalog_cmd::load_catalog(args.source.catalog.as_deref())?;
+    let offers = crate::catalog_cmd::load_catalog(&args.source)?;
     runtime()?.block_on(async move {
         let (catalog, clouds) = clouds::launchable(&home, offers).await?;
         let store = open_store(&home).await?;
@@ -385,7 +385,7 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
             );
         }
         // The same rule as launch: the task must fit the cluster as it is.
-        let offers = crate::catalog_cmd::load_catalog(None)?;
+        let offers = crate::catalog_cmd::load_catalog(&crate::catalog_cmd::CatalogSource::default())?;
         let (catalog, _) = clouds::launchable(&home, offers).await?;
         check_fits(&catalog, &task, &existing.record)?;
         if !health.lost.is_empty() && task.num_nodes > health.running.len() as u32 {
@@ -467,7 +467,8 @@ fn set_power(args: ClusterArgs, status: ClusterStatus) -> Result<ExitCode> {
             record.status = status;
             existing.store.cluster_update(&record).await?
         } else {
-            let offers = crate::catalog_cmd::load_catalog(None)?;
+            let offers =
+                crate::catalog_cmd::load_catalog(&crate::catalog_cmd::CatalogSource::default())?;
             let (catalog, clouds) = clouds::launchable(&home, offers).await?;
             let request = LaunchRequest {
                 task,

@@ -125,7 +125,7 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
     // The launch merges `--env`/`--secret` and fills variables per task (cluster_cmd); a dry
     // run does the same, so it refuses what the launch would and plans the same tasks.
     let dag = with_launch_values(&args, dag)?;
-    let catalog = crate::catalog_cmd::load_catalog(args.source.catalog.as_deref())?;
+    let catalog = crate::catalog_cmd::load_catalog(&args.source)?;
     let solution = aloft_optimizer::optimize(&dag, &catalog, &options)
         .with_context(|| format!("no plan for {}", args.task.display()))?;
     match args.output {
