@@ -394,12 +394,7 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
                 task.num_nodes,
                 args.cluster,
                 health.running.len(),
-                health
-                    .lost
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                aloft_ops::launch::node_list(&health.lost),
                 args.cluster
             );
         }

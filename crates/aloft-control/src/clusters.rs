@@ -163,16 +163,43 @@ pub fn check_fits(catalog: &Catalog, task: &Task, record: &Cluster) -> Result<()
             record.num_nodes
         );
     }
+    if let Fit::Nothing = fitting_option(catalog, task, record) {
+        bail!(
+            "the task's resources do not fit cluster `{}` ({} x {} in {}/{}): launch it on a new cluster (another -c NAME), or ask for what the cluster has",
+            record.name,
+            record.num_nodes,
+            record.instance_type,
+            record.cloud,
+            record.region
+        );
+    }
+    Ok(())
+}
+
+/// Which of a task's resource options a recorded cluster satisfies.
+#[derive(Debug, Clone, Copy)]
+pub enum Fit<'t> {
+    /// The first option the cluster satisfies.
+    Option(&'t aloft_types::Resources),
+    /// The catalog does not know the cluster's instance type: nothing can be judged.
+    UnknownType,
+    /// No option fits.
+    Nothing,
+}
+
+/// The first of the task's options that the recorded cluster satisfies: the catalog admits its
+/// instance type (an option that asks for no size fits any machine: the planner's default size
+/// is for choosing a new one, not for judging one that exists), on its cloud, in its region and
+/// zone where the option names them.
+pub fn fitting_option<'t>(catalog: &Catalog, task: &'t Task, record: &Cluster) -> Fit<'t> {
     let Some(instance_type) = catalog
         .instance_types
         .iter()
         .find(|ty| ty.name == record.instance_type && catalog.cloud(ty.cloud).name == record.cloud)
     else {
-        return Ok(());
+        return Fit::UnknownType;
     };
-    let fits = task.resources.options.iter().any(|option| {
-        // An option that asks for no size fits any machine (the planner's default size is for
-        // choosing a new one, not for judging one that exists).
+    let fits = |option: &aloft_types::Resources| {
         let sized = option.cpus.is_some()
             || option.memory.is_some()
             || option.accelerator.is_some()
@@ -196,16 +223,9 @@ pub fn check_fits(catalog: &Catalog, task: &Task, record: &Cluster) -> Result<()
                 .zone
                 .as_ref()
                 .is_none_or(|zone| record.zone.as_ref() == Some(zone))
-    });
-    if !fits {
-        bail!(
-            "the task's resources do not fit cluster `{}` ({} x {} in {}/{}): launch it on a new cluster (another -c NAME), or ask for what the cluster has",
-            record.name,
-            record.num_nodes,
-            record.instance_type,
-            record.cloud,
-            record.region
-        );
+    };
+    match task.resources.options.iter().find(|option| fits(option)) {
+        Some(option) => Fit::Option(option),
+        None => Fit::Nothing,
     }
-    Ok(())
 }

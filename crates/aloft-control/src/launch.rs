@@ -8,11 +8,13 @@
 //! launch made ([`LaunchContext::pre_existing`]).
 
 use crate::Progress;
-use crate::clusters::{Health, check_fits, open_cluster};
+use crate::clusters::{Fit, Health, check_fits, fitting_option, open_cluster};
 use crate::registry::CloudAccess;
 use aloft_catalog::Catalog;
 use aloft_ops::Outcome;
-use aloft_ops::launch::{FailoverError, LaunchContext, launch_saga, launch_with_failover};
+use aloft_ops::launch::{
+    FailoverError, LaunchContext, launch_saga, launch_with_failover, node_list,
+};
 use aloft_ops::owner;
 use aloft_optimizer::Placement;
 use aloft_provision::{ClusterName, InstanceInfo, Provider};
@@ -82,9 +84,7 @@ pub async fn bring_up(
 /// Refuses to act on a cluster while an operation on it is owned by a live process (another
 /// aloft command): an operation in progress belongs to its owner.
 pub async fn check_not_busy(store: &Store, cluster: &str) -> Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let now = crate::unix_now();
     for operation in store.operation_list_unfinished().await? {
         if operation.cluster == cluster
             && owner::is_alive(operation.owner.as_deref(), operation.heartbeat_at, now)
@@ -141,7 +141,7 @@ async fn relaunch(
         progress(&format!(
             "`{}` lost node(s) {}; making them anew",
             record.name,
-            join(&health.lost)
+            node_list(&health.lost)
         ));
         how = HowLaunched::Repaired {
             nodes: health.lost.clone(),
@@ -152,7 +152,7 @@ async fn relaunch(
     // The nodes it has are never touched by this launch's undo.
     context.pre_existing = health.running.clone();
     // The ports the task asks for, and, for nodes made anew, what the cluster was made with.
-    if let Some(option) = fitting_option(request.catalog, &request.task, &record) {
+    if let Fit::Option(option) = fitting_option(request.catalog, &request.task, &record) {
         context.ports = option.ports.clone();
     }
     if let Ok(original) = serde_json::from_value::<aloft_types::Resources>(record.resources.clone())
@@ -169,7 +169,7 @@ async fn relaunch(
         Outcome::Unwound { error, .. } => bail!(
             "launch on `{}` failed and was undone (its nodes {} are kept): {error}",
             record.name,
-            join(&context.pre_existing)
+            node_list(&context.pre_existing)
         ),
         Outcome::Failed { error, .. } => bail!(
             "launch on `{}` failed and could not be fully undone (see `aloft status --refresh`): {error}",
@@ -186,24 +186,6 @@ async fn relaunch(
         placement: None,
         how,
         record,
-    })
-}
-
-/// The first of the task's options that the recorded cluster satisfies.
-fn fitting_option<'t>(
-    catalog: &Catalog,
-    task: &'t Task,
-    record: &Cluster,
-) -> Option<&'t aloft_types::Resources> {
-    let instance_type = catalog.instance_types.iter().find(|ty| {
-        ty.name == record.instance_type && catalog.cloud(ty.cloud).name == record.cloud
-    })?;
-    task.resources.options.iter().find(|option| {
-        catalog.admits(instance_type, option)
-            || (option.cpus.is_none()
-                && option.memory.is_none()
-                && option.accelerator.is_none()
-                && option.instance_type.is_none())
     })
 }
 
@@ -335,9 +317,7 @@ async fn record_new_cluster(
     task: &Task,
     placement: &Placement,
 ) -> Result<Cluster> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let now = crate::unix_now();
     let resources = serde_json::to_value(&task.resources.options[placement.option_index])?;
     let record = Cluster {
         name: context.cluster.as_str().to_owned(),
@@ -398,11 +378,6 @@ fn enabled_names(clouds: &HashMap<String, CloudAccess>) -> String {
     let mut names: Vec<&str> = clouds.keys().map(String::as_str).collect();
     names.sort_unstable();
     names.join(", ")
-}
-
-fn join(indices: &[u32]) -> String {
-    let texts: Vec<String> = indices.iter().map(u32::to_string).collect();
-    texts.join(", ")
 }
 
 /// Holds providers for the commands that made them.

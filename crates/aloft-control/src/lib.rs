@@ -61,6 +61,13 @@ fn current_uid() -> u32 {
     std::fs::metadata("/proc/self").map_or(u32::MAX, |metadata| metadata.uid())
 }
 
+/// Now, in unix seconds (the store's and the owners' leases' unit).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
 /// The state database under `home`.
 pub async fn open_store(home: &Path) -> anyhow::Result<aloft_store::Store> {
     Ok(aloft_store::Store::open(&home.join("state.db")).await?)

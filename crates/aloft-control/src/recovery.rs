@@ -8,8 +8,8 @@
 //! Recovery never fails the caller's command: what cannot be recovered now (the local cloud needs
 //! root, a cloud cannot be reached) is reported and left for a later command.
 
-use crate::Progress;
 use crate::clusters::base_context;
+use crate::{Progress, unix_now};
 use aloft_ops::launch::{LaunchParams, launch_saga};
 use aloft_ops::owner;
 use aloft_provision::ClusterName;
@@ -38,23 +38,51 @@ pub async fn recover_abandoned(
     cluster: Option<&str>,
     progress: &Progress,
 ) -> Vec<Recovered> {
+    let now = unix_now();
+    undo_where(home, store, cluster.unwrap_or("*"), progress, |operation| {
+        cluster.is_none_or(|name| name == operation.cluster)
+            && !owner::is_alive(operation.owner.as_deref(), operation.heartbeat_at, now)
+    })
+    .await
+}
+
+/// Undoes this process's own unfinished operations on `cluster`: a signal cut them short, and
+/// the process undoes them before it exits.
+pub async fn undo_own_operations(
+    home: &Path,
+    store: &Store,
+    cluster: &str,
+    progress: &Progress,
+) -> Vec<Recovered> {
+    let me = owner::this_process();
+    undo_where(home, store, cluster, progress, |operation| {
+        operation.cluster == cluster && operation.owner.as_deref() == Some(me.as_str())
+    })
+    .await
+}
+
+/// Claims and undoes each unfinished launch `wanted` picks; `scope` names the clusters looked
+/// at, for a failure to list them.
+async fn undo_where(
+    home: &Path,
+    store: &Store,
+    scope: &str,
+    progress: &Progress,
+    wanted: impl Fn(&Operation) -> bool,
+) -> Vec<Recovered> {
     let unfinished = match store.operation_list_unfinished().await {
         Ok(unfinished) => unfinished,
         Err(err) => {
             return vec![Recovered::Left {
                 operation: "*".to_owned(),
-                cluster: cluster.unwrap_or("*").to_owned(),
+                cluster: scope.to_owned(),
                 reason: format!("{:#}", anyhow::Error::new(err)),
             }];
         }
     };
-    let now = unix_now();
     let mut results = Vec::new();
     for operation in unfinished {
-        if cluster.is_some_and(|name| name != operation.cluster)
-            || operation.kind != OperationKind::Launch
-            || owner::is_alive(operation.owner.as_deref(), operation.heartbeat_at, now)
-        {
+        if operation.kind != OperationKind::Launch || !wanted(&operation) {
             continue;
         }
         let (id, name) = (operation.id.clone(), operation.cluster.clone());
@@ -157,52 +185,4 @@ fn params_of(operation: &Operation) -> Option<LaunchParams> {
         ports: Vec::new(),
         pre_existing: Vec::new(),
     })
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64)
-}
-
-/// Undoes this process's own unfinished operations on `cluster`: a signal cut them short, and
-/// the process undoes them before it exits.
-pub async fn undo_own_operations(
-    home: &Path,
-    store: &Store,
-    cluster: &str,
-    progress: &Progress,
-) -> Vec<Recovered> {
-    let me = owner::this_process();
-    let mine: Vec<Operation> = match store.operation_list_unfinished().await {
-        Ok(unfinished) => unfinished
-            .into_iter()
-            .filter(|operation| {
-                operation.cluster == cluster && operation.owner.as_deref() == Some(me.as_str())
-            })
-            .collect(),
-        Err(err) => {
-            return vec![Recovered::Left {
-                operation: "*".to_owned(),
-                cluster: cluster.to_owned(),
-                reason: format!("{:#}", anyhow::Error::new(err)),
-            }];
-        }
-    };
-    let mut results = Vec::new();
-    for operation in mine {
-        let (id, name) = (operation.id.clone(), operation.cluster.clone());
-        match recover_one(home, store, operation, progress).await {
-            Ok(_) => results.push(Recovered::Undone {
-                operation: id,
-                cluster: name,
-            }),
-            Err(err) => results.push(Recovered::Left {
-                operation: id,
-                cluster: name,
-                reason: format!("{err:#}"),
-            }),
-        }
-    }
-    results
 }

@@ -306,7 +306,7 @@ impl Step<LaunchContext> for CreateInstances {
         if !replace.is_empty() {
             (context.progress)(&format!(
                 "Replacing node(s) {} of {} (not running)",
-                join(&replace),
+                node_list(&replace),
                 context.cluster.as_str()
             ));
             context
@@ -401,9 +401,9 @@ impl Step<LaunchContext> for CreateInstances {
         }
         (context.progress)(&format!(
             "Terminating node(s) {} of {} (made by this launch; nodes {} are kept)",
-            join(&made),
+            node_list(&made),
             context.cluster.as_str(),
-            join(&context.pre_existing)
+            node_list(&context.pre_existing)
         ));
         context
             .provider
@@ -425,7 +425,8 @@ fn runs(indices: &[u32]) -> Vec<(u32, u32)> {
     runs
 }
 
-fn join(indices: &[u32]) -> String {
+/// Node indices for messages: `0, 2, 3`.
+pub fn node_list(indices: &[u32]) -> String {
     let texts: Vec<String> = indices.iter().map(u32::to_string).collect();
     texts.join(", ")
 }
