@@ -6,97 +6,20 @@
 //! would). Needs root; elsewhere the test prints a note and passes. A guard runs `aloft local
 //! cleanup` afterwards, even when the test fails.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+use support::{Cloud, Family, text};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A private local cloud for one test.
-struct Cloud {
-    home: PathBuf,
-    prefix: String,
-    bridge: String,
-    subnet: String,
-}
-
-impl Cloud {
-    /// `None` (with a note) when not root, or without Podman, outside CI.
-    fn new(tag: u32) -> Option<Cloud> {
-        let podman = Command::new("podman").arg("--version").output().is_ok();
-        if !is_root() || !podman {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must run the container tests as root with podman installed"
-            );
-            eprintln!("note: not root or no podman; skipping the container end-to-end test");
-            return None;
-        }
-        let pid = std::process::id();
-        let prefix = format!("k{}{tag}", pid % 100_000);
-        let slot = 40_000 + (pid % 8_000) * 2 + tag;
-        let cloud = Cloud {
-            home: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("home-{prefix}")),
-            bridge: format!("{prefix}br"),
-            subnet: format!("10.{}.{}.0/24", slot >> 8, slot & 0xff),
-            prefix,
-        };
-        let _ = std::fs::remove_dir_all(&cloud.home);
-        std::fs::create_dir_all(&cloud.home).unwrap();
-        Some(cloud)
-    }
-
-    fn aloft(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_aloft"))
-            .args(args)
-            .current_dir(workspace())
-            .env("ALOFT_HOME", &self.home)
-            .env("ALOFT_LOCAL_PREFIX", &self.prefix)
-            .env("ALOFT_LOCAL_BRIDGE", &self.bridge)
-            .env("ALOFT_LOCAL_SUBNET", &self.subnet)
-            .output()
-            .expect("aloft runs")
-    }
-
-    fn namespaces(&self) -> Vec<String> {
-        let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| line.split_whitespace().next())
-            .filter(|name| name.starts_with(&format!("{}-", self.prefix)))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Cloud {
-    fn drop(&mut self) {
-        for _attempt in 0..3 {
-            let output = self.aloft(&["local", "cleanup"]);
-            if output.status.success() && self.namespaces().is_empty() {
-                break;
-            }
-            eprintln!(
-                "cleanup of {} did not finish: {}",
-                self.prefix,
-                text(&output.stderr)
-            );
-        }
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
+/// This file's clouds: prefixes `k…`, subnets from 10.156.64.0/24 on.
+const FAMILY: Family = Family {
+    letter: 'k',
+    slot_base: 40_000,
+    pid_span: 8_000,
+    needs_podman: true,
+    what: "container end-to-end test",
+};
 
 /// A root file system tarball with bash, a few tools, their libraries, and an
 /// `/etc/os-release` and marker file found only in the image.
@@ -158,7 +81,9 @@ fn tiny_image_tarball(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_docker_image_task_runs_setup_and_run_inside_the_container_on_every_node() {
-    let Some(cloud) = Cloud::new(0) else { return };
+    let Some(cloud) = Cloud::new(FAMILY, 0) else {
+        return;
+    };
     let image = format!("localhost/aloft-tiny-{}:1", cloud.prefix);
     let tarball = tiny_image_tarball(&cloud.home);
     // A plain cluster first: the image is then put on each of its nodes, as a machine image

@@ -3,120 +3,39 @@
 //! note and pass. Each test uses its own ALOFT_HOME, name prefix, bridge and subnet, and a guard
 //! runs `aloft local cleanup` afterwards, even when the test fails.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use support::{Cloud, Family, text};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// This file's clouds: prefixes `e…`, subnets from 10.64.0.0/24 on.
+const FAMILY: Family = Family {
+    letter: 'e',
+    slot_base: 16_384,
+    pid_span: 8_000,
+    needs_podman: false,
+    what: "local cloud end-to-end tests",
+};
+
+/// A private local cloud for one test (see `support`).
+fn new_cloud(tag: u32) -> Option<Cloud> {
+    Cloud::new(FAMILY, tag)
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-/// A private local cloud for one test.
-struct Cloud {
-    home: PathBuf,
-    prefix: String,
-    bridge: String,
-    subnet: String,
-}
-
-impl Cloud {
-    /// `None` (with a note) when not root outside CI.
-    fn new(tag: u32) -> Option<Cloud> {
-        if !is_root() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must run the local cloud tests as root"
-            );
-            eprintln!("note: not root; skipping the local cloud end-to-end test");
-            return None;
-        }
-        let pid = std::process::id();
-        let prefix = format!("e{}{tag}", pid % 100_000);
-        let slot = 16_384 + (pid % 8_000) * 2 + tag;
-        let cloud = Cloud {
-            home: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("home-{prefix}")),
-            bridge: format!("{prefix}br"),
-            subnet: format!("10.{}.{}.0/24", slot >> 8, slot & 0xff),
-            prefix,
-        };
-        let _ = std::fs::remove_dir_all(&cloud.home);
-        Some(cloud)
-    }
-
-    /// Like `new`, with ALOFT_HOME under /root (root's home), where it is by default: the
-    /// instance's state then lives under the very /root an instance mounts its own home over.
-    fn in_root_home(tag: u32) -> Option<Cloud> {
-        let mut cloud = Cloud::new(tag)?;
-        cloud.home = PathBuf::from(format!("/root/.aloft-e2e-{}", cloud.prefix));
-        let _ = std::fs::remove_dir_all(&cloud.home);
-        Some(cloud)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_aloft"));
-        command
-            .args(args)
-            .current_dir(workspace())
-            .env("ALOFT_HOME", &self.home)
-            .env("ALOFT_LOCAL_PREFIX", &self.prefix)
-            .env("ALOFT_LOCAL_BRIDGE", &self.bridge)
-            .env("ALOFT_LOCAL_SUBNET", &self.subnet);
-        command
-    }
-
-    fn aloft(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("aloft runs")
-    }
-
-    fn spec(&self, name: &str, yaml: &str) -> PathBuf {
-        std::fs::create_dir_all(&self.home).unwrap();
-        let path = self.home.join(name);
-        std::fs::write(&path, yaml).unwrap();
-        path
-    }
-
-    /// Network namespaces of this cloud still on the machine.
-    fn namespaces(&self) -> Vec<String> {
-        let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| line.split_whitespace().next())
-            .filter(|name| name.starts_with(&format!("{}-", self.prefix)))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Cloud {
-    fn drop(&mut self) {
-        for _attempt in 0..3 {
-            let output = self.aloft(&["local", "cleanup"]);
-            if output.status.success() && self.namespaces().is_empty() {
-                break;
-            }
-            eprintln!(
-                "cleanup of {} did not finish: {}",
-                self.prefix,
-                text(&output.stderr)
-            );
-        }
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// Like `new_cloud`, with ALOFT_HOME under /root (root's home), where it is by default: the
+/// instance's state then lives under the very /root an instance mounts its own home over.
+fn new_cloud_in_root_home(tag: u32) -> Option<Cloud> {
+    let mut cloud = Cloud::new(FAMILY, tag)?;
+    let _ = std::fs::remove_dir_all(&cloud.home);
+    cloud.home = PathBuf::from(format!("/root/.aloft-e2e-{}", cloud.prefix));
+    let _ = std::fs::remove_dir_all(&cloud.home);
+    Some(cloud)
 }
 
 #[test]
 fn hello_runs_on_one_node_and_down_removes_everything() {
-    let Some(cloud) = Cloud::new(0) else { return };
+    let Some(cloud) = new_cloud(0) else { return };
     let output = cloud.aloft(&["launch", "examples/hello.yaml", "-c", "hello", "--down"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
@@ -135,7 +54,7 @@ fn hello_runs_on_one_node_and_down_removes_everything() {
 
 #[test]
 fn four_nodes_know_their_rank_and_every_address() {
-    let Some(cloud) = Cloud::new(1) else { return };
+    let Some(cloud) = new_cloud(1) else { return };
     std::fs::create_dir_all(cloud.home.join("wd")).unwrap();
     std::fs::write(cloud.home.join("wd/token.txt"), "synced\n").unwrap();
     let spec = cloud.spec(
@@ -196,7 +115,7 @@ fn four_nodes_know_their_rank_and_every_address() {
 
 #[test]
 fn a_failing_job_fails_the_command_and_says_where() {
-    let Some(cloud) = Cloud::new(2) else { return };
+    let Some(cloud) = new_cloud(2) else { return };
     let spec = cloud.spec(
         "fail.yaml",
         "resources:\n  cpus: 2+\nrun: echo before; exit 3\n",
@@ -215,7 +134,7 @@ fn a_failing_job_fails_the_command_and_says_where() {
 
 #[test]
 fn aloft_killed_mid_launch_is_undone_by_the_next_command() {
-    let Some(cloud) = Cloud::new(3) else { return };
+    let Some(cloud) = new_cloud(3) else { return };
     let spec = cloud.spec(
         "eight.yaml",
         "num_nodes: 8\nresources:\n  cpus: 2+\nrun: echo never\n",
@@ -265,7 +184,7 @@ fn aloft_killed_mid_launch_is_undone_by_the_next_command() {
 
 #[test]
 fn failover_moves_on_when_the_cheapest_zone_has_no_capacity() {
-    let Some(cloud) = Cloud::new(4) else { return };
+    let Some(cloud) = new_cloud(4) else { return };
     let output = cloud
         .command(&["launch", "examples/hello.yaml", "-c", "fo", "--down"])
         .env("ALOFT_LOCAL_FULL_ZONES", "local-a")
@@ -312,7 +231,7 @@ fn accepts(address: &str, port: u16) -> bool {
 
 #[test]
 fn ports_stop_start_exec_and_ssh_on_a_kept_cluster() {
-    let Some(cloud) = Cloud::new(5) else { return };
+    let Some(cloud) = new_cloud(5) else { return };
     let write = cloud.spec(
         "write.yaml",
         "resources:\n  cpus: 2+\n  ports: 8080\nrun: |\n  echo kept > ~/marker\n  \
@@ -373,7 +292,7 @@ fn ports_stop_start_exec_and_ssh_on_a_kept_cluster() {
 
 #[test]
 fn a_preempted_node_shows_up_in_status() {
-    let Some(cloud) = Cloud::new(6) else { return };
+    let Some(cloud) = new_cloud(6) else { return };
     let spec = cloud.spec(
         "two.yaml",
         "num_nodes: 2\nresources:\n  cpus: 2+\nrun: hostname\n",
@@ -405,7 +324,7 @@ fn a_preempted_node_shows_up_in_status() {
 
 #[test]
 fn jobs_are_queued_and_their_logs_kept_per_node() {
-    let Some(cloud) = Cloud::new(7) else { return };
+    let Some(cloud) = new_cloud(7) else { return };
     let first = cloud.spec("first.yaml", "name: first\nnum_nodes: 2\nresources:\n  cpus: 2+\nrun: echo \"line from rank $SKYPILOT_NODE_RANK\"\n");
     let output = cloud.aloft(&["launch", first.to_str().unwrap(), "-c", "jobs"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -465,7 +384,7 @@ fn jobs_are_queued_and_their_logs_kept_per_node() {
 
 #[test]
 fn detached_jobs_are_followed_cancelled_and_their_processes_end_on_every_node() {
-    let Some(cloud) = Cloud::new(10) else { return };
+    let Some(cloud) = new_cloud(10) else { return };
     let spec = cloud.spec(
         "long.yaml",
         "name: long\nnum_nodes: 2\nresources:\n  cpus: 2+\nrun: |\n  echo \"up on $ALOFT_NODE_RANK\"\n  sleep 300 &\n  sleep 300\n",
@@ -541,7 +460,7 @@ fn detached_jobs_are_followed_cancelled_and_their_processes_end_on_every_node() 
 
 #[test]
 fn a_pipeline_runs_task_by_task_and_stops_at_the_first_failure() {
-    let Some(cloud) = Cloud::new(11) else { return };
+    let Some(cloud) = new_cloud(11) else { return };
     let spec = cloud.spec(
         "pipe.yaml",
         "name: fetch\nresources:\n  cpus: 2+\nrun: echo \"fetch on $(hostname)\"\n---\n\
@@ -598,7 +517,7 @@ fn wait_for_status(cloud: &Cloud, what: &str, done: impl Fn(&serde_json::Value) 
 
 #[test]
 fn autostop_stops_or_tears_down_the_cluster_from_the_cluster_itself() {
-    let Some(cloud) = Cloud::new(12) else { return };
+    let Some(cloud) = new_cloud(12) else { return };
     let spec = cloud.spec(
         "job.yaml",
         "num_nodes: 2\nresources:\n  cpus: 2+\nrun: echo \"kept $ALOFT_NODE_RANK\" > ~/marker; sleep 1\n",
@@ -667,7 +586,7 @@ fn autostop_stops_or_tears_down_the_cluster_from_the_cluster_itself() {
 
 #[test]
 fn instances_aloft_has_forgotten_are_found_by_refresh_and_removed_by_down() {
-    let Some(cloud) = Cloud::new(13) else { return };
+    let Some(cloud) = new_cloud(13) else { return };
     let kept = cloud.aloft(&["launch", "examples/hello.yaml", "-c", "lost"]);
     assert!(kept.status.success(), "{}", text(&kept.stderr));
     // The state is lost (a wiped home, a crash before the record was written).
@@ -687,7 +606,7 @@ fn instances_aloft_has_forgotten_are_found_by_refresh_and_removed_by_down() {
 
 #[test]
 fn the_local_cloud_offers_what_its_config_file_says() {
-    let Some(cloud) = Cloud::new(8) else { return };
+    let Some(cloud) = new_cloud(8) else { return };
     std::fs::create_dir_all(&cloud.home).unwrap();
     std::fs::write(
         cloud.home.join("local.yaml"),
@@ -709,7 +628,7 @@ fn the_local_cloud_offers_what_its_config_file_says() {
 fn regression_state_under_root_home_boots() {
     // With the default ALOFT_HOME (~/.aloft as root), an instance's init used to mount its own
     // home over /root first and then fail to find its /tmp source under the hidden /root.
-    let Some(cloud) = Cloud::in_root_home(9) else {
+    let Some(cloud) = new_cloud_in_root_home(9) else {
         return;
     };
     let output = cloud.aloft(&["launch", "examples/hello.yaml", "-c", "roothome", "--down"]);
@@ -756,7 +675,7 @@ fn launch_until(
 
 #[test]
 fn launch_on_a_stopped_cluster_starts_it_and_keeps_its_disk() {
-    let Some(cloud) = Cloud::new(14) else { return };
+    let Some(cloud) = new_cloud(14) else { return };
     let write = cloud.spec(
         "write.yaml",
         "resources:\n  cpus: 2+\nrun: echo kept > ~/marker && echo wrote\n",
@@ -825,7 +744,7 @@ fn launch_on_a_stopped_cluster_starts_it_and_keeps_its_disk() {
 
 #[test]
 fn launch_on_a_degraded_cluster_makes_the_lost_node_anew_and_keeps_the_head() {
-    let Some(cloud) = Cloud::new(15) else { return };
+    let Some(cloud) = new_cloud(15) else { return };
     let spec = cloud.spec(
         "two.yaml",
         "num_nodes: 2\nresources:\n  cpus: 2+\n\
@@ -863,7 +782,7 @@ fn launch_on_a_degraded_cluster_makes_the_lost_node_anew_and_keeps_the_head() {
 
 #[test]
 fn a_second_command_never_undoes_a_launch_still_in_progress() {
-    let Some(cloud) = Cloud::new(16) else { return };
+    let Some(cloud) = new_cloud(16) else { return };
     let spec = cloud.spec(
         "two.yaml",
         "num_nodes: 2\nresources:\n  cpus: 2+\nrun: echo done\n",
@@ -900,7 +819,7 @@ fn a_second_command_never_undoes_a_launch_still_in_progress() {
 
 #[test]
 fn a_signal_while_provisioning_undoes_the_launch_and_says_so() {
-    let Some(cloud) = Cloud::new(17) else { return };
+    let Some(cloud) = new_cloud(17) else { return };
     let spec = cloud.spec(
         "three.yaml",
         "num_nodes: 3\nresources:\n  cpus: 2+\nrun: echo never\n",
@@ -940,7 +859,7 @@ fn a_signal_while_provisioning_undoes_the_launch_and_says_so() {
 fn launches_started_a_quarter_second_apart_all_succeed() {
     // Each launch recovers what it judges abandoned when it starts: none may take another's
     // launch in progress for abandoned, and none may fail on the store while others write.
-    let Some(cloud) = Cloud::new(18) else { return };
+    let Some(cloud) = new_cloud(18) else { return };
     let spec = cloud.spec(
         "two.yaml",
         "num_nodes: 2\nresources:\n  cpus: 2+\nrun: echo ok\n",
@@ -979,7 +898,7 @@ fn launches_started_a_quarter_second_apart_all_succeed() {
 
 #[test]
 fn a_signal_while_the_job_runs_with_down_tears_the_cluster_down_and_says_so() {
-    let Some(cloud) = Cloud::new(19) else { return };
+    let Some(cloud) = new_cloud(19) else { return };
     let spec = cloud.spec(
         "long.yaml",
         "resources:\n  cpus: 2+\nrun: |\n  echo started\n  sleep 300\n",
@@ -1018,7 +937,7 @@ fn a_signal_while_the_job_runs_with_down_tears_the_cluster_down_and_says_so() {
 
 #[test]
 fn one_failing_rank_ends_the_gang_on_every_node_and_the_job_sees_its_secret_and_ids() {
-    let Some(cloud) = Cloud::new(20) else { return };
+    let Some(cloud) = new_cloud(20) else { return };
     let spec = cloud.spec(
         "gang.yaml",
         "num_nodes: 2\nresources:\n  cpus: 2+\nsecrets:\n  TOKEN: null\nrun: |\n  \

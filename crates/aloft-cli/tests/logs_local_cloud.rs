@@ -3,85 +3,30 @@
 //! the job's exit code. Own ALOFT_HOME, prefix, bridge and subnet; `aloft local cleanup` runs
 //! afterwards even when the test fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+
 use std::time::{Duration, Instant};
+use support::{Cloud, Family, text};
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-struct Cloud {
-    home: PathBuf,
-    prefix: String,
-    bridge: String,
-    subnet: String,
-}
-
-impl Cloud {
-    fn new(tag: u32) -> Option<Cloud> {
-        if !is_root() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must run the local cloud tests as root"
-            );
-            eprintln!("note: not root; skipping the local cloud logs test");
-            return None;
-        }
-        let pid = std::process::id();
-        let prefix = format!("l{}{tag}", pid % 100_000);
-        let slot = 24_576 + (pid % 4_000) * 2 + tag;
-        let cloud = Cloud {
-            home: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("home-{prefix}")),
-            bridge: format!("{prefix}br"),
-            subnet: format!("10.{}.{}.0/24", slot >> 8, slot & 0xff),
-            prefix,
-        };
-        let _ = std::fs::remove_dir_all(&cloud.home);
-        std::fs::create_dir_all(&cloud.home).unwrap();
-        Some(cloud)
-    }
-
-    fn aloft(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_aloft"))
-            .args(args)
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-            .env("ALOFT_HOME", &self.home)
-            .env("ALOFT_LOCAL_PREFIX", &self.prefix)
-            .env("ALOFT_LOCAL_BRIDGE", &self.bridge)
-            .env("ALOFT_LOCAL_SUBNET", &self.subnet)
-            .output()
-            .expect("aloft runs")
-    }
-
-    fn spec(&self, name: &str, yaml: &str) -> String {
-        let path = self.home.join(name);
-        std::fs::write(&path, yaml).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Cloud {
-    fn drop(&mut self) {
-        let _ = self.aloft(&["local", "cleanup"]);
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+/// This file's clouds: prefixes `l…`, subnets from 10.96.0.0/24 on.
+const FAMILY: Family = Family {
+    letter: 'l',
+    slot_base: 24_576,
+    pid_span: 4_000,
+    needs_podman: false,
+    what: "local cloud logs test",
+};
 
 #[test]
 fn a_detached_job_s_output_outlives_the_cluster_that_tore_itself_down() {
-    let Some(cloud) = Cloud::new(1) else { return };
+    let Some(cloud) = Cloud::new(FAMILY, 1) else {
+        return;
+    };
     let spec = cloud.spec(
         "job.yaml",
         "resources:\n  cpus: 2+\nrun: |\n  echo first; sleep 1; echo second >&2; exit 3\n",
     );
+    let spec = spec.display().to_string();
     let launched = cloud.aloft(&["launch", &spec, "-c", "gone", "-i", "0", "--down", "-d"]);
     assert!(launched.status.success(), "{}", text(&launched.stderr));
     let start = Instant::now();
