@@ -6,12 +6,13 @@
 //! and records every command line it was given and what `login` read on stdin. So what the
 //! runner asks of an engine is checked without root; the local cloud's test runs a real one.
 
-use aloft_agent::runner::{GangJob, JobOutcome, JobSink, Liveness, Node, Phase, run_gang};
+mod support;
+
+use aloft_agent::runner::{GangJob, JobOutcome, Node, Phase, run_gang};
 use aloft_agent::{ContainerSpec, JobSpec};
-use aloft_exec::{LocalTransport, shell_quote};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use support::collecting;
 
 /// The fake engine. `$FAKE` is its state directory: `calls.log` (one command line per call,
 /// arguments separated by spaces), `login.stdin` (what login read), `images` (one name per
@@ -130,13 +131,7 @@ impl Drop for Fake {
 }
 
 fn local_nodes(count: u32) -> Vec<Node> {
-    (0..count)
-        .map(|rank| Node {
-            rank,
-            address: format!("127.0.0.{}", rank + 1),
-            transport: Arc::new(LocalTransport),
-        })
-        .collect()
+    support::local_nodes(count, |rank| format!("127.0.0.{}", rank + 1))
 }
 
 fn job<'a>(
@@ -145,33 +140,14 @@ fn job<'a>(
     secrets: &'a [(String, String)],
     nodes: u32,
 ) -> GangJob<'a> {
-    GangJob {
-        id: 7,
-        cluster: "boxed",
+    support::gang_job(
+        &fake.dir,
+        "boxed",
         spec,
         secrets,
-        task_id: "sky-1970-01-01-00-00-00-000000_boxed_7".to_owned(),
-        cluster_info: r#"{"cluster_name":"boxed"}"#.to_owned(),
-        run_dirs: (0..nodes)
-            .map(|rank| {
-                let dir = fake.path(&format!("run-{rank}"));
-                (rank, shell_quote(&dir.display().to_string()))
-            })
-            .collect(),
-        liveness: Liveness::default(),
-        container_engine: Some(fake.engine()),
-    }
-}
-
-type Lines = Arc<Mutex<Vec<(u32, String)>>>;
-
-fn collecting() -> (JobSink, Lines) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let into = lines.clone();
-    let sink: JobSink = Arc::new(move |_: Phase, rank: u32, _, line: &str| {
-        into.lock().unwrap().push((rank, line.to_owned()));
-    });
-    (sink, lines)
+        nodes,
+        Some(fake.engine()),
+    )
 }
 
 #[tokio::test]

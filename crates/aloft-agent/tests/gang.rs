@@ -2,13 +2,14 @@
 //! machine, each rank with a run directory of its own, as separate machines would have), so a
 //! failing rank, a lost head and a setup failure are tested without root.
 
+mod support;
+
 use aloft_agent::JobSpec;
-use aloft_agent::runner::{GangJob, JobOutcome, JobSink, Liveness, Node, Phase, run_gang};
-use aloft_exec::{LocalTransport, shell_quote};
+use aloft_agent::runner::{GangJob, JobOutcome, Liveness, Node, Phase, run_gang};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::collecting;
 
 /// A directory of its own, removed on drop.
 struct Scratch(PathBuf);
@@ -33,13 +34,7 @@ impl Drop for Scratch {
 }
 
 fn local_nodes(count: u32) -> Vec<Node> {
-    (0..count)
-        .map(|rank| Node {
-            rank,
-            address: "127.0.0.1".to_owned(),
-            transport: Arc::new(LocalTransport),
-        })
-        .collect()
+    support::local_nodes(count, |_| "127.0.0.1".to_owned())
 }
 
 fn job<'a>(
@@ -48,34 +43,7 @@ fn job<'a>(
     secrets: &'a [(String, String)],
     nodes: u32,
 ) -> GangJob<'a> {
-    GangJob {
-        id: 7,
-        cluster: "gang",
-        spec,
-        secrets,
-        task_id: "sky-1970-01-01-00-00-00-000000_gang_7".to_owned(),
-        cluster_info: r#"{"cluster_name":"gang"}"#.to_owned(),
-        run_dirs: (0..nodes)
-            .map(|rank| {
-                let dir = scratch.path(&format!("run-{rank}"));
-                (rank, shell_quote(&dir.display().to_string()))
-            })
-            .collect(),
-        liveness: Liveness::default(),
-        container_engine: None,
-    }
-}
-
-/// Every line a job printed, with its node's rank.
-type Lines = Arc<Mutex<Vec<(u32, String)>>>;
-
-fn collecting() -> (JobSink, Lines) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let into = lines.clone();
-    let sink: JobSink = Arc::new(move |_: Phase, rank: u32, _, line: &str| {
-        into.lock().unwrap().push((rank, line.to_owned()));
-    });
-    (sink, lines)
+    support::gang_job(&scratch.0, "gang", spec, secrets, nodes, None)
 }
 
 /// Waits (boundedly) for `done`, failing with `what` if it never happens.
