@@ -386,7 +386,7 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
         }
         // The same rule as launch: the task must fit the cluster as it is.
         let offers = crate::catalog_cmd::load_catalog(&crate::catalog_cmd::CatalogSource::default())?;
-        let (catalog, _) = clouds::launchable(&home, offers).await?;
+        let catalog = clouds::known_offers(&home, offers)?;
         check_fits(&catalog, &task, &existing.record)?;
         if !health.lost.is_empty() && task.num_nodes > health.running.len() as u32 {
             bail!(

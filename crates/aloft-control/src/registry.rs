@@ -81,6 +81,14 @@ pub async fn launchable(
     Ok((launch_catalog(offers, local_offers, &enabled), clouds))
 }
 
+/// The offers of every cloud a cluster may be recorded on (the local cloud's and the enabled
+/// clouds' from `offers`), without making a provider: what judging whether a task fits a
+/// recorded cluster needs.
+pub fn known_offers(home: &Path, offers: Catalog) -> Result<Catalog> {
+    let local = local_catalog(&local_config(home)?);
+    Ok(launch_catalog(offers, Some(local), &enabled_clouds(home)))
+}
+
 /// The offers a launch plans over: the local cloud's (when it can run here), then the enabled
 /// clouds' from `offers`.
 pub fn launch_catalog(offers: Catalog, local: Option<Catalog>, enabled: &[String]) -> Catalog {
