@@ -358,6 +358,8 @@ fn a_task_file_that_never_ends_is_refused_without_filling_memory() {
 
 #[test]
 fn a_closed_stderr_never_panics() {
+    // Its own home: the command must not touch the user's.
+    let home = std::env::temp_dir().join(format!("aloft-closed-{}", std::process::id()));
     let status = Command::new("bash")
         .args([
             "-c",
@@ -365,8 +367,10 @@ fn a_closed_stderr_never_panics() {
             env!("CARGO_BIN_EXE_aloft"),
         ])
         .current_dir(workspace())
+        .env("ALOFT_HOME", &home)
         .status()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&home);
     assert_eq!(status.code(), Some(1), "an error exit, not a panic (101)");
 }
 
@@ -437,6 +441,7 @@ fn a_reader_that_stops_early_never_makes_aloft_panic() {
         eprintln!("note: no shared SkyPilot catalog here; skipping the broken-pipe test");
         return;
     }
+    let scratch = std::env::temp_dir().join(format!("aloft-pipe-{}", std::process::id()));
     let output = Command::new("bash")
         .args([
             "-c",
@@ -446,12 +451,11 @@ fn a_reader_that_stops_early_never_makes_aloft_panic() {
             catalog.to_str().unwrap(),
         ])
         .current_dir(workspace())
-        .env(
-            "ALOFT_CACHE_DIR",
-            std::env::temp_dir().join(format!("aloft-pipe-{}", std::process::id())),
-        )
+        .env("ALOFT_CACHE_DIR", scratch.join("cache"))
+        .env("ALOFT_HOME", scratch.join("home"))
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
     let said = stdout(&output);
     assert_eq!(said.trim(), "status 0", "{}", stderr(&output));
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
