@@ -284,6 +284,13 @@ impl LaunchOne<'_> {
 
 /// Undoes this process's own unfinished operations on `cluster` (after a signal cut them short).
 async fn undo_own(store: &Store, home: &Path, cluster: &str) {
+    // The launch's future was dropped, which cancels the provider's tasks at their next await
+    // point only: one in the middle of a step (claiming an address, writing an instance's
+    // metadata) finishes that step on another thread first. Undoing at once could miss what
+    // it makes then (seen in CI: an instance record left behind, blocking the name). Give
+    // those tasks a moment to reach their cancellation point; then undo by tag.
+    // FIXME: cancel at step boundaries instead (the saga checks a token between steps).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let notes =
         aloft_control::recovery::undo_own_operations(home, store, cluster, &progress()).await;
     for note in notes {
