@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -14,18 +15,39 @@ fn outlier_catalog() -> PathBuf {
     workspace().join("crates/aloft-catalog/tests/fixtures/outliers")
 }
 
-fn scratch() -> PathBuf {
-    std::env::temp_dir().join(format!("aloft-catalog-check-test-{}", std::process::id()))
+/// A directory of one's own for one run of `aloft` (its home, cache and task file), removed
+/// when dropped: tests run in parallel, and one rewriting a shared task file once let another
+/// read it while it was still empty.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "aloft-catalog-check-test-{}-{n}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Runs `aloft` with a private cache and home and no ambient catalog or policy; `env` adds
 /// variables.
 fn aloft_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let scratch = Scratch::new();
     Command::new(env!("CARGO_BIN_EXE_aloft"))
         .args(args)
         .current_dir(workspace())
-        .env("ALOFT_CACHE_DIR", scratch().join("cache"))
-        .env("ALOFT_HOME", scratch().join("home"))
+        .env("ALOFT_CACHE_DIR", scratch.0.join("cache"))
+        .env("ALOFT_HOME", scratch.0.join("home"))
         .env_remove("ALOFT_CATALOG")
         .env_remove("ALOFT_CATALOG_OUTLIERS")
         .envs(env.iter().copied())
@@ -45,11 +67,10 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A task for 8 vCPUs and 64 GiB on Azure, where the fixture's types compete.
-fn azure_task() -> PathBuf {
-    let dir = scratch();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("azure-8-64.yaml");
+/// A task for 8 vCPUs and 64 GiB on Azure, where the fixture's types compete, written in
+/// `scratch`.
+fn azure_task(scratch: &Scratch) -> PathBuf {
+    let path = scratch.0.join("azure-8-64.yaml");
     std::fs::write(
         &path,
         "name: outliers\nresources:\n  infra: azure\n  cpus: 8\n  memory: 64\nrun: echo hi\n",
@@ -60,7 +81,8 @@ fn azure_task() -> PathBuf {
 
 /// `(region, instance type, hourly price)` the dry-run chose, and its stderr.
 fn planned(extra: &[&str], env: &[(&str, &str)]) -> ((String, String, f64), String) {
-    let task = azure_task();
+    let scratch = Scratch::new();
+    let task = azure_task(&scratch);
     let catalog = outlier_catalog();
     let mut args = vec![
         "launch",
