@@ -9,9 +9,11 @@
 
 mod migrations;
 mod records;
+mod requests;
 mod store;
 
 pub use records::{
-    Cluster, ClusterStatus, Job, JobState, Operation, OperationKind, OperationState, StepRecord,
+    Cluster, ClusterStatus, Job, JobState, Operation, OperationKind, OperationState, Request,
+    RequestEvent, RequestState, StepRecord,
 };
 pub use store::{Store, StoreError};

@@ -65,4 +65,29 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ALTER TABLE operations ADD COLUMN heartbeat_at BIGINT;
     ALTER TABLE operations ADD COLUMN params TEXT",
     ),
+    (
+        4,
+        "requests and their events",
+        "CREATE TABLE requests (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        cluster TEXT,
+        state TEXT NOT NULL,
+        params TEXT NOT NULL,
+        result TEXT,
+        error TEXT,
+        owner TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        finished_at BIGINT
+    );
+    CREATE INDEX requests_by_state ON requests (state);
+    CREATE TABLE request_events (
+        request_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at BIGINT NOT NULL,
+        line TEXT NOT NULL,
+        PRIMARY KEY (request_id, seq)
+    )",
+    ),
 ];

@@ -175,3 +175,55 @@ mod tests {
         assert!(JobState::FailedSetup.is_finished());
     }
 }
+
+/// Where a request is. Pending → running → succeeded | failed | cancelled; a finished request
+/// never changes again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RequestState {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RequestState::Succeeded | RequestState::Failed | RequestState::Cancelled
+        )
+    }
+}
+
+/// Long work a client asked the server for, and how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: String,
+    /// `launch`, `stop`, `start`, `down`, ... (the control plane's names).
+    pub kind: String,
+    /// The cluster it acts on, if one.
+    pub cluster: Option<String>,
+    pub state: RequestState,
+    /// What was asked, as the control plane recorded it.
+    pub params: serde_json::Value,
+    /// What it produced, once succeeded.
+    pub result: Option<serde_json::Value>,
+    /// Why it failed, once failed or cancelled.
+    pub error: Option<String>,
+    /// The server running it (see `Operation::owner`).
+    pub owner: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// A line of a request's progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEvent {
+    /// From 0, in the order the lines were said.
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    pub line: String,
+}

@@ -58,6 +58,8 @@ pub enum StoreError {
     },
     #[error("no operation `{id}`")]
     OperationNotFound { id: String },
+    #[error("no request {id}")]
+    RequestNotFound { id: String },
     #[error("no job {id}")]
     JobNotFound { id: i64 },
     #[error("job {id} is already {state}; a finished job does not change")]
@@ -69,17 +71,17 @@ pub enum StoreError {
 /// aloft's state, in SQLite (or, later, PostgreSQL) through one code path.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     sqlite: bool,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
-fn query_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn query_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { operation, source }
 }
 
@@ -207,7 +209,9 @@ impl Store {
     /// `BEGIN` takes it at the first write, and a transaction that read before that write fails
     /// at once with "database is locked" when another process wrote in between (the busy
     /// timeout does not apply to that upgrade); `BEGIN IMMEDIATE` waits for the lock instead.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         if self.sqlite {
             self.pool.begin_with("BEGIN IMMEDIATE").await
         } else {
@@ -757,7 +761,7 @@ async fn check_whole(url: &str, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn parse_enum<T: for<'de> serde::Deserialize<'de>>(
+pub(crate) fn parse_enum<T: for<'de> serde::Deserialize<'de>>(
     what: &'static str,
     name: &str,
 ) -> Result<T, StoreError> {
@@ -767,7 +771,7 @@ fn parse_enum<T: for<'de> serde::Deserialize<'de>>(
     })
 }
 
-fn parse_json(what: &'static str, text: &str) -> Result<serde_json::Value, StoreError> {
+pub(crate) fn parse_json(what: &'static str, text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|err| StoreError::Corrupt {
         what,
         detail: err.to_string(),

@@ -54,11 +54,11 @@ fn cluster(name: &str) -> Cluster {
 async fn migrations_apply_once_and_survive_reopening() {
     let db = TempDb::new();
     let store = Store::open(&db.path()).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     store.cluster_insert(&cluster("a")).await.unwrap();
     drop(store);
     let store = Store::open(&db.path()).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     assert_eq!(
         store.cluster_list().await.unwrap().len(),
         1,
