@@ -94,8 +94,37 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
     ),
     (
         "aloft-control",
-        &["aloft-cli"],
-        "the application layer never depends on a front end",
+        &["aloft-cli", "aloft-server", "aloft-client", "aloft-api"],
+        "the application layer knows no HTTP and never depends on a front end",
+    ),
+    (
+        "aloft-api",
+        &["*"],
+        "the API's types depend on nothing the server, client or CLI could pull in",
+    ),
+    (
+        "aloft-client",
+        &[
+            "aloft-control",
+            "aloft-store",
+            "aloft-ops",
+            "aloft-server",
+            "aloft-provision",
+            "aloft-provider-local",
+            "aloft-provider-aws",
+        ],
+        "the client speaks the API only",
+    ),
+    (
+        "aloft-server",
+        &[
+            "aloft-cli",
+            "aloft-ops",
+            "aloft-provider-local",
+            "aloft-provider-aws",
+            "aloft-client",
+        ],
+        "handlers call the application layer, never the saga engine or a cloud",
     ),
 ];
 

@@ -12,11 +12,19 @@
 //! - [`recovery`]: undo operations whose owner is gone, never failing the caller's command.
 //! - [`status`]: what the clouds say of the recorded clusters, reconciled into the records;
 //!   orphans; tearing clusters down.
+//! - [`lifecycle`]: stop, start and tear down a recorded cluster.
+//! - [`requests`]: long work run for a client, recorded with its progress.
+//! - [`background`]: the convergent tasks a server runs on a timer and on demand.
+//! - [`app`]: all of it together, as the server holds it.
 
+pub mod app;
+pub mod background;
 pub mod clusters;
 pub mod launch;
+pub mod lifecycle;
 pub mod recovery;
 pub mod registry;
+pub mod requests;
 pub mod status;
 
 use std::path::{Path, PathBuf};

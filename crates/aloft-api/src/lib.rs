@@ -1,0 +1,241 @@
+//! The types of aloft's HTTP API, shared by the server, the typed client and the CLI.
+//!
+//! These are views made for users, converted by hand from the control plane's records at the
+//! server's edge (rust-analyzer's rule: the crate that speaks the protocol owns its serializable
+//! counterparts). Fields are added, never renamed or removed; `docs/openapi.json` is generated
+//! from them and a test checks it is current.
+//!
+//! Routes live under [`PREFIX`]. Long work (stop, start, down, and launch to come) is a
+//! *request*: the route answers `202 Accepted` with an [`Accepted`] at once, and the request's
+//! progress is read as [`RequestEvent`]s (a stream of server-sent events) until it ends.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where every route lives.
+pub const PREFIX: &str = "/api/v1";
+
+/// The header the server's token goes in, as `Bearer <token>`.
+pub const AUTHORIZATION: &str = "authorization";
+
+/// `GET /api/v1/health`: the server answers (no token needed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the server answers.
+    pub status: String,
+    /// The server's version (aloft's).
+    pub version: String,
+    /// The server's process id, so a local client can tell whose server it reached.
+    pub pid: u32,
+}
+
+/// Where a cluster is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterStatus {
+    /// Being launched (or relaunched); not usable yet.
+    Init,
+    Up,
+    Stopped,
+    /// Some nodes are gone (a preempted spot node, say).
+    Degraded,
+    /// Being torn down.
+    Terminating,
+}
+
+/// A cluster as `aloft status` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Cluster {
+    pub name: String,
+    pub status: ClusterStatus,
+    pub cloud: String,
+    pub region: String,
+    pub zone: Option<String>,
+    pub instance_type: String,
+    pub num_nodes: u32,
+    pub spot: bool,
+    /// $/h for one node.
+    pub hourly_price: f64,
+    /// Minutes idle before the cluster stops itself (or is torn down, with `autostop_down`).
+    pub autostop_minutes: Option<u32>,
+    pub autostop_down: bool,
+    /// The ports its task opened (`resources.ports`), as written (`8080`, `9000-9010`).
+    pub ports: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// What the cloud said of it at the last refresh (`up`, `stopped`, `degraded`, ...);
+    /// absent until a refresh asked.
+    pub live_state: Option<String>,
+    /// Nodes running at the last refresh.
+    pub running_nodes: Option<u32>,
+}
+
+/// Where a request is. Pending → running → succeeded | failed | cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RequestState {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RequestState::Succeeded | RequestState::Failed | RequestState::Cancelled
+        )
+    }
+}
+
+/// `202 Accepted`: the work was recorded and runs in the server; follow it by its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    pub request_id: String,
+}
+
+/// Long work a client asked for, and how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Request {
+    pub id: String,
+    /// `stop`, `start`, `down`, ...
+    pub kind: String,
+    /// The cluster it acts on, if one.
+    pub cluster: Option<String>,
+    pub state: RequestState,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    /// What it produced, once succeeded (the kind's own result document).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed or was cancelled.
+    pub error: Option<String>,
+}
+
+/// A line of a request's progress. On the events route each is one server-sent event whose
+/// `id` is `seq` and whose `data` is this object as JSON; the stream ends with an event named
+/// `end` whose data is the finished [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RequestEvent {
+    /// From 0, in the order the lines were said.
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    pub line: String,
+}
+
+/// `POST /api/v1/clusters/{name}/down`'s body (all fields may be left out).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DownBody {
+    /// Skip copying the jobs' output off the head node first.
+    #[serde(default)]
+    pub skip_logs: bool,
+}
+
+/// A background task of the server: convergent work activated by a timer and on demand.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BackgroundTask {
+    /// `saga_recovery`, `cluster_status`, `orphan_sweep`.
+    pub name: String,
+    pub description: String,
+    /// Seconds between activations by the timer.
+    pub period_seconds: u64,
+    /// Activations finished since the server started.
+    pub activations: u64,
+    /// Unix seconds, when the last activation started and finished.
+    pub last_started_at: Option<i64>,
+    pub last_finished_at: Option<i64>,
+    /// What the last activation found (the task's own document).
+    #[schema(value_type = Object)]
+    pub last_status: serde_json::Value,
+}
+
+/// `POST /api/v1/background/activate`'s answer: the tasks after the activation they ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Activated {
+    pub tasks: Vec<BackgroundTask>,
+}
+
+/// What went wrong, for every refused or failed route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body or a parameter is malformed or of the wrong shape (400/422).
+    BadRequest,
+    /// No token, or a wrong one (401).
+    Unauthorized,
+    /// No such cluster, request or route (404).
+    NotFound,
+    /// The thing is busy or in a state that forbids it (409).
+    Conflict,
+    /// The server failed; its log says more (500).
+    Internal,
+}
+
+/// The body of every error answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    /// For the user: what went wrong and, where it helps, what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Where a local server keeps what its clients on this machine read: under
+/// `$ALOFT_HOME/server/`, private to the user (0700; files 0600).
+pub mod local {
+    use serde::{Deserialize, Serialize};
+    use std::path::{Path, PathBuf};
+
+    pub fn dir(home: &Path) -> PathBuf {
+        home.join("server")
+    }
+
+    /// The token every route but health and the OpenAPI document asks for.
+    pub fn token_path(home: &Path) -> PathBuf {
+        dir(home).join("token")
+    }
+
+    /// The running server's [`ServerInfo`], written once it listens, removed when it stops.
+    pub fn info_path(home: &Path) -> PathBuf {
+        dir(home).join("api.json")
+    }
+
+    /// Held (an exclusive lock) by the one server of this home while it runs.
+    pub fn lock_path(home: &Path) -> PathBuf {
+        dir(home).join("server.lock")
+    }
+
+    /// Taken by a client while it starts a server, so two clients never start two.
+    pub fn start_lock_path(home: &Path) -> PathBuf {
+        dir(home).join("start.lock")
+    }
+
+    /// A server started in the background writes its log here.
+    pub fn log_path(home: &Path) -> PathBuf {
+        dir(home).join("server.log")
+    }
+
+    /// Where a local server listens, and who it is.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ServerInfo {
+        /// `http://127.0.0.1:PORT`.
+        pub url: String,
+        pub pid: u32,
+        pub version: String,
+        /// Unix seconds.
+        pub started_at: i64,
+    }
+}

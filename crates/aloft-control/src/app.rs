@@ -1,0 +1,264 @@
+//! The application as a server holds it: the store, the requests it runs, and its background
+//! tasks, behind the calls its routes make. Knows no HTTP: errors say what kind of refusal
+//! they are ([`AppError`]) and the server maps that to a status code in one place.
+
+use crate::background::cluster_status::{ClusterStatus, LiveByCluster};
+use crate::background::orphan_sweep::OrphanSweep;
+use crate::background::saga_recovery::SagaRecovery;
+use crate::background::{Driver, TaskStatus};
+use crate::requests::Requests;
+use crate::status::{Live, Providers};
+use crate::{Progress, lifecycle};
+use aloft_store::{Cluster, Request, RequestEvent, Store};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Why a call was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No such cluster or request.
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing is busy, or in a state that forbids the call.
+    #[error("{0}")]
+    Conflict(String),
+    /// The call itself is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// Anything else: the server's fault or the world's.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<aloft_store::StoreError> for AppError {
+    fn from(err: aloft_store::StoreError) -> AppError {
+        match err {
+            aloft_store::StoreError::RequestNotFound { .. }
+            | aloft_store::StoreError::ClusterNotFound { .. } => {
+                AppError::NotFound(err.to_string())
+            }
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// How often each background task runs by itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Periods {
+    pub saga_recovery: Duration,
+    pub cluster_status: Duration,
+    pub orphan_sweep: Duration,
+}
+
+impl Default for Periods {
+    fn default() -> Periods {
+        Periods {
+            saga_recovery: Duration::from_secs(30),
+            cluster_status: Duration::from_secs(60),
+            orphan_sweep: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The running application.
+#[derive(Debug)]
+pub struct App {
+    home: PathBuf,
+    store: Store,
+    requests: Arc<Requests>,
+    live: LiveByCluster,
+    background: Driver,
+}
+
+impl App {
+    /// Starts the application on `store`: ends the requests a previous server left unfinished
+    /// (their work stopped with it) and starts the background tasks, which recover what it
+    /// left at once.
+    pub async fn start(home: PathBuf, store: Store, periods: Periods) -> anyhow::Result<App> {
+        let requests = Requests::new(home.clone(), store.clone());
+        requests.fail_abandoned().await?;
+        let live = LiveByCluster::default();
+        let mut background = Driver::default();
+        background.start(
+            "saga_recovery",
+            "undo operations whose owner (a command or a server) is gone",
+            periods.saga_recovery,
+            SagaRecovery {
+                home: home.clone(),
+                store: store.clone(),
+            },
+        );
+        background.start(
+            "cluster_status",
+            "ask the clouds for every recorded cluster and reconcile the records",
+            periods.cluster_status,
+            ClusterStatus {
+                home: home.clone(),
+                store: store.clone(),
+                live: live.clone(),
+            },
+        );
+        background.start(
+            "orphan_sweep",
+            "look for instances of clusters no record claims",
+            periods.orphan_sweep,
+            OrphanSweep {
+                home: home.clone(),
+                store: store.clone(),
+            },
+        );
+        Ok(App {
+            home,
+            store,
+            requests,
+            live,
+            background,
+        })
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The recorded clusters (only those named, if any), each with what its cloud said at the
+    /// last refresh.
+    pub async fn clusters(&self, only: &[String]) -> AppResult<Vec<(Cluster, Option<Live>)>> {
+        let mut clusters = self.store.cluster_list().await?;
+        if !only.is_empty() {
+            clusters.retain(|cluster| only.contains(&cluster.name));
+        }
+        let live = self.live.lock().expect("live states").clone();
+        Ok(clusters
+            .into_iter()
+            .map(|cluster| {
+                let seen = live.get(&cluster.name).cloned();
+                (cluster, seen)
+            })
+            .collect())
+    }
+
+    async fn recorded(&self, name: &str) -> AppResult<Cluster> {
+        self.store
+            .cluster_fetch(name)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no cluster named `{name}`")))
+    }
+
+    async fn check_not_busy(&self, name: &str) -> AppResult<()> {
+        crate::launch::check_not_busy(&self.store, name)
+            .await
+            .map_err(|err| AppError::Conflict(format!("{err:#}")))
+    }
+
+    /// Stops a cluster (a request).
+    pub async fn stop(&self, name: &str) -> AppResult<Request> {
+        self.recorded(name).await?;
+        self.check_not_busy(name).await?;
+        let (home, store, cluster) = (self.home.clone(), self.store.clone(), name.to_owned());
+        let params = json!({"cluster": name});
+        Ok(self
+            .requests
+            .submit("stop", Some(name), params, move |progress: Progress| {
+                Box::pin(async move {
+                    let record = lifecycle::stop(&home, &store, &cluster, &progress).await?;
+                    progress(&format!(
+                        "Stopped `{cluster}` (disks kept; `aloft start {cluster}` brings it back)."
+                    ));
+                    Ok(json!({"cluster": record.name, "status": "stopped"}))
+                })
+            })
+            .await?)
+    }
+
+    /// Starts a stopped cluster (a request).
+    pub async fn start_cluster(&self, name: &str) -> AppResult<Request> {
+        self.recorded(name).await?;
+        self.check_not_busy(name).await?;
+        let (home, store, cluster) = (self.home.clone(), self.store.clone(), name.to_owned());
+        let params = json!({"cluster": name});
+        Ok(self
+            .requests
+            .submit("start", Some(name), params, move |progress: Progress| {
+                Box::pin(async move {
+                    let record = lifecycle::start(&home, &store, &cluster, &progress).await?;
+                    progress(&format!("Started `{cluster}`."));
+                    Ok(json!({"cluster": record.name, "status": "up"}))
+                })
+            })
+            .await?)
+    }
+
+    /// Tears a cluster down (a request). One with no record is looked for on the clouds by its
+    /// tag, so an orphan can be removed by name.
+    pub async fn down(&self, name: &str) -> AppResult<Request> {
+        aloft_provision::ClusterName::new(name.to_owned())
+            .map_err(|err| AppError::Invalid(format!("`{name}`: {err}")))?;
+        self.check_not_busy(name).await?;
+        let (home, store, cluster) = (self.home.clone(), self.store.clone(), name.to_owned());
+        let params = json!({"cluster": name});
+        Ok(self
+            .requests
+            .submit("down", Some(name), params, move |progress: Progress| {
+                Box::pin(async move {
+                    let mut providers = Providers::new();
+                    let torn =
+                        lifecycle::down(&home, &store, &cluster, &mut providers, &progress).await?;
+                    progress(&format!("Terminated `{cluster}`."));
+                    Ok(json!({"terminated": [cluster], "where": torn}))
+                })
+            })
+            .await?)
+    }
+
+    pub async fn request(&self, id: &str) -> AppResult<Request> {
+        self.store
+            .request_fetch(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no request `{id}`")))
+    }
+
+    /// The newest `limit` requests, newest first.
+    pub async fn requests(&self, limit: i64) -> AppResult<Vec<Request>> {
+        Ok(self.store.request_list(limit).await?)
+    }
+
+    /// A request's progress lines numbered `from` on.
+    pub async fn request_events(&self, id: &str, from: i64) -> AppResult<Vec<RequestEvent>> {
+        self.request(id).await?;
+        Ok(self.store.request_events(id, from).await?)
+    }
+
+    /// Changes whenever any request does (a line said, a state reached).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.requests.subscribe()
+    }
+
+    /// Cancels a request; false when it had already ended.
+    pub async fn cancel(&self, id: &str) -> AppResult<bool> {
+        self.request(id).await?;
+        Ok(self.requests.cancel(id).await?)
+    }
+
+    pub fn background(&self) -> Vec<TaskStatus> {
+        self.background.statuses()
+    }
+
+    /// Activates the background tasks (those named, or all) and waits for them.
+    pub async fn activate(&self, only: Option<&[String]>) -> AppResult<Vec<TaskStatus>> {
+        if let Some(names) = only {
+            let known: Vec<&str> = self.background().iter().map(|task| task.name).collect();
+            if let Some(unknown) = names.iter().find(|name| !known.contains(&name.as_str())) {
+                return Err(AppError::Invalid(format!(
+                    "no background task `{unknown}`; the tasks are {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(self.background.activate_and_wait(only).await)
+    }
+}

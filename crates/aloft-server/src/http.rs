@@ -1,0 +1,251 @@
+//! The routes: thin handlers that call the application and convert what comes back.
+
+use crate::error::HttpError;
+use crate::extract::{Body, Query};
+use crate::{State, views};
+use aloft_api::{
+    Accepted, Activated, ApiError, BackgroundTask, Cluster, DownBody, Health, Request, RequestEvent,
+};
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::Stream;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+
+type Answer<T> = Result<Json<T>, HttpError>;
+
+/// The server answers.
+#[utoipa::path(get, path = "/api/v1/health", tag = "meta",
+    responses((status = 200, description = "The server is up", body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ClustersQuery {
+    /// Only these clusters, comma-separated (default: all).
+    names: Option<String>,
+}
+
+/// The recorded clusters, each with what its cloud said at the last refresh.
+#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ClustersQuery),
+    security(("token" = [])),
+    responses((status = 200, body = Vec<Cluster>), (status = 400, body = ApiError)))]
+pub async fn clusters(
+    state: axum::extract::State<State>,
+    Query(query): Query<ClustersQuery>,
+) -> Answer<Vec<Cluster>> {
+    let names: Vec<String> = query
+        .names
+        .as_deref()
+        .map(|names| {
+            names
+                .split(',')
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows = state.app.clusters(&names).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(record, live)| views::cluster(record, live))
+            .collect(),
+    ))
+}
+
+fn accepted(request: aloft_store::Request) -> (StatusCode, Json<Accepted>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            request_id: request.id,
+        }),
+    )
+}
+
+/// Stops a cluster's instances, keeping their disks (a request).
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/stop", tag = "clusters",
+    params(("name" = String, Path, description = "The cluster")), security(("token" = [])),
+    responses((status = 202, body = Accepted), (status = 404, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub async fn stop(
+    state: axum::extract::State<State>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), HttpError> {
+    Ok(accepted(state.app.stop(&name).await?))
+}
+
+/// Starts a stopped cluster again (a request).
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/start", tag = "clusters",
+    params(("name" = String, Path, description = "The cluster")), security(("token" = [])),
+    responses((status = 202, body = Accepted), (status = 404, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub async fn start(
+    state: axum::extract::State<State>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), HttpError> {
+    Ok(accepted(state.app.start_cluster(&name).await?))
+}
+
+/// Tears a cluster down and forgets it (a request); one with no record is looked for on the
+/// clouds by its tag.
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/down", tag = "clusters",
+    params(("name" = String, Path, description = "The cluster")), request_body = DownBody,
+    security(("token" = [])),
+    responses((status = 202, body = Accepted), (status = 400, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub async fn down(
+    state: axum::extract::State<State>,
+    Path(name): Path<String>,
+    Body(_body): Body<DownBody>,
+) -> Result<(StatusCode, Json<Accepted>), HttpError> {
+    Ok(accepted(state.app.down(&name).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsQuery {
+    /// How many (newest first; default 50, at most 1000).
+    limit: Option<u32>,
+}
+
+/// The newest requests, newest first.
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(RequestsQuery),
+    security(("token" = [])),
+    responses((status = 200, body = Vec<Request>), (status = 400, body = ApiError)))]
+pub async fn requests(
+    state: axum::extract::State<State>,
+    Query(query): Query<RequestsQuery>,
+) -> Answer<Vec<Request>> {
+    let limit = query.limit.unwrap_or(50).min(1000);
+    let rows = state.app.requests(i64::from(limit)).await?;
+    Ok(Json(rows.into_iter().map(views::request).collect()))
+}
+
+/// One request.
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests",
+    params(("id" = String, Path, description = "The request")), security(("token" = [])),
+    responses((status = 200, body = Request), (status = 404, body = ApiError)))]
+pub async fn request(
+    state: axum::extract::State<State>,
+    Path(id): Path<String>,
+) -> Answer<Request> {
+    Ok(Json(views::request(state.app.request(&id).await?)))
+}
+
+/// Cancels a request: its work stops, what it made is undone, and it ends `cancelled` (a
+/// request that had ended is answered as it is).
+#[utoipa::path(post, path = "/api/v1/requests/{id}/cancel", tag = "requests",
+    params(("id" = String, Path, description = "The request")), security(("token" = [])),
+    responses((status = 200, body = Request), (status = 404, body = ApiError)))]
+pub async fn cancel(state: axum::extract::State<State>, Path(id): Path<String>) -> Answer<Request> {
+    state.app.cancel(&id).await?;
+    Ok(Json(views::request(state.app.request(&id).await?)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// The first line to send (its `seq`; default 0).
+    from: Option<i64>,
+}
+
+/// A request's progress as server-sent events: one per line (`data` is a `RequestEvent`),
+/// then one named `end` whose data is the finished `Request`.
+#[utoipa::path(get, path = "/api/v1/requests/{id}/events", tag = "requests",
+    params(("id" = String, Path, description = "The request"), EventsQuery),
+    security(("token" = [])),
+    responses((status = 200, content_type = "text/event-stream", body = RequestEvent),
+        (status = 404, body = ApiError)))]
+pub async fn events(
+    state: axum::extract::State<State>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
+    state.app.request(&id).await?;
+    let from = query.from.unwrap_or(0).max(0);
+    let app = state.app.clone();
+    let changed = app.subscribe();
+    let stream = futures_util::stream::unfold(
+        (app, changed, id, from, Vec::<Event>::new(), false),
+        |(app, mut changed, id, mut next, mut queued, ended)| async move {
+            loop {
+                if let Some(event) = queued.pop() {
+                    return Some((Ok(event), (app, changed, id, next, queued, ended)));
+                }
+                if ended {
+                    return None;
+                }
+                // Mark what is seen before reading, so a change after the read wakes us.
+                changed.borrow_and_update();
+                let request = app.request(&id).await.ok()?;
+                let lines = app.request_events(&id, next).await.ok()?;
+                let mut batch = Vec::new();
+                for line in lines {
+                    next = line.seq + 1;
+                    let data = serde_json::to_string(&views::event(line)).ok()?;
+                    batch.push(Event::default().id(next.to_string()).data(data));
+                }
+                let finished = request.state.is_finished();
+                if finished {
+                    let data = serde_json::to_string(&views::request(request)).ok()?;
+                    batch.push(Event::default().event("end").data(data));
+                }
+                if !batch.is_empty() {
+                    batch.reverse();
+                    queued = batch;
+                    return queued
+                        .pop()
+                        .map(|event| (Ok(event), (app, changed, id, next, queued, finished)));
+                }
+                // Another server sharing the database changes nothing here: look again soon.
+                let _ = tokio::time::timeout(Duration::from_secs(1), changed.changed()).await;
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The background tasks and what each found last.
+#[utoipa::path(get, path = "/api/v1/background", tag = "background", security(("token" = [])),
+    responses((status = 200, body = Vec<BackgroundTask>)))]
+pub async fn background(state: axum::extract::State<State>) -> Json<Vec<BackgroundTask>> {
+    Json(
+        state
+            .app
+            .background()
+            .into_iter()
+            .map(views::task)
+            .collect(),
+    )
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateBody {
+    /// The tasks to activate (default: all).
+    #[serde(default)]
+    tasks: Option<Vec<String>>,
+}
+
+/// Activates the background tasks (those named, or all) and answers once each has run.
+#[utoipa::path(post, path = "/api/v1/background/activate", tag = "background",
+    request_body = ActivateBody, security(("token" = [])),
+    responses((status = 200, body = Activated), (status = 400, body = ApiError)))]
+pub async fn activate(
+    state: axum::extract::State<State>,
+    Body(body): Body<ActivateBody>,
+) -> Answer<Activated> {
+    let tasks = state.app.activate(body.tasks.as_deref()).await?;
+    Ok(Json(Activated {
+        tasks: tasks.into_iter().map(views::task).collect(),
+    }))
+}

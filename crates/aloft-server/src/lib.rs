@@ -1,0 +1,260 @@
+//! aloft's control plane server: the HTTP API over the application layer ([`aloft_control`]),
+//! the requests it runs, and its background tasks.
+//!
+//! [`app`] builds the router (shared by [`run`] and the tests); [`run`] serves it on loopback
+//! for one aloft home, with a token only the home's owner can read. Until users and roles
+//! land, the server binds to loopback only and that token is the whole of access control.
+
+mod error;
+mod extract;
+mod http;
+mod openapi;
+mod views;
+
+pub use openapi::openapi_json;
+
+use aloft_api::local;
+use aloft_control::app::{App, Periods};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub app: Arc<App>,
+    token: Arc<str>,
+}
+
+impl State {
+    pub fn new(app: Arc<App>, token: &str) -> State {
+        State {
+            app,
+            token: token.into(),
+        }
+    }
+}
+
+/// The routes. Health and the OpenAPI document are open; everything else needs the token.
+pub fn app(state: State) -> Router {
+    let guarded = Router::new()
+        .route("/clusters", get(http::clusters))
+        .route("/clusters/{name}/stop", post(http::stop))
+        .route("/clusters/{name}/start", post(http::start))
+        .route("/clusters/{name}/down", post(http::down))
+        .route("/requests", get(http::requests))
+        .route("/requests/{id}", get(http::request))
+        .route("/requests/{id}/cancel", post(http::cancel))
+        .route("/requests/{id}/events", get(http::events))
+        .route("/background", get(http::background))
+        .route("/background/activate", post(http::activate))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ));
+    let open = Router::new()
+        .route("/health", get(http::health))
+        .route("/openapi.json", get(openapi::document));
+    Router::new()
+        .nest(aloft_api::PREFIX, guarded.merge(open))
+        .fallback(|| async {
+            error::HttpError::not_found("no such route; the API lives under /api/v1")
+        })
+        .layer(axum::middleware::from_fn(log_requests))
+        .with_state(state)
+}
+
+/// Lets a request through only with `Authorization: Bearer <the token>`.
+async fn authorize(
+    axum::extract::State(state): axum::extract::State<State>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = request
+        .headers()
+        .get(aloft_api::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match given {
+        Some(token) if same(token.as_bytes(), state.token.as_bytes()) => next.run(request).await,
+        _ => error::HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            aloft_api::ErrorCode::Unauthorized,
+            "a valid token is needed (`Authorization: Bearer <token>`)",
+        )
+        .into_response(),
+    }
+}
+
+/// Compares in time that does not depend on where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One log line per request: method, path (never the query or headers), status, latency.
+async fn log_requests(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        millis = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// How to run a server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub home: PathBuf,
+    /// 0 lets the system choose.
+    pub port: u16,
+    pub periods: Periods,
+}
+
+/// Serves the API for `options.home` on loopback until SIGINT or SIGTERM, or until its
+/// `api.json` is removed or names another server (its home was removed or taken over).
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ALOFT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let home = options.home.clone();
+    aloft_control::make_home_private(&home)?;
+    private_dir(&local::dir(&home))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(local::lock_path(&home))
+        .context("opening the server's lock file")?;
+    if lock.try_lock().is_err() {
+        let running = std::fs::read_to_string(local::info_path(&home))
+            .ok()
+            .and_then(|text| serde_json::from_str::<local::ServerInfo>(&text).ok())
+            .map(|info| format!(" (pid {}, {})", info.pid, info.url))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "an aloft server already runs for {}{running}; `aloft api stop` stops it",
+            home.display()
+        );
+    }
+    let token = token(&home)?;
+    let store = aloft_control::open_store(&home).await?;
+    let app = Arc::new(App::start(home.clone(), store, options.periods).await?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+        .await
+        .with_context(|| format!("listening on 127.0.0.1:{}", options.port))?;
+    let address = listener.local_addr()?;
+    let info = local::ServerInfo {
+        url: format!("http://{address}"),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs() as i64),
+    };
+    write_private(&local::info_path(&home), &serde_json::to_vec_pretty(&info)?)?;
+    tracing::info!(url = %info.url, home = %home.display(), "aloft server listening");
+    let router = app_router(State::new(app, &token));
+    let stopped = stop_signal(home.clone(), info.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stopped)
+        .await?;
+    // Leave no info naming a server that is gone (unless another took the home over).
+    if read_info(&home).is_some_and(|current| current == info) {
+        let _ = std::fs::remove_file(local::info_path(&home));
+    }
+    tracing::info!("aloft server stopped");
+    drop(lock);
+    Ok(())
+}
+
+fn app_router(state: State) -> Router {
+    app(state)
+}
+
+fn read_info(home: &std::path::Path) -> Option<local::ServerInfo> {
+    let text = std::fs::read_to_string(local::info_path(home)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Resolves on SIGINT or SIGTERM, or once this server's `api.json` is gone or replaced.
+async fn stop_signal(home: PathBuf, info: local::ServerInfo) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    let watchdog = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if read_info(&home).is_none_or(|current| current != info) {
+                tracing::warn!("this server's api.json is gone or replaced; stopping");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        () = watchdog => {}
+    }
+}
+
+/// The home's token: read if one was made before (clients keep working across restarts),
+/// else made from 32 random bytes and written private.
+fn token(home: &std::path::Path) -> anyhow::Result<String> {
+    let path = local::token_path(home);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let text = text.trim();
+        if text.len() >= 32 {
+            return Ok(text.to_owned());
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("making a token: {err}"))?;
+    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    write_private(&path, token.as_bytes())?;
+    Ok(token)
+}
+
+fn private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Writes a file readable by its owner only, whole or not at all (a temporary file renamed).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)
+}

@@ -1,0 +1,94 @@
+//! The control plane's records converted by hand into the API's views, at the edge (store rows
+//! never reach a client).
+
+use aloft_control::background::TaskStatus;
+use aloft_control::status::Live;
+
+pub fn cluster(record: aloft_store::Cluster, live: Option<Live>) -> aloft_api::Cluster {
+    use aloft_api::ClusterStatus as Api;
+    use aloft_store::ClusterStatus as Stored;
+    let ports = record
+        .resources
+        .get("ports")
+        .and_then(serde_json::Value::as_array)
+        .map(|ranges| {
+            ranges
+                .iter()
+                .filter_map(|range| {
+                    let first = range.get("first")?.as_u64()?;
+                    let last = range.get("last")?.as_u64()?;
+                    Some(if first == last {
+                        first.to_string()
+                    } else {
+                        format!("{first}-{last}")
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    aloft_api::Cluster {
+        status: match record.status {
+            Stored::Init => Api::Init,
+            Stored::Up => Api::Up,
+            Stored::Stopped => Api::Stopped,
+            Stored::Degraded => Api::Degraded,
+            Stored::Terminating => Api::Terminating,
+        },
+        name: record.name,
+        cloud: record.cloud,
+        region: record.region,
+        zone: record.zone,
+        instance_type: record.instance_type,
+        num_nodes: record.num_nodes,
+        spot: record.spot,
+        hourly_price: record.hourly_price,
+        autostop_minutes: record.autostop_minutes,
+        autostop_down: record.autostop_down,
+        ports,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+        running_nodes: live.as_ref().map(|live| live.running as u32),
+        live_state: live.map(|live| live.state),
+    }
+}
+
+pub fn request(record: aloft_store::Request) -> aloft_api::Request {
+    use aloft_api::RequestState as Api;
+    use aloft_store::RequestState as Stored;
+    aloft_api::Request {
+        id: record.id,
+        kind: record.kind,
+        cluster: record.cluster,
+        state: match record.state {
+            Stored::Pending => Api::Pending,
+            Stored::Running => Api::Running,
+            Stored::Succeeded => Api::Succeeded,
+            Stored::Failed => Api::Failed,
+            Stored::Cancelled => Api::Cancelled,
+        },
+        created_at: record.created_at,
+        finished_at: record.finished_at,
+        result: record.result,
+        error: record.error,
+    }
+}
+
+pub fn event(record: aloft_store::RequestEvent) -> aloft_api::RequestEvent {
+    aloft_api::RequestEvent {
+        seq: record.seq,
+        at: record.at,
+        line: record.line,
+    }
+}
+
+pub fn task(status: TaskStatus) -> aloft_api::BackgroundTask {
+    aloft_api::BackgroundTask {
+        name: status.name.to_owned(),
+        description: status.description.to_owned(),
+        period_seconds: status.period.as_secs(),
+        activations: status.activations,
+        last_started_at: status.last_started_at,
+        last_finished_at: status.last_finished_at,
+        last_status: status.last_status,
+    }
+}

@@ -1,0 +1,424 @@
+//! The API in process (`app()` driven by `oneshot`), and once for real on a loopback port
+//! through the typed client. Each test has its own aloft home and state database.
+
+use aloft_control::app::{App, Periods};
+use aloft_server::{State, app};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tower::ServiceExt;
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef-test-token";
+
+/// A home of its own (removed on drop) and the application started on it, with background
+/// tasks that run only when activated (their timers are an hour).
+struct Server {
+    home: PathBuf,
+    app: Arc<App>,
+}
+
+impl Server {
+    async fn new() -> Server {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let home = std::env::temp_dir().join(format!(
+            "aloft-server-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&home).unwrap();
+        let store = aloft_control::open_store(&home).await.unwrap();
+        Server::on(home, store).await
+    }
+
+    async fn on(home: PathBuf, store: aloft_store::Store) -> Server {
+        let hour = Duration::from_secs(3600);
+        let periods = Periods {
+            saga_recovery: hour,
+            cluster_status: hour,
+            orphan_sweep: hour,
+        };
+        let app = Arc::new(App::start(home.clone(), store, periods).await.unwrap());
+        Server { home, app }
+    }
+
+    async fn store(&self) -> aloft_store::Store {
+        aloft_control::open_store(&self.home).await.unwrap()
+    }
+
+    /// Calls a route; `token` `None` sends none. Returns the status and the body as JSON.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Body::from(body.unwrap_or_default().to_owned()))
+            .unwrap();
+        let response = app(State::new(self.app.clone(), TOKEN))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None, Some(TOKEN)).await
+    }
+
+    async fn post(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body), Some(TOKEN)).await
+    }
+
+    /// Waits for a request to end and returns it.
+    async fn finished(&self, id: &str) -> Value {
+        for _ in 0..200 {
+            let (_, request) = self.get(&format!("/api/v1/requests/{id}")).await;
+            if !matches!(request["state"].as_str(), Some("pending" | "running")) {
+                return request;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("request {id} did not end");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn cluster(name: &str) -> aloft_store::Cluster {
+    aloft_store::Cluster {
+        name: name.to_owned(),
+        status: aloft_store::ClusterStatus::Up,
+        cloud: "local".to_owned(),
+        region: "local-1".to_owned(),
+        zone: Some("local-1a".to_owned()),
+        instance_type: "local.small".to_owned(),
+        num_nodes: 2,
+        spot: false,
+        hourly_price: 0.25,
+        autostop_minutes: Some(10),
+        autostop_down: true,
+        resources: json!({"ports": [{"first": 8080, "last": 8080}, {"first": 9000, "last": 9010}]}),
+        generation: 0,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+#[tokio::test]
+async fn health_and_the_openapi_document_need_no_token() {
+    let server = Server::new().await;
+    let (status, health) = server.call(Method::GET, "/api/v1/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["pid"], std::process::id());
+    let (status, document) = server
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(document["paths"]["/api/v1/clusters"].is_object());
+}
+
+/// Every route the OpenAPI document lists with a security requirement refuses a request with
+/// no token and one with a wrong token: a new route without the guard fails here.
+#[tokio::test]
+async fn every_guarded_route_refuses_a_missing_or_wrong_token() {
+    let server = Server::new().await;
+    let document: Value = serde_json::from_str(&aloft_server::openapi_json()).unwrap();
+    let mut checked = 0;
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let path = path.replace("{name}", "c1").replace("{id}", "req-1");
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let guarded = operation.get("security").is_some();
+            for token in [None, Some("wrong-token")] {
+                let (status, body) = server.call(method.clone(), &path, Some("{}"), token).await;
+                if guarded {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+                    assert_eq!(body["code"], "unauthorized", "{method} {path}");
+                    checked += 1;
+                } else {
+                    assert_eq!(status, StatusCode::OK, "{method} {path} is open");
+                }
+            }
+        }
+    }
+    assert!(checked >= 18, "only {checked} checks");
+}
+
+#[tokio::test]
+async fn clusters_are_listed_as_views_not_records() {
+    let server = Server::new().await;
+    let store = server.store().await;
+    store.cluster_insert(&cluster("c1")).await.unwrap();
+    store.cluster_insert(&cluster("c2")).await.unwrap();
+    let (status, clusters) = server.get("/api/v1/clusters").await;
+    assert_eq!(status, StatusCode::OK);
+    let clusters = clusters.as_array().unwrap();
+    assert_eq!(clusters.len(), 2);
+    let c1 = &clusters[0];
+    assert_eq!(c1["name"], "c1");
+    assert_eq!(c1["status"], "up");
+    assert_eq!(c1["ports"], json!(["8080", "9000-9010"]));
+    assert_eq!(c1["live_state"], Value::Null);
+    // Store internals stay inside.
+    assert!(
+        c1.get("generation").is_none() && c1.get("resources").is_none(),
+        "{c1}"
+    );
+    let (_, only) = server.get("/api/v1/clusters?names=c2").await;
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    assert_eq!(only[0]["name"], "c2");
+}
+
+#[tokio::test]
+async fn stopping_or_starting_an_unknown_cluster_is_404_naming_it() {
+    let server = Server::new().await;
+    for verb in ["stop", "start"] {
+        let (status, body) = server
+            .post(&format!("/api/v1/clusters/nope/{verb}"), "")
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{verb}");
+        assert_eq!(body["code"], "not_found");
+        assert!(
+            body["message"].as_str().unwrap().contains("`nope`"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_of_the_wrong_shape_is_400_naming_the_field() {
+    let server = Server::new().await;
+    let (status, body) = server
+        .post("/api/v1/clusters/c1/down", r#"{"skip_logz": true}"#)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "bad_request");
+    assert!(
+        body["message"].as_str().unwrap().contains("skip_logz"),
+        "{body}"
+    );
+    let (status, body) = server
+        .post("/api/v1/clusters/c1/down", r#"{"skip_logs": "yes"}"#)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = server.post("/api/v1/background/activate", "[1,").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = server.get("/api/v1/requests?limit=many").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_cluster_name_is_refused_before_any_work() {
+    let server = Server::new().await;
+    let (status, body) = server.post("/api/v1/clusters/Bad_Name!/down", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, requests) = server.get("/api/v1/requests").await;
+    assert_eq!(requests, json!([]));
+}
+
+#[tokio::test]
+async fn an_unknown_route_or_request_is_a_json_404() {
+    let server = Server::new().await;
+    let (status, body) = server.get("/api/v2/anything").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "not_found");
+    let (status, body) = server.get("/api/v1/requests/req-none").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["message"].as_str().unwrap().contains("req-none"));
+}
+
+#[tokio::test]
+async fn stop_on_a_cluster_being_launched_is_409() {
+    let server = Server::new().await;
+    let store = server.store().await;
+    store.cluster_insert(&cluster("busy")).await.unwrap();
+    // A launch owned by this (live) process.
+    store
+        .operation_insert(
+            aloft_store::OperationKind::Launch,
+            "busy",
+            &aloft_ops_owner(),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    let (status, body) = server.post("/api/v1/clusters/busy/stop", "").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("being launched"),
+        "{body}"
+    );
+}
+
+/// This process as an operation owner (`aloft_ops::owner::this_process`), written out so the
+/// test needs no dependency on the saga crate: pid, start ticks, boot id.
+fn aloft_ops_owner() -> String {
+    let pid = std::process::id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_owned();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    format!("pid:{pid}:{start}@{}", boot.trim())
+}
+
+#[tokio::test]
+async fn requests_left_unfinished_by_a_server_that_is_gone_are_failed_at_start() {
+    let server = Server::new().await;
+    let store = server.store().await;
+    let gone = store
+        .request_insert("stop", Some("c1"), &json!({}), "pid:1:0@another-boot")
+        .await
+        .unwrap();
+    let ours = store
+        .request_insert("stop", Some("c2"), &json!({}), &aloft_ops_owner())
+        .await
+        .unwrap();
+    let home = server.home.clone();
+    let restarted = Server::on(home, store.clone()).await;
+    let (_, request) = restarted
+        .get(&format!("/api/v1/requests/{}", gone.id))
+        .await;
+    assert_eq!(request["state"], "failed");
+    assert!(
+        request["error"].as_str().unwrap().contains("server"),
+        "{request}"
+    );
+    // One whose server is alive (this process) is left to it.
+    let (_, request) = restarted
+        .get(&format!("/api/v1/requests/{}", ours.id))
+        .await;
+    assert_eq!(request["state"], "pending");
+    std::mem::forget(restarted); // shares the home with `server`, which removes it
+}
+
+#[tokio::test]
+async fn activating_the_background_tasks_runs_each_and_reports_what_it_found() {
+    let server = Server::new().await;
+    let (_, before) = server.get("/api/v1/background").await;
+    let names: Vec<&str> = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["saga_recovery", "cluster_status", "orphan_sweep"]);
+    let counts: Vec<u64> = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["activations"].as_u64().unwrap())
+        .collect();
+    let (status, after) = server.post("/api/v1/background/activate", "").await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    for (task, before) in after["tasks"].as_array().unwrap().iter().zip(counts) {
+        assert!(
+            task["activations"].as_u64().unwrap() > before,
+            "{task} ran again"
+        );
+        assert!(task["last_status"].is_object(), "{task}");
+    }
+    let (status, one) = server
+        .post(
+            "/api/v1/background/activate",
+            r#"{"tasks": ["saga_recovery"]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["tasks"].as_array().unwrap().len(), 1);
+    let (status, body) = server
+        .post("/api/v1/background/activate", r#"{"tasks": ["nope"]}"#)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("saga_recovery"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_finished_request_is_left_as_it_ended_by_a_cancel() {
+    let server = Server::new().await;
+    let (status, accepted) = server.post("/api/v1/clusters/ghost/down", "").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = accepted["request_id"].as_str().unwrap().to_owned();
+    let ended = server.finished(&id).await;
+    let (status, after) = server
+        .post(&format!("/api/v1/requests/{id}/cancel"), "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(after["state"], ended["state"]);
+}
+
+/// The real deal: a server on a loopback port, the typed client, a request followed to its
+/// end as server-sent events.
+#[tokio::test]
+async fn a_request_is_followed_to_its_end_through_the_client() {
+    let server = Server::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(State::new(server.app.clone(), TOKEN));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = aloft_client::Client::new(&url, TOKEN);
+    assert_eq!(client.health().await.unwrap().status, "ok");
+    // No cluster `ghost` is recorded and no cloud has it: the request fails, saying so.
+    let accepted = client
+        .down("ghost", &aloft_api::DownBody::default())
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    let ended = client
+        .follow(&accepted.request_id, 0, |event| {
+            lines.push(event.line.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!(ended.state, aloft_api::RequestState::Failed, "{ended:?}");
+    assert!(
+        ended.error.as_deref().unwrap().contains("ghost"),
+        "{ended:?}"
+    );
+    assert_eq!(lines, ["Terminating `ghost`."]);
+    // Followed again from the start, the same lines come back.
+    let mut again = Vec::new();
+    client
+        .follow(&accepted.request_id, 0, |event| {
+            again.push(event.line.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, lines);
+    // A wrong token is refused with the API's error.
+    let wrong = aloft_client::Client::new(&url, "nope");
+    let err = wrong.clusters(&[]).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(aloft_api::ErrorCode::Unauthorized),
+        "{err}"
+    );
+}
