@@ -175,6 +175,9 @@ pub enum ErrorCode {
     Conflict,
     /// The server failed; its log says more (500).
     Internal,
+    /// The server is stopping (its state database was moved aside or replaced, say); ask a
+    /// new one (503).
+    Unavailable,
 }
 
 /// The body of every error answer.

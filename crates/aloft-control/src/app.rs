@@ -88,10 +88,7 @@ impl App {
             "saga_recovery",
             "undo operations whose owner (a command or a server) is gone",
             periods.saga_recovery,
-            SagaRecovery {
-                home: home.clone(),
-                store: store.clone(),
-            },
+            SagaRecovery::new(home.clone(), store.clone()),
         );
         background.start(
             "cluster_status",
@@ -242,6 +239,14 @@ impl App {
     pub async fn cancel(&self, id: &str) -> AppResult<bool> {
         self.request(id).await?;
         Ok(self.requests.cancel(id).await?)
+    }
+
+    /// Whether any request is unfinished (a server that stops when idle waits for them).
+    pub async fn busy(&self) -> bool {
+        self.store
+            .request_list_unfinished()
+            .await
+            .map_or(true, |unfinished| !unfinished.is_empty())
     }
 
     pub fn background(&self) -> Vec<TaskStatus> {

@@ -23,12 +23,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// What every handler gets.
 #[derive(Debug, Clone)]
 pub struct State {
     pub app: Arc<App>,
     token: Arc<str>,
+    /// When a route was last called (unix seconds), for a server that stops when idle.
+    last_call: Arc<AtomicI64>,
+    /// The state database's identity when the server opened it (device, inode); `None` when
+    /// not watched.
+    state_file: Option<(u64, u64)>,
+    /// Asks the server to stop.
+    stop: Arc<tokio::sync::Notify>,
 }
 
 impl State {
@@ -36,8 +44,31 @@ impl State {
         State {
             app,
             token: token.into(),
+            last_call: Arc::new(AtomicI64::new(unix_now())),
+            state_file: None,
+            stop: Arc::new(tokio::sync::Notify::new()),
         }
     }
+
+    /// Watches the state database's identity: once the file was moved aside or replaced, the
+    /// server answers 503 and stops, so the next command meets a server on the new file.
+    fn watching_state_file(mut self) -> State {
+        self.state_file = file_identity(&self.app.home().join("state.db"));
+        self
+    }
+}
+
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|metadata| (metadata.dev(), metadata.ino()))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
 /// The routes. Health and the OpenAPI document are open; everything else needs the token.
@@ -69,12 +100,27 @@ pub fn app(state: State) -> Router {
         .with_state(state)
 }
 
-/// Lets a request through only with `Authorization: Bearer <the token>`.
+/// Lets a request through only with `Authorization: Bearer <the token>`, and only while the
+/// state database is the one the server opened.
 async fn authorize(
     axum::extract::State(state): axum::extract::State<State>,
     request: Request,
     next: Next,
 ) -> Response {
+    state.last_call.store(unix_now(), Ordering::Relaxed);
+    if let Some(opened) = state.state_file
+        && file_identity(&state.app.home().join("state.db")) != Some(opened)
+    {
+        tracing::warn!("the state database was moved aside or replaced; stopping");
+        state.stop.notify_one();
+        return error::HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            aloft_api::ErrorCode::Unavailable,
+            "the server's state database was moved aside or replaced; the server is stopping \
+             (a command starts a new one)",
+        )
+        .into_response();
+    }
     let given = request
         .headers()
         .get(aloft_api::AUTHORIZATION)
@@ -119,6 +165,9 @@ pub struct Options {
     /// 0 lets the system choose.
     pub port: u16,
     pub periods: Periods,
+    /// Stop after this long with no route called and no request running (servers a command
+    /// started by itself); `None` runs until stopped.
+    pub idle_exit: Option<std::time::Duration>,
 }
 
 /// Serves the API for `options.home` on loopback until SIGINT or SIGTERM, or until its
@@ -127,6 +176,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     use anyhow::Context;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ALOFT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -154,7 +204,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     let token = token(&home)?;
     let store = aloft_control::open_store(&home).await?;
-    let app = Arc::new(App::start(home.clone(), store, options.periods).await?);
+    let application = Arc::new(App::start(home.clone(), store, options.periods).await?);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
         .with_context(|| format!("listening on 127.0.0.1:{}", options.port))?;
@@ -169,8 +219,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     write_private(&local::info_path(&home), &serde_json::to_vec_pretty(&info)?)?;
     tracing::info!(url = %info.url, home = %home.display(), "aloft server listening");
-    let router = app_router(State::new(app, &token));
-    let stopped = stop_signal(home.clone(), info.clone());
+    let state = State::new(application, &token).watching_state_file();
+    let router = app(state.clone());
+    let stopped = stop_signal(home.clone(), info.clone(), state, options.idle_exit);
     axum::serve(listener, router)
         .with_graceful_shutdown(stopped)
         .await?;
@@ -183,17 +234,20 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn app_router(state: State) -> Router {
-    app(state)
-}
-
 fn read_info(home: &std::path::Path) -> Option<local::ServerInfo> {
     let text = std::fs::read_to_string(local::info_path(home)).ok()?;
     serde_json::from_str(&text).ok()
 }
 
-/// Resolves on SIGINT or SIGTERM, or once this server's `api.json` is gone or replaced.
-async fn stop_signal(home: PathBuf, info: local::ServerInfo) {
+/// Resolves on SIGINT or SIGTERM; once this server's `api.json` is gone or replaced (its home
+/// was removed, or another server took it over); when the state database was replaced; or
+/// after `idle_exit` with no route called and no request running.
+async fn stop_signal(
+    home: PathBuf,
+    info: local::ServerInfo,
+    state: State,
+    idle_exit: Option<std::time::Duration>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -208,12 +262,20 @@ async fn stop_signal(home: PathBuf, info: local::ServerInfo) {
                 tracing::warn!("this server's api.json is gone or replaced; stopping");
                 return;
             }
+            if let Some(idle) = idle_exit {
+                let quiet_for = unix_now() - state.last_call.load(Ordering::Relaxed);
+                if quiet_for >= idle.as_secs() as i64 && !state.app.busy().await {
+                    tracing::info!(seconds = quiet_for, "idle; stopping");
+                    return;
+                }
+            }
         }
     };
     tokio::select! {
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         () = watchdog => {}
+        () = state.stop.notified() => {}
     }
 }
 

@@ -11,10 +11,26 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// How many undone operations the status remembers.
+const REMEMBERED: usize = 100;
+
 #[derive(Debug)]
 pub struct SagaRecovery {
     pub home: PathBuf,
     pub store: Store,
+    /// What this server undid since it started (newest last, the last [`REMEMBERED`]): a
+    /// command that started the server tells its user what was found left over.
+    pub undone_since_start: Vec<serde_json::Value>,
+}
+
+impl SagaRecovery {
+    pub fn new(home: PathBuf, store: Store) -> SagaRecovery {
+        SagaRecovery {
+            home,
+            store,
+            undone_since_start: Vec::new(),
+        }
+    }
 }
 
 impl BackgroundTask for SagaRecovery {
@@ -38,7 +54,14 @@ impl BackgroundTask for SagaRecovery {
                     ),
                 }
             }
-            json!({"undone": undone, "left": left})
+            self.undone_since_start.extend(undone.iter().cloned());
+            let excess = self.undone_since_start.len().saturating_sub(REMEMBERED);
+            self.undone_since_start.drain(..excess);
+            json!({
+                "undone": undone,
+                "left": left,
+                "undone_since_start": self.undone_since_start,
+            })
         })
     }
 }
