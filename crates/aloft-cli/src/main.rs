@@ -6,6 +6,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 mod agent_cmd;
+mod api_cmd;
 mod catalog_cmd;
 mod check_cmd;
 mod cluster_cmd;
@@ -62,6 +63,11 @@ enum Command {
     Check(check_cmd::CheckArgs),
     /// List instance types and prices from the catalog.
     Catalog(catalog_cmd::CatalogArgs),
+    /// Run the control plane in the foreground (a command starts one in the background by
+    /// itself when none answers).
+    Server(api_cmd::ServerArgs),
+    /// The control plane: start, stop, its requests and their progress.
+    Api(api_cmd::ApiArgs),
     /// The head-node agent (run on a cluster's head node by aloft itself).
     #[command(hide = true)]
     Agent {
@@ -111,6 +117,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Local(args) => cluster_cmd::local(args),
         Command::Catalog(args) => catalog_cmd::run(args),
         Command::Check(args) => check_cmd::check(args),
+        Command::Server(args) => api_cmd::server(args),
+        Command::Api(args) => api_cmd::api(args),
         Command::Agent { command } => agent_cmd::run(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "aloft", &mut std::io::stdout());
