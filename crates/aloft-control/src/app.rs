@@ -249,6 +249,101 @@ impl App {
             .map_or(true, |unfinished| !unfinished.is_empty())
     }
 
+    /// The application's figures in Prometheus' text format: clusters by cloud and status, the
+    /// dollars per hour of every cluster not stopped, requests (running now, and how long the
+    /// finished ones took), and the background tasks' activations and last duration.
+    pub async fn render_metrics(&self, out: &mut String) -> AppResult<()> {
+        use crate::metrics::{header, sample};
+        use std::collections::BTreeMap;
+        let mut counted: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let mut cost: BTreeMap<String, f64> = BTreeMap::new();
+        for cluster in self.store.cluster_list().await? {
+            let status = serde_json::to_value(cluster.status)
+                .ok()
+                .and_then(|status| status.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            *counted.entry((cluster.cloud.clone(), status)).or_default() += 1;
+            let hourly = cost.entry(cluster.cloud.clone()).or_default();
+            if cluster.status != aloft_store::ClusterStatus::Stopped {
+                *hourly += cluster.hourly_price * f64::from(cluster.num_nodes);
+            }
+        }
+        header(
+            out,
+            "aloft_clusters",
+            "Recorded clusters by cloud and status.",
+            "gauge",
+        );
+        for ((cloud, status), count) in &counted {
+            sample(
+                out,
+                "aloft_clusters",
+                &["cloud", "status"],
+                &[cloud, status],
+                *count as f64,
+            );
+        }
+        header(
+            out,
+            "aloft_clusters_cost_dollars_per_hour",
+            "The catalog price per hour of every recorded cluster not stopped, by cloud.",
+            "gauge",
+        );
+        for (cloud, dollars) in &cost {
+            sample(
+                out,
+                "aloft_clusters_cost_dollars_per_hour",
+                &["cloud"],
+                &[cloud],
+                *dollars,
+            );
+        }
+        header(
+            out,
+            "aloft_requests_running",
+            "Requests running in this server.",
+            "gauge",
+        );
+        sample(
+            out,
+            "aloft_requests_running",
+            &[],
+            &[],
+            self.requests.running() as f64,
+        );
+        self.requests.durations.render(out);
+        let tasks = self.background();
+        header(
+            out,
+            "aloft_background_task_activations_total",
+            "Activations of each background task since the server started.",
+            "counter",
+        );
+        for task in &tasks {
+            let value = task.activations as f64;
+            sample(
+                out,
+                "aloft_background_task_activations_total",
+                &["task"],
+                &[task.name],
+                value,
+            );
+        }
+        header(
+            out,
+            "aloft_background_task_last_duration_seconds",
+            "How long each background task's last activation took.",
+            "gauge",
+        );
+        for task in &tasks {
+            if let Some(took) = task.last_duration {
+                let name = "aloft_background_task_last_duration_seconds";
+                sample(out, name, &["task"], &[task.name], took.as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+
     pub fn background(&self) -> Vec<TaskStatus> {
         self.background.statuses()
     }

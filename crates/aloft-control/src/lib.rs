@@ -22,6 +22,7 @@ pub mod background;
 pub mod clusters;
 pub mod launch;
 pub mod lifecycle;
+pub mod metrics;
 pub mod recovery;
 pub mod registry;
 pub mod requests;

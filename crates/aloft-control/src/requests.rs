@@ -2,6 +2,7 @@
 //! recorded in the store before it starts, with every line of its progress, so a client can
 //! follow it, leave and come back, and a restarted server knows what was cut short.
 
+use crate::metrics::Histograms;
 use crate::{Progress, recovery};
 use aloft_ops::owner;
 use aloft_store::{Request, RequestState, Store};
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
 
 /// The work of one request: given where to say its progress, it produces the request's result.
 pub type Work = Pin<Box<dyn Future<Output = Result<serde_json::Value>> + Send>>;
@@ -26,6 +28,8 @@ pub struct Requests {
     owner: String,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     changed: watch::Sender<u64>,
+    /// How long requests took, by kind and the state they ended in (since the server started).
+    pub durations: Histograms,
 }
 
 impl Requests {
@@ -36,12 +40,22 @@ impl Requests {
             owner: owner::this_process(),
             running: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
+            durations: Histograms::new(
+                "aloft_request_duration_seconds",
+                "How long requests took from submission to their end, by kind and end state.",
+                &["kind", "state"],
+            ),
         })
     }
 
     /// A receiver that changes whenever a request does.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// How many requests are running now.
+    pub fn running(&self) -> usize {
+        self.running.lock().expect("requests lock").len()
     }
 
     fn bump(&self) {
@@ -76,11 +90,14 @@ impl Requests {
             })
         };
         let this = self.clone();
+        let span = tracing::info_span!("request", id = %id, kind);
+        let (kind, submitted) = (kind.to_owned(), std::time::Instant::now());
         // Held until the work is registered, so it cannot end (and unregister) before that.
         let guard = self.running.lock().expect("requests lock");
         let task = tokio::spawn({
             let id = id.clone();
             async move {
+                tracing::info!("started");
                 let _ = this
                     .store
                     .request_set_state(&id, RequestState::Running, None, None)
@@ -106,9 +123,21 @@ impl Requests {
                             .await
                     }
                 };
+                let state = if outcome.is_ok() {
+                    "succeeded"
+                } else {
+                    "failed"
+                };
+                let took = submitted.elapsed();
+                this.durations.observe(&[&kind, state], took);
+                match &outcome {
+                    Ok(_) => tracing::info!(seconds = took.as_secs_f64(), "succeeded"),
+                    Err(err) => tracing::warn!(seconds = took.as_secs_f64(), "failed: {err:#}"),
+                }
                 this.running.lock().expect("requests lock").remove(&id);
                 this.bump();
             }
+            .instrument(span)
         });
         let mut running = guard;
         if !task.is_finished() {

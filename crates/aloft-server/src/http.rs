@@ -249,3 +249,25 @@ pub async fn activate(
         tasks: tasks.into_iter().map(views::task).collect(),
     }))
 }
+
+/// The server's figures for Prometheus (text format 0.0.4): HTTP latency by route and status,
+/// clusters by cloud and status and what they cost per hour, requests, background tasks, and
+/// the process's memory. Scrape it with the token (`authorization: credentials_file`).
+#[utoipa::path(get, path = "/metrics", tag = "meta", security(("token" = [])),
+    responses((status = 200, description = "Prometheus text format", body = String,
+        content_type = "text/plain; version=0.0.4")))]
+pub async fn metrics(
+    state: axum::extract::State<State>,
+) -> Result<impl axum::response::IntoResponse, HttpError> {
+    let mut out = String::new();
+    state.app.render_metrics(&mut out).await?;
+    state.http.render(&mut out);
+    crate::process_metrics(&mut out);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    ))
+}

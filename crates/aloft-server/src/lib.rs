@@ -15,6 +15,7 @@ pub use openapi::openapi_json;
 
 use aloft_api::local;
 use aloft_control::app::{App, Periods};
+use aloft_control::metrics::Histograms;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -37,16 +38,25 @@ pub struct State {
     state_file: Option<(u64, u64)>,
     /// Asks the server to stop.
     stop: Arc<tokio::sync::Notify>,
+    /// How long routes took to answer, by method, route and status.
+    http: Arc<Histograms>,
 }
 
 impl State {
     pub fn new(app: Arc<App>, token: &str) -> State {
+        std::sync::LazyLock::force(&STARTED_AT);
         State {
             app,
             token: token.into(),
             last_call: Arc::new(AtomicI64::new(unix_now())),
             state_file: None,
             stop: Arc::new(tokio::sync::Notify::new()),
+            http: Arc::new(Histograms::new(
+                "aloft_http_request_duration_seconds",
+                "How long the server took to answer, by method, route and status (an event \
+                 stream counts until it ends).",
+                &["method", "route", "status"],
+            )),
         }
     }
 
@@ -87,12 +97,23 @@ pub fn app(state: State) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
-        ));
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe));
     let open = Router::new()
         .route("/health", get(http::health))
-        .route("/openapi.json", get(openapi::document));
+        .route("/openapi.json", get(openapi::document))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe));
+    // Where Prometheus looks by default, beside the API rather than in it.
+    let metrics = Router::new()
+        .route("/metrics", get(http::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe));
     Router::new()
         .nest(aloft_api::PREFIX, guarded.merge(open))
+        .merge(metrics)
         .fallback(|| async {
             error::HttpError::not_found("no such route; the API lives under /api/v1")
         })
@@ -141,6 +162,58 @@ async fn authorize(
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// Records how long a matched route took, by its pattern (`/api/v1/requests/{id}`, never the
+/// path itself: ids would make a series each).
+async fn observe(
+    axum::extract::State(state): axum::extract::State<State>,
+    route: axum::extract::MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    state.http.observe(
+        &[method.as_str(), route.as_str(), &status],
+        started.elapsed(),
+    );
+    response
+}
+
+/// The process's resident memory and start time, as Prometheus' client libraries name them.
+fn process_metrics(out: &mut String) {
+    use aloft_control::metrics::{header, sample};
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let resident_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        });
+    if let Some(kib) = resident_kib {
+        let name = "process_resident_memory_bytes";
+        header(out, name, "Resident memory size in bytes.", "gauge");
+        sample(out, name, &[], &[], kib * 1024.0);
+    }
+    let name = "process_start_time_seconds";
+    header(
+        out,
+        name,
+        "Start time of the process since the epoch, in seconds.",
+        "gauge",
+    );
+    sample(out, name, &[], &[], *STARTED_AT as f64);
+}
+
+/// When this process started serving (unix seconds).
+static STARTED_AT: std::sync::LazyLock<i64> = std::sync::LazyLock::new(unix_now);
 
 /// One log line per request: method, path (never the query or headers), status, latency.
 async fn log_requests(request: Request, next: Next) -> Response {

@@ -21,6 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         http::events,
         http::background,
         http::activate,
+        http::metrics,
     ),
     modifiers(&Token)
 )]

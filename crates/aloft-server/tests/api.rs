@@ -422,3 +422,65 @@ async fn a_request_is_followed_to_its_end_through_the_client() {
         "{err}"
     );
 }
+
+/// Calls a route of `state`'s router and returns the status and the body as text.
+async fn call_text(state: &State, path: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut request = Request::builder().method(Method::GET).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = app(state.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn metrics_need_the_token_and_count_routes_by_pattern_clusters_and_their_cost() {
+    let server = Server::new().await;
+    let store = server.store().await;
+    store.cluster_insert(&cluster("web")).await.unwrap();
+    let mut idle = cluster("idle");
+    idle.status = aloft_store::ClusterStatus::Stopped;
+    store.cluster_insert(&idle).await.unwrap();
+    let state = State::new(server.app.clone(), TOKEN);
+    for _ in 0..2 {
+        assert_eq!(
+            call_text(&state, "/api/v1/clusters", Some(TOKEN)).await.0,
+            StatusCode::OK
+        );
+    }
+    let missing = call_text(&state, "/api/v1/requests/req-nope", Some(TOKEN)).await;
+    assert_eq!(missing.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call_text(&state, "/metrics", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (status, text) = call_text(&state, "/metrics", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    for expected in [
+        "aloft_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/clusters\",status=\"200\"} 2\n",
+        // The route's pattern, never the id: one series for every request looked up.
+        "aloft_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/requests/{id}\",status=\"404\"} 1\n",
+        "aloft_http_request_duration_seconds_count{method=\"GET\",route=\"/metrics\",status=\"401\"} 1\n",
+        "aloft_clusters{cloud=\"local\",status=\"up\"} 1\n",
+        "aloft_clusters{cloud=\"local\",status=\"stopped\"} 1\n",
+        // Two nodes at $0.25/h; the stopped cluster costs nothing per hour.
+        "aloft_clusters_cost_dollars_per_hour{cloud=\"local\"} 0.5\n",
+        "aloft_requests_running 0\n",
+        "# TYPE process_resident_memory_bytes gauge\n",
+    ] {
+        assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    }
+    // Every sample line is `name{labels} number` or `name number`.
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        assert!(series.ends_with('}') || !series.contains('{'), "{line}");
+        assert!(!series.contains("{}"), "{line}");
+    }
+}

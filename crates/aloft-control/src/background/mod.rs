@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tracing::Instrument as _;
 
 /// A task's activation: looks at the world, converges it, and says what it found as JSON.
 pub trait BackgroundTask: Send + 'static {
@@ -36,6 +37,8 @@ pub struct TaskStatus {
     /// Unix seconds.
     pub last_started_at: Option<i64>,
     pub last_finished_at: Option<i64>,
+    /// How long the last activation took.
+    pub last_duration: Option<Duration>,
     pub last_status: serde_json::Value,
 }
 
@@ -71,6 +74,7 @@ impl Driver {
             running: false,
             last_started_at: None,
             last_finished_at: None,
+            last_duration: None,
             last_status: serde_json::Value::Null,
         }));
         let activate = Arc::new(Notify::new());
@@ -90,12 +94,17 @@ impl Driver {
                         status.running = true;
                         status.last_started_at = Some(crate::unix_now());
                     }
-                    let found = task.activate().await;
+                    let started = std::time::Instant::now();
+                    let found = task
+                        .activate()
+                        .instrument(tracing::info_span!("background", task = name))
+                        .await;
                     let count = {
                         let mut status = status.lock().expect("task status");
                         status.running = false;
                         status.activations += 1;
                         status.last_finished_at = Some(crate::unix_now());
+                        status.last_duration = Some(started.elapsed());
                         status.last_status = found;
                         status.activations
                     };
