@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-/// A JSON body; an empty body reads as `{}` (every body's fields may be left out).
+/// A JSON body; an empty body, or `null`, reads as `{}` (every body's fields may be left out).
 #[derive(Debug)]
 pub struct Body<T>(pub T);
 
@@ -17,11 +17,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|err| HttpError::bad_request(format!("reading the body: {err}")))?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
+        let bytes: &[u8] =
+            if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
+                b"{}"
+            } else {
+                &bytes
+            };
         serde_json::from_slice(bytes)
             .map(Body)
             .map_err(|err| HttpError::bad_request(format!("the JSON body: {err}")))

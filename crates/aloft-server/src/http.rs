@@ -4,7 +4,7 @@ use crate::error::HttpError;
 use crate::extract::{Body, Query};
 use crate::{State, views};
 use aloft_api::{
-    Accepted, Activated, ApiError, BackgroundTask, Cluster, DownBody, Health, Request, RequestEvent,
+    Accepted, Activated, ApiError, BackgroundTask, Cluster, DownBody, Health, Request,
 };
 use axum::Json;
 use axum::extract::Path;
@@ -73,7 +73,7 @@ fn accepted(request: aloft_store::Request) -> (StatusCode, Json<Accepted>) {
 
 /// Stops a cluster's instances, keeping their disks (a request).
 #[utoipa::path(post, path = "/api/v1/clusters/{name}/stop", tag = "clusters",
-    params(("name" = String, Path, description = "The cluster")), security(("token" = [])),
+    params(("name" = String, Path, description = "The cluster", pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")), security(("token" = [])),
     responses((status = 202, body = Accepted), (status = 404, body = ApiError),
         (status = 409, body = ApiError)))]
 pub async fn stop(
@@ -85,7 +85,7 @@ pub async fn stop(
 
 /// Starts a stopped cluster again (a request).
 #[utoipa::path(post, path = "/api/v1/clusters/{name}/start", tag = "clusters",
-    params(("name" = String, Path, description = "The cluster")), security(("token" = [])),
+    params(("name" = String, Path, description = "The cluster", pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")), security(("token" = [])),
     responses((status = 202, body = Accepted), (status = 404, body = ApiError),
         (status = 409, body = ApiError)))]
 pub async fn start(
@@ -98,7 +98,7 @@ pub async fn start(
 /// Tears a cluster down and forgets it (a request); one with no record is looked for on the
 /// clouds by its tag.
 #[utoipa::path(post, path = "/api/v1/clusters/{name}/down", tag = "clusters",
-    params(("name" = String, Path, description = "The cluster")), request_body = DownBody,
+    params(("name" = String, Path, description = "The cluster", pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")), request_body = Option<DownBody>,
     security(("token" = [])),
     responses((status = 202, body = Accepted), (status = 400, body = ApiError),
         (status = 409, body = ApiError)))]
@@ -113,7 +113,8 @@ pub async fn down(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RequestsQuery {
-    /// How many (newest first; default 50, at most 1000).
+    /// How many (newest first; default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -125,7 +126,12 @@ pub async fn requests(
     state: axum::extract::State<State>,
     Query(query): Query<RequestsQuery>,
 ) -> Answer<Vec<Request>> {
-    let limit = query.limit.unwrap_or(50).min(1000);
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(HttpError::bad_request(format!(
+            "the query: `limit` is {limit}; ask for 1 to 1000"
+        )));
+    }
     let rows = state.app.requests(i64::from(limit)).await?;
     Ok(Json(rows.into_iter().map(views::request).collect()))
 }
@@ -155,7 +161,21 @@ pub async fn cancel(state: axum::extract::State<State>, Path(id): Path<String>) 
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// The first line to send (its `seq`; default 0).
+    #[param(minimum = 0)]
     from: Option<i64>,
+}
+
+/// One server-sent event of the events route (documentation only: the route writes them with
+/// axum's `Event`).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ProgressEvent {
+    /// `end` for the last event; absent for a line of progress.
+    event: Option<String>,
+    /// For a line, its `seq` + 1: where to go on from (`?from=`).
+    id: Option<String>,
+    /// JSON: a `RequestEvent` for a line; the finished `Request` for `end`.
+    data: String,
 }
 
 /// A request's progress as server-sent events: one per line (`data` is a `RequestEvent`),
@@ -163,7 +183,7 @@ pub struct EventsQuery {
 #[utoipa::path(get, path = "/api/v1/requests/{id}/events", tag = "requests",
     params(("id" = String, Path, description = "The request"), EventsQuery),
     security(("token" = [])),
-    responses((status = 200, content_type = "text/event-stream", body = RequestEvent),
+    responses((status = 200, content_type = "text/event-stream", body = ProgressEvent),
         (status = 404, body = ApiError)))]
 pub async fn events(
     state: axum::extract::State<State>,
@@ -171,7 +191,12 @@ pub async fn events(
     Query(query): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
     state.app.request(&id).await?;
-    let from = query.from.unwrap_or(0).max(0);
+    let from = query.from.unwrap_or(0);
+    if from < 0 {
+        return Err(HttpError::bad_request(format!(
+            "the query: `from` is {from}; a line's `seq` is 0 or more"
+        )));
+    }
     let app = state.app.clone();
     let changed = app.subscribe();
     let stream = futures_util::stream::unfold(
@@ -233,12 +258,23 @@ pub async fn background(state: axum::extract::State<State>) -> Json<Vec<Backgrou
 pub struct ActivateBody {
     /// The tasks to activate (default: all).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<TaskName>>)]
     tasks: Option<Vec<String>>,
+}
+
+/// A background task's name (documentation only: the names `GET /background` lists).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum TaskName {
+    SagaRecovery,
+    ClusterStatus,
+    OrphanSweep,
 }
 
 /// Activates the background tasks (those named, or all) and answers once each has run.
 #[utoipa::path(post, path = "/api/v1/background/activate", tag = "background",
-    request_body = ActivateBody, security(("token" = [])),
+    request_body = Option<ActivateBody>, security(("token" = [])),
     responses((status = 200, body = Activated), (status = 400, body = ApiError)))]
 pub async fn activate(
     state: axum::extract::State<State>,

@@ -5,6 +5,7 @@ use crate::http;
 use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,11 +24,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         http::activate,
         http::metrics,
     ),
+    components(schemas(aloft_api::RequestEvent)),
     modifiers(&Token)
 )]
 struct Document;
 
-/// The `token` security scheme: the server's token as a bearer token.
+/// The `token` security scheme (the server's token as a bearer token), and the answers every
+/// route that needs it may give: 401 without a valid token, 503 from a server that is stopping.
 struct Token;
 
 impl utoipa::Modify for Token {
@@ -37,6 +40,30 @@ impl utoipa::Modify for Token {
             "token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                if operation.security.is_none() {
+                    continue;
+                }
+                for (status, description) in [
+                    ("401", "No token, or a wrong one"),
+                    ("503", "The server is stopping; ask a new one"),
+                ] {
+                    operation.responses.responses.insert(
+                        status.to_owned(),
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ApiError")))
+                                    .build(),
+                            )
+                            .into(),
+                    );
+                }
+            }
+        }
     }
 }
 

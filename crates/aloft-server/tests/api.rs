@@ -484,3 +484,60 @@ async fn metrics_need_the_token_and_count_routes_by_pattern_clusters_and_their_c
         assert!(!series.contains("{}"), "{line}");
     }
 }
+
+#[tokio::test]
+async fn the_documented_background_task_names_are_the_servers_tasks() {
+    let server = Server::new().await;
+    let (_, tasks) = server.get("/api/v1/background").await;
+    let mut running: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["name"].as_str().unwrap())
+        .collect();
+    let document: Value = serde_json::from_str(&aloft_server::openapi_json()).unwrap();
+    let mut documented: Vec<&str> = document["components"]["schemas"]["TaskName"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect();
+    running.sort_unstable();
+    documented.sort_unstable();
+    assert_eq!(running, documented);
+}
+
+#[tokio::test]
+async fn out_of_range_query_values_are_refused_naming_the_parameter() {
+    let server = Server::new().await;
+    for path in ["/api/v1/requests?limit=0", "/api/v1/requests?limit=1001"] {
+        let (status, body) = server.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("`limit`"),
+            "{body}"
+        );
+    }
+    let store = server.store().await;
+    let request = store
+        .request_insert("stop", Some("a"), &json!({}), "test")
+        .await
+        .unwrap();
+    let (status, body) = server
+        .get(&format!("/api/v1/requests/{}/events?from=-1", request.id))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("`from`"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_or_null_body_reads_as_no_fields() {
+    let server = Server::new().await;
+    for body in ["", "null", " \n"] {
+        let (status, answer) = server.post("/api/v1/background/activate", body).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}: {answer}");
+    }
+}
