@@ -1,0 +1,139 @@
+//! The API fuzzed from its own OpenAPI document with schemathesis (PyPI), against a real
+//! `aloft server`: valid and wrong-shaped requests on every route, and every answer checked
+//! against the document (no server error, status codes, content types and bodies as
+//! documented). `.ci/run` installs schemathesis in `/opt/aloft-schemathesis`
+//! (`ALOFT_SCHEMATHESIS` names another executable); without it the test says it is skipped,
+//! and fails in CI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server on its own home, ended (by its pid) and its home removed on drop.
+struct Server {
+    home: PathBuf,
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let home =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("api-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).unwrap();
+        let log = std::fs::File::create(home.join("fuzz-server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_aloft"))
+            .args(["server", "--port", "0"])
+            .env("ALOFT_HOME", &home)
+            // The background tasks the fuzzer activates look only for this run's instances.
+            .env("ALOFT_LOCAL_PREFIX", format!("fz{}", std::process::id()))
+            .env(
+                "ALOFT_LOCAL_BRIDGE",
+                format!("fzbr{}", std::process::id() % 100_000),
+            )
+            .env("ALOFT_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = Server { home, child };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !server.info_path().exists() {
+            assert!(Instant::now() < deadline, "no server:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn info_path(&self) -> PathBuf {
+        self.home.join("server/api.json")
+    }
+
+    fn url(&self) -> String {
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.info_path()).unwrap()).unwrap();
+        info["url"].as_str().unwrap().to_owned()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.join("fuzz-server.log")).unwrap_or_default()
+    }
+}
+
+fn schemathesis() -> Option<PathBuf> {
+    let path = std::env::var_os("ALOFT_SCHEMATHESIS").map_or_else(
+        || PathBuf::from("/opt/aloft-schemathesis/bin/schemathesis"),
+        PathBuf::from,
+    );
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must fuzz the API: {} is missing (.ci/run installs schemathesis)",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: the API fuzz test needs schemathesis at {} (.ci/run installs it)",
+        path.display()
+    );
+    None
+}
+
+#[test]
+fn every_route_answers_generated_and_malformed_requests_as_its_openapi_document_says() {
+    let Some(schemathesis) = schemathesis() else {
+        return;
+    };
+    let mut server = Server::start();
+    let url = server.url();
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+    let output = Command::new(schemathesis)
+        .arg("--config-file")
+        .arg(hooks.join("schemathesis.toml"))
+        .arg("run")
+        .arg(format!("{url}/api/v1/openapi.json"))
+        .args(["--url", &url])
+        // Every check runs (schemathesis' default; `--checks` would override the per-route
+        // settings in schemathesis.toml).
+        // Valid requests, and requests that break the document (wrong types, missing or
+        // unknown fields), which must be refused with a 4xx.
+        .args(["--mode", "all"])
+        .args(["--max-examples", "40"])
+        .args(["--generation-database", "none"])
+        .args(["--request-timeout", "10"])
+        .args(["--workers", "2"])
+        .env("SCHEMATHESIS_HOOKS", "aloft_fuzz_hooks")
+        .env("PYTHONPATH", &hooks)
+        .env("ALOFT_FUZZ_TOKEN_FILE", server.home.join("server/token"))
+        .env("NO_COLOR", "1")
+        .current_dir(&server.home)
+        .output()
+        .unwrap();
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let report = format!(
+        "{}\n{}\nthe server log ends:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    );
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server ended:\n{report}"
+    );
+    assert!(!log.contains("panicked"), "{report}");
+}
