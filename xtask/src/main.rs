@@ -38,8 +38,10 @@ fn main() -> Result<()> {
         "probe" => probe(&catalog_dir, runs),
         "bench-launch" => bench_launch(&root, runs),
         "bench-logs" => bench_logs(&root, runs),
+        "bench-server" => bench_server(&root, runs),
         _ => bail!(
-            "usage: cargo xtask bench|probe|bench-launch|bench-logs [--catalog DIR] [--runs N]"
+            "usage: cargo xtask bench|probe|bench-launch|bench-logs|bench-server [--catalog DIR] \
+             [--runs N]"
         ),
     }
 }
@@ -336,6 +338,215 @@ fn bench_launch(root: &Path, runs: usize) -> Result<()> {
     );
     let _ = aloft(&["local", "cleanup"]).output();
     let _ = std::fs::remove_dir_all(&home);
+    Ok(())
+}
+
+/// 100 clusters recorded as up in `home`'s store (nothing behind them on any cloud).
+fn record_clusters(home: &Path, count: u32) -> Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let store = aloft_store::Store::open(&home.join("state.db")).await?;
+        for idx in 0..count {
+            store
+                .cluster_insert(&aloft_store::Cluster {
+                    name: format!("c{idx:03}"),
+                    status: aloft_store::ClusterStatus::Up,
+                    cloud: "local".to_owned(),
+                    region: "local".to_owned(),
+                    zone: Some("local-a".to_owned()),
+                    instance_type: "local.small".to_owned(),
+                    num_nodes: 1 + idx % 4,
+                    spot: false,
+                    hourly_price: 0.01,
+                    autostop_minutes: None,
+                    autostop_down: false,
+                    resources: serde_json::json!({}),
+                    generation: 0,
+                    created_at: 0,
+                    updated_at: 0,
+                })
+                .await?;
+        }
+        store.close().await;
+        anyhow::Ok(())
+    })
+}
+
+/// The control plane (no root needed): `aloft status` through the server on 100 clusters, the
+/// CLI's own start, read routes under 200 concurrent clients, and the server's memory idle
+/// and with 1,000 finished requests recorded.
+fn bench_server(root: &Path, runs: usize) -> Result<()> {
+    let binary = build_release(root)?;
+    let home = std::env::temp_dir().join(format!("aloft-bench-server-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home)?;
+    let aloft = |args: &[&str]| {
+        let mut command = Command::new(&binary);
+        command
+            .args(args)
+            .env("ALOFT_HOME", &home)
+            .env("ALOFT_LOCAL_PREFIX", "bsrv")
+            .env("ALOFT_LOCAL_BRIDGE", "bsrvbr")
+            .env_remove("ALOFT_API_URL");
+        command
+    };
+    let result = bench_server_on(&home, &aloft, runs);
+    let _ = aloft(&["api", "stop"]).output();
+    let _ = aloft(&["local", "cleanup", "--yes"]).output();
+    let _ = std::fs::remove_dir_all(&home);
+    result
+}
+
+fn bench_server_on(home: &Path, aloft: &dyn Fn(&[&str]) -> Command, runs: usize) -> Result<()> {
+    let timed = |args: &[&str]| -> Result<f64> {
+        let started = Instant::now();
+        let output = aloft(args).output()?;
+        let took = started.elapsed().as_secs_f64() * 1e3;
+        if !output.status.success() {
+            bail!(
+                "aloft {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(took)
+    };
+    let runs = runs.max(5);
+    let row = |what: &str, mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {what} | {:.1} | {:.1} | {:.1} |",
+            median(&times),
+            times[0],
+            times[times.len() - 1]
+        );
+    };
+    println!("## Control plane, whole process (release binary)\n");
+    println!("| workload | median (ms) | min (ms) | max (ms) |");
+    println!("|---|---|---|---|");
+    let version: Vec<f64> = (0..runs)
+        .map(|_| timed(&["--version"]))
+        .collect::<Result<_>>()?;
+    row("`aloft --version` (the CLI's own start)", version);
+    record_clusters(home, 100)?;
+    let first = timed(&["status"])?;
+    row(
+        "`aloft status`, 100 clusters, starting the server",
+        vec![first],
+    );
+    let warm: Vec<f64> = (0..runs)
+        .map(|_| timed(&["status"]))
+        .collect::<Result<_>>()?;
+    row("`aloft status`, 100 clusters, server running", warm);
+
+    let info: aloft_api::local::ServerInfo =
+        serde_json::from_str(&std::fs::read_to_string(aloft_api::local::info_path(home))?)?;
+    let token = std::fs::read_to_string(aloft_api::local::token_path(home))?;
+    let client = aloft_client::Client::new(&info.url, token.trim());
+    let runtime = tokio::runtime::Runtime::new()?;
+    let rss_mib =
+        || proc_sample(info.pid).map_or(f64::NAN, |sample| sample.rss_kib as f64 / 1024.0);
+    println!(
+        "\nServer idle, after those commands: {:.1} MiB RSS\n",
+        rss_mib()
+    );
+
+    // 200 clients at once, each on a connection of its own, alternating two read routes.
+    let (clients, calls) = (200usize, 25usize);
+    let read_started = Instant::now();
+    let (mut latencies, errors) = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for idx in 0..clients {
+            let client = aloft_client::Client::new(&info.url, token.trim());
+            tasks.push(tokio::spawn(async move {
+                let mut times = Vec::with_capacity(calls);
+                let mut errors = 0usize;
+                for call in 0..calls {
+                    let started = Instant::now();
+                    let ok = if (idx + call) % 2 == 0 {
+                        client.clusters(&[]).await.is_ok()
+                    } else {
+                        client.requests(50).await.is_ok()
+                    };
+                    times.push(started.elapsed().as_secs_f64() * 1e3);
+                    errors += usize::from(!ok);
+                }
+                (times, errors)
+            }));
+        }
+        let (mut all, mut errors) = (Vec::new(), 0);
+        for task in tasks {
+            let (times, failed) = task.await?;
+            all.extend(times);
+            errors += failed;
+        }
+        anyhow::Ok((all, errors))
+    })?;
+    let read_seconds = read_started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let p99 = latencies[latencies.len() * 99 / 100];
+    println!(
+        "Read routes (`GET /clusters` of 100, `GET /requests?limit=50`), {clients} concurrent \
+         clients x {calls} calls: p50 {:.1} ms, p99 {p99:.1} ms, max {:.1} ms, {errors} errors, \
+         {:.0} calls/s; server {:.1} MiB RSS after\n",
+        median(&latencies),
+        latencies[latencies.len() - 1],
+        latencies.len() as f64 / read_seconds,
+        rss_mib()
+    );
+    // The same reads one at a time: what a single client waits for.
+    let mut single = runtime.block_on(async {
+        let mut times = Vec::new();
+        for call in 0..200 {
+            let started = Instant::now();
+            if call % 2 == 0 {
+                client.clusters(&[]).await?;
+            } else {
+                client.requests(50).await?;
+            }
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        anyhow::Ok(times)
+    })?;
+    single.sort_by(f64::total_cmp);
+    println!(
+        "The same reads from one client: p50 {:.2} ms, p99 {:.2} ms\n",
+        median(&single),
+        single[single.len() * 99 / 100]
+    );
+
+    // 1,000 requests run to their end: `down` of names nothing is recorded or running under
+    // (each looks on the clouds, finds nothing and fails). Never stop or start the recorded
+    // clusters here: starting one with nothing behind it brings its nodes up for real.
+    let started = Instant::now();
+    let ended = runtime.block_on(async {
+        let mut ended = 0usize;
+        for round in 0..10 {
+            let mut ids = Vec::new();
+            for idx in 0..100 {
+                let name = format!("gone-{round}-{idx:03}");
+                let body = aloft_api::DownBody { skip_logs: true };
+                if let Ok(accepted) = client.down(&name, &body).await {
+                    ids.push(accepted.request_id);
+                }
+            }
+            for id in ids {
+                for _ in 0..600 {
+                    let request = client.request(&id).await?;
+                    if request.state.is_finished() {
+                        ended += 1;
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+        anyhow::Ok(ended)
+    })?;
+    println!(
+        "{ended} requests submitted and ended in {:.1} s; server {:.1} MiB RSS after",
+        started.elapsed().as_secs_f64(),
+        rss_mib()
+    );
     Ok(())
 }
 
