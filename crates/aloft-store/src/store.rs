@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// `url` names the database without its password (see [`describe_url`]).
+    /// `url` names the database without its password (a PostgreSQL URL is described, not
+    /// copied).
     #[error("opening the state database {url}")]
     Open {
         url: String,
