@@ -195,7 +195,7 @@ pub(crate) async fn submit(
 
 /// When the cluster's record was made, if it is recorded.
 async fn record_created_at(home: &Path, cluster: &str) -> Option<i64> {
-    let store = Store::open(&home.join("state.db")).await.ok()?;
+    let store = aloft_control::open_store(home).await.ok()?;
     Some(store.cluster_fetch(cluster).await.ok()??.created_at)
 }
 

@@ -77,7 +77,48 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
-/// The state database under `home`.
+/// The state database: the PostgreSQL database `$ALOFT_DB` names (a `postgres://` URL), else
+/// the SQLite file under `home`. An empty `ALOFT_DB` counts as unset.
 pub async fn open_store(home: &Path) -> anyhow::Result<aloft_store::Store> {
-    Ok(aloft_store::Store::open(&home.join("state.db")).await?)
+    let db = std::env::var("ALOFT_DB").ok().filter(|db| !db.is_empty());
+    open_store_with(home, db.as_deref()).await
+}
+
+/// The state database `db` names (a `postgres://` or `postgresql://` URL, for a deployment
+/// whose processes share one server), or `$home/state.db` when `None`. Another value is refused
+/// by its scheme alone: the value itself is never shown, since a URL may carry a password.
+pub async fn open_store_with(home: &Path, db: Option<&str>) -> anyhow::Result<aloft_store::Store> {
+    let Some(url) = db else {
+        return Ok(aloft_store::Store::open(&home.join("state.db")).await?);
+    };
+    match url.split_once("://") {
+        Some(("postgres" | "postgresql", _)) => Ok(aloft_store::Store::connect(url).await?),
+        Some((scheme, _)) => anyhow::bail!(
+            "the state database must be a postgres:// URL (or unset, for {}), not a `{scheme}:` one",
+            home.join("state.db").display()
+        ),
+        None => anyhow::bail!(
+            "the state database must be a postgres:// URL (or unset, for {}); the value given has no scheme",
+            home.join("state.db").display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_that_is_not_postgres_is_refused_by_its_scheme_alone() {
+        let home = Path::new("/nonexistent-aloft-home");
+        for (db, scheme) in [
+            ("mysql://root:s3cret@db.example/aloft", "`mysql:`"),
+            ("sqlite:///tmp/s3cret.db", "`sqlite:`"),
+            ("root:s3cret@db.example/aloft", "no scheme"),
+        ] {
+            let message = format!("{:#}", open_store_with(home, Some(db)).await.unwrap_err());
+            assert!(message.contains(scheme), "{db}: {message}");
+            assert!(!message.contains("s3cret"), "{db}: {message}");
+        }
+    }
 }

@@ -3,9 +3,10 @@
 //! (aloft killed, machine off) is found and finished or undone by the next aloft command.
 //!
 //! One code path for every backend: sqlx's `Any` driver, with portable SQL (`$1` placeholders,
-//! TEXT and BIGINT columns). Today the backend is SQLite (`~/.aloft/state.db`); PostgreSQL for
-//! shared deployments is a feature away. Methods are named resource first (`cluster_insert`,
-//! `operation_record_step`), as STYLE.md asks.
+//! TEXT and BIGINT columns, no booleans, no upserts). Two real databases: SQLite
+//! (`~/.aloft/state.db`, one user's machine) and PostgreSQL (`postgres://` URLs, a shared
+//! deployment); the tests run whole against both. Methods are named resource first
+//! (`cluster_insert`, `operation_record_step`), as STYLE.md asks.
 
 mod migrations;
 mod records;

@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `url` names the database without its password (a PostgreSQL URL is described, not
+    /// copied).
     #[error("opening the state database {url}")]
     Open {
         url: String,
@@ -23,6 +25,8 @@ pub enum StoreError {
         "{path} is not a SQLite database; move it aside (aloft will start a new one) or point aloft at the right file"
     )]
     NotADatabase { path: std::path::PathBuf },
+    #[error("the state database must be a sqlite: or postgres:// URL, not a `{scheme}` one")]
+    UnsupportedUrl { scheme: String },
     #[error("applying migration {version} ({name}) to the state database")]
     Migrate {
         version: i64,
@@ -68,12 +72,37 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
 }
 
-/// aloft's state, in SQLite (or, later, PostgreSQL) through one code path.
+/// aloft's state, in SQLite or PostgreSQL through one code path.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
-    sqlite: bool,
+    backend: Backend,
 }
+
+/// The database behind a store; only connecting and [`Store::begin_write`] tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn of_url(url: &str) -> Result<Backend, StoreError> {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(StoreError::UnsupportedUrl {
+                scheme: scheme.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The key of the advisory lock that serializes writers on PostgreSQL, as `BEGIN IMMEDIATE`
+/// does on SQLite: "aloft" in ASCII. Advisory locks are per database, so two aloft databases on
+/// one server do not wait for each other.
+const POSTGRES_WRITE_LOCK: i64 = 0x61_6c_6f_66_74;
 
 pub(crate) fn now() -> i64 {
     SystemTime::now()
@@ -123,12 +152,14 @@ impl Store {
         Store::connect(&url).await
     }
 
-    /// Connects to a database URL and brings its schema up to date.
+    /// Connects to a database URL (`sqlite:` or `postgres://`) and brings its schema up to
+    /// date. Errors name a PostgreSQL URL without its password.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
+        let backend = Backend::of_url(url)?;
+        let sqlite = backend == Backend::Sqlite;
         let open_error = |source| StoreError::Open {
-            url: url.to_owned(),
+            url: describe_url(url),
             source,
         };
         let pool = AnyPoolOptions::new()
@@ -149,24 +180,30 @@ impl Store {
             .connect(url)
             .await
             .map_err(open_error)?;
-        let store = Store { pool, sqlite };
+        let store = Store { pool, backend };
         store.migrate().await?;
         Ok(store)
     }
 
     /// Applies every migration not applied yet, each in its own transaction.
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS aloft_migrations (
-                version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(|source| StoreError::Migrate {
+        // Under the write lock too: on PostgreSQL two `CREATE TABLE IF NOT EXISTS` racing on a
+        // new database can both find no table, and the loser fails on a unique index of the
+        // catalog (pg_type) instead of skipping.
+        let table_error = |source| StoreError::Migrate {
             version: 0,
             name: "migrations table",
             source,
-        })?;
+        };
+        let mut transaction = self.begin_write().await.map_err(table_error)?;
+        transaction
+            .execute(
+                "CREATE TABLE IF NOT EXISTS aloft_migrations (
+                version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .await
+            .map_err(table_error)?;
+        transaction.commit().await.map_err(table_error)?;
         for &(version, name, sql) in MIGRATIONS {
             let migrate_error = |source| StoreError::Migrate {
                 version,
@@ -205,17 +242,31 @@ impl Store {
         Ok(())
     }
 
-    /// A transaction that holds the write lock from its first statement. SQLite's default
-    /// `BEGIN` takes it at the first write, and a transaction that read before that write fails
-    /// at once with "database is locked" when another process wrote in between (the busy
-    /// timeout does not apply to that upgrade); `BEGIN IMMEDIATE` waits for the lock instead.
+    /// A transaction that holds the write lock from its first statement, so transactions that
+    /// read and then write (the next step number, the next job id) never interleave. SQLite's
+    /// default `BEGIN` takes the lock at the first write, and a transaction that read before
+    /// that write fails at once with "database is locked" when another process wrote in between
+    /// (the busy timeout does not apply to that upgrade); `BEGIN IMMEDIATE` waits for the lock
+    /// instead. PostgreSQL has no database-wide write lock: a transaction-scoped advisory lock
+    /// taken first plays its part, and is let go at commit or rollback. Read committed (asked
+    /// for, whatever the server's default) makes each statement after the lock see what the
+    /// previous holder committed.
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        if self.sqlite {
-            self.pool.begin_with("BEGIN IMMEDIATE").await
-        } else {
-            self.pool.begin().await
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => {
+                let mut transaction = self
+                    .pool
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(POSTGRES_WRITE_LOCK)
+                    .execute(&mut *transaction)
+                    .await?;
+                Ok(transaction)
+            }
         }
     }
 
@@ -746,7 +797,7 @@ async fn check_whole(url: &str, path: &Path) -> Result<(), StoreError> {
         sqlx::AnyConnection::connect(url)
             .await
             .map_err(|source| StoreError::Open {
-                url: url.to_owned(),
+                url: describe_url(url),
                 source,
             })?;
     let verdict = sqlx::query("PRAGMA quick_check")
@@ -759,6 +810,41 @@ async fn check_whole(url: &str, path: &Path) -> Result<(), StoreError> {
         return Err(malformed(sqlx::Error::Protocol(verdict)));
     }
     Ok(())
+}
+
+/// A database URL fit for a message: a SQLite URL as it is (a path), a PostgreSQL one as the
+/// user, host, port and database it names, never its password (in the user part or a
+/// `password=` parameter). The URL is parsed rather than cut, so a password with an unescaped
+/// `@`, `/` or `?` cannot slip through.
+pub(crate) fn describe_url(url: &str) -> String {
+    use std::str::FromStr;
+    if url.starts_with("sqlite:") {
+        return url.to_owned();
+    }
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    if !matches!(scheme, "postgres" | "postgresql") {
+        return format!("(a `{scheme}` URL)");
+    }
+    // A second `@` is an unescaped one in the password: the parse would take the password's
+    // tail for the host or database, and print it.
+    if url.matches('@').count() > 1 {
+        return "(a postgres:// URL with more than one `@`; write `@` in a password as %40)"
+            .to_owned();
+    }
+    match sqlx::postgres::PgConnectOptions::from_str(url) {
+        Ok(options) => {
+            let place = match options.get_socket() {
+                Some(socket) => format!("{}:{}", socket.display(), options.get_port()),
+                None => format!("{}:{}", options.get_host(), options.get_port()),
+            };
+            format!(
+                "postgres://{}@{place}/{}",
+                options.get_username(),
+                options.get_database().unwrap_or("")
+            )
+        }
+        Err(_) => "(a postgres:// URL that does not parse)".to_owned(),
+    }
 }
 
 pub(crate) fn parse_enum<T: for<'de> serde::Deserialize<'de>>(
@@ -833,4 +919,54 @@ fn cluster_from_row(row: &AnyRow) -> Result<Cluster, StoreError> {
         created_at: row.try_get("created_at").map_err(read)?,
         updated_at: row.try_get("updated_at").map_err(read)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_url_is_described_without_its_password() {
+        for url in [
+            "postgres://aloft:s3cret@db.example:6543/state",
+            "postgresql://aloft:s3cret@db.example:6543/state?sslmode=disable",
+            "postgres://aloft@db.example:6543/state?password=s3cret",
+            // Unescaped `@`, `/` and `?` in the password: parsed, never cut by hand.
+            "postgres://aloft:s3@cr/et@db.example:6543/state",
+            "postgres://aloft:s3/cr@et@db.example:6543/state",
+            "postgres://aloft:s3/cret@db.example:6543/state",
+            "postgres://aloft:s3?cret@db.example:6543/state",
+            "postgres://aloft:s3cret@db.example:notaport/state",
+        ] {
+            let described = describe_url(url);
+            for part in ["s3", "cr", "et"] {
+                assert!(!described.contains(part), "{url} -> {described}");
+            }
+        }
+        assert_eq!(
+            describe_url("postgres://aloft:s3cret@db.example:6543/state"),
+            "postgres://aloft@db.example:6543/state"
+        );
+        assert_eq!(
+            describe_url("sqlite:///home/me/.aloft/state.db?mode=rwc"),
+            "sqlite:///home/me/.aloft/state.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn only_sqlite_and_postgres_urls_are_taken() {
+        assert_eq!(Backend::of_url("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(
+            Backend::of_url("postgresql://h/db").unwrap(),
+            Backend::Postgres
+        );
+        match Backend::of_url("mysql://root:s3cret@h/db") {
+            Err(err @ StoreError::UnsupportedUrl { .. }) => {
+                let message = err.to_string();
+                assert!(message.contains("`mysql`"), "{message}");
+                assert!(!message.contains("s3cret"), "{message}");
+            }
+            other => panic!("expected UnsupportedUrl, got {other:?}"),
+        }
+    }
 }

@@ -1,187 +1,152 @@
-//! Requests and their progress lines, against a real SQLite file per test.
+//! Requests and their progress lines, against a fresh database per test, on SQLite and on
+//! PostgreSQL (`sqlite::name`, `postgres::name`; see `common`).
 
-use aloft_store::{RequestState, Store};
+mod common;
+
+use aloft_store::RequestState;
 use serde_json::json;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A database in a fresh directory, removed on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new() -> TempDb {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let idx = NEXT.fetch_add(1, Ordering::SeqCst);
-        let dir =
-            std::env::temp_dir().join(format!("aloft-store-requests-{}-{idx}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDb(dir)
-    }
-
-    async fn open(&self) -> Store {
-        Store::open(&self.0.join("state.db")).await.unwrap()
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-#[tokio::test]
-async fn a_request_is_recorded_pending_and_read_back_whole() {
-    let db = TempDb::new();
-    let store = db.open().await;
-    let params = json!({"cluster": "c1", "down": true});
-    let request = store
-        .request_insert("stop", Some("c1"), &params, "server-1")
-        .await
-        .unwrap();
-    assert_eq!(request.state, RequestState::Pending);
-    let read = store.request_fetch(&request.id).await.unwrap().unwrap();
-    assert_eq!(read, request);
-    assert_eq!(
-        store.request_list_unfinished().await.unwrap(),
-        vec![request]
-    );
-}
-
-#[tokio::test]
-async fn request_ids_are_unique_when_made_at_once() {
-    let db = TempDb::new();
-    let store = db.open().await;
-    let mut ids = std::collections::HashSet::new();
-    for _ in 0..50 {
+both_databases! {
+    async fn a_request_is_recorded_pending_and_read_back_whole(db: TestDb) {
+        let store = db.open().await;
+        let params = json!({"cluster": "c1", "down": true});
         let request = store
-            .request_insert("down", None, &json!({}), "s")
+            .request_insert("stop", Some("c1"), &params, "server-1")
             .await
             .unwrap();
-        assert!(ids.insert(request.id));
-    }
-}
-
-#[tokio::test]
-async fn a_finished_request_never_changes_again() {
-    let db = TempDb::new();
-    let store = db.open().await;
-    let id = store
-        .request_insert("down", Some("c"), &json!({}), "s")
-        .await
-        .unwrap()
-        .id;
-    assert!(
-        store
-            .request_set_state(&id, RequestState::Running, None, None)
-            .await
-            .unwrap()
-    );
-    let result = json!({"terminated": ["c"]});
-    assert!(
-        store
-            .request_set_state(&id, RequestState::Succeeded, Some(&result), None)
-            .await
-            .unwrap()
-    );
-    // A cancel that arrives after the end loses, and says so.
-    assert!(
-        !store
-            .request_set_state(&id, RequestState::Cancelled, None, Some("cancelled"))
-            .await
-            .unwrap()
-    );
-    let read = store.request_fetch(&id).await.unwrap().unwrap();
-    assert_eq!(read.state, RequestState::Succeeded);
-    assert_eq!(read.result, Some(result));
-    assert!(read.finished_at.is_some());
-    assert!(store.request_list_unfinished().await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn setting_the_state_of_an_unknown_request_names_it() {
-    let db = TempDb::new();
-    let store = db.open().await;
-    let err = store
-        .request_set_state("req-nope", RequestState::Running, None, None)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("req-nope"), "{err}");
-}
-
-#[tokio::test]
-async fn progress_lines_are_numbered_in_order_and_read_from_any_point() {
-    let db = TempDb::new();
-    let store = db.open().await;
-    let id = store
-        .request_insert("launch", Some("c"), &json!({}), "s")
-        .await
-        .unwrap()
-        .id;
-    for line in ["one", "two", "three"] {
-        store.request_event_append(&id, line).await.unwrap();
-    }
-    let all: Vec<String> = store
-        .request_events(&id, 0)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|event| event.line)
-        .collect();
-    assert_eq!(all, ["one", "two", "three"]);
-    let rest = store.request_events(&id, 2).await.unwrap();
-    assert_eq!((rest[0].seq, rest[0].line.as_str()), (2, "three"));
-    assert!(store.request_events(&id, 3).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn progress_lines_appended_concurrently_are_all_kept() {
-    let db = TempDb::new();
-    let store = db.open().await;
-    let id = store
-        .request_insert("launch", None, &json!({}), "s")
-        .await
-        .unwrap()
-        .id;
-    let mut tasks = Vec::new();
-    for n in 0..20 {
-        let (store, id) = (store.clone(), id.clone());
-        tasks.push(tokio::spawn(async move {
-            store.request_event_append(&id, &format!("line {n}")).await
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
-    let seqs: Vec<i64> = store
-        .request_events(&id, 0)
-        .await
-        .unwrap()
-        .iter()
-        .map(|event| event.seq)
-        .collect();
-    assert_eq!(seqs, (0..20).collect::<Vec<_>>());
-}
-
-#[tokio::test]
-async fn the_newest_requests_are_listed_first() {
-    let db = TempDb::new();
-    let store = db.open().await;
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        ids.push(
-            store
-                .request_insert("stop", None, &json!({}), "s")
-                .await
-                .unwrap()
-                .id,
+        assert_eq!(request.state, RequestState::Pending);
+        let read = store.request_fetch(&request.id).await.unwrap().unwrap();
+        assert_eq!(read, request);
+        assert_eq!(
+            store.request_list_unfinished().await.unwrap(),
+            vec![request]
         );
     }
-    let listed: Vec<String> = store
-        .request_list(2)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|request| request.id)
-        .collect();
-    assert_eq!(listed, [ids[2].clone(), ids[1].clone()]);
+
+    async fn request_ids_are_unique_when_made_at_once(db: TestDb) {
+        let store = db.open().await;
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let request = store
+                .request_insert("down", None, &json!({}), "s")
+                .await
+                .unwrap();
+            assert!(ids.insert(request.id));
+        }
+    }
+
+    async fn a_finished_request_never_changes_again(db: TestDb) {
+        let store = db.open().await;
+        let id = store
+            .request_insert("down", Some("c"), &json!({}), "s")
+            .await
+            .unwrap()
+            .id;
+        assert!(
+            store
+                .request_set_state(&id, RequestState::Running, None, None)
+                .await
+                .unwrap()
+        );
+        let result = json!({"terminated": ["c"]});
+        assert!(
+            store
+                .request_set_state(&id, RequestState::Succeeded, Some(&result), None)
+                .await
+                .unwrap()
+        );
+        // A cancel that arrives after the end loses, and says so.
+        assert!(
+            !store
+                .request_set_state(&id, RequestState::Cancelled, None, Some("cancelled"))
+                .await
+                .unwrap()
+        );
+        let read = store.request_fetch(&id).await.unwrap().unwrap();
+        assert_eq!(read.state, RequestState::Succeeded);
+        assert_eq!(read.result, Some(result));
+        assert!(read.finished_at.is_some());
+        assert!(store.request_list_unfinished().await.unwrap().is_empty());
+    }
+
+    async fn setting_the_state_of_an_unknown_request_names_it(db: TestDb) {
+        let store = db.open().await;
+        let err = store
+            .request_set_state("req-nope", RequestState::Running, None, None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("req-nope"), "{err}");
+    }
+
+    async fn progress_lines_are_numbered_in_order_and_read_from_any_point(db: TestDb) {
+        let store = db.open().await;
+        let id = store
+            .request_insert("launch", Some("c"), &json!({}), "s")
+            .await
+            .unwrap()
+            .id;
+        for line in ["one", "two", "three"] {
+            store.request_event_append(&id, line).await.unwrap();
+        }
+        let all: Vec<String> = store
+            .request_events(&id, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| event.line)
+            .collect();
+        assert_eq!(all, ["one", "two", "three"]);
+        let rest = store.request_events(&id, 2).await.unwrap();
+        assert_eq!((rest[0].seq, rest[0].line.as_str()), (2, "three"));
+        assert!(store.request_events(&id, 3).await.unwrap().is_empty());
+    }
+
+    async fn progress_lines_appended_concurrently_are_all_kept(db: TestDb) {
+        let store = db.open().await;
+        let id = store
+            .request_insert("launch", None, &json!({}), "s")
+            .await
+            .unwrap()
+            .id;
+        let mut tasks = Vec::new();
+        for n in 0..20 {
+            let (store, id) = (store.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                store.request_event_append(&id, &format!("line {n}")).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let seqs: Vec<i64> = store
+            .request_events(&id, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|event| event.seq)
+            .collect();
+        assert_eq!(seqs, (0..20).collect::<Vec<_>>());
+    }
+
+    async fn the_newest_requests_are_listed_first(db: TestDb) {
+        let store = db.open().await;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(
+                store
+                    .request_insert("stop", None, &json!({}), "s")
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        let listed: Vec<String> = store
+            .request_list(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|request| request.id)
+            .collect();
+        assert_eq!(listed, [ids[2].clone(), ids[1].clone()]);
+    }
 }
