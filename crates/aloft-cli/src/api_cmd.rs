@@ -186,14 +186,17 @@ where
 /// has let go of its lock (a server stops listening before it has finished stopping, and a new
 /// one started in between would find the lock held).
 async fn wait_gone(home: &Path) {
-    let lock = local::lock_path(home);
     for _ in 0..500 {
-        let released = std::fs::File::open(&lock).map_or(true, |file| file.try_lock().is_ok());
-        if released && reachable(home).await.is_none() {
+        if lock_released(home) && reachable(home).await.is_none() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Whether no server holds the home's lock.
+fn lock_released(home: &Path) -> bool {
+    std::fs::File::open(local::lock_path(home)).map_or(true, |file| file.try_lock().is_ok())
 }
 
 /// Follows a request's progress on stderr until it ends; Ctrl-C detaches (the request goes
@@ -234,11 +237,36 @@ pub struct ServerArgs {
     /// command started by itself end).
     #[arg(long, value_name = "SECONDS")]
     pub idle_exit: Option<u64>,
+    /// The state database: a PostgreSQL URL (`postgres://user@host:port/db`; the password from
+    /// PGPASSWORD or ~/.pgpass, never the command line). Default: `$ALOFT_DB`, else
+    /// `$ALOFT_HOME/state.db`.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+}
+
+/// Refuses a database URL that carries a password: a command line is visible to every user of
+/// the machine (`ps`).
+fn check_no_password(url: &str) -> Result<()> {
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+    let user_info = authority.rsplit_once('@').map_or("", |(user, _)| user);
+    if user_info.contains(':') || url.contains("password=") {
+        bail!(
+            "--db carries a password, which every user of this machine could read on the \
+             command line; put it in PGPASSWORD or ~/.pgpass (or the whole URL in ALOFT_DB)"
+        );
+    }
+    Ok(())
 }
 
 /// `aloft server`: the control plane in the foreground, logging to stderr.
 pub fn server(args: ServerArgs) -> Result<ExitCode> {
+    if let Some(db) = &args.db {
+        check_no_password(db)?;
+    }
     let options = aloft_server::Options {
+        db: args.db,
         home: aloft_home(),
         port: args.port,
         periods: aloft_control::app::Periods::default(),
@@ -378,7 +406,9 @@ async fn stop(home: &Path) -> Result<()> {
         bail!("could not signal the server (pid {})", info.pid);
     }
     for _ in 0..500 {
-        if !Path::new(&format!("/proc/{}", info.pid)).exists() {
+        // Gone, or done with the home (it let go of its lock: a process that started it may
+        // not have reaped it yet).
+        if !Path::new(&format!("/proc/{}", info.pid)).exists() || lock_released(home) {
             say(&format!("Stopped the aloft server (pid {}).", info.pid));
             return Ok(());
         }

@@ -241,6 +241,8 @@ pub struct Options {
     /// Stop after this long with no route called and no request running (servers a command
     /// started by itself); `None` runs until stopped.
     pub idle_exit: Option<std::time::Duration>,
+    /// The state database's URL (PostgreSQL); `None`: `$ALOFT_DB`, else `$home/state.db`.
+    pub db: Option<String>,
 }
 
 /// Serves the API for `options.home` on loopback until SIGINT or SIGTERM, or until its
@@ -276,7 +278,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         );
     }
     let token = token(&home)?;
-    let store = aloft_control::open_store(&home).await?;
+    let db =
+        (options.db.clone()).or_else(|| std::env::var("ALOFT_DB").ok().filter(|db| !db.is_empty()));
+    let store = aloft_control::open_store_with(&home, db.as_deref()).await?;
     let application = Arc::new(App::start(home.clone(), store, options.periods).await?);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
@@ -292,7 +296,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     write_private(&local::info_path(&home), &serde_json::to_vec_pretty(&info)?)?;
     tracing::info!(url = %info.url, home = %home.display(), "aloft server listening");
-    let state = State::new(application, &token).watching_state_file();
+    let state = State::new(application, &token);
+    // A file moved aside under the server is a thing of SQLite homes only.
+    let state = if db.is_none() {
+        state.watching_state_file()
+    } else {
+        state
+    };
     let router = app(state.clone());
     let stopped = stop_signal(home.clone(), info.clone(), state, options.idle_exit);
     axum::serve(listener, router)

@@ -1,0 +1,164 @@
+//! `aloft server --db`: the control plane on a PostgreSQL database (a real one: the server
+//! `ALOFT_TEST_POSTGRES_URL` names, which `.ci/run` starts; a database of its own per run,
+//! dropped afterwards), and a URL with a password refused before it is used.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn aloft(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aloft"))
+        .args(args)
+        .env("ALOFT_HOME", home)
+        .env_remove("ALOFT_DB")
+        .env_remove("ALOFT_API_URL")
+        .output()
+        .unwrap()
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("server-db-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    home
+}
+
+#[test]
+fn a_database_url_with_a_password_is_refused_and_never_echoed() {
+    let home = scratch("password");
+    for url in [
+        "postgres://aloft:hunter2-secret@127.0.0.1:1/aloft",
+        "postgres://aloft@127.0.0.1:1/aloft?password=hunter2-secret",
+    ] {
+        let output = aloft(&home, &["server", "--db", url]);
+        let err = text(&output.stderr);
+        assert!(!output.status.success(), "{err}");
+        assert!(err.contains("PGPASSWORD"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+    assert!(!home.join("server/api.json").exists());
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// A PostgreSQL database created for this run and dropped on drop; the server on it, ended by
+/// its pid.
+struct OnPostgres {
+    admin_url: String,
+    name: String,
+    url: String,
+    home: PathBuf,
+    server: Option<Child>,
+}
+
+impl OnPostgres {
+    fn psql(&self, sql: &str) -> Output {
+        Command::new("psql")
+            .args([&self.admin_url, "-qX", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql (postgresql-client) runs")
+    }
+}
+
+impl Drop for OnPostgres {
+    fn drop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        let _ = self.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+#[test]
+fn a_server_on_postgres_keeps_its_state_there_and_commands_read_it_through_the_server() {
+    let Some(admin_url) = std::env::var("ALOFT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the PostgreSQL tests: ALOFT_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL)"
+        );
+        eprintln!("SKIPPED: ALOFT_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let name = format!("aloft_server_db_{}", std::process::id());
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let mut db = OnPostgres {
+        url: format!("{base}/{name}"),
+        admin_url: admin_url.clone(),
+        name: name.clone(),
+        home: scratch("postgres"),
+        server: None,
+    };
+    let created = db.psql(&format!("CREATE DATABASE {name}"));
+    assert!(created.status.success(), "{}", text(&created.stderr));
+
+    // A cluster recorded in the database (stopped: nothing behind it on any cloud).
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = aloft_store::Store::connect(&db.url).await.unwrap();
+        store
+            .cluster_insert(&aloft_store::Cluster {
+                name: "on-pg".to_owned(),
+                status: aloft_store::ClusterStatus::Stopped,
+                cloud: "local".to_owned(),
+                region: "local".to_owned(),
+                zone: Some("local-a".to_owned()),
+                instance_type: "local.small".to_owned(),
+                num_nodes: 1,
+                spot: false,
+                hourly_price: 0.01,
+                autostop_minutes: None,
+                autostop_down: false,
+                resources: serde_json::json!({}),
+                generation: 0,
+                created_at: 0,
+                updated_at: 0,
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    });
+
+    let log = std::fs::File::create(db.home.join("server.err")).unwrap();
+    db.server = Some(
+        Command::new(env!("CARGO_BIN_EXE_aloft"))
+            .args(["server", "--port", "0", "--db", &db.url])
+            .env("ALOFT_HOME", &db.home)
+            .env("ALOFT_LOCAL_PREFIX", format!("sdb{}", std::process::id()))
+            .env_remove("ALOFT_DB")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !db.home.join("server/api.json").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no server: {}",
+            std::fs::read_to_string(db.home.join("server.err")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let status = aloft(&db.home, &["status", "-o", "json"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let clusters: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(clusters[0]["name"], "on-pg", "{clusters}");
+    assert_eq!(clusters[0]["status"], "stopped", "{clusters}");
+    // Nothing went to a SQLite file in the home.
+    assert!(!db.home.join("state.db").exists());
+    let stop = aloft(&db.home, &["api", "stop"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+}
