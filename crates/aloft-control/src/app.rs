@@ -73,6 +73,14 @@ pub struct App {
     requests: Arc<Requests>,
     live: LiveByCluster,
     background: Driver,
+    /// Renews the lease on this server's requests.
+    keep_alive: tokio::task::AbortHandle,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.keep_alive.abort();
+    }
 }
 
 impl App {
@@ -82,13 +90,14 @@ impl App {
     pub async fn start(home: PathBuf, store: Store, periods: Periods) -> anyhow::Result<App> {
         let requests = Requests::new(home.clone(), store.clone());
         requests.fail_abandoned().await?;
+        let keep_alive = requests.keep_alive().abort_handle();
         let live = LiveByCluster::default();
         let mut background = Driver::default();
         background.start(
             "saga_recovery",
             "undo operations whose owner (a command or a server) is gone",
             periods.saga_recovery,
-            SagaRecovery::new(home.clone(), store.clone()),
+            SagaRecovery::new(home.clone(), store.clone(), requests.clone()),
         );
         background.start(
             "cluster_status",
@@ -115,6 +124,7 @@ impl App {
             requests,
             live,
             background,
+            keep_alive,
         })
     }
 

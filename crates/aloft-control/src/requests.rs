@@ -53,6 +53,26 @@ impl Requests {
         self.changed.subscribe()
     }
 
+    /// Renews the lease on this server's unfinished requests every [`owner::HEARTBEAT`], while
+    /// the returned task runs: a server on another machine sharing the database judges them by
+    /// it.
+    pub fn keep_alive(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut timer = tokio::time::interval(owner::HEARTBEAT);
+            loop {
+                timer.tick().await;
+                if let Err(err) = this
+                    .store
+                    .request_heartbeat(&this.owner, crate::unix_now())
+                    .await
+                {
+                    tracing::warn!("renewing the requests' lease: {err}");
+                }
+            }
+        })
+    }
+
     /// How many requests are running now.
     pub fn running(&self) -> usize {
         self.running.lock().expect("requests lock").len()
@@ -182,7 +202,7 @@ impl Requests {
         let now = crate::unix_now();
         let mut ended = Vec::new();
         for request in self.store.request_list_unfinished().await? {
-            if owner::is_alive(request.owner.as_deref(), None, now) {
+            if owner::is_alive(request.owner.as_deref(), request.heartbeat_at, now) {
                 continue;
             }
             if self

@@ -291,8 +291,13 @@ fn aloft_ops_owner() -> String {
 async fn requests_left_unfinished_by_a_server_that_is_gone_are_failed_at_start() {
     let server = Server::new().await;
     let store = server.store().await;
+    // A server on another machine (or before a reboot) whose lease ran out a minute ago.
     let gone = store
         .request_insert("stop", Some("c1"), &json!({}), "pid:1:0@another-boot")
+        .await
+        .unwrap();
+    store
+        .request_heartbeat("pid:1:0@another-boot", gone.created_at - 60)
         .await
         .unwrap();
     let ours = store
@@ -315,6 +320,49 @@ async fn requests_left_unfinished_by_a_server_that_is_gone_are_failed_at_start()
         .await;
     assert_eq!(request["state"], "pending");
     std::mem::forget(restarted); // shares the home with `server`, which removes it
+}
+
+#[tokio::test]
+async fn a_request_of_a_server_elsewhere_is_left_while_its_lease_lasts_and_failed_after() {
+    let server = Server::new().await;
+    let store = server.store().await;
+    let elsewhere = "pid:7:7@a-machine-sharing-the-database";
+    let request = store
+        .request_insert("down", Some("c1"), &json!({}), elsewhere)
+        .await
+        .unwrap();
+    let path = format!("/api/v1/requests/{}", request.id);
+    async fn state(server: &Server, path: &str) -> Value {
+        server.get(path).await.1["state"].clone()
+    }
+    // Its lease is fresh: neither a server starting on the database nor recovery touches it.
+    let other = Server::on(server.home.clone(), store.clone()).await;
+    assert_eq!(state(&other, &path).await, "pending");
+    other
+        .post(
+            "/api/v1/background/activate",
+            r#"{"tasks": ["saga_recovery"]}"#,
+        )
+        .await;
+    assert_eq!(state(&other, &path).await, "pending");
+    // Its server stops renewing it: once the lease has run out, recovery ends it.
+    store
+        .request_heartbeat(elsewhere, request.created_at - 60)
+        .await
+        .unwrap();
+    let (_, activated) = other
+        .post(
+            "/api/v1/background/activate",
+            r#"{"tasks": ["saga_recovery"]}"#,
+        )
+        .await;
+    assert_eq!(state(&other, &path).await, "failed");
+    assert_eq!(
+        activated["tasks"][0]["last_status"]["requests_failed"],
+        json!([request.id]),
+        "{activated}"
+    );
+    std::mem::forget(other); // shares the home with `server`, which removes it
 }
 
 #[tokio::test]

@@ -90,4 +90,9 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         PRIMARY KEY (request_id, seq)
     )",
     ),
+    (
+        5,
+        "request heartbeats",
+        "ALTER TABLE requests ADD COLUMN heartbeat_at BIGINT",
+    ),
 ];

@@ -214,6 +214,9 @@ pub struct Request {
     pub error: Option<String>,
     /// The server running it (see `Operation::owner`).
     pub owner: Option<String>,
+    /// When its server last said it still runs it (unix seconds): how a server on another
+    /// machine is judged alive.
+    pub heartbeat_at: Option<i64>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
 }

@@ -32,8 +32,8 @@ impl Store {
         let created_at = now();
         sqlx::query(
             "INSERT INTO requests (id, kind, cluster, state, params, result, error, owner, \
-             created_at, updated_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7, $7, NULL)",
+             heartbeat_at, created_at, updated_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7, $7, $7, NULL)",
         )
         .bind(&id)
         .bind(kind)
@@ -54,9 +54,26 @@ impl Store {
             result: None,
             error: None,
             owner: Some(owner.to_owned()),
+            heartbeat_at: Some(created_at),
             created_at,
             finished_at: None,
         })
+    }
+
+    /// Renews the lease of every unfinished request `owner` runs, as of `at` (unix seconds; a
+    /// server does this every few seconds with the time now); returns how many.
+    pub async fn request_heartbeat(&self, owner: &str, at: i64) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE requests SET heartbeat_at = $1 WHERE owner = $2 AND state IN ($3, $4)",
+        )
+        .bind(at)
+        .bind(owner)
+        .bind(enum_name(&RequestState::Pending))
+        .bind(enum_name(&RequestState::Running))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("renewing requests' lease"))?;
+        Ok(result.rows_affected())
     }
 
     /// Moves an unfinished request to `state` (with its result or error when it finishes).
@@ -212,6 +229,7 @@ fn request_from_row(row: &AnyRow) -> Result<Request, StoreError> {
             .transpose()?,
         error: row.try_get("error").map_err(read)?,
         owner: row.try_get("owner").map_err(read)?,
+        heartbeat_at: row.try_get("heartbeat_at").map_err(read)?,
         created_at: row.try_get("created_at").map_err(read)?,
         finished_at: row.try_get("finished_at").map_err(read)?,
     })

@@ -149,4 +149,34 @@ both_databases! {
             .collect();
         assert_eq!(listed, [ids[2].clone(), ids[1].clone()]);
     }
+
+    async fn a_heartbeat_renews_only_its_owners_unfinished_requests(db: TestDb) {
+        let store = db.open().await;
+        let mine = store
+            .request_insert("stop", None, &json!({}), "server-a")
+            .await
+            .unwrap();
+        let done = store
+            .request_insert("stop", None, &json!({}), "server-a")
+            .await
+            .unwrap();
+        store
+            .request_set_state(&done.id, RequestState::Failed, None, Some("x"))
+            .await
+            .unwrap();
+        let theirs = store
+            .request_insert("stop", None, &json!({}), "server-b")
+            .await
+            .unwrap();
+        assert_eq!(mine.heartbeat_at, Some(mine.created_at));
+        let later = mine.created_at + 7;
+        assert_eq!(store.request_heartbeat("server-a", later).await.unwrap(), 1);
+        let read = |id: String| {
+            let store = store.clone();
+            async move { store.request_fetch(&id).await.unwrap().unwrap() }
+        };
+        assert_eq!(read(mine.id.clone()).await.heartbeat_at, Some(later));
+        assert_eq!(read(done.id.clone()).await.heartbeat_at, done.heartbeat_at);
+        assert_eq!(read(theirs.id.clone()).await.heartbeat_at, theirs.heartbeat_at);
+    }
 }

@@ -30,11 +30,11 @@ fn cluster(name: &str) -> Cluster {
 both_databases! {
     async fn migrations_apply_once_and_survive_reopening(db: TestDb) {
         let store = db.open().await;
-        assert_eq!(store.schema_version().await.unwrap(), 4);
+        assert_eq!(store.schema_version().await.unwrap(), 5);
         store.cluster_insert(&cluster("a")).await.unwrap();
         drop(store);
         let store = db.open().await;
-        assert_eq!(store.schema_version().await.unwrap(), 4);
+        assert_eq!(store.schema_version().await.unwrap(), 5);
         assert_eq!(
             store.cluster_list().await.unwrap().len(),
             1,
@@ -425,7 +425,7 @@ both_databases! {
             .collect();
         for store in opening {
             let store = store.await.unwrap().unwrap();
-            assert_eq!(store.schema_version().await.unwrap(), 4);
+            assert_eq!(store.schema_version().await.unwrap(), 5);
         }
     }
 }

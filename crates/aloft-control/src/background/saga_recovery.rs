@@ -1,9 +1,11 @@
 //! Undoes operations whose owner is gone (a command or a server killed mid-launch), as every
-//! command did before acting; in the server it runs at start-up and on a timer.
+//! command did before acting, and ends the requests whose server is gone (killed, or on another
+//! machine whose lease ran out) as failed; in the server it runs at start-up and on a timer.
 
 use super::BackgroundTask;
 use crate::Progress;
 use crate::recovery::{Recovered, recover_abandoned};
+use crate::requests::Requests;
 use aloft_store::Store;
 use serde_json::json;
 use std::future::Future;
@@ -18,16 +20,18 @@ const REMEMBERED: usize = 100;
 pub struct SagaRecovery {
     pub home: PathBuf,
     pub store: Store,
+    pub requests: Arc<Requests>,
     /// What this server undid since it started (newest last, the last [`REMEMBERED`]): a
     /// command that started the server tells its user what was found left over.
     pub undone_since_start: Vec<serde_json::Value>,
 }
 
 impl SagaRecovery {
-    pub fn new(home: PathBuf, store: Store) -> SagaRecovery {
+    pub fn new(home: PathBuf, store: Store, requests: Arc<Requests>) -> SagaRecovery {
         SagaRecovery {
             home,
             store,
+            requests,
             undone_since_start: Vec::new(),
         }
     }
@@ -36,6 +40,11 @@ impl SagaRecovery {
 impl BackgroundTask for SagaRecovery {
     fn activate(&mut self) -> Pin<Box<dyn Future<Output = serde_json::Value> + Send + '_>> {
         Box::pin(async move {
+            // The request first: its operation is then found abandoned too.
+            let requests_failed = match self.requests.fail_abandoned().await {
+                Ok(ids) => json!(ids),
+                Err(err) => json!({"error": format!("{err:#}")}),
+            };
             let quiet: Progress = Arc::new(|_: &str| {});
             let notes = recover_abandoned(&self.home, &self.store, None, &quiet).await;
             let mut undone = Vec::new();
@@ -61,6 +70,7 @@ impl BackgroundTask for SagaRecovery {
                 "undone": undone,
                 "left": left,
                 "undone_since_start": self.undone_since_start,
+                "requests_failed": requests_failed,
             })
         })
     }
