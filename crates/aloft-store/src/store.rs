@@ -164,6 +164,9 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
+            // A SQLite connection is a file this process opened: no need to ping it before
+            // each use (a round trip to its worker thread, as costly as the query itself).
+            .test_before_acquire(!sqlite)
             .acquire_timeout(std::time::Duration::from_secs(10))
             .after_connect(move |connection, _| {
                 Box::pin(async move {
