@@ -231,6 +231,19 @@ pub mod local {
         dir(home).join("server.log")
     }
 
+    /// The server elsewhere `aloft api login` chose for this home's commands ([`Remote`]).
+    pub fn remote_path(home: &Path) -> PathBuf {
+        dir(home).join("remote.json")
+    }
+
+    /// A server this home's commands use instead of their own, and its token (the file is
+    /// private: 0600).
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Remote {
+        pub url: String,
+        pub token: String,
+    }
+
     /// Where a local server listens, and who it is.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct ServerInfo {

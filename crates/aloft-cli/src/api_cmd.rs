@@ -7,11 +7,11 @@
 
 use crate::cluster_cmd::{aloft_home, say};
 use crate::output::{OutputFormat, new_table, table_text};
-use aloft_api::local::{self, ServerInfo};
+use aloft_api::local::{self, Remote, ServerInfo};
 use aloft_api::{ErrorCode, RequestState};
 use aloft_client::{Client, ClientError};
 use anyhow::{Context, Result, bail};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -29,6 +29,9 @@ pub(crate) async fn connect(home: &Path) -> Result<Client> {
         };
         return Ok(Client::new(&url, &token));
     }
+    if let Some(remote) = read_remote(home)? {
+        return Ok(Client::new(&remote.url, &remote.token));
+    }
     if let Some(client) = reachable(home).await {
         return Ok(client);
     }
@@ -41,6 +44,122 @@ fn read_token(home: &Path) -> Result<String> {
         .with_context(|| format!("reading the server's token ({})", path.display()))?
         .trim()
         .to_owned())
+}
+
+/// The server `aloft api login` chose, if any; a file that is there but unreadable is an
+/// error (never a silent fall back to a local server).
+fn read_remote(home: &Path) -> Result<Option<Remote>> {
+    let path = local::remote_path(home);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
+            format!(
+                "reading {} (written by `aloft api login`; `aloft api logout` removes it)",
+                path.display()
+            )
+        })?)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// `aloft api login URL`: checks the server answers and takes the token, then keeps both for
+/// this home's commands.
+async fn login(home: &Path, url: &str, token_file: Option<PathBuf>) -> Result<()> {
+    let url = url.trim_end_matches('/');
+    let host = url
+        .strip_prefix("http://")
+        .context("the server's URL must start with http:// (TLS comes with users and roles)")?
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        bail!(
+            "{url} is not on this machine, and the token would cross the network in clear text; \
+             reach it through an SSH tunnel (ssh -L PORT:127.0.0.1:PORT host) and log in to \
+             http://127.0.0.1:PORT (TLS comes with users and roles)"
+        );
+    }
+    let token = match token_file {
+        Some(path) => std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the token from {}", path.display()))?,
+        None => read_token_from_stdin()?,
+    };
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        bail!("no token given (on standard input, or --token-file)");
+    }
+    let client = Client::new(url, &token);
+    client
+        .health()
+        .await
+        .with_context(|| format!("no aloft server answers at {url}"))?;
+    match client.background().await {
+        Ok(_) => {}
+        Err(err) if err.code() == Some(ErrorCode::Unauthorized) => {
+            bail!("the server at {url} refused the token")
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let remote = Remote {
+        url: url.to_owned(),
+        token,
+    };
+    write_private(
+        &local::remote_path(home),
+        &serde_json::to_vec_pretty(&remote)?,
+    )?;
+    say(&format!(
+        "This home's commands now go to the aloft server at {url} (`aloft api logout` to use a \
+         local one again)."
+    ));
+    Ok(())
+}
+
+/// The token from standard input: one line; on a terminal, asked for with the echo off.
+fn read_token_from_stdin() -> Result<String> {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdin().is_terminal();
+    let echo = |on: bool| {
+        let _ = std::process::Command::new("stty")
+            .arg(if on { "echo" } else { "-echo" })
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    };
+    if terminal {
+        eprint!("The server's token (its $ALOFT_HOME/server/token; not echoed): ");
+        echo(false);
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if terminal {
+        echo(true);
+        eprintln!();
+    }
+    read.context("reading the token from standard input")?;
+    Ok(line)
+}
+
+/// Writes a file only its owner may read (0600, in a 0700 directory), replacing it whole.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = path.parent().context("a file's directory")?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let partial = path.with_extension("partial");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 fn read_info(home: &Path) -> Option<ServerInfo> {
@@ -297,6 +416,17 @@ pub enum ApiCommand {
     Logs { request: String },
     /// Cancel a request: its work stops and what it made is undone.
     Cancel { request: String },
+    /// Send this home's commands to a server elsewhere (its token from standard input or a
+    /// file, never the command line).
+    Login {
+        /// The server's URL, e.g. http://127.0.0.1:46580 (an SSH tunnel to another machine).
+        url: String,
+        /// Read the token from this file instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
+    /// Forget the server `login` chose: this home's commands use a local server again.
+    Logout,
 }
 
 #[derive(Debug, clap::Args)]
@@ -355,7 +485,28 @@ pub fn api(args: ApiArgs) -> Result<ExitCode> {
                     }
                 }
             }
+            ApiCommand::Login { url, token_file } => login(&home, &url, token_file).await?,
+            ApiCommand::Logout => {
+                let path = local::remote_path(&home);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => say("This home's commands use a local aloft server again."),
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                        say("No server elsewhere was chosen for this home.")
+                    }
+                    Err(err) => {
+                        return Err(err).with_context(|| format!("removing {}", path.display()));
+                    }
+                }
+            }
             ApiCommand::Info => {
+                if let Some(remote) = read_remote(&home)? {
+                    crate::output::outln!(
+                        "url: {}\nchosen by: aloft api login ({})",
+                        remote.url,
+                        local::remote_path(&home).display()
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
                 let Some(info) = read_info(&home) else {
                     say(&format!(
                         "No aloft server runs for {} (a command starts one; so does `aloft api start`).",
