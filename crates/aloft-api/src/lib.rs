@@ -196,6 +196,82 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// Where a job is in a cluster's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Pending,
+    SettingUp,
+    Running,
+    Succeeded,
+    Failed,
+    /// Its `setup` failed on some node, so `run` never started.
+    FailedSetup,
+    Cancelled,
+}
+
+/// A job in a cluster's queue, as its head node's agent keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    /// 1, 2, 3, ... in submission order.
+    pub id: i64,
+    pub name: Option<String>,
+    pub state: JobState,
+    /// Unix seconds.
+    pub submitted_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    /// Per node rank, the exit code of the last phase that ran (`{"0": 0, "1": 143}`), or
+    /// `{"error": "why"}` when the job failed without one.
+    #[schema(value_type = Option<Object>)]
+    pub exit_codes: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/clusters/{name}/jobs/cancel`'s body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelJobsBody {
+    /// The jobs to cancel.
+    #[serde(default, deserialize_with = "whole_numbers")]
+    pub jobs: Vec<i64>,
+    /// Every unfinished job instead.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// Integers, also when written with a zero fraction (`3.0`), as JSON Schema's `integer`
+/// allows; `3.5` is refused.
+fn whole_numbers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
+    use serde::de::Error as _;
+    let numbers: Vec<serde_json::Number> = Deserialize::deserialize(deserializer)?;
+    numbers
+        .iter()
+        .map(|number| {
+            number
+                .as_i64()
+                .or_else(|| {
+                    number
+                        .as_f64()
+                        .filter(|value| value.fract() == 0.0 && value.abs() < 9.0e15)
+                        .map(|value| value as i64)
+                })
+                .ok_or_else(|| {
+                    D::Error::custom(format!("{number} is not a job id (a whole number)"))
+                })
+        })
+        .collect()
+}
+
+/// A port a cluster's task opened, and the address that reaches it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Endpoint {
+    pub cluster: String,
+    /// `8080`, or a range `9000-9010`.
+    pub port: String,
+    /// `ADDRESS:PORT`.
+    pub endpoint: String,
+}
+
 /// Where a local server keeps what its clients on this machine read: under
 /// `$ALOFT_HOME/server/`, private to the user (0700; files 0600).
 pub mod local {

@@ -742,45 +742,16 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
 /// that reaches it (on the head node, as SkyPilot's `status --endpoints`).
 fn endpoints(home: &Path, args: &StatusArgs) -> Result<ExitCode> {
     runtime()?.block_on(async move {
-        let store = open_store(home).await?;
-        let mut rows: Vec<(String, String, String)> = Vec::new();
-        for record in store.cluster_list().await? {
-            if !args.clusters.is_empty() && !args.clusters.contains(&record.name) {
-                continue;
-            }
-            let ports: Vec<aloft_types::spec::PortRange> = record
-                .resources
-                .get("ports")
-                .cloned()
-                .and_then(|ports| serde_json::from_value(ports).ok())
-                .unwrap_or_default();
-            if ports.is_empty() {
-                continue;
-            }
-            let provider = clouds::access(home, &record.cloud).await?.provider;
-            let cluster = ClusterName::new(record.name.clone())
-                .map_err(|err| anyhow::anyhow!("`{}`: {err}", record.name))?;
-            let instances = provider.query(&record.region, &cluster).await?;
-            let Some(address) = instances
-                .iter()
-                .find(|instance| instance.node_idx == 0)
-                .and_then(aloft_provision::InstanceInfo::ssh_address)
-            else {
-                continue;
-            };
-            for range in ports {
-                let port = if range.first == range.last {
-                    range.first.to_string()
-                } else {
-                    format!("{}-{}", range.first, range.last)
-                };
-                rows.push((
-                    record.name.clone(),
-                    port.clone(),
-                    format!("{address}:{port}"),
-                ));
-            }
-        }
+        let names = args.clusters.clone();
+        let found = crate::api_cmd::with_server(home, |client| {
+            let names = names.clone();
+            async move { client.endpoints(&names).await }
+        })
+        .await?;
+        let rows: Vec<(String, String, String)> = found
+            .into_iter()
+            .map(|found| (found.cluster, found.port, found.endpoint))
+            .collect();
         match args.output {
             OutputFormat::Json => {
                 let rows: Vec<serde_json::Value> = rows

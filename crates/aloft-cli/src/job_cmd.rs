@@ -503,8 +503,12 @@ pub struct QueueArgs {
 pub fn queue(args: QueueArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
-        let (_, client) = cluster_agent(&home, &args.cluster).await?;
-        let jobs = client.queue().await?;
+        let cluster = args.cluster.clone();
+        let jobs = crate::api_cmd::with_server(&home, |client| {
+            let cluster = cluster.clone();
+            async move { client.jobs(&cluster).await }
+        })
+        .await?;
         match args.output {
             OutputFormat::Json => crate::output::outln!("{}", serde_json::to_string_pretty(&jobs)?),
             OutputFormat::Table => crate::output::out!("{}", jobs_table(&jobs)),
@@ -513,7 +517,7 @@ pub fn queue(args: QueueArgs) -> Result<ExitCode> {
     })
 }
 
-fn jobs_table(jobs: &[aloft_store::Job]) -> String {
+fn jobs_table(jobs: &[aloft_api::Job]) -> String {
     let mut table = new_table(&["ID", "NAME", "STATE", "DURATION", "EXIT CODES"]);
     for job in jobs {
         let duration = match (job.started_at, job.ended_at) {
@@ -730,8 +734,16 @@ pub fn cancel(args: CancelArgs) -> Result<ExitCode> {
     }
     let home = aloft_home();
     runtime()?.block_on(async move {
-        let (_, client) = cluster_agent(&home, &args.cluster).await?;
-        let jobs = client.cancel(&args.jobs, args.all).await?;
+        let body = aloft_api::CancelJobsBody {
+            jobs: args.jobs.clone(),
+            all: args.all,
+        };
+        let cluster = args.cluster.clone();
+        let jobs = crate::api_cmd::with_server(&home, |client| {
+            let (cluster, body) = (cluster.clone(), body.clone());
+            async move { client.cancel_jobs(&cluster, &body).await }
+        })
+        .await?;
         match args.output {
             OutputFormat::Json => crate::output::outln!("{}", serde_json::to_string_pretty(&jobs)?),
             OutputFormat::Table if jobs.is_empty() => say("No unfinished jobs."),

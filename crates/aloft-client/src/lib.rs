@@ -143,6 +143,32 @@ impl Client {
         self.call(Method::POST, &path, Some(to_json(body)?)).await
     }
 
+    /// A cluster's jobs, from its head node's agent.
+    pub async fn jobs(&self, cluster: &str) -> Result<Vec<aloft_api::Job>> {
+        let path = format!("/clusters/{}/jobs", percent_encode(cluster));
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// Cancels a cluster's jobs; returns those cancelled.
+    pub async fn cancel_jobs(
+        &self,
+        cluster: &str,
+        body: &aloft_api::CancelJobsBody,
+    ) -> Result<Vec<aloft_api::Job>> {
+        let path = format!("/clusters/{}/jobs/cancel", percent_encode(cluster));
+        self.call(Method::POST, &path, Some(to_json(body)?)).await
+    }
+
+    /// Where the clusters' open ports are reached (only those named, if any).
+    pub async fn endpoints(&self, names: &[String]) -> Result<Vec<aloft_api::Endpoint>> {
+        let path = if names.is_empty() {
+            "/endpoints".to_owned()
+        } else {
+            format!("/endpoints?names={}", percent_encode(&names.join(",")))
+        };
+        self.call(Method::GET, &path, None).await
+    }
+
     pub async fn request(&self, id: &str) -> Result<Request> {
         self.call(
             Method::GET,

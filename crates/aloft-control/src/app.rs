@@ -8,7 +8,7 @@ use crate::background::saga_recovery::SagaRecovery;
 use crate::background::{Driver, TaskStatus};
 use crate::requests::Requests;
 use crate::status::{Live, Providers};
-use crate::{Progress, lifecycle};
+use crate::{Progress, jobs, lifecycle};
 use aloft_store::{Cluster, Request, RequestEvent, Store};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,14 @@ impl From<aloft_store::StoreError> for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// A cluster that is not up is a conflict (409), not the server's failure.
+fn not_running_is_conflict(err: anyhow::Error) -> AppError {
+    match err.downcast::<jobs::NotRunning>() {
+        Ok(not_running) => AppError::Conflict(not_running.0),
+        Err(err) => AppError::Internal(err),
+    }
+}
 
 /// How often each background task runs by itself.
 #[derive(Debug, Clone, Copy)]
@@ -249,6 +257,37 @@ impl App {
     pub async fn cancel(&self, id: &str) -> AppResult<bool> {
         self.request(id).await?;
         Ok(self.requests.cancel(id).await?)
+    }
+
+    /// A cluster's jobs, from its head node's agent.
+    pub async fn jobs(&self, name: &str) -> AppResult<Vec<aloft_store::Job>> {
+        self.recorded(name).await?;
+        jobs::queue(&self.home, &self.store, name)
+            .await
+            .map_err(not_running_is_conflict)
+    }
+
+    /// Cancels a cluster's jobs (those named, or every unfinished one with `all`); with
+    /// neither, cancels nothing.
+    pub async fn cancel_jobs(
+        &self,
+        name: &str,
+        ids: &[i64],
+        all: bool,
+    ) -> AppResult<Vec<aloft_store::Job>> {
+        self.recorded(name).await?;
+        if ids.is_empty() && !all {
+            // Nothing named: nothing cancelled (the CLI asks its user to name jobs or --all).
+            return Ok(Vec::new());
+        }
+        jobs::cancel(&self.home, &self.store, name, ids, all)
+            .await
+            .map_err(not_running_is_conflict)
+    }
+
+    /// Where the open ports of the recorded clusters (only those named, if any) are reached.
+    pub async fn endpoints(&self, only: &[String]) -> AppResult<Vec<jobs::Endpoint>> {
+        Ok(jobs::endpoints(&self.home, &self.store, only).await?)
     }
 
     /// Whether any request is unfinished (a server that stops when idle waits for them).

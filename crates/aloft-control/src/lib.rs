@@ -20,6 +20,7 @@
 pub mod app;
 pub mod background;
 pub mod clusters;
+pub mod jobs;
 pub mod launch;
 pub mod lifecycle;
 pub mod metrics;

@@ -23,9 +23,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             } else {
                 &bytes
             };
-        serde_json::from_slice(bytes)
+        // The path to what failed (`jobs[0]`), which serde_json's own message lacks for a
+        // value of the wrong type.
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut deserializer)
             .map(Body)
-            .map_err(|err| HttpError::bad_request(format!("the JSON body: {err}")))
+            .map_err(|err| match err.path().to_string().as_str() {
+                "." => HttpError::bad_request(format!("the JSON body: {}", err.inner())),
+                path => {
+                    HttpError::bad_request(format!("the JSON body, at `{path}`: {}", err.inner()))
+                }
+            })
     }
 }
 

@@ -4,7 +4,8 @@ use crate::error::HttpError;
 use crate::extract::{Body, Query};
 use crate::{State, views};
 use aloft_api::{
-    Accepted, Activated, ApiError, BackgroundTask, Cluster, DownBody, Health, Request,
+    Accepted, Activated, ApiError, BackgroundTask, CancelJobsBody, Cluster, DownBody, Endpoint,
+    Health, Job, Request,
 };
 use axum::Json;
 use axum::extract::Path;
@@ -60,6 +61,69 @@ pub async fn clusters(
             .map(|(record, live)| views::cluster(record, live))
             .collect(),
     ))
+}
+
+fn names_list(names: Option<&str>) -> Vec<String> {
+    names
+        .map(|names| {
+            names
+                .split(',')
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A cluster's jobs, from its head node's agent (oldest first).
+#[utoipa::path(get, path = "/api/v1/clusters/{name}/jobs", tag = "jobs",
+    params(("name" = String, Path, description = "The cluster", pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")),
+    security(("token" = [])),
+    responses((status = 200, body = Vec<Job>), (status = 404, body = ApiError),
+        (status = 409, description = "The cluster is not up", body = ApiError)))]
+pub async fn jobs(
+    state: axum::extract::State<State>,
+    Path(name): Path<String>,
+) -> Answer<Vec<Job>> {
+    let jobs = state.app.jobs(&name).await?;
+    Ok(Json(jobs.into_iter().map(views::job).collect()))
+}
+
+/// Cancels a cluster's jobs (those named, or every unfinished one); answers with those it
+/// cancelled (none when the body names none).
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/jobs/cancel", tag = "jobs",
+    params(("name" = String, Path, description = "The cluster", pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")),
+    request_body = Option<CancelJobsBody>, security(("token" = [])),
+    responses((status = 200, body = Vec<Job>), (status = 400, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 409, description = "The cluster is not up", body = ApiError)))]
+pub async fn cancel_jobs(
+    state: axum::extract::State<State>,
+    Path(name): Path<String>,
+    Body(body): Body<CancelJobsBody>,
+) -> Answer<Vec<Job>> {
+    let jobs = state.app.cancel_jobs(&name, &body.jobs, body.all).await?;
+    Ok(Json(jobs.into_iter().map(views::job).collect()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointsQuery {
+    /// Only these clusters, comma-separated (default: all).
+    names: Option<String>,
+}
+
+/// Where the ports the clusters' tasks opened are reached (asks each cluster's cloud).
+#[utoipa::path(get, path = "/api/v1/endpoints", tag = "clusters", params(EndpointsQuery),
+    security(("token" = [])),
+    responses((status = 200, body = Vec<Endpoint>), (status = 400, body = ApiError)))]
+pub async fn endpoints(
+    state: axum::extract::State<State>,
+    Query(query): Query<EndpointsQuery>,
+) -> Answer<Vec<Endpoint>> {
+    let names = names_list(query.names.as_deref());
+    let found = state.app.endpoints(&names).await?;
+    Ok(Json(found.into_iter().map(views::endpoint).collect()))
 }
 
 fn accepted(request: aloft_store::Request) -> (StatusCode, Json<Accepted>) {

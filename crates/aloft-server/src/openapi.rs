@@ -23,6 +23,9 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         http::background,
         http::activate,
         http::metrics,
+        http::jobs,
+        http::cancel_jobs,
+        http::endpoints,
     ),
     components(schemas(aloft_api::RequestEvent)),
     modifiers(&Token)

@@ -92,3 +92,33 @@ pub fn task(status: TaskStatus) -> aloft_api::BackgroundTask {
         last_status: status.last_status,
     }
 }
+
+pub fn job(job: aloft_store::Job) -> aloft_api::Job {
+    use aloft_api::JobState as Api;
+    use aloft_store::JobState as Stored;
+    aloft_api::Job {
+        id: job.id,
+        name: job.name,
+        state: match job.state {
+            Stored::Pending => Api::Pending,
+            Stored::SettingUp => Api::SettingUp,
+            Stored::Running => Api::Running,
+            Stored::Succeeded => Api::Succeeded,
+            Stored::Failed => Api::Failed,
+            Stored::FailedSetup => Api::FailedSetup,
+            Stored::Cancelled => Api::Cancelled,
+        },
+        submitted_at: job.submitted_at,
+        started_at: job.started_at,
+        ended_at: job.ended_at,
+        exit_codes: job.exit_codes,
+    }
+}
+
+pub fn endpoint(endpoint: aloft_control::jobs::Endpoint) -> aloft_api::Endpoint {
+    aloft_api::Endpoint {
+        cluster: endpoint.cluster,
+        port: endpoint.port,
+        endpoint: endpoint.endpoint,
+    }
+}

@@ -1,0 +1,125 @@
+//! A cluster's jobs as its head node's agent keeps them, and where its open ports are reached:
+//! reads (and cancels) that ask the cluster itself, for `aloft queue`, `aloft cancel` and
+//! `aloft status --endpoints`.
+
+use crate::clusters::{ClusterHandle, Health, open_cluster};
+use crate::{Progress, registry};
+use aloft_agent::AgentClient;
+use aloft_ops::launch::agent_client;
+use aloft_provision::{ClusterName, InstanceInfo};
+use aloft_store::{ClusterStatus, Job, Store};
+use aloft_types::Task;
+use anyhow::{Result, anyhow};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a cluster's agent cannot be asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotRunning(pub String);
+
+/// The agent on a cluster's head node; a cluster that is not up (or whose head is not
+/// running) is [`NotRunning`].
+pub async fn head_agent(home: &Path, store: &Store, name: &str) -> Result<AgentClient> {
+    let quiet: Progress = Arc::new(|_: &str| {});
+    let ClusterHandle {
+        provider,
+        record,
+        context,
+    } = open_cluster(home, store, name, Task::new(name), PathBuf::new(), quiet).await?;
+    let live = matches!(record.status, ClusterStatus::Up | ClusterStatus::Degraded);
+    let instances = if live {
+        provider.query(&context.region, &context.cluster).await?
+    } else {
+        Vec::new()
+    };
+    if !live || !Health::of(record.num_nodes, &instances).head_up() {
+        let status = serde_json::to_value(record.status)
+            .ok()
+            .and_then(|status| status.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Err(NotRunning(format!(
+            "cluster `{name}` is {status}{}: its jobs are kept on its head node (`aloft start {name}` first)",
+            if live {
+                " (its head node is not running)"
+            } else {
+                ""
+            }
+        ))
+        .into());
+    }
+    agent_client(&context, &instances).map_err(|err| anyhow!(err.message))
+}
+
+/// The cluster's jobs, oldest first.
+pub async fn queue(home: &Path, store: &Store, name: &str) -> Result<Vec<Job>> {
+    Ok(head_agent(home, store, name).await?.queue().await?)
+}
+
+/// Cancels jobs (those named, or every unfinished one); returns those it cancelled.
+pub async fn cancel(
+    home: &Path,
+    store: &Store,
+    name: &str,
+    jobs: &[i64],
+    all: bool,
+) -> Result<Vec<Job>> {
+    Ok(head_agent(home, store, name)
+        .await?
+        .cancel(jobs, all)
+        .await?)
+}
+
+/// A port a cluster's task opened, and the address that reaches it (on the head node, as
+/// SkyPilot's `status --endpoints`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub cluster: String,
+    /// `8080`, or a range `9000-9010`.
+    pub port: String,
+    pub endpoint: String,
+}
+
+/// The endpoints of the recorded clusters (only those named, if any) whose task opened ports
+/// and whose head node answers its cloud with an address.
+pub async fn endpoints(home: &Path, store: &Store, only: &[String]) -> Result<Vec<Endpoint>> {
+    let mut found = Vec::new();
+    for record in store.cluster_list().await? {
+        if !only.is_empty() && !only.contains(&record.name) {
+            continue;
+        }
+        let ports: Vec<aloft_types::spec::PortRange> = record
+            .resources
+            .get("ports")
+            .cloned()
+            .and_then(|ports| serde_json::from_value(ports).ok())
+            .unwrap_or_default();
+        if ports.is_empty() {
+            continue;
+        }
+        let provider = registry::access(home, &record.cloud).await?.provider;
+        let cluster = ClusterName::new(record.name.clone())
+            .map_err(|err| anyhow!("`{}`: {err}", record.name))?;
+        let instances = provider.query(&record.region, &cluster).await?;
+        let Some(address) = instances
+            .iter()
+            .find(|instance| instance.node_idx == 0)
+            .and_then(InstanceInfo::ssh_address)
+        else {
+            continue;
+        };
+        for range in ports {
+            let port = if range.first == range.last {
+                range.first.to_string()
+            } else {
+                format!("{}-{}", range.first, range.last)
+            };
+            found.push(Endpoint {
+                cluster: record.name.clone(),
+                endpoint: format!("{address}:{port}"),
+                port,
+            });
+        }
+    }
+    Ok(found)
+}
