@@ -262,6 +262,19 @@ fn whole_numbers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Ve
         .collect()
 }
 
+/// A cluster's autostop: the body of `POST /api/v1/clusters/{name}/autostop` and its answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Autostop {
+    /// Stop (or tear down) after this many minutes without a queued or running job; absent or
+    /// null: autostop off.
+    #[serde(default)]
+    pub idle_minutes: Option<u32>,
+    /// Tear the cluster down instead of stopping it.
+    #[serde(default)]
+    pub down: bool,
+}
+
 /// A port a cluster's task opened, and the address that reaches it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Endpoint {

@@ -239,7 +239,7 @@ impl LaunchOne<'_> {
                 .cluster_fetch(cluster.as_str())
                 .await?
                 .context("the cluster's record vanished")?;
-            crate::job_cmd::set_autostop(store, record, queued.client(), &*provider, &setting)
+            aloft_control::jobs::set_autostop(store, record, queued.client(), &*provider, &setting)
                 .await?;
             say(&crate::job_cmd::autostop_text(&cluster_name, &setting));
         }
@@ -303,7 +303,6 @@ async fn undo_own(store: &Store, home: &Path, cluster: &str) {
 /// cluster's record and a context to drive it with.
 pub(crate) struct Existing {
     pub provider: Arc<dyn Provider>,
-    pub store: Store,
     pub record: aloft_store::Cluster,
     pub context: aloft_ops::launch::LaunchContext,
 }
@@ -323,7 +322,6 @@ pub(crate) async fn existing(
     } = open_cluster(home, &store, name, task, base_dir, progress()).await?;
     Ok(Existing {
         provider,
-        store,
         record,
         context,
     })

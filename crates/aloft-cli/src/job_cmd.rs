@@ -17,7 +17,7 @@ use aloft_agent::protocol::OutStream;
 use aloft_agent::{AgentClient, Autostop, ContainerSpec, JobSpec, LogEvent, LogItem, LogsEnd};
 use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, agent_client};
 use aloft_provision::InstanceInfo;
-use aloft_store::{Cluster, ClusterStatus, JobState, Store};
+use aloft_store::{ClusterStatus, JobState};
 use aloft_types::{FileMount, Task};
 use anyhow::{Result, bail};
 use serde::Serialize;
@@ -786,9 +786,8 @@ pub struct AutostopArgs {
 pub fn autostop(args: AutostopArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
-        let (existing, client) = cluster_agent(&home, &args.cluster).await?;
         let cancel = args.cancel || args.idle_minutes < 0;
-        let setting = Autostop {
+        let asked = aloft_api::Autostop {
             idle_minutes: if cancel {
                 None
             } else {
@@ -796,14 +795,16 @@ pub fn autostop(args: AutostopArgs) -> Result<ExitCode> {
             },
             down: args.down && !cancel,
         };
-        set_autostop(
-            &existing.store,
-            existing.record,
-            &client,
-            existing.provider.as_ref(),
-            &setting,
-        )
+        let cluster = args.cluster.clone();
+        let set = crate::api_cmd::with_server(&home, |client| {
+            let (cluster, asked) = (cluster.clone(), asked.clone());
+            async move { client.autostop(&cluster, &asked).await }
+        })
         .await?;
+        let setting = Autostop {
+            idle_minutes: set.idle_minutes,
+            down: set.down,
+        };
         match args.output {
             OutputFormat::Json => {
                 crate::output::outln!("{}", serde_json::to_string_pretty(&setting)?)
@@ -822,37 +823,6 @@ pub(crate) fn autostop_text(cluster: &str, setting: &Autostop) -> String {
             if setting.down { "be torn down" } else { "stop" }
         ),
     }
-}
-
-/// Sets autostop on the cluster's agent and records it with the cluster. Where the cloud
-/// decides what a power-off from inside means, it is told first.
-pub(crate) async fn set_autostop(
-    store: &Store,
-    mut record: Cluster,
-    client: &AgentClient,
-    provider: &dyn aloft_provision::Provider,
-    setting: &Autostop,
-) -> Result<()> {
-    if setting.idle_minutes.is_some() {
-        if !setting.down {
-            aloft_control::launch::check_stoppable(
-                &record.name,
-                &record.cloud,
-                record.spot,
-                provider,
-            )?;
-        }
-        let cluster = aloft_provision::ClusterName::new(record.name.clone())
-            .map_err(|err| anyhow::anyhow!("`{}`: {err}", record.name))?;
-        provider
-            .prepare_power_off(&record.region, &cluster, setting.down)
-            .await?;
-    }
-    client.set_autostop(setting).await?;
-    record.autostop_minutes = setting.idle_minutes;
-    record.autostop_down = setting.down;
-    store.cluster_update(&record).await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -159,6 +159,17 @@ impl Client {
         self.call(Method::POST, &path, Some(to_json(body)?)).await
     }
 
+    /// Sets a cluster's autostop; returns the setting.
+    pub async fn autostop(
+        &self,
+        cluster: &str,
+        setting: &aloft_api::Autostop,
+    ) -> Result<aloft_api::Autostop> {
+        let path = format!("/clusters/{}/autostop", percent_encode(cluster));
+        self.call(Method::POST, &path, Some(to_json(setting)?))
+            .await
+    }
+
     /// Where the clusters' open ports are reached (only those named, if any).
     pub async fn endpoints(&self, names: &[String]) -> Result<Vec<aloft_api::Endpoint>> {
         let path = if names.is_empty() {

@@ -285,6 +285,21 @@ impl App {
             .map_err(not_running_is_conflict)
     }
 
+    /// Sets a cluster's autostop on its head node's agent (and records it): stop, or tear
+    /// down with `down`, after `idle_minutes` idle (`None`: off).
+    pub async fn autostop(
+        &self,
+        name: &str,
+        idle_minutes: Option<u32>,
+        down: bool,
+    ) -> AppResult<()> {
+        self.recorded(name).await?;
+        let setting = aloft_agent::Autostop { idle_minutes, down };
+        jobs::autostop(&self.home, &self.store, name, &setting)
+            .await
+            .map_err(not_running_is_conflict)
+    }
+
     /// Where the open ports of the recorded clusters (only those named, if any) are reached.
     pub async fn endpoints(&self, only: &[String]) -> AppResult<Vec<jobs::Endpoint>> {
         Ok(jobs::endpoints(&self.home, &self.store, only).await?)

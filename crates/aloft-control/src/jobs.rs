@@ -4,10 +4,10 @@
 
 use crate::clusters::{ClusterHandle, Health, open_cluster};
 use crate::{Progress, registry};
-use aloft_agent::AgentClient;
+use aloft_agent::{AgentClient, Autostop};
 use aloft_ops::launch::agent_client;
 use aloft_provision::{ClusterName, InstanceInfo};
-use aloft_store::{ClusterStatus, Job, Store};
+use aloft_store::{Cluster, ClusterStatus, Job, Store};
 use aloft_types::Task;
 use anyhow::{Result, anyhow};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,11 @@ pub struct NotRunning(pub String);
 /// The agent on a cluster's head node; a cluster that is not up (or whose head is not
 /// running) is [`NotRunning`].
 pub async fn head_agent(home: &Path, store: &Store, name: &str) -> Result<AgentClient> {
+    Ok(head(home, store, name).await?.1)
+}
+
+/// The cluster (its handle) and the agent on its head node.
+async fn head(home: &Path, store: &Store, name: &str) -> Result<(ClusterHandle, AgentClient)> {
     let quiet: Progress = Arc::new(|_: &str| {});
     let ClusterHandle {
         provider,
@@ -48,7 +53,55 @@ pub async fn head_agent(home: &Path, store: &Store, name: &str) -> Result<AgentC
         ))
         .into());
     }
-    agent_client(&context, &instances).map_err(|err| anyhow!(err.message))
+    let client = agent_client(&context, &instances).map_err(|err| anyhow!(err.message))?;
+    Ok((
+        ClusterHandle {
+            provider,
+            record,
+            context,
+        },
+        client,
+    ))
+}
+
+/// Sets a cluster's autostop (`idle_minutes` `None`: off) on its head node's agent, which
+/// stops or tears the cluster down by itself once idle, and records it.
+pub async fn autostop(home: &Path, store: &Store, name: &str, setting: &Autostop) -> Result<()> {
+    let (handle, client) = head(home, store, name).await?;
+    set_autostop(
+        store,
+        handle.record,
+        &client,
+        handle.provider.as_ref(),
+        setting,
+    )
+    .await
+}
+
+/// Sets the autostop of `record`'s cluster through its agent: a stop needs a cloud that can
+/// stop the cluster's instances, and the cloud gets ready to power them off from inside.
+pub async fn set_autostop(
+    store: &Store,
+    mut record: Cluster,
+    client: &AgentClient,
+    provider: &dyn aloft_provision::Provider,
+    setting: &Autostop,
+) -> Result<()> {
+    if setting.idle_minutes.is_some() {
+        if !setting.down {
+            crate::launch::check_stoppable(&record.name, &record.cloud, record.spot, provider)?;
+        }
+        let cluster = ClusterName::new(record.name.clone())
+            .map_err(|err| anyhow!("`{}`: {err}", record.name))?;
+        provider
+            .prepare_power_off(&record.region, &cluster, setting.down)
+            .await?;
+    }
+    client.set_autostop(setting).await?;
+    record.autostop_minutes = setting.idle_minutes;
+    record.autostop_down = setting.down;
+    store.cluster_update(&record).await?;
+    Ok(())
 }
 
 /// The cluster's jobs, oldest first.

@@ -4,8 +4,8 @@ use crate::error::HttpError;
 use crate::extract::{Body, Query};
 use crate::{State, views};
 use aloft_api::{
-    Accepted, Activated, ApiError, BackgroundTask, CancelJobsBody, Cluster, DownBody, Endpoint,
-    Health, Job, Request,
+    Accepted, Activated, ApiError, Autostop, BackgroundTask, CancelJobsBody, Cluster, DownBody,
+    Endpoint, Health, Job, Request,
 };
 use axum::Json;
 use axum::extract::Path;
@@ -104,6 +104,27 @@ pub async fn cancel_jobs(
 ) -> Answer<Vec<Job>> {
     let jobs = state.app.cancel_jobs(&name, &body.jobs, body.all).await?;
     Ok(Json(jobs.into_iter().map(views::job).collect()))
+}
+
+/// Sets a cluster's autostop on its head node's agent, which stops (or tears down) the cluster
+/// by itself once idle, with this machine off; answers with the setting.
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/autostop", tag = "jobs",
+    params(("name" = String, Path, description = "The cluster", pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")),
+    request_body = Option<Autostop>, security(("token" = [])),
+    responses((status = 200, body = Autostop), (status = 400, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 409, description = "The cluster is not up, or cannot stop", body = ApiError)))]
+pub async fn autostop(
+    state: axum::extract::State<State>,
+    Path(name): Path<String>,
+    Body(body): Body<Autostop>,
+) -> Answer<Autostop> {
+    let down = body.down && body.idle_minutes.is_some();
+    state.app.autostop(&name, body.idle_minutes, down).await?;
+    Ok(Json(Autostop {
+        idle_minutes: body.idle_minutes,
+        down,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -90,6 +90,7 @@ pub fn app(state: State) -> Router {
         .route("/clusters/{name}/down", post(http::down))
         .route("/clusters/{name}/jobs", get(http::jobs))
         .route("/clusters/{name}/jobs/cancel", post(http::cancel_jobs))
+        .route("/clusters/{name}/autostop", post(http::autostop))
         .route("/endpoints", get(http::endpoints))
         .route("/requests", get(http::requests))
         .route("/requests/{id}", get(http::request))

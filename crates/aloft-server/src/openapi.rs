@@ -25,6 +25,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         http::metrics,
         http::jobs,
         http::cancel_jobs,
+        http::autostop,
         http::endpoints,
     ),
     components(schemas(aloft_api::RequestEvent)),

@@ -658,3 +658,37 @@ async fn endpoints_list_only_clusters_whose_task_opened_ports() {
     let (status, _) = server.get("/api/v1/endpoints?cluster=a").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn autostop_needs_a_recorded_cluster_that_is_up_and_a_body_of_the_right_shape() {
+    let server = Server::new().await;
+    let (status, body) = server
+        .post("/api/v1/clusters/nope/autostop", r#"{"idle_minutes": 5}"#)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let store = server.store().await;
+    let mut stopped = cluster("resting");
+    stopped.status = aloft_store::ClusterStatus::Stopped;
+    store.cluster_insert(&stopped).await.unwrap();
+    let (status, body) = server
+        .post(
+            "/api/v1/clusters/resting/autostop",
+            r#"{"idle_minutes": 5}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    for (wrong, field) in [
+        (r#"{"idle_minutes": -1}"#, "idle_minutes"),
+        (r#"{"idle_minutes": 5, "down": "yes"}"#, "down"),
+        (r#"{"idle": 5}"#, "idle"),
+    ] {
+        let (status, body) = server
+            .post("/api/v1/clusters/resting/autostop", wrong)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{wrong}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(field), "{body}");
+    }
+    // The record is as it was.
+    let record = store.cluster_fetch("resting").await.unwrap().unwrap();
+    assert_eq!(record.autostop_minutes, stopped.autostop_minutes);
+}
