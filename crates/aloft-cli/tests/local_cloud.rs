@@ -976,3 +976,78 @@ fn one_failing_rank_ends_the_gang_on_every_node_and_the_job_sees_its_secret_and_
     assert!(down.status.success(), "{}", text(&down.stderr));
     assert!(cloud.namespaces().is_empty());
 }
+
+/// The server a command started is killed (SIGKILL) while it starts a stopped cluster for
+/// that command: the command says the server went away; the next command's server ends the
+/// request as failed, and the cluster is still there, whole, to be used or torn down.
+#[test]
+fn a_server_killed_mid_start_leaves_the_cluster_to_the_next_server() {
+    let Some(cloud) = new_cloud(21) else { return };
+    let spec = cloud.spec(
+        "four.yaml",
+        "num_nodes: 4\nresources:\n  cpus: 2+\nrun: echo up on $SKYPILOT_NODE_RANK\n",
+    );
+    let launch = cloud.aloft(&["launch", spec.to_str().unwrap(), "-c", "srvk"]);
+    assert!(launch.status.success(), "{}", text(&launch.stderr));
+    let stop = cloud.aloft(&["stop", "srvk"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cloud.home.join("server/api.json")).unwrap())
+            .unwrap();
+    let server_pid = info["pid"].as_u64().unwrap().to_string();
+
+    let mut start = cloud
+        .command(&["start", "srvk"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(start.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.starts_with("Starting `srvk`") {
+            // The server this test's commands started, by the pid it wrote.
+            let _ = Command::new("kill").args(["-9", &server_pid]).status();
+            break;
+        }
+    }
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    let started = start.wait().unwrap();
+    assert!(seen.contains("Starting `srvk`"), "{seen}{rest}");
+    assert!(!started.success(), "{seen}{rest}");
+
+    // The next command starts a new server; the request the killed one ran ends as failed,
+    // and the cluster's four nodes are all there is (nothing made twice, nothing lost).
+    let status = cloud.aloft(&["status", "--refresh", "-o", "json"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let requests = cloud.aloft(&["api", "status", "-o", "json"]);
+    let requests: serde_json::Value = serde_json::from_slice(&requests.stdout).unwrap();
+    let start_request = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|request| request["kind"] == "start")
+        .cloned()
+        .unwrap();
+    assert_eq!(start_request["state"], "failed", "{requests}");
+    assert_eq!(cloud.namespaces().len(), 4, "{:?}", cloud.namespaces());
+    // It can be used again, and torn down whole.
+    let again = cloud.aloft(&["start", "srvk"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let exec = cloud.aloft(&["exec", "srvk", spec.to_str().unwrap()]);
+    assert!(exec.status.success(), "{}", text(&exec.stderr));
+    assert!(
+        text(&exec.stdout).contains("up on 3"),
+        "{}",
+        text(&exec.stdout)
+    );
+    let down = cloud.aloft(&["down", "srvk"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
+}

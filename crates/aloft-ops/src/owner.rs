@@ -62,12 +62,18 @@ fn boot_id() -> Option<String> {
 }
 
 /// A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`); `None`
-/// when there is no such process.
+/// when there is no such process, or it has exited and only its exit status is left for its
+/// parent to collect (a zombie: state `Z`, or `X` while it goes), as a server killed after the
+/// command that started it exited is until init reaps it.
 fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?;
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -92,6 +98,33 @@ mod tests {
         child.wait().unwrap();
         let owner = format!("pid:{pid}:{}@{}", start.unwrap_or(1), boot_id().unwrap());
         assert!(!is_alive(Some(&owner), None, 0));
+    }
+
+    #[test]
+    fn a_process_that_exited_but_was_not_reaped_is_gone() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Its start time as the kernel keeps it, zombie or not.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let start: u64 = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let owner = format!("pid:{pid}:{start}@{}", boot_id().unwrap());
+        // Exited, not waited for: a zombie until `wait` below.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat[stat.rfind(')').unwrap() + 1..]
+                .trim_start()
+                .starts_with('Z')
+        }) {
+            assert!(std::time::Instant::now() < deadline, "`true` did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!is_alive(Some(&owner), None, 0), "{owner}");
+        child.wait().unwrap();
     }
 
     #[test]
