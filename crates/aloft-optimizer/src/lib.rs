@@ -14,6 +14,7 @@
 //! The next-best plans come from Lawler's k-best partitioning over the same solver, and
 //! re-planning with zones, regions or clouds blocked is [`Options::blocked`].
 
+pub mod carbon;
 mod diagnose;
 mod kbest;
 mod limits;
@@ -39,6 +40,9 @@ pub struct Options {
     pub max_hourly_price: Option<f64>,
     /// Cap on the whole run's estimated cost, in $.
     pub budget: Option<f64>,
+    /// Cap on the whole run's estimated emissions, in grams of CO2 (see [`carbon`]). Only
+    /// under [`Objective::Carbon`] for now, where the optimum either fits or nothing does.
+    pub max_carbon_g: Option<f64>,
     /// Places not to use: a cloud (`aws`), a region (`aws/us-east-1`) or a zone.
     pub blocked: Vec<Infra>,
     /// How many next-best plans to return besides the best one.
@@ -61,6 +65,7 @@ impl Default for Options {
             objective: Objective::Cost,
             max_hourly_price: None,
             budget: None,
+            max_carbon_g: None,
             blocked: Vec::new(),
             alternatives: 0,
             default_runtime: Duration::from_hours(1.0),
@@ -89,6 +94,21 @@ pub enum PlanError {
          raise --budget or relax the resources"
     )]
     OverBudget { budget: f64, cheapest: f64 },
+    #[error(
+        "the lowest-carbon plan{within} emits {lowest:.0} gCO2, over the limit of {limit:.0} g; \
+         raise --max-carbon or relax the resources",
+        within = if *within_budget { " within the budget" } else { "" }
+    )]
+    OverCarbon {
+        limit: f64,
+        lowest: f64,
+        within_budget: bool,
+    },
+    #[error(
+        "a carbon limit is only supported with the carbon objective for now \
+         (--optimize carbon)"
+    )]
+    CarbonLimitNeedsCarbonObjective,
 }
 
 /// Finds the best plan (and the requested number of next-best ones).
@@ -96,11 +116,18 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     if dag.tasks.is_empty() {
         return Err(PlanError::Empty);
     }
+    // Under the carbon objective the least-carbon plan either fits the limit or none does.
+    // Under the others the limit would couple every task on a measure the score does not
+    // carry; refused rather than checked on the optimum alone, which would be wrong.
+    if options.max_carbon_g.is_some() && options.objective != Objective::Carbon {
+        return Err(PlanError::CarbonLimitNeedsCarbonObjective);
+    }
     let problem = problem::Problem::build(dag, catalog, options)?;
     let started = std::time::Instant::now();
     let unit = match options.objective {
         Objective::Cost => 1e-6,
         Objective::Time => 1e-3,
+        Objective::Carbon => 1e-3,
     };
     let mut limits = limits::Limits::new(
         options.deadline,
@@ -131,16 +158,29 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
             cheapest: cost,
         });
     };
+    if let Some(limit) = options.max_carbon_g
+        && best_score.primary > score::milligrams(limit)
+    {
+        return Err(PlanError::OverCarbon {
+            limit,
+            lowest: problem.plan(&best).carbon_g,
+            within_budget: options.budget.is_some(),
+        });
+    }
     let solve_micros = started.elapsed().as_micros();
     // Finished, or cut short with the bound at the plan: then the objective is proven, though
     // the tie-breaker may not be (the gap is then 0 and `proven_optimal` false).
     let proven_optimal = !limits.stopped;
     // Next-best plans need exact solves: only for a proven best, and while time is left.
-    let alternatives = if proven_optimal {
+    let mut alternatives = if proven_optimal {
         next_best(&problem, &best, options.alternatives, &mut limits)
     } else {
         Vec::new()
     };
+    if let Some(limit) = options.max_carbon_g {
+        // Alternatives are ranked by carbon here, so those over the limit come last.
+        alternatives.retain(|plan| plan.carbon_g <= limit + 1e-3 * plan.tasks.len() as f64);
+    }
     let best_plan = problem.plan(&best);
     debug_assert_eq!(best_score, problem.score_of(&best));
     let best_value = best_score.primary as f64 * unit;

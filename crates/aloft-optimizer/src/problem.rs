@@ -26,6 +26,12 @@ pub(crate) struct Candidate {
     pub(crate) compute_cost: f64,
     pub(crate) input_cost: f64,
     pub(crate) input_seconds: f64,
+    /// Energy of the compute (all nodes, the whole runtime) in kWh, and the grams of CO2 it
+    /// emits at the region's grid intensity (see `carbon`).
+    pub(crate) energy_kwh: f64,
+    pub(crate) carbon_g: f64,
+    pub(crate) carbon_intensity: f64,
+    pub(crate) carbon_estimated: bool,
 }
 
 /// Data moving from task `src` to task `dst`.
@@ -234,10 +240,12 @@ impl<'a> Problem<'a> {
         let from = self.candidates[edge.src][src_candidate].loc;
         let to = self.candidates[edge.dst][dst_candidate].loc;
         let link = self.link(from, to);
+        // Moving data emits no counted carbon (see `carbon`: egress energy is left out).
         Score::new(
             self.objective,
             edge.gigabytes * link.price_per_gb,
             link.transfer_seconds(edge.gigabytes),
+            0.0,
         )
     }
 
@@ -257,7 +265,7 @@ impl<'a> Problem<'a> {
             .sum();
         let total = unary + pairwise;
         match self.objective {
-            Objective::Cost => total,
+            Objective::Cost | Objective::Carbon => total,
             Objective::Time => Score {
                 primary: self.finish_time(assignment),
                 secondary: total.secondary,
@@ -328,6 +336,10 @@ impl<'a> Problem<'a> {
             input_egress_cost: candidate.input_cost,
             input_seconds: candidate.input_seconds,
             estimated_cost: candidate.compute_cost + candidate.input_cost,
+            energy_kwh: candidate.energy_kwh,
+            carbon_g: candidate.carbon_g,
+            carbon_g_per_kwh: candidate.carbon_intensity,
+            carbon_estimated: candidate.carbon_estimated,
         }
     }
 
@@ -392,6 +404,9 @@ impl<'a> Problem<'a> {
             .sum();
         Plan {
             objective: self.objective,
+            carbon_g: tasks.iter().map(|task| task.carbon_g).sum(),
+            energy_kwh: tasks.iter().map(|task| task.energy_kwh).sum(),
+            carbon_estimated: tasks.iter().any(|task| task.carbon_estimated),
             tasks,
             edges,
             total_cost: compute + input_cost + edge_cost,
@@ -465,7 +480,7 @@ fn keep_useful_per_place(candidates: Vec<Candidate>, objective: Objective) -> Ve
             .iter()
             .filter(|other| other.loc == candidate.loc)
             .any(|other| match objective {
-                Objective::Cost => true,
+                Objective::Cost | Objective::Carbon => true,
                 Objective::Time => {
                     other.unary.primary <= candidate.unary.primary
                         && other.unary.secondary <= candidate.unary.secondary
@@ -563,25 +578,34 @@ fn match_key(resources: &Resources, task: &Task) -> String {
     )
 }
 
-/// The cheapest feasible offering at each place, for one resource option. Within an option and
-/// a place, runtime and input transfers are the same for every offering, so the cheapest is the
-/// best one for either objective.
+/// The best feasible offering at each place, for one resource option. Within an option and a
+/// place, runtime and input transfers are the same for every offering, so the cheapest is the
+/// best one for the cost and time objectives. Under the carbon objective it is the one drawing
+/// the least power (the grid intensity is the same across a place), the cheapest of those: both
+/// scale alike with runtime and nodes, so the order holds for every task sharing the key.
 fn cheapest_per_place(
     catalog: &Catalog,
     resources: &Resources,
     task: &Task,
     options: &Options,
 ) -> Vec<usize> {
-    let mut best: HashMap<(RegionId, Option<ZoneId>), (f64, usize)> = HashMap::new();
+    // Per place: (watts under the carbon objective else 0, price), and the offering.
+    type Rank = (f64, f64);
+    let mut best: HashMap<(RegionId, Option<ZoneId>), (Rank, usize)> = HashMap::new();
     for (offering_idx, offering) in feasible_offerings(catalog, resources, task, options) {
         let price = offering
             .hourly_price(resources.use_spot)
             .unwrap_or(f64::INFINITY);
+        let watts = match options.objective {
+            Objective::Carbon => crate::carbon::node_watts(catalog, offering),
+            Objective::Cost | Objective::Time => 0.0,
+        };
+        let key = (watts, price);
         let entry = best
             .entry((offering.region, offering.zone))
-            .or_insert((price, offering_idx));
-        if price < entry.0 {
-            *entry = (price, offering_idx);
+            .or_insert((key, offering_idx));
+        if key < entry.0 {
+            *entry = (key, offering_idx);
         }
     }
     let mut cheapest: Vec<usize> = best
@@ -669,7 +693,12 @@ fn candidate(
     let runtime = resources.estimated_runtime.or(task.estimated_runtime);
     let runtime_assumed = runtime.is_none();
     let runtime_seconds = runtime.unwrap_or(options.default_runtime).seconds;
-    let compute_cost = price * f64::from(task.num_nodes.max(1)) * runtime_seconds / 3600.0;
+    let nodes = f64::from(task.num_nodes.max(1));
+    let compute_cost = price * nodes * runtime_seconds / 3600.0;
+    let energy_kwh =
+        crate::carbon::node_watts(catalog, offering) * nodes * runtime_seconds / 3600.0 / 1000.0;
+    let (carbon_intensity, carbon_estimated) = crate::carbon::intensity(catalog, offering);
+    let carbon_g = energy_kwh * carbon_intensity;
     let (mut input_cost, mut input_seconds) = (0.0, 0.0);
     for input in inputs {
         if let Some(from) = input.place {
@@ -686,11 +715,16 @@ fn candidate(
             options.objective,
             compute_cost + input_cost,
             runtime_seconds + input_seconds,
+            carbon_g,
         ),
         runtime_seconds,
         runtime_assumed,
         compute_cost,
         input_cost,
         input_seconds,
+        energy_kwh,
+        carbon_g,
+        carbon_intensity,
+        carbon_estimated,
     }
 }

@@ -52,6 +52,9 @@ pub(crate) fn solve(
         stats.after_pruning = domains.iter().map(Vec::len).sum();
         return crate::makespan::solve(problem, &graph, &domains, stats, limits);
     }
+    if problem.objective == Objective::Carbon && problem.budget.is_some() {
+        return solve_with_coupling_budget(problem, &graph, domains, stats, limits);
+    }
     eliminate_dominated_places(problem, &mut domains, false);
     eliminate_dead_ends(problem, &graph, &mut domains, false);
     stats.after_pruning = domains.iter().map(Vec::len).sum();
@@ -99,6 +102,52 @@ pub(crate) fn solve(
     }
     Some(Solved {
         lower_bound: score.primary - unproven,
+        score,
+        assignment,
+    })
+}
+
+/// The carbon objective with a budget: carbon adds up like cost does, but the budget (on the
+/// tie-breaker, cost) couples every task, so the whole problem is one branch and bound with the
+/// separate cost bound, after eliminations that only drop candidates dominated on cost as well.
+fn solve_with_coupling_budget(
+    problem: &Problem<'_>,
+    graph: &Graph,
+    mut domains: Domains,
+    stats: &mut SolveStats,
+    limits: &mut Limits,
+) -> Option<Solved> {
+    eliminate_dominated_places(problem, &mut domains, true);
+    eliminate_dead_ends(problem, graph, &mut domains, true);
+    stats.after_pruning = domains.iter().map(Vec::len).sum();
+    stats.components = 1;
+    stats.search_components = 1;
+    let every_task: Vec<usize> = (0..problem.task_count()).collect();
+    let order = connectivity_order(graph, &every_task);
+    let mut search = Search::new(
+        problem,
+        graph,
+        &domains,
+        order,
+        problem.budget,
+        std::convert::identity,
+    );
+    if !search.run(stats, limits) {
+        return None;
+    }
+    let mut assignment = vec![usize::MAX; problem.task_count()];
+    for (position, &task) in search.order.iter().enumerate() {
+        assignment[task] = search.domains[position][search.best_assignment[position]];
+    }
+    let score = problem.score_of(&assignment);
+    if problem
+        .budget
+        .is_some_and(|budget| score.cost(problem.objective) > budget)
+    {
+        return None;
+    }
+    Some(Solved {
+        lower_bound: search.lower_bound().primary.min(score.primary),
         score,
         assignment,
     })

@@ -44,7 +44,10 @@ pub(crate) fn random_catalog(
             catalog.regions.push(Region {
                 cloud,
                 name: format!("c{cloud_idx}-r{region_idx}"),
-                carbon_g_per_kwh: None,
+                // Coarse grid intensities, fixed by position (the random stream is unchanged):
+                // ties and an unknown region are common.
+                carbon_g_per_kwh: [None, Some(100.0), Some(300.0), Some(300.0), Some(700.0)]
+                    [(cloud_idx * 3 + region_idx) % 5],
             });
             let zone_ids: Vec<Option<ZoneId>> = if zones == 0 {
                 vec![None]

@@ -16,6 +16,16 @@ fn search_space(problem: &Problem<'_>) -> f64 {
 fn for_random_problems(
     seed: u64,
     count: usize,
+    check: impl FnMut(&Problem<'_>, &Problem<'_>, &str),
+) {
+    for_random_problems_under(seed, count, None, check);
+}
+
+/// As [`for_random_problems`], under one objective (`None`: cost or time at random).
+fn for_random_problems_under(
+    seed: u64,
+    count: usize,
+    only: Option<Objective>,
     mut check: impl FnMut(&Problem<'_>, &Problem<'_>, &str),
 ) {
     let mut rng = Rng::new(seed);
@@ -28,11 +38,12 @@ fn for_random_problems(
         let tasks = 1 + rng.below(6);
         let density = [0.2, 0.5, 0.9][rng.below(3)];
         let dag = random_dag(&mut rng, &catalog, tasks, density);
-        let objective = if rng.chance(0.5) {
+        let random = if rng.chance(0.5) {
             Objective::Cost
         } else {
             Objective::Time
         };
+        let objective = only.unwrap_or(random);
         let options = Options {
             objective,
             ..Options::default()
@@ -73,8 +84,31 @@ fn matches_brute_force_on_random_dags() {
 }
 
 #[test]
+fn matches_brute_force_on_random_dags_under_the_carbon_objective() {
+    for_random_problems_under(11, 300, Some(Objective::Carbon), |problem, plain, label| {
+        let brute = all_scores(plain)
+            .into_iter()
+            .map(|(score, _)| score)
+            .min()
+            .unwrap();
+        let (ranked, _, _) = k_best(problem, 1, &mut Limits::unlimited());
+        assert_eq!(ranked[0].0, brute, "{label}");
+        assert_eq!(problem.score_of(&ranked[0].1), ranked[0].0, "{label}");
+    });
+}
+
+#[test]
+fn k_best_matches_the_sorted_enumeration_under_the_carbon_objective() {
+    for_random_problems_under(12, 100, Some(Objective::Carbon), k_best_check);
+}
+
+#[test]
 fn k_best_matches_the_sorted_enumeration() {
-    for_random_problems(2, 150, |problem, _plain, label| {
+    for_random_problems(2, 150, k_best_check);
+}
+
+fn k_best_check(problem: &Problem<'_>, _plain: &Problem<'_>, label: &str) {
+    {
         let mut all: Vec<_> = all_scores(problem)
             .into_iter()
             .map(|(score, _)| score)
@@ -95,12 +129,21 @@ fn k_best_matches_the_sorted_enumeration() {
             ranked.len(),
             "{label}: alternatives are distinct plans"
         );
-    });
+    }
 }
 
 #[test]
 fn budgets_are_exact_under_the_time_objective() {
-    let mut rng = Rng::new(3);
+    budgets_are_exact(3, Objective::Time);
+}
+
+#[test]
+fn budgets_are_exact_under_the_carbon_objective() {
+    budgets_are_exact(13, Objective::Carbon);
+}
+
+fn budgets_are_exact(seed: u64, objective: Objective) {
+    let mut rng = Rng::new(seed);
     let mut checked = 0;
     while checked < 200 {
         let zones = rng.below(3);
@@ -108,7 +151,7 @@ fn budgets_are_exact_under_the_time_objective() {
         let tasks = 1 + rng.below(5);
         let dag = random_dag(&mut rng, &catalog, tasks, 0.5);
         let plain = Options {
-            objective: Objective::Time,
+            objective,
             ..Options::default()
         };
         let Ok(problem) = Problem::build_with(&dag, &catalog, &plain, false) else {
@@ -118,10 +161,7 @@ fn budgets_are_exact_under_the_time_objective() {
             continue;
         }
         let all = all_scores(&problem);
-        let costs: Vec<i64> = all
-            .iter()
-            .map(|(score, _)| score.cost(Objective::Time))
-            .collect();
+        let costs: Vec<i64> = all.iter().map(|(score, _)| score.cost(objective)).collect();
         let (low, high) = (*costs.iter().min().unwrap(), *costs.iter().max().unwrap());
         // A budget somewhere between the cheapest and the dearest plan.
         let budget_micro = low + ((high - low) as f64 * rng.float(0.0, 1.0)) as i64;
@@ -132,7 +172,7 @@ fn budgets_are_exact_under_the_time_objective() {
         let problem = Problem::build(&dag, &catalog, &budgeted).unwrap();
         let expected = all
             .iter()
-            .filter(|(score, _)| score.cost(Objective::Time) <= problem.budget.unwrap())
+            .filter(|(score, _)| score.cost(objective) <= problem.budget.unwrap())
             .map(|(score, _)| *score)
             .min();
         let got = k_best(&problem, 1, &mut Limits::unlimited())
@@ -268,6 +308,7 @@ fn a_search_cut_short_returns_a_plan_and_a_bound_that_bracket_the_optimum() {
         let value = match objective {
             Objective::Cost => solution.best.total_cost,
             Objective::Time => solution.best.finish_seconds,
+            Objective::Carbon => solution.best.carbon_g,
         };
         // Reported figures add unrounded terms; the solver's, terms rounded to µ$ or ms.
         assert!(optimality.lower_bound <= value + 0.01, "{label}");
