@@ -60,8 +60,8 @@ pub struct LaunchArgs {
     /// Never plan a run that costs more than this in total, in $.
     #[arg(long, value_name = "DOLLARS", value_parser = parse_dollars)]
     pub budget: Option<f64>,
-    /// Never plan a run estimated to emit more than this, in grams of CO2 (with `--optimize
-    /// carbon`; the power model is in docs/optimizer.md).
+    /// Never plan a run estimated to emit more than this, in grams of CO2 (the power model is
+    /// in docs/optimizer.md). Under `--optimize cost` or `time`, carbon then breaks ties.
     #[arg(long, value_name = "GRAMS")]
     pub max_carbon: Option<f64>,
     /// Do not use this cloud, region or zone (`aws`, `aws/us-east-1`, `gcp/us-central1/us-central1-a`).

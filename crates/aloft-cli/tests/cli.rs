@@ -160,6 +160,22 @@ fn the_carbon_objective_and_limit_on_a_fixed_catalog() {
         "{}",
         stderr(&output)
     );
+    // Under the cost objective too: the cheaper Virginia places emit 10 g, over the limit.
+    let output = aloft(&[
+        "launch",
+        "--dryrun",
+        spec.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--max-carbon",
+        "8",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("Optimizing for cost: estimated total $0.43"),
+        "{}",
+        stdout(&output)
+    );
     // The JSON carries the figures per plan and per task.
     let output = run(&["-o", "json"]);
     let document: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("valid JSON");

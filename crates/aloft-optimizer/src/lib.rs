@@ -40,8 +40,9 @@ pub struct Options {
     pub max_hourly_price: Option<f64>,
     /// Cap on the whole run's estimated cost, in $.
     pub budget: Option<f64>,
-    /// Cap on the whole run's estimated emissions, in grams of CO2 (see [`carbon`]). Only
-    /// under [`Objective::Carbon`] for now, where the optimum either fits or nothing does.
+    /// Cap on the whole run's estimated emissions, in grams of CO2 (see [`carbon`]). Under the
+    /// cost and time objectives carbon then breaks ties instead of time or cost; under time it
+    /// cannot be combined with a budget (yet).
     pub max_carbon_g: Option<f64>,
     /// Places not to use: a cloud (`aws`), a region (`aws/us-east-1`) or a zone.
     pub blocked: Vec<Infra>,
@@ -105,10 +106,19 @@ pub enum PlanError {
         within_budget: bool,
     },
     #[error(
-        "a carbon limit is only supported with the carbon objective for now \
-         (--optimize carbon)"
+        "the cheapest plan within the carbon limit of {max_carbon:.0} g costs ${cheapest:.2}, \
+         over the budget of ${budget:.2}; raise --budget or --max-carbon"
     )]
-    CarbonLimitNeedsCarbonObjective,
+    OverBudgetWithinCarbon {
+        budget: f64,
+        cheapest: f64,
+        max_carbon: f64,
+    },
+    #[error(
+        "a budget and a carbon limit together are not supported under the time objective yet; \
+         drop one, or optimize for cost or carbon"
+    )]
+    BudgetAndCarbonLimitUnderTime,
 }
 
 /// Finds the best plan (and the requested number of next-best ones).
@@ -116,11 +126,12 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     if dag.tasks.is_empty() {
         return Err(PlanError::Empty);
     }
-    // Under the carbon objective the least-carbon plan either fits the limit or none does.
-    // Under the others the limit would couple every task on a measure the score does not
-    // carry; refused rather than checked on the optimum alone, which would be wrong.
-    if options.max_carbon_g.is_some() && options.objective != Objective::Carbon {
-        return Err(PlanError::CarbonLimitNeedsCarbonObjective);
+    // Under the time objective both limits would be on the second measure (see `Goal`).
+    if options.objective == Objective::Time
+        && options.max_carbon_g.is_some()
+        && options.budget.is_some()
+    {
+        return Err(PlanError::BudgetAndCarbonLimitUnderTime);
     }
     let problem = problem::Problem::build(dag, catalog, options)?;
     let started = std::time::Instant::now();
@@ -137,11 +148,34 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     );
     let (ranked, stats, lower_bound) = kbest::k_best(&problem, 1, &mut limits);
     let Some((best_score, best)) = ranked.first().cloned() else {
-        // Every task has candidates, so only the budget can make the problem infeasible. Say
-        // what the cheapest plan would cost.
+        // Every task has candidates, so only a limit can make the problem infeasible: the one
+        // the search bounds (`Problem::limit`). Say what the best plan for it would be.
+        if problem.goal.second == score::Measure::Carbon {
+            let cleanest_options = Options {
+                objective: Objective::Carbon,
+                budget: None,
+                max_carbon_g: None,
+                alternatives: 0,
+                ..options.clone()
+            };
+            let cleanest = problem::Problem::build(dag, catalog, &cleanest_options)?;
+            let mut cleanest_limits =
+                limits::Limits::new(options.deadline, options.search_node_limit, None, 1e-3);
+            let lowest = kbest::k_best(&cleanest, 1, &mut cleanest_limits)
+                .0
+                .first()
+                .map(|(_, assignment)| cleanest.plan(assignment).carbon_g)
+                .unwrap_or(f64::NAN);
+            return Err(PlanError::OverCarbon {
+                limit: options.max_carbon_g.unwrap_or(0.0),
+                lowest,
+                within_budget: false,
+            });
+        }
         let cheapest_options = Options {
             objective: Objective::Cost,
             budget: None,
+            max_carbon_g: None,
             alternatives: 0,
             ..options.clone()
         };
@@ -158,13 +192,23 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
             cheapest: cost,
         });
     };
-    if let Some(limit) = options.max_carbon_g
-        && best_score.primary > score::milligrams(limit)
+    // A limit on the objective itself: the optimum (within the other limit) fits, or no plan
+    // does.
+    if let Some(cap) = problem.primary_cap
+        && best_score.primary > cap
     {
-        return Err(PlanError::OverCarbon {
-            limit,
-            lowest: problem.plan(&best).carbon_g,
-            within_budget: options.budget.is_some(),
+        let plan = problem.plan(&best);
+        return Err(match options.objective {
+            Objective::Carbon => PlanError::OverCarbon {
+                limit: options.max_carbon_g.unwrap_or(0.0),
+                lowest: plan.carbon_g,
+                within_budget: options.budget.is_some(),
+            },
+            Objective::Cost | Objective::Time => PlanError::OverBudgetWithinCarbon {
+                budget: options.budget.unwrap_or(0.0),
+                cheapest: plan.total_cost,
+                max_carbon: options.max_carbon_g.unwrap_or(0.0),
+            },
         });
     }
     let solve_micros = started.elapsed().as_micros();
@@ -177,9 +221,15 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     } else {
         Vec::new()
     };
-    if let Some(limit) = options.max_carbon_g {
-        // Alternatives are ranked by carbon here, so those over the limit come last.
-        alternatives.retain(|plan| plan.carbon_g <= limit + 1e-3 * plan.tasks.len() as f64);
+    // Alternatives over a limit on the objective (checked above for the best only) go.
+    if let Some(cap) = problem.primary_cap {
+        let score_of = |plan: &Plan| match options.objective {
+            Objective::Carbon => score::milligrams(plan.carbon_g),
+            Objective::Cost | Objective::Time => score::micro_dollars(plan.total_cost),
+        };
+        // Reported figures add unrounded terms; allow the rounding of one per task and edge.
+        alternatives
+            .retain(|plan| score_of(plan) <= cap + (plan.tasks.len() + plan.edges.len()) as i64);
     }
     let best_plan = problem.plan(&best);
     debug_assert_eq!(best_score, problem.score_of(&best));

@@ -25,6 +25,42 @@ pub enum Objective {
     Carbon,
 }
 
+/// One of the measures a plan is scored on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Measure {
+    Cost,
+    Time,
+    Carbon,
+}
+
+/// What a score pairs up: the objective first, then the measure second to it. The second breaks
+/// ties, and a limit that couples every task (a budget under the time or carbon objective, a
+/// carbon cap under cost or time) is on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Goal {
+    pub(crate) objective: Objective,
+    pub(crate) second: Measure,
+}
+
+impl Goal {
+    /// The objective with its usual tie-breaker: time under cost, cost under time and carbon.
+    pub(crate) fn plain(objective: Objective) -> Goal {
+        let second = match objective {
+            Objective::Cost => Measure::Time,
+            Objective::Time | Objective::Carbon => Measure::Cost,
+        };
+        Goal { objective, second }
+    }
+
+    fn first(self) -> Measure {
+        match self.objective {
+            Objective::Cost => Measure::Cost,
+            Objective::Time => Measure::Time,
+            Objective::Carbon => Measure::Carbon,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Score {
     pub(crate) primary: i64,
@@ -41,30 +77,24 @@ impl Score {
         secondary: i64::MAX / 4,
     };
 
-    pub(crate) fn new(objective: Objective, dollars: f64, seconds: f64, grams: f64) -> Score {
-        let cost = micro_dollars(dollars);
-        let time = milliseconds(seconds);
-        match objective {
-            Objective::Carbon => Score {
-                primary: milligrams(grams),
-                secondary: cost,
-            },
-            Objective::Cost => Score {
-                primary: cost,
-                secondary: time,
-            },
-            Objective::Time => Score {
-                primary: time,
-                secondary: cost,
-            },
+    pub(crate) fn new(goal: Goal, dollars: f64, seconds: f64, grams: f64) -> Score {
+        let value = |measure: Measure| match measure {
+            Measure::Cost => micro_dollars(dollars),
+            Measure::Time => milliseconds(seconds),
+            Measure::Carbon => milligrams(grams),
+        };
+        Score {
+            primary: value(goal.first()),
+            secondary: value(goal.second),
         }
     }
 
-    /// The cost part of the score, in micro-dollars.
-    pub(crate) fn cost(self, objective: Objective) -> i64 {
-        match objective {
-            Objective::Cost => self.primary,
-            Objective::Time | Objective::Carbon => self.secondary,
+    /// The part of the score a limit is on: the second measure, except under cost with time
+    /// second, where it is the cost (the budget).
+    pub(crate) fn limited(self, goal: Goal) -> i64 {
+        match goal.second {
+            Measure::Time => self.primary,
+            Measure::Cost | Measure::Carbon => self.secondary,
         }
     }
 }
@@ -120,18 +150,28 @@ mod tests {
 
     #[test]
     fn lexicographic_with_the_objective_first() {
-        let cheap_slow = Score::new(Objective::Cost, 1.0, 7200.0, 0.0);
-        let dear_fast = Score::new(Objective::Cost, 2.0, 3600.0, 0.0);
+        let cost = Goal::plain(Objective::Cost);
+        let time = Goal::plain(Objective::Time);
+        let carbon = Goal::plain(Objective::Carbon);
+        let cheap_slow = Score::new(cost, 1.0, 7200.0, 0.0);
+        let dear_fast = Score::new(cost, 2.0, 3600.0, 0.0);
         assert!(cheap_slow < dear_fast);
-        let cheap_slow = Score::new(Objective::Time, 1.0, 7200.0, 0.0);
-        let dear_fast = Score::new(Objective::Time, 2.0, 3600.0, 0.0);
+        assert_eq!(cheap_slow.limited(cost), 1_000_000);
+        let cheap_slow = Score::new(time, 1.0, 7200.0, 0.0);
+        let dear_fast = Score::new(time, 2.0, 3600.0, 0.0);
         assert!(dear_fast < cheap_slow);
-        let tie_cheaper = Score::new(Objective::Time, 1.0, 3600.0, 0.0);
+        let tie_cheaper = Score::new(time, 1.0, 3600.0, 0.0);
         assert!(tie_cheaper < dear_fast);
-        assert_eq!(tie_cheaper.cost(Objective::Time), 1_000_000);
-        let clean_dear = Score::new(Objective::Carbon, 2.0, 3600.0, 10.0);
-        let dirty_cheap = Score::new(Objective::Carbon, 1.0, 3600.0, 20.0);
+        assert_eq!(tie_cheaper.limited(time), 1_000_000);
+        let clean_dear = Score::new(carbon, 2.0, 3600.0, 10.0);
+        let dirty_cheap = Score::new(carbon, 1.0, 3600.0, 20.0);
         assert!(clean_dear < dirty_cheap);
-        assert_eq!(clean_dear.cost(Objective::Carbon), 2_000_000);
+        assert_eq!(clean_dear.limited(carbon), 2_000_000);
+        let capped = Goal {
+            objective: Objective::Cost,
+            second: Measure::Carbon,
+        };
+        let score = Score::new(capped, 2.0, 3600.0, 10.0);
+        assert_eq!((score.primary, score.limited(capped)), (2_000_000, 10_000));
     }
 }

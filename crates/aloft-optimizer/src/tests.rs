@@ -4,7 +4,7 @@ use crate::kbest::k_best;
 use crate::limits::Limits;
 use crate::problem::Problem;
 use crate::score::Objective;
-use crate::testing::{Rng, all_scores, random_catalog, random_dag};
+use crate::testing::{Rng, add_big_cpu, all_scores, random_catalog, random_dag};
 use crate::{Options, PlanError, optimize};
 
 fn search_space(problem: &Problem<'_>) -> f64 {
@@ -134,52 +134,105 @@ fn k_best_check(problem: &Problem<'_>, _plain: &Problem<'_>, label: &str) {
 
 #[test]
 fn budgets_are_exact_under_the_time_objective() {
-    budgets_are_exact(3, Objective::Time);
+    limits_are_exact(3, Objective::Time, true, false);
 }
 
 #[test]
 fn budgets_are_exact_under_the_carbon_objective() {
-    budgets_are_exact(13, Objective::Carbon);
+    limits_are_exact(13, Objective::Carbon, true, false);
 }
 
-fn budgets_are_exact(seed: u64, objective: Objective) {
+#[test]
+fn carbon_limits_are_exact_under_every_objective() {
+    limits_are_exact(14, Objective::Cost, false, true);
+    limits_are_exact(15, Objective::Time, false, true);
+    limits_are_exact(16, Objective::Carbon, false, true);
+}
+
+#[test]
+fn a_budget_and_a_carbon_limit_together_are_exact() {
+    limits_are_exact(17, Objective::Cost, true, true);
+    limits_are_exact(18, Objective::Carbon, true, true);
+}
+
+/// Against enumeration of every plan over every offering (a catalog where a bigger CPU type,
+/// drawing more power, is sometimes cheaper): the best plan within a budget and/or a carbon
+/// limit, each somewhere between the least and the most any plan needs, as `optimize` finds it
+/// (the search bounds the limit on the second measure; a limit on the objective is checked on
+/// the optimum).
+fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool) {
     let mut rng = Rng::new(seed);
     let mut checked = 0;
-    while checked < 200 {
+    while checked < 120 {
         let zones = rng.below(3);
-        let catalog = random_catalog(&mut rng, 2, 2, zones);
+        let mut catalog = random_catalog(&mut rng, 2, 2, zones);
+        add_big_cpu(&mut rng, &mut catalog);
         let tasks = 1 + rng.below(5);
         let dag = random_dag(&mut rng, &catalog, tasks, 0.5);
-        let plain = Options {
+        // Limits no plan reaches, so that the enumerated problem scores the same measures.
+        let unlimited = Options {
             objective,
+            budget: budget.then_some(1e12),
+            max_carbon_g: carbon.then_some(1e12),
             ..Options::default()
         };
-        let Ok(problem) = Problem::build_with(&dag, &catalog, &plain, false) else {
+        let Ok(plain) = Problem::build_with(&dag, &catalog, &unlimited, false) else {
             continue;
         };
-        if search_space(&problem) > 20_000.0 {
+        if search_space(&plain) > 20_000.0 {
             continue;
         }
-        let all = all_scores(&problem);
-        let costs: Vec<i64> = all.iter().map(|(score, _)| score.cost(objective)).collect();
-        let (low, high) = (*costs.iter().min().unwrap(), *costs.iter().max().unwrap());
-        // A budget somewhere between the cheapest and the dearest plan.
-        let budget_micro = low + ((high - low) as f64 * rng.float(0.0, 1.0)) as i64;
-        let budgeted = Options {
-            budget: Some(budget_micro as f64 / 1e6),
-            ..plain.clone()
+        let all = all_scores(&plain);
+        // Each score holds both limited measures (see `Goal`).
+        let cost_of = |score: &crate::score::Score| match objective {
+            Objective::Cost => score.primary,
+            Objective::Time | Objective::Carbon => score.secondary,
         };
-        let problem = Problem::build(&dag, &catalog, &budgeted).unwrap();
+        let carbon_of = |score: &crate::score::Score| match objective {
+            Objective::Carbon => score.primary,
+            Objective::Cost | Objective::Time => score.secondary,
+        };
+        let mut between = |values: Vec<i64>| {
+            let (low, high) = (*values.iter().min().unwrap(), *values.iter().max().unwrap());
+            low + ((high - low) as f64 * rng.float(0.0, 1.0)) as i64
+        };
+        let budget_micro = budget.then(|| between(all.iter().map(|(s, _)| cost_of(s)).collect()));
+        let cap_milli = carbon.then(|| between(all.iter().map(|(s, _)| carbon_of(s)).collect()));
+        let limited = Options {
+            budget: budget_micro.map(|micro| micro as f64 / 1e6),
+            max_carbon_g: cap_milli.map(|milli| milli as f64 / 1e3),
+            ..unlimited.clone()
+        };
+        let problem = Problem::build(&dag, &catalog, &limited).unwrap();
         let expected = all
             .iter()
-            .filter(|(score, _)| score.cost(objective) <= problem.budget.unwrap())
+            .filter(|(score, _)| budget_micro.is_none_or(|limit| cost_of(score) <= limit))
+            .filter(|(score, _)| cap_milli.is_none_or(|limit| carbon_of(score) <= limit))
             .map(|(score, _)| *score)
             .min();
         let got = k_best(&problem, 1, &mut Limits::unlimited())
             .0
             .first()
-            .map(|(score, _)| *score);
-        assert_eq!(got, expected, "case {checked}");
+            .map(|(score, _)| *score)
+            .filter(|score| problem.primary_cap.is_none_or(|cap| score.primary <= cap));
+        let label =
+            format!("{objective:?} budget {budget_micro:?} carbon {cap_milli:?}, case {checked}");
+        assert_eq!(got, expected, "{label}");
+        // And through `optimize`: a plan within the limits, or the error saying which.
+        match optimize(&dag, &catalog, &limited) {
+            Ok(solution) => {
+                assert!(expected.is_some(), "{label}");
+                for plan in std::iter::once(&solution.best).chain(&solution.alternatives) {
+                    if let Some(cap) = limited.max_carbon_g {
+                        assert!(plan.carbon_g <= cap + 0.01, "{label}");
+                    }
+                    if let Some(limit) = limited.budget {
+                        assert!(plan.total_cost <= limit + 1e-4, "{label}");
+                    }
+                }
+            }
+            Err(err) => assert!(expected.is_none(), "{label}: {err}"),
+        }
         checked += 1;
     }
 }
