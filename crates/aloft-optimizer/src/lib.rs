@@ -119,6 +119,11 @@ pub enum PlanError {
          drop one, or optimize for cost or carbon"
     )]
     BudgetAndCarbonLimitUnderTime,
+    #[error(
+        "the search stopped at its deadline before finding a plan within the limits, and \
+         could not rule one out; raise --deadline or relax the limits"
+    )]
+    LimitUndecidedAtDeadline,
 }
 
 /// Finds the best plan (and the requested number of next-best ones).
@@ -148,6 +153,9 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     );
     let (ranked, stats, lower_bound) = kbest::k_best(&problem, 1, &mut limits);
     let Some((best_score, best)) = ranked.first().cloned() else {
+        if limits.stopped {
+            return Err(PlanError::LimitUndecidedAtDeadline);
+        }
         // Every task has candidates, so only a limit can make the problem infeasible: the one
         // the search bounds (`Problem::limit`). Say what the best plan for it would be.
         if problem.goal.second == score::Measure::Carbon {
@@ -197,6 +205,10 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     if let Some(cap) = problem.primary_cap
         && best_score.primary > cap
     {
+        // Cut short, a better plan may exist unless the bound rules it out.
+        if limits.stopped && lower_bound <= cap {
+            return Err(PlanError::LimitUndecidedAtDeadline);
+        }
         let plan = problem.plan(&best);
         return Err(match options.objective {
             Objective::Carbon => PlanError::OverCarbon {

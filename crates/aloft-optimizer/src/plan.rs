@@ -26,7 +26,7 @@ pub struct Optimality {
     /// cut it short, even if the bound then shows the objective optimal (`gap` 0).
     pub proven_optimal: bool,
     /// No plan does better than this: dollars under the cost objective, seconds of finish time
-    /// under the time objective. Equal to the best plan's when it is proven optimal.
+    /// under the time objective, grams of CO2 under the carbon objective. Equal to the best plan's when it is proven optimal.
     pub lower_bound: f64,
     /// `(best − lower_bound) / best`: at most how much worse than optimal the plan is (0.008
     /// is "within 0.8 %").
