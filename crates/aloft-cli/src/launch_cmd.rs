@@ -60,6 +60,10 @@ pub struct LaunchArgs {
     /// Never plan a run that costs more than this in total, in $.
     #[arg(long, value_name = "DOLLARS", value_parser = parse_dollars)]
     pub budget: Option<f64>,
+    /// Never plan a run estimated to emit more than this, in grams of CO2 (the power model is
+    /// in docs/optimizer.md). Under `--optimize cost` or `time`, carbon then breaks ties.
+    #[arg(long, value_name = "GRAMS")]
+    pub max_carbon: Option<f64>,
     /// Do not use this cloud, region or zone (`aws`, `aws/us-east-1`, `gcp/us-central1/us-central1-a`).
     #[arg(long = "block", value_name = "INFRA")]
     pub blocked: Vec<String>,
@@ -86,6 +90,8 @@ const AUTO_ALTERNATIVES_MAX_TASKS: usize = 10;
 pub enum ObjectiveArg {
     Cost,
     Time,
+    /// Estimated grams of CO2 of the compute (ties broken by cost).
+    Carbon,
 }
 
 pub fn run(args: LaunchArgs) -> Result<ExitCode> {
@@ -102,9 +108,16 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
         objective: match args.optimize {
             ObjectiveArg::Cost => Objective::Cost,
             ObjectiveArg::Time => Objective::Time,
+            ObjectiveArg::Carbon => Objective::Carbon,
         },
         max_hourly_price: args.max_hourly_price,
         budget: args.budget,
+        max_carbon_g: match args.max_carbon {
+            Some(grams) if !grams.is_finite() || grams < 0.0 => {
+                anyhow::bail!("--max-carbon `{grams}`: expected a number of grams, 0 or more")
+            }
+            other => other,
+        },
         blocked,
         alternatives: args.alternatives.unwrap_or(
             if dag.tasks.len() <= AUTO_ALTERNATIVES_MAX_TASKS {
@@ -344,6 +357,7 @@ fn render(dag: &Dag, solution: &Solution) -> String {
             "SPOT",
             "$/h",
             "EST. COST",
+            "gCO2",
             "CHOSEN",
         ]);
         for (row_idx, placement) in considered.iter().enumerate() {
@@ -356,6 +370,7 @@ fn render(dag: &Dag, solution: &Solution) -> String {
                 if placement.spot { "yes" } else { "-" }.to_owned(),
                 format!("{:.4}", placement.cluster_hourly_price),
                 dollars(placement.estimated_cost),
+                grams(placement.carbon_g, placement.carbon_estimated),
                 if row_idx == 0 { "✔" } else { "" }.to_owned(),
             ]);
         }
@@ -395,16 +410,23 @@ fn render(dag: &Dag, solution: &Solution) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "Optimizing for {}: estimated total {} (egress {}), finish time {}, machine time {}.\n",
+        "Optimizing for {}: estimated total {} (egress {}), finish time {}, machine time {}, {} gCO2.\n",
         match plan.objective {
             Objective::Cost => "cost",
             Objective::Time => "time (the DAG's finish time)",
+            Objective::Carbon => "carbon",
         },
         dollars(plan.total_cost),
         dollars(plan.egress_cost),
         duration(plan.finish_seconds),
         duration(plan.machine_hours * 3600.0),
+        grams(plan.carbon_g, plan.carbon_estimated),
     ));
+    if plan.carbon_estimated {
+        out.push_str(
+            "gCO2 marked ~ counts a region of unknown grid intensity at the world average (475 g/kWh).\n",
+        );
+    }
     let optimality = &solution.optimality;
     if !optimality.proven_optimal && optimality.gap == 0.0 {
         out.push_str(
@@ -414,6 +436,7 @@ fn render(dag: &Dag, solution: &Solution) -> String {
         let bound = match plan.objective {
             Objective::Cost => dollars(optimality.lower_bound),
             Objective::Time => duration(optimality.lower_bound),
+            Objective::Carbon => format!("{:.0} gCO2", optimality.lower_bound),
         };
         out.push_str(&format!(
             "The search stopped at its deadline: this plan is within {} of optimal (no plan does better than {bound}). Raise --deadline to search longer.\n",
@@ -428,8 +451,15 @@ fn render(dag: &Dag, solution: &Solution) -> String {
                 .iter()
                 .map(|placement| format!("{} {}", infra_label(placement), placement.instance_type))
                 .collect();
+            let carbon = match alternative.objective {
+                Objective::Carbon => format!(
+                    " {} gCO2",
+                    grams(alternative.carbon_g, alternative.carbon_estimated)
+                ),
+                Objective::Cost | Objective::Time => String::new(),
+            };
             out.push_str(&format!(
-                "  {}. {} {}: {}\n",
+                "  {}. {} {}{carbon}: {}\n",
                 rank + 2,
                 dollars(alternative.total_cost),
                 duration(alternative.finish_seconds),
@@ -451,6 +481,7 @@ fn plan_table(plan: &Plan) -> Table {
         "$/h",
         "RUNTIME",
         "EST. COST",
+        "gCO2",
     ]);
     for placement in &plan.tasks {
         table.add_row([
@@ -463,9 +494,15 @@ fn plan_table(plan: &Plan) -> Table {
             format!("{:.4}", placement.cluster_hourly_price),
             duration(placement.estimated_runtime_seconds),
             dollars(placement.estimated_cost),
+            grams(placement.carbon_g, placement.carbon_estimated),
         ]);
     }
     table
+}
+
+/// Grams of CO2, whole; `~` in front when a region's intensity was assumed.
+fn grams(carbon_g: f64, estimated: bool) -> String {
+    format!("{}{carbon_g:.0}", if estimated { "~" } else { "" })
 }
 
 fn infra_label(placement: &Placement) -> String {

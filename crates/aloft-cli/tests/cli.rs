@@ -98,17 +98,96 @@ fn the_plan_table_on_a_fixed_catalog() {
     assert!(output.status.success(), "{}", stderr(&output));
     let expected = "\
 Considered resources for `snap` (1 node, runtime 1h (assumed)):
- INFRA                INSTANCE         vCPUs  Mem(GB)  GPUS  SPOT  $/h     EST. COST  CHOSEN
- aws (us-east-1a)     m6i.2xlarge      8      32       -     -     0.3840  $0.38      ✔
- azure (eastus)       Standard_D8s_v5  8      32       -     -     0.3840  $0.38
- gcp (us-central1-a)  n2-standard-8    8      32       -     -     0.3885  $0.39
+ INFRA                INSTANCE         vCPUs  Mem(GB)  GPUS  SPOT  $/h     EST. COST  gCO2  CHOSEN
+ aws (us-east-1a)     m6i.2xlarge      8      32       -     -     0.3840  $0.38      10    ✔
+ azure (eastus)       Standard_D8s_v5  8      32       -     -     0.3840  $0.38      10
+ gcp (us-central1-a)  n2-standard-8    8      32       -     -     0.3885  $0.39      11
 
-Optimizing for cost: estimated total $0.38 (egress $0.00), finish time 1h, machine time 1h.
+Optimizing for cost: estimated total $0.38 (egress $0.00), finish time 1h, machine time 1h, 10 gCO2.
 Next-best plans:
   2. $0.38 1h: azure (eastus) Standard_D8s_v5
   3. $0.39 1h: gcp (us-central1-a) n2-standard-8
 ";
     assert_eq!(stdout(&output), expected);
+}
+
+#[test]
+fn the_carbon_objective_and_limit_on_a_fixed_catalog() {
+    let spec = write_spec(
+        "carbon.yaml",
+        "name: snap\nresources:\n  cpus: 8+\n  memory: 32+\nrun: echo hi\n",
+    );
+    let catalog = fixture_catalog();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "launch",
+            "--dryrun",
+            spec.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--optimize",
+            "carbon",
+        ];
+        args.extend_from_slice(extra);
+        aloft(&args)
+    };
+    // us-west-2 (hydro) beats the cheaper Virginia places on carbon.
+    let output = run(&["--alternatives", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(" aws (us-west-2a)     m6i.2xlarge      8      32       -     -     0.4280  $0.43      5     ✔"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Optimizing for carbon: estimated total $0.43"),
+        "{text}"
+    );
+    assert!(text.contains("  2. $0.38 1h 10 gCO2: "), "{text}");
+    // A limit between the best and the next-best: the best stays, the alternative goes.
+    let output = run(&["--alternatives", "1", "--max-carbon", "8"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !stdout(&output).contains("Next-best plans"),
+        "{}",
+        stdout(&output)
+    );
+    // Below the best: refused, naming the limit and the lowest achievable.
+    let output = run(&["--max-carbon", "3"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("the lowest-carbon plan emits 5 gCO2, over the limit of 3 g"),
+        "{}",
+        stderr(&output)
+    );
+    // Under the cost objective too: the cheaper Virginia places emit 10 g, over the limit.
+    let output = aloft(&[
+        "launch",
+        "--dryrun",
+        spec.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--max-carbon",
+        "8",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("Optimizing for cost: estimated total $0.43"),
+        "{}",
+        stdout(&output)
+    );
+    // The JSON carries the figures per plan and per task.
+    let output = run(&["-o", "json"]);
+    let document: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("valid JSON");
+    let best = &document["best"];
+    assert_eq!(best["objective"], "carbon");
+    let carbon = best["carbon_g"].as_f64().unwrap();
+    assert!((4.5..5.5).contains(&carbon), "{carbon}");
+    assert!(best["energy_kwh"].as_f64().unwrap() > 0.0);
+    assert_eq!(best["carbon_estimated"], false);
+    let task = &best["tasks"][0];
+    assert_eq!(task["carbon_g"].as_f64().unwrap(), carbon);
+    assert!(task["carbon_g_per_kwh"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! The next-best plans come from Lawler's k-best partitioning over the same solver, and
 //! re-planning with zones, regions or clouds blocked is [`Options::blocked`].
 
+pub mod carbon;
 mod diagnose;
 mod kbest;
 mod limits;
@@ -39,6 +40,10 @@ pub struct Options {
     pub max_hourly_price: Option<f64>,
     /// Cap on the whole run's estimated cost, in $.
     pub budget: Option<f64>,
+    /// Cap on the whole run's estimated emissions, in grams of CO2 (see [`carbon`]). Under the
+    /// cost and time objectives carbon then breaks ties instead of time or cost; under time it
+    /// cannot be combined with a budget (yet).
+    pub max_carbon_g: Option<f64>,
     /// Places not to use: a cloud (`aws`), a region (`aws/us-east-1`) or a zone.
     pub blocked: Vec<Infra>,
     /// How many next-best plans to return besides the best one.
@@ -61,6 +66,7 @@ impl Default for Options {
             objective: Objective::Cost,
             max_hourly_price: None,
             budget: None,
+            max_carbon_g: None,
             blocked: Vec::new(),
             alternatives: 0,
             default_runtime: Duration::from_hours(1.0),
@@ -89,6 +95,35 @@ pub enum PlanError {
          raise --budget or relax the resources"
     )]
     OverBudget { budget: f64, cheapest: f64 },
+    #[error(
+        "the lowest-carbon plan{within} emits {lowest:.0} gCO2, over the limit of {limit:.0} g; \
+         raise --max-carbon or relax the resources",
+        within = if *within_budget { " within the budget" } else { "" }
+    )]
+    OverCarbon {
+        limit: f64,
+        lowest: f64,
+        within_budget: bool,
+    },
+    #[error(
+        "the cheapest plan within the carbon limit of {max_carbon:.0} g costs ${cheapest:.2}, \
+         over the budget of ${budget:.2}; raise --budget or --max-carbon"
+    )]
+    OverBudgetWithinCarbon {
+        budget: f64,
+        cheapest: f64,
+        max_carbon: f64,
+    },
+    #[error(
+        "a budget and a carbon limit together are not supported under the time objective yet; \
+         drop one, or optimize for cost or carbon"
+    )]
+    BudgetAndCarbonLimitUnderTime,
+    #[error(
+        "the search stopped at its deadline before finding a plan within the limits, and \
+         could not rule one out; raise --deadline or relax the limits"
+    )]
+    LimitUndecidedAtDeadline,
 }
 
 /// Finds the best plan (and the requested number of next-best ones).
@@ -96,11 +131,19 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     if dag.tasks.is_empty() {
         return Err(PlanError::Empty);
     }
+    // Under the time objective both limits would be on the second measure (see `Goal`).
+    if options.objective == Objective::Time
+        && options.max_carbon_g.is_some()
+        && options.budget.is_some()
+    {
+        return Err(PlanError::BudgetAndCarbonLimitUnderTime);
+    }
     let problem = problem::Problem::build(dag, catalog, options)?;
     let started = std::time::Instant::now();
     let unit = match options.objective {
         Objective::Cost => 1e-6,
         Objective::Time => 1e-3,
+        Objective::Carbon => 1e-3,
     };
     let mut limits = limits::Limits::new(
         options.deadline,
@@ -110,11 +153,37 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     );
     let (ranked, stats, lower_bound) = kbest::k_best(&problem, 1, &mut limits);
     let Some((best_score, best)) = ranked.first().cloned() else {
-        // Every task has candidates, so only the budget can make the problem infeasible. Say
-        // what the cheapest plan would cost.
+        if limits.stopped {
+            return Err(PlanError::LimitUndecidedAtDeadline);
+        }
+        // Every task has candidates, so only a limit can make the problem infeasible: the one
+        // the search bounds (`Problem::limit`). Say what the best plan for it would be.
+        if problem.goal.second == score::Measure::Carbon {
+            let cleanest_options = Options {
+                objective: Objective::Carbon,
+                budget: None,
+                max_carbon_g: None,
+                alternatives: 0,
+                ..options.clone()
+            };
+            let cleanest = problem::Problem::build(dag, catalog, &cleanest_options)?;
+            let mut cleanest_limits =
+                limits::Limits::new(options.deadline, options.search_node_limit, None, 1e-3);
+            let lowest = kbest::k_best(&cleanest, 1, &mut cleanest_limits)
+                .0
+                .first()
+                .map(|(_, assignment)| cleanest.plan(assignment).carbon_g)
+                .unwrap_or(f64::NAN);
+            return Err(PlanError::OverCarbon {
+                limit: options.max_carbon_g.unwrap_or(0.0),
+                lowest,
+                within_budget: false,
+            });
+        }
         let cheapest_options = Options {
             objective: Objective::Cost,
             budget: None,
+            max_carbon_g: None,
             alternatives: 0,
             ..options.clone()
         };
@@ -131,16 +200,49 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
             cheapest: cost,
         });
     };
+    // A limit on the objective itself: the optimum (within the other limit) fits, or no plan
+    // does.
+    if let Some(cap) = problem.primary_cap
+        && best_score.primary > cap
+    {
+        // Cut short, a better plan may exist unless the bound rules it out.
+        if limits.stopped && lower_bound <= cap {
+            return Err(PlanError::LimitUndecidedAtDeadline);
+        }
+        let plan = problem.plan(&best);
+        return Err(match options.objective {
+            Objective::Carbon => PlanError::OverCarbon {
+                limit: options.max_carbon_g.unwrap_or(0.0),
+                lowest: plan.carbon_g,
+                within_budget: options.budget.is_some(),
+            },
+            Objective::Cost | Objective::Time => PlanError::OverBudgetWithinCarbon {
+                budget: options.budget.unwrap_or(0.0),
+                cheapest: plan.total_cost,
+                max_carbon: options.max_carbon_g.unwrap_or(0.0),
+            },
+        });
+    }
     let solve_micros = started.elapsed().as_micros();
     // Finished, or cut short with the bound at the plan: then the objective is proven, though
     // the tie-breaker may not be (the gap is then 0 and `proven_optimal` false).
     let proven_optimal = !limits.stopped;
     // Next-best plans need exact solves: only for a proven best, and while time is left.
-    let alternatives = if proven_optimal {
+    let mut alternatives = if proven_optimal {
         next_best(&problem, &best, options.alternatives, &mut limits)
     } else {
         Vec::new()
     };
+    // Alternatives over a limit on the objective (checked above for the best only) go.
+    if let Some(cap) = problem.primary_cap {
+        let score_of = |plan: &Plan| match options.objective {
+            Objective::Carbon => score::milligrams(plan.carbon_g),
+            Objective::Cost | Objective::Time => score::micro_dollars(plan.total_cost),
+        };
+        // Reported figures add unrounded terms; allow the rounding of one per task and edge.
+        alternatives
+            .retain(|plan| score_of(plan) <= cap + (plan.tasks.len() + plan.edges.len()) as i64);
+    }
     let best_plan = problem.plan(&best);
     debug_assert_eq!(best_score, problem.score_of(&best));
     let best_value = best_score.primary as f64 * unit;

@@ -1,5 +1,6 @@
 //! The exact solver for the time objective: the DAG's finish time (its critical path), with
-//! the total cost as the tie-breaker and under the budget.
+//! the second measure (total cost, or carbon under a carbon cap) as the tie-breaker and under
+//! the limit.
 //!
 //! A finish time is a maximum over paths, not a sum over tasks and edges, so the additive
 //! machinery of `solve` (dead-end elimination, tree dynamic programming, LP bounds on the
@@ -36,7 +37,7 @@ pub(crate) fn solve(
     stats: &mut SolveStats,
     limits: &mut Limits,
 ) -> Option<Solved> {
-    let components = match problem.budget {
+    let components = match problem.limit {
         Some(_) => vec![problem.topological.clone()],
         None => precedence_components(problem),
     };
@@ -47,7 +48,7 @@ pub(crate) fn solve(
     // No plan finishes before the slowest part's bound.
     let mut lower_bound = 0i64;
     for component in &components {
-        let mut search = MakespanSearch::new(problem, graph, domains, component, problem.budget);
+        let mut search = MakespanSearch::new(problem, graph, domains, component, problem.limit);
         let found = search.run(None, limits);
         stats.search_nodes += search.nodes;
         let (finish, _cost) = found?;
@@ -69,8 +70,8 @@ pub(crate) fn solve(
     }
     let score = problem.score_of(&assignment);
     if problem
-        .budget
-        .is_some_and(|budget| score.cost(problem.objective) > budget)
+        .limit
+        .is_some_and(|budget| score.limited(problem.goal) > budget)
     {
         return None;
     }

@@ -26,7 +26,7 @@ pub struct Optimality {
     /// cut it short, even if the bound then shows the objective optimal (`gap` 0).
     pub proven_optimal: bool,
     /// No plan does better than this: dollars under the cost objective, seconds of finish time
-    /// under the time objective. Equal to the best plan's when it is proven optimal.
+    /// under the time objective, grams of CO2 under the carbon objective. Equal to the best plan's when it is proven optimal.
     pub lower_bound: f64,
     /// `(best − lower_bound) / best`: at most how much worse than optimal the plan is (0.008
     /// is "within 0.8 %").
@@ -55,6 +55,13 @@ pub struct Plan {
     pub machine_hours: f64,
     /// The egress part of `total_cost`.
     pub egress_cost: f64,
+    /// Grams of CO2 of the compute: Σ over tasks of `Placement::carbon_g` (egress counts
+    /// nothing). What the carbon objective minimizes.
+    pub carbon_g: f64,
+    /// kWh of the compute: Σ over tasks of `Placement::energy_kwh`.
+    pub energy_kwh: f64,
+    /// Some task runs in a region of unknown grid intensity, counted at the world average.
+    pub carbon_estimated: bool,
 }
 
 /// One task's placement.
@@ -89,6 +96,15 @@ pub struct Placement {
     pub input_seconds: f64,
     /// compute + input egress (edge egress is in [`Plan::edges`]).
     pub estimated_cost: f64,
+    /// Estimated energy of the compute (all nodes, the whole runtime), in kWh, from the power
+    /// model of docs/optimizer.md ("The carbon objective").
+    pub energy_kwh: f64,
+    /// `energy_kwh × carbon_g_per_kwh`: grams of CO2.
+    pub carbon_g: f64,
+    /// The region's grid intensity used, gCO2/kWh.
+    pub carbon_g_per_kwh: f64,
+    /// The region's intensity is unknown and the world average was used.
+    pub carbon_estimated: bool,
 }
 
 /// Data moving from a task to one that depends on it.

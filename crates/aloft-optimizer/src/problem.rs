@@ -6,7 +6,7 @@
 //! location only the task's own score matters.
 
 use crate::plan::{EdgeTransfer, Placement, Plan};
-use crate::score::{Objective, Score};
+use crate::score::{Goal, Measure, Objective, Score};
 use crate::{Options, PlanError, diagnose};
 use aloft_catalog::{Catalog, Link, Place, RegionId, ZoneId};
 use aloft_types::{Dag, Infra, Resources, Task, TaskIdx};
@@ -26,6 +26,12 @@ pub(crate) struct Candidate {
     pub(crate) compute_cost: f64,
     pub(crate) input_cost: f64,
     pub(crate) input_seconds: f64,
+    /// Energy of the compute (all nodes, the whole runtime) in kWh, and the grams of CO2 it
+    /// emits at the region's grid intensity (see `carbon`).
+    pub(crate) energy_kwh: f64,
+    pub(crate) carbon_g: f64,
+    pub(crate) carbon_intensity: f64,
+    pub(crate) carbon_estimated: bool,
 }
 
 /// Data moving from task `src` to task `dst`.
@@ -41,8 +47,15 @@ pub(crate) struct Problem<'a> {
     dag: &'a Dag,
     catalog: &'a Catalog,
     pub(crate) objective: Objective,
-    /// The budget in micro-dollars, if any.
-    pub(crate) budget: Option<i64>,
+    /// The objective and the measure second to it (see [`Goal`]).
+    pub(crate) goal: Goal,
+    /// The limit on [`Score::limited`], in its units, if any: the budget (micro-dollars), or
+    /// under a carbon cap with another objective, the cap (milligrams).
+    pub(crate) limit: Option<i64>,
+    /// A limit on the objective itself (a carbon cap under the carbon objective, a budget under
+    /// cost with a carbon cap second): the optimum either fits or nothing does, so it is only
+    /// checked on the result (by `optimize`).
+    pub(crate) primary_cap: Option<i64>,
     /// Per task, candidates sorted by their own score (best first).
     pub(crate) candidates: Vec<Vec<Candidate>>,
     pub(crate) places: Vec<Place>,
@@ -73,6 +86,9 @@ impl<'a> Problem<'a> {
         options: &Options,
         collapse: bool,
     ) -> Result<Problem<'a>, PlanError> {
+        let (goal, limit, primary_cap) = goal_and_limits(options);
+        let pareto = options.objective == Objective::Time
+            || (limit.is_some() && goal.second != Measure::Time);
         let mut places = Vec::new();
         let mut place_index: HashMap<(RegionId, Option<ZoneId>), usize> = HashMap::new();
         let mut candidates = Vec::with_capacity(dag.tasks.len());
@@ -83,13 +99,22 @@ impl<'a> Problem<'a> {
             let inputs = resolve_inputs(catalog, task, &task_name)?;
             // The cheapest offering per (location, option): within one option and location,
             // runtime and inputs are the same, so it is no worse in time and cost alike.
-            let mut best_at: HashMap<(usize, usize), Candidate> = HashMap::new();
+            // With a limit coupling the tasks on a second measure, every offering at a place not
+            // beaten on both measures may be needed: keyed by offering too.
+            let mut best_at: HashMap<(usize, usize, usize), Candidate> = HashMap::new();
             for (option_idx, resources) in task.resources.options.iter().enumerate() {
                 let before = best_at.len();
                 let key = match_key(resources, task);
-                let cheapest = cheapest_cache
-                    .entry(key)
-                    .or_insert_with(|| cheapest_per_place(catalog, resources, task, options));
+                let cheapest = cheapest_cache.entry(key).or_insert_with(|| {
+                    if collapse {
+                        cheapest_per_place(catalog, resources, task, options, goal, pareto)
+                    } else {
+                        // Unreduced, for the brute force that checks the reduction.
+                        feasible_offerings(catalog, resources, task, options)
+                            .map(|(offering_idx, _)| offering_idx)
+                            .collect()
+                    }
+                });
                 for &offering_idx in cheapest.iter() {
                     let offering = &catalog.offerings[offering_idx];
                     let place = catalog.offering_place(offering);
@@ -108,11 +133,13 @@ impl<'a> Problem<'a> {
                         loc,
                         offering_idx,
                         option_idx,
+                        goal,
                     );
-                    match best_at.get(&(loc, option_idx)) {
+                    let key = (loc, option_idx, if pareto { offering_idx } else { 0 });
+                    match best_at.get(&key) {
                         Some(existing) if existing.unary <= candidate.unary => {}
                         _ => {
-                            best_at.insert((loc, option_idx), candidate);
+                            best_at.insert(key, candidate);
                         }
                     }
                 }
@@ -131,7 +158,7 @@ impl<'a> Problem<'a> {
             task_candidates
                 .sort_by_key(|candidate| (candidate.unary, candidate.loc, candidate.option));
             if collapse {
-                task_candidates = keep_useful_per_place(task_candidates, options.objective);
+                task_candidates = keep_useful_per_place(task_candidates, pareto);
             }
             candidates.push(task_candidates);
         }
@@ -159,13 +186,20 @@ impl<'a> Problem<'a> {
             dag,
             catalog,
             objective: options.objective,
-            budget: options.budget.map(crate::score::micro_dollars),
+            goal,
+            limit,
+            primary_cap,
             candidates,
             places,
             edges,
             parents,
             topological,
         })
+    }
+
+    /// A limit on the second measure couples every task (solved as one search).
+    pub(crate) fn limit_couples(&self) -> bool {
+        self.limit.is_some() && self.goal.second != Measure::Time
     }
 
     /// The same problem with each task's candidates cut to the best one per region: what the
@@ -189,7 +223,9 @@ impl<'a> Problem<'a> {
             dag: self.dag,
             catalog: self.catalog,
             objective: self.objective,
-            budget: self.budget,
+            goal: self.goal,
+            limit: self.limit,
+            primary_cap: self.primary_cap,
             candidates,
             places: self.places.clone(),
             edges: self.edges.clone(),
@@ -234,10 +270,12 @@ impl<'a> Problem<'a> {
         let from = self.candidates[edge.src][src_candidate].loc;
         let to = self.candidates[edge.dst][dst_candidate].loc;
         let link = self.link(from, to);
+        // Moving data emits no counted carbon (see `carbon`: egress energy is left out).
         Score::new(
-            self.objective,
+            self.goal,
             edge.gigabytes * link.price_per_gb,
             link.transfer_seconds(edge.gigabytes),
+            0.0,
         )
     }
 
@@ -257,7 +295,7 @@ impl<'a> Problem<'a> {
             .sum();
         let total = unary + pairwise;
         match self.objective {
-            Objective::Cost => total,
+            Objective::Cost | Objective::Carbon => total,
             Objective::Time => Score {
                 primary: self.finish_time(assignment),
                 secondary: total.secondary,
@@ -328,6 +366,10 @@ impl<'a> Problem<'a> {
             input_egress_cost: candidate.input_cost,
             input_seconds: candidate.input_seconds,
             estimated_cost: candidate.compute_cost + candidate.input_cost,
+            energy_kwh: candidate.energy_kwh,
+            carbon_g: candidate.carbon_g,
+            carbon_g_per_kwh: candidate.carbon_intensity,
+            carbon_estimated: candidate.carbon_estimated,
         }
     }
 
@@ -392,6 +434,9 @@ impl<'a> Problem<'a> {
             .sum();
         Plan {
             objective: self.objective,
+            carbon_g: tasks.iter().map(|task| task.carbon_g).sum(),
+            energy_kwh: tasks.iter().map(|task| task.energy_kwh).sum(),
+            carbon_estimated: tasks.iter().any(|task| task.carbon_estimated),
             tasks,
             edges,
             total_cost: compute + input_cost + edge_cost,
@@ -457,25 +502,50 @@ impl<'a> Problem<'a> {
 /// its neighbours depends on the location alone, so the best own score there is all that
 /// matters. Under the time objective the finish time is a longest path: a slower, cheaper
 /// option wins for a task off the critical path, so every candidate not beaten in both time
-/// and cost by another at the same location is kept (the Pareto front).
-fn keep_useful_per_place(candidates: Vec<Candidate>, objective: Objective) -> Vec<Candidate> {
+/// and cost by another at the same location is kept (the Pareto front, `pareto`). So too under
+/// a limit on the second measure that couples the tasks: a candidate worse on the objective
+/// but better on the limited measure may be what lets the plan fit.
+fn keep_useful_per_place(candidates: Vec<Candidate>, pareto: bool) -> Vec<Candidate> {
     let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
     for candidate in candidates {
         let beaten = kept
             .iter()
             .filter(|other| other.loc == candidate.loc)
-            .any(|other| match objective {
-                Objective::Cost => true,
-                Objective::Time => {
-                    other.unary.primary <= candidate.unary.primary
-                        && other.unary.secondary <= candidate.unary.secondary
-                }
+            .any(|other| {
+                !pareto
+                    || (other.unary.primary <= candidate.unary.primary
+                        && other.unary.secondary <= candidate.unary.secondary)
             });
         if !beaten {
             kept.push(candidate);
         }
     }
     kept
+}
+
+/// The score's measures and the limits on them. A carbon cap under the cost or time objective
+/// makes carbon the second measure (the tie-breaker) so the search can bound it; `optimize`
+/// refuses a budget with it under the time objective, where both would be second.
+fn goal_and_limits(options: &Options) -> (Goal, Option<i64>, Option<i64>) {
+    let budget = options.budget.map(crate::score::micro_dollars);
+    let cap = options.max_carbon_g.map(crate::score::milligrams);
+    match (options.objective, cap) {
+        (Objective::Carbon, _) => (Goal::plain(Objective::Carbon), budget, cap),
+        (objective, None) => (Goal::plain(objective), budget, None),
+        (objective, Some(cap)) => {
+            let goal = Goal {
+                objective,
+                second: Measure::Carbon,
+            };
+            // Under cost the budget is on the objective; under time it cannot be had as well.
+            let primary_cap = if objective == Objective::Cost {
+                budget
+            } else {
+                None
+            };
+            (goal, Some(cap), primary_cap)
+        }
+    }
 }
 
 /// Per task its parents (with the data edge from each, if any), and an order that puts every
@@ -563,33 +633,55 @@ fn match_key(resources: &Resources, task: &Task) -> String {
     )
 }
 
-/// The cheapest feasible offering at each place, for one resource option. Within an option and
-/// a place, runtime and input transfers are the same for every offering, so the cheapest is the
-/// best one for either objective.
+/// The best feasible offerings at each place, for one resource option. Within an option and a
+/// place, runtime and input transfers are the same for every offering, so the cheapest is the
+/// best one for the cost and time objectives. Where carbon is scored, it is the one drawing the
+/// least power (the grid intensity is the same across a place), the cheapest of those: power
+/// and price both scale alike with runtime and nodes, so the order holds for every task sharing
+/// the key. `pareto` (a limit couples the tasks on the second measure, and the measures are cost
+/// and carbon): every offering not beaten on both power and price.
 fn cheapest_per_place(
     catalog: &Catalog,
     resources: &Resources,
     task: &Task,
     options: &Options,
+    goal: Goal,
+    pareto: bool,
 ) -> Vec<usize> {
-    let mut best: HashMap<(RegionId, Option<ZoneId>), (f64, usize)> = HashMap::new();
+    let scores_carbon = goal.objective == Objective::Carbon || goal.second == Measure::Carbon;
+    // Per place: (watts where carbon is scored else 0, price, offering).
+    type Ranked = Vec<(f64, f64, usize)>;
+    let mut at: HashMap<(RegionId, Option<ZoneId>), Ranked> = HashMap::new();
     for (offering_idx, offering) in feasible_offerings(catalog, resources, task, options) {
         let price = offering
             .hourly_price(resources.use_spot)
             .unwrap_or(f64::INFINITY);
-        let entry = best
-            .entry((offering.region, offering.zone))
-            .or_insert((price, offering_idx));
-        if price < entry.0 {
-            *entry = (price, offering_idx);
+        let watts = if scores_carbon {
+            crate::carbon::node_watts(catalog, offering)
+        } else {
+            0.0
+        };
+        at.entry((offering.region, offering.zone))
+            .or_default()
+            .push((watts, price, offering_idx));
+    }
+    let mut kept: Vec<usize> = Vec::new();
+    for mut offerings in at.into_values() {
+        offerings.sort_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+        });
+        let mut least_price = f64::INFINITY;
+        for (index, &(_, price, offering_idx)) in offerings.iter().enumerate() {
+            if index == 0 || (pareto && price < least_price) {
+                kept.push(offering_idx);
+            }
+            least_price = least_price.min(price);
         }
     }
-    let mut cheapest: Vec<usize> = best
-        .into_values()
-        .map(|(_, offering_idx)| offering_idx)
-        .collect();
-    cheapest.sort_unstable();
-    cheapest
+    kept.sort_unstable();
+    kept
 }
 
 pub(crate) fn is_blocked(
@@ -661,6 +753,7 @@ fn candidate(
     loc: usize,
     offering_idx: usize,
     option_idx: usize,
+    goal: Goal,
 ) -> Candidate {
     let offering = &catalog.offerings[offering_idx];
     let price = offering
@@ -669,7 +762,12 @@ fn candidate(
     let runtime = resources.estimated_runtime.or(task.estimated_runtime);
     let runtime_assumed = runtime.is_none();
     let runtime_seconds = runtime.unwrap_or(options.default_runtime).seconds;
-    let compute_cost = price * f64::from(task.num_nodes.max(1)) * runtime_seconds / 3600.0;
+    let nodes = f64::from(task.num_nodes.max(1));
+    let compute_cost = price * nodes * runtime_seconds / 3600.0;
+    let energy_kwh =
+        crate::carbon::node_watts(catalog, offering) * nodes * runtime_seconds / 3600.0 / 1000.0;
+    let (carbon_intensity, carbon_estimated) = crate::carbon::intensity(catalog, offering);
+    let carbon_g = energy_kwh * carbon_intensity;
     let (mut input_cost, mut input_seconds) = (0.0, 0.0);
     for input in inputs {
         if let Some(from) = input.place {
@@ -683,14 +781,19 @@ fn candidate(
         offering: offering_idx,
         option: option_idx,
         unary: Score::new(
-            options.objective,
+            goal,
             compute_cost + input_cost,
             runtime_seconds + input_seconds,
+            carbon_g,
         ),
         runtime_seconds,
         runtime_assumed,
         compute_cost,
         input_cost,
         input_seconds,
+        energy_kwh,
+        carbon_g,
+        carbon_intensity,
+        carbon_estimated,
     }
 }

@@ -19,9 +19,10 @@
 //!    unassigned task the best of (own score + edges to assigned tasks + for each edge to a later
 //!    task, that edge's cheapest value). Each edge is counted once, so the bound never overshoots.
 //!
-//! With a budget under the time objective, the budget (a cost limit) couples every task, so the
-//! whole problem goes to branch and bound with a second bound on cost, and elimination only
-//! removes candidates that are dominated on cost as well.
+//! With a limit on the score's second measure (a budget under the time or carbon objective, a
+//! carbon cap under cost or time: see `Goal`), the limit couples every task, so the whole problem
+//! goes to branch and bound with a second bound on that measure, and elimination only removes
+//! candidates that are dominated on it as well.
 
 use crate::limits::Limits;
 use crate::plan::SolveStats;
@@ -51,6 +52,9 @@ pub(crate) fn solve(
         eliminate_dead_ends(problem, &graph, &mut domains, true);
         stats.after_pruning = domains.iter().map(Vec::len).sum();
         return crate::makespan::solve(problem, &graph, &domains, stats, limits);
+    }
+    if problem.limit_couples() {
+        return solve_with_coupling_budget(problem, &graph, domains, stats, limits);
     }
     eliminate_dominated_places(problem, &mut domains, false);
     eliminate_dead_ends(problem, &graph, &mut domains, false);
@@ -92,13 +96,59 @@ pub(crate) fn solve(
     }
     let score = problem.score_of(&assignment);
     if problem
-        .budget
-        .is_some_and(|budget| score.cost(problem.objective) > budget)
+        .limit
+        .is_some_and(|budget| score.limited(problem.goal) > budget)
     {
         return None;
     }
     Some(Solved {
         lower_bound: score.primary - unproven,
+        score,
+        assignment,
+    })
+}
+
+/// The carbon objective with a budget: carbon adds up like cost does, but the budget (on the
+/// tie-breaker, cost) couples every task, so the whole problem is one branch and bound with the
+/// separate cost bound, after eliminations that only drop candidates dominated on cost as well.
+fn solve_with_coupling_budget(
+    problem: &Problem<'_>,
+    graph: &Graph,
+    mut domains: Domains,
+    stats: &mut SolveStats,
+    limits: &mut Limits,
+) -> Option<Solved> {
+    eliminate_dominated_places(problem, &mut domains, true);
+    eliminate_dead_ends(problem, graph, &mut domains, true);
+    stats.after_pruning = domains.iter().map(Vec::len).sum();
+    stats.components = 1;
+    stats.search_components = 1;
+    let every_task: Vec<usize> = (0..problem.task_count()).collect();
+    let order = connectivity_order(graph, &every_task);
+    let mut search = Search::new(
+        problem,
+        graph,
+        &domains,
+        order,
+        problem.limit,
+        std::convert::identity,
+    );
+    if !search.run(stats, limits) {
+        return None;
+    }
+    let mut assignment = vec![usize::MAX; problem.task_count()];
+    for (position, &task) in search.order.iter().enumerate() {
+        assignment[task] = search.domains[position][search.best_assignment[position]];
+    }
+    let score = problem.score_of(&assignment);
+    if problem
+        .limit
+        .is_some_and(|budget| score.limited(problem.goal) > budget)
+    {
+        return None;
+    }
+    Some(Solved {
+        lower_bound: search.lower_bound().primary.min(score.primary),
         score,
         assignment,
     })
@@ -186,7 +236,6 @@ pub(crate) fn eliminate_dominated_places(
     domains: &mut Domains,
     also_cost: bool,
 ) {
-    let objective = problem.objective;
     let places = &problem.places;
     // For each place: the tasks that may use it, and at which candidate.
     let mut users: Vec<Vec<(usize, usize)>> = vec![Vec::new(); places.len()];
@@ -206,7 +255,8 @@ pub(crate) fn eliminate_dominated_places(
                         let better_score = problem.candidates[task][better_candidate].unary;
                         better_score <= worse_score
                             && (!also_cost
-                                || better_score.cost(objective) <= worse_score.cost(objective))
+                                || better_score.limited(problem.goal)
+                                    <= worse_score.limited(problem.goal))
                     },
                 )
             })
@@ -334,7 +384,7 @@ fn eliminate_dead_ends(
                 for &theirs in &domains[other] {
                     let score = edge_between(problem, edge_idx, task, best, theirs);
                     worst = worst.max(score);
-                    worst_cost = worst_cost.max(score.cost(objective));
+                    worst_cost = worst_cost.max(score.limited(problem.goal));
                 }
                 slack += worst;
                 slack_cost += worst_cost;
@@ -348,7 +398,8 @@ fn eliminate_dead_ends(
                 let unary = problem.candidates[task][candidate].unary;
                 let dominated = unary - best_unary >= slack
                     && (!also_cost
-                        || unary.cost(objective) - best_unary.cost(objective) >= slack_cost);
+                        || unary.limited(problem.goal) - best_unary.limited(problem.goal)
+                            >= slack_cost);
                 !dominated
             });
             changed |= domains[task].len() != before;
@@ -425,7 +476,7 @@ fn goldstein(
     if finish_time && criterion.primary < 0 {
         return false;
     }
-    let mut criterion_cost = criterion.cost(objective);
+    let mut criterion_cost = criterion.limited(problem.goal);
     for &(edge_idx, other) in &graph.adjacent[task] {
         let mut least = Score::MAX;
         let mut least_cost = i64::MAX;
@@ -436,7 +487,7 @@ fn goldstein(
                 return false;
             }
             least = least.min(difference);
-            least_cost = least_cost.min(difference.cost(objective));
+            least_cost = least_cost.min(difference.limited(problem.goal));
         }
         criterion += least;
         criterion_cost += least_cost;
@@ -786,7 +837,7 @@ impl<'p> Search<'p> {
         }
         if self
             .budget
-            .is_some_and(|budget| total.cost(self.problem.objective) > budget)
+            .is_some_and(|budget| total.limited(self.problem.goal) > budget)
         {
             return None;
         }
@@ -814,7 +865,6 @@ impl<'p> Search<'p> {
 
     /// Lower bounds (objective and cost) on everything from `pos` on.
     pub(crate) fn remaining_bound(&self, pos: usize) -> (Score, i64) {
-        let objective = self.problem.objective;
         let mut bound = Score::ZERO;
         let mut bound_cost = 0i64;
         for later_pos in pos..self.order.len() {
@@ -823,7 +873,7 @@ impl<'p> Search<'p> {
             for value in 0..self.domains[later_pos].len() {
                 let own = self.unary[later_pos][value] + self.assigned_in[later_pos][value];
                 least = least.min(own + self.future[later_pos][value]);
-                least_cost = least_cost.min(own.cost(objective));
+                least_cost = least_cost.min(own.limited(self.problem.goal));
             }
             bound += least;
             bound_cost += least_cost;
@@ -845,7 +895,6 @@ impl<'p> Search<'p> {
             self.open_bound = self.open_bound.min(below);
             return false;
         }
-        let objective = self.problem.objective;
         if pos == self.order.len() {
             if so_far < self.upper && self.budget.is_none_or(|budget| so_far_cost <= budget) {
                 self.upper = so_far;
@@ -868,7 +917,7 @@ impl<'p> Search<'p> {
         for (rank, &(_, value)) in values.iter().enumerate() {
             let own = self.unary[pos][value] + self.assigned_in[pos][value];
             let next = so_far + own;
-            let next_cost = so_far_cost + own.cost(objective);
+            let next_cost = so_far_cost + own.limited(self.problem.goal);
             if limits.stopped {
                 // The limits ran out below: the values not tried yet are unexplored too.
                 for &(_, untried) in &values[rank..] {

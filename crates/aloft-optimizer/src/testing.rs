@@ -44,7 +44,10 @@ pub(crate) fn random_catalog(
             catalog.regions.push(Region {
                 cloud,
                 name: format!("c{cloud_idx}-r{region_idx}"),
-                carbon_g_per_kwh: None,
+                // Coarse grid intensities, fixed by position (the random stream is unchanged):
+                // ties and an unknown region are common.
+                carbon_g_per_kwh: [None, Some(100.0), Some(300.0), Some(300.0), Some(700.0)]
+                    [(cloud_idx * 3 + region_idx) % 5],
             });
             let zone_ids: Vec<Option<ZoneId>> = if zones == 0 {
                 vec![None]
@@ -87,6 +90,46 @@ pub(crate) fn random_catalog(
         }
     }
     catalog
+}
+
+/// Adds per cloud a bigger CPU type (16 vCPUs, 64 GiB: more power) wherever the small one is
+/// offered, at a price around the small one's: sometimes cheaper, so that within a place the
+/// cheapest offering and the one drawing the least power differ.
+pub(crate) fn add_big_cpu(rng: &mut Rng, catalog: &mut Catalog) {
+    let small: Vec<Offering> = catalog
+        .offerings
+        .iter()
+        .filter(|offering| offering.instance_type.0 % 2 == 0)
+        .cloned()
+        .collect();
+    let first_big = catalog.instance_types.len() as u32;
+    for cloud_idx in 0..catalog.clouds.len() {
+        catalog.instance_types.push(InstanceType {
+            cloud: CloudId(cloud_idx as u16),
+            name: format!("c{cloud_idx}.big"),
+            vcpus: 16.0,
+            memory_gib: 64.0,
+            accelerator: None,
+            arch: None,
+        });
+    }
+    for offering in small {
+        if rng.chance(0.3) {
+            continue;
+        }
+        let cloud = offering.instance_type.0 / 2;
+        let price = offering
+            .price
+            .map(|price| (price * rng.float(0.7, 1.3) * 20.0).round() / 20.0);
+        catalog.offerings.push(Offering {
+            instance_type: InstanceTypeId(first_big + cloud),
+            price,
+            spot_price: offering
+                .spot_price
+                .map(|spot| (spot * rng.float(0.7, 1.3) * 100.0).round() / 100.0),
+            ..offering
+        });
+    }
 }
 
 /// A random DAG of `tasks` tasks: each later task depends on each earlier one with probability

@@ -4,7 +4,7 @@ use crate::kbest::k_best;
 use crate::limits::Limits;
 use crate::problem::Problem;
 use crate::score::Objective;
-use crate::testing::{Rng, all_scores, random_catalog, random_dag};
+use crate::testing::{Rng, add_big_cpu, all_scores, random_catalog, random_dag};
 use crate::{Options, PlanError, optimize};
 
 fn search_space(problem: &Problem<'_>) -> f64 {
@@ -16,6 +16,16 @@ fn search_space(problem: &Problem<'_>) -> f64 {
 fn for_random_problems(
     seed: u64,
     count: usize,
+    check: impl FnMut(&Problem<'_>, &Problem<'_>, &str),
+) {
+    for_random_problems_under(seed, count, None, check);
+}
+
+/// As [`for_random_problems`], under one objective (`None`: cost or time at random).
+fn for_random_problems_under(
+    seed: u64,
+    count: usize,
+    only: Option<Objective>,
     mut check: impl FnMut(&Problem<'_>, &Problem<'_>, &str),
 ) {
     let mut rng = Rng::new(seed);
@@ -28,11 +38,12 @@ fn for_random_problems(
         let tasks = 1 + rng.below(6);
         let density = [0.2, 0.5, 0.9][rng.below(3)];
         let dag = random_dag(&mut rng, &catalog, tasks, density);
-        let objective = if rng.chance(0.5) {
+        let random = if rng.chance(0.5) {
             Objective::Cost
         } else {
             Objective::Time
         };
+        let objective = only.unwrap_or(random);
         let options = Options {
             objective,
             ..Options::default()
@@ -73,8 +84,31 @@ fn matches_brute_force_on_random_dags() {
 }
 
 #[test]
+fn matches_brute_force_on_random_dags_under_the_carbon_objective() {
+    for_random_problems_under(11, 300, Some(Objective::Carbon), |problem, plain, label| {
+        let brute = all_scores(plain)
+            .into_iter()
+            .map(|(score, _)| score)
+            .min()
+            .unwrap();
+        let (ranked, _, _) = k_best(problem, 1, &mut Limits::unlimited());
+        assert_eq!(ranked[0].0, brute, "{label}");
+        assert_eq!(problem.score_of(&ranked[0].1), ranked[0].0, "{label}");
+    });
+}
+
+#[test]
+fn k_best_matches_the_sorted_enumeration_under_the_carbon_objective() {
+    for_random_problems_under(12, 100, Some(Objective::Carbon), k_best_check);
+}
+
+#[test]
 fn k_best_matches_the_sorted_enumeration() {
-    for_random_problems(2, 150, |problem, _plain, label| {
+    for_random_problems(2, 150, k_best_check);
+}
+
+fn k_best_check(problem: &Problem<'_>, _plain: &Problem<'_>, label: &str) {
+    {
         let mut all: Vec<_> = all_scores(problem)
             .into_iter()
             .map(|(score, _)| score)
@@ -95,51 +129,110 @@ fn k_best_matches_the_sorted_enumeration() {
             ranked.len(),
             "{label}: alternatives are distinct plans"
         );
-    });
+    }
 }
 
 #[test]
 fn budgets_are_exact_under_the_time_objective() {
-    let mut rng = Rng::new(3);
+    limits_are_exact(3, Objective::Time, true, false);
+}
+
+#[test]
+fn budgets_are_exact_under_the_carbon_objective() {
+    limits_are_exact(13, Objective::Carbon, true, false);
+}
+
+#[test]
+fn carbon_limits_are_exact_under_every_objective() {
+    limits_are_exact(14, Objective::Cost, false, true);
+    limits_are_exact(15, Objective::Time, false, true);
+    limits_are_exact(16, Objective::Carbon, false, true);
+}
+
+#[test]
+fn a_budget_and_a_carbon_limit_together_are_exact() {
+    limits_are_exact(17, Objective::Cost, true, true);
+    limits_are_exact(18, Objective::Carbon, true, true);
+}
+
+/// Against enumeration of every plan over every offering (a catalog where a bigger CPU type,
+/// drawing more power, is sometimes cheaper): the best plan within a budget and/or a carbon
+/// limit, each somewhere between the least and the most any plan needs, as `optimize` finds it
+/// (the search bounds the limit on the second measure; a limit on the objective is checked on
+/// the optimum).
+fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool) {
+    let mut rng = Rng::new(seed);
     let mut checked = 0;
-    while checked < 200 {
+    while checked < 120 {
         let zones = rng.below(3);
-        let catalog = random_catalog(&mut rng, 2, 2, zones);
+        let mut catalog = random_catalog(&mut rng, 2, 2, zones);
+        add_big_cpu(&mut rng, &mut catalog);
         let tasks = 1 + rng.below(5);
         let dag = random_dag(&mut rng, &catalog, tasks, 0.5);
-        let plain = Options {
-            objective: Objective::Time,
+        // Limits no plan reaches, so that the enumerated problem scores the same measures.
+        let unlimited = Options {
+            objective,
+            budget: budget.then_some(1e12),
+            max_carbon_g: carbon.then_some(1e12),
             ..Options::default()
         };
-        let Ok(problem) = Problem::build_with(&dag, &catalog, &plain, false) else {
+        let Ok(plain) = Problem::build_with(&dag, &catalog, &unlimited, false) else {
             continue;
         };
-        if search_space(&problem) > 20_000.0 {
+        if search_space(&plain) > 20_000.0 {
             continue;
         }
-        let all = all_scores(&problem);
-        let costs: Vec<i64> = all
-            .iter()
-            .map(|(score, _)| score.cost(Objective::Time))
-            .collect();
-        let (low, high) = (*costs.iter().min().unwrap(), *costs.iter().max().unwrap());
-        // A budget somewhere between the cheapest and the dearest plan.
-        let budget_micro = low + ((high - low) as f64 * rng.float(0.0, 1.0)) as i64;
-        let budgeted = Options {
-            budget: Some(budget_micro as f64 / 1e6),
-            ..plain.clone()
+        let all = all_scores(&plain);
+        // Each score holds both limited measures (see `Goal`).
+        let cost_of = |score: &crate::score::Score| match objective {
+            Objective::Cost => score.primary,
+            Objective::Time | Objective::Carbon => score.secondary,
         };
-        let problem = Problem::build(&dag, &catalog, &budgeted).unwrap();
+        let carbon_of = |score: &crate::score::Score| match objective {
+            Objective::Carbon => score.primary,
+            Objective::Cost | Objective::Time => score.secondary,
+        };
+        let mut between = |values: Vec<i64>| {
+            let (low, high) = (*values.iter().min().unwrap(), *values.iter().max().unwrap());
+            low + ((high - low) as f64 * rng.float(0.0, 1.0)) as i64
+        };
+        let budget_micro = budget.then(|| between(all.iter().map(|(s, _)| cost_of(s)).collect()));
+        let cap_milli = carbon.then(|| between(all.iter().map(|(s, _)| carbon_of(s)).collect()));
+        let limited = Options {
+            budget: budget_micro.map(|micro| micro as f64 / 1e6),
+            max_carbon_g: cap_milli.map(|milli| milli as f64 / 1e3),
+            ..unlimited.clone()
+        };
+        let problem = Problem::build(&dag, &catalog, &limited).unwrap();
         let expected = all
             .iter()
-            .filter(|(score, _)| score.cost(Objective::Time) <= problem.budget.unwrap())
+            .filter(|(score, _)| budget_micro.is_none_or(|limit| cost_of(score) <= limit))
+            .filter(|(score, _)| cap_milli.is_none_or(|limit| carbon_of(score) <= limit))
             .map(|(score, _)| *score)
             .min();
         let got = k_best(&problem, 1, &mut Limits::unlimited())
             .0
             .first()
-            .map(|(score, _)| *score);
-        assert_eq!(got, expected, "case {checked}");
+            .map(|(score, _)| *score)
+            .filter(|score| problem.primary_cap.is_none_or(|cap| score.primary <= cap));
+        let label =
+            format!("{objective:?} budget {budget_micro:?} carbon {cap_milli:?}, case {checked}");
+        assert_eq!(got, expected, "{label}");
+        // And through `optimize`: a plan within the limits, or the error saying which.
+        match optimize(&dag, &catalog, &limited) {
+            Ok(solution) => {
+                assert!(expected.is_some(), "{label}");
+                for plan in std::iter::once(&solution.best).chain(&solution.alternatives) {
+                    if let Some(cap) = limited.max_carbon_g {
+                        assert!(plan.carbon_g <= cap + 0.01, "{label}");
+                    }
+                    if let Some(limit) = limited.budget {
+                        assert!(plan.total_cost <= limit + 1e-4, "{label}");
+                    }
+                }
+            }
+            Err(err) => assert!(expected.is_none(), "{label}: {err}"),
+        }
         checked += 1;
     }
 }
@@ -268,6 +361,7 @@ fn a_search_cut_short_returns_a_plan_and_a_bound_that_bracket_the_optimum() {
         let value = match objective {
             Objective::Cost => solution.best.total_cost,
             Objective::Time => solution.best.finish_seconds,
+            Objective::Carbon => solution.best.carbon_g,
         };
         // Reported figures add unrounded terms; the solver's, terms rounded to µ$ or ms.
         assert!(optimality.lower_bound <= value + 0.01, "{label}");

@@ -465,3 +465,115 @@ fn the_time_objective_is_the_dags_finish_time_not_the_sum_of_its_tasks() {
     // Machine-hours: 1 + 4 + 2 node-hours.
     assert_eq!(solution.best.machine_hours, 7.0);
 }
+
+/// The tiny catalog with grid intensities: e1 300, e2 unknown, w1 100 gCO2/kWh. `cpu8` (8 vCPUs,
+/// 32 GiB) draws (8 × 2.12 + 32 × 0.392) W × PUE 1.135 = 33.487 W, so an hour emits 10.05 g in
+/// e1, 3.35 g in w1 and, at the assumed world average of 475 g/kWh, 15.91 g in e2.
+fn carbon_catalog() -> Catalog {
+    let mut catalog = tiny_catalog();
+    catalog.regions[0].carbon_g_per_kwh = Some(300.0);
+    catalog.regions[1].carbon_g_per_kwh = None;
+    catalog.regions[2].carbon_g_per_kwh = Some(100.0);
+    catalog
+}
+
+fn carbon_plan(options: &Options) -> Result<Solution, PlanError> {
+    optimize(&Dag::single(task("c", cpu())), &carbon_catalog(), options)
+}
+
+#[test]
+fn the_carbon_objective_picks_the_cleaner_grid_at_a_similar_price() {
+    let cheapest = carbon_plan(&Options::default()).unwrap();
+    assert_eq!(places(&cheapest), ["east/e2/e2a cpu8"]);
+    let placement = &cheapest.best.tasks[0];
+    assert!(placement.carbon_estimated && cheapest.best.carbon_estimated);
+    assert_eq!(placement.carbon_g_per_kwh, 475.0);
+    assert!((placement.carbon_g - 15.906).abs() < 0.01, "{placement:?}");
+    let carbon = Options {
+        objective: Objective::Carbon,
+        alternatives: 2,
+        ..Options::default()
+    };
+    let cleanest = carbon_plan(&carbon).unwrap();
+    assert_eq!(places(&cleanest), ["west/w1 cpu8"]);
+    let best = &cleanest.best;
+    assert_eq!(best.objective, Objective::Carbon);
+    assert!((best.energy_kwh - 0.033487).abs() < 1e-5, "{best:?}");
+    assert!((best.carbon_g - 3.3487).abs() < 1e-3, "{best:?}");
+    assert!(!best.carbon_estimated);
+    assert!((best.total_cost - 0.85).abs() < 1e-9);
+    // Next best by carbon: e1 (e1b, the cheaper zone at the same intensity), then e2.
+    let next: Vec<f64> = cleanest.alternatives.iter().map(|p| p.total_cost).collect();
+    assert_eq!(next, vec![0.90, 0.80]);
+}
+
+#[test]
+fn carbon_limits_filter_and_refuse() {
+    // Under the cost objective a cap of 5 g leaves only w1.
+    let capped = Options {
+        max_carbon_g: Some(5.0),
+        ..Options::default()
+    };
+    assert_eq!(places(&carbon_plan(&capped).unwrap()), ["west/w1 cpu8"]);
+    // Under the time objective too (every place is as fast: carbon breaks the tie).
+    let capped_time = Options {
+        objective: Objective::Time,
+        ..capped.clone()
+    };
+    assert_eq!(
+        places(&carbon_plan(&capped_time).unwrap()),
+        ["west/w1 cpu8"]
+    );
+    // Nothing emits 2 g or less: the error names the limit and the least achievable.
+    for objective in [Objective::Cost, Objective::Time, Objective::Carbon] {
+        let tight = Options {
+            objective,
+            max_carbon_g: Some(2.0),
+            ..Options::default()
+        };
+        let err = carbon_plan(&tight).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the lowest-carbon plan emits 3 gCO2, over the limit of 2 g; \
+             raise --max-carbon or relax the resources",
+            "{objective:?}"
+        );
+    }
+    // A budget under the carbon objective: the cleanest plan within $0.84 is e2a.
+    let budgeted = Options {
+        objective: Objective::Carbon,
+        budget: Some(0.84),
+        ..Options::default()
+    };
+    assert_eq!(
+        places(&carbon_plan(&budgeted).unwrap()),
+        ["east/e2/e2a cpu8"]
+    );
+    // A budget and a cap under cost: the cheapest within 11 g is w1 at $0.85, over $0.84
+    // (e2a, at $0.80, emits 15.9 g).
+    let both = Options {
+        budget: Some(0.84),
+        max_carbon_g: Some(11.0),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&both).unwrap_err().to_string(),
+        "the cheapest plan within the carbon limit of 11 g costs $0.85, over the budget of \
+         $0.84; raise --budget or --max-carbon"
+    );
+    let enough = Options {
+        budget: Some(0.85),
+        ..both.clone()
+    };
+    assert_eq!(places(&carbon_plan(&enough).unwrap()), ["west/w1 cpu8"]);
+    let under_time = Options {
+        objective: Objective::Time,
+        budget: Some(10.0),
+        max_carbon_g: Some(10.0),
+        ..Options::default()
+    };
+    assert!(matches!(
+        carbon_plan(&under_time),
+        Err(PlanError::BudgetAndCarbonLimitUnderTime)
+    ));
+}
