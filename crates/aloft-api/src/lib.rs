@@ -232,34 +232,11 @@ pub struct Job {
 #[serde(deny_unknown_fields)]
 pub struct CancelJobsBody {
     /// The jobs to cancel.
-    #[serde(default, deserialize_with = "whole_numbers")]
+    #[serde(default, deserialize_with = "whole::vec_i64")]
     pub jobs: Vec<i64>,
     /// Every unfinished job instead.
     #[serde(default)]
     pub all: bool,
-}
-
-/// Integers, also when written with a zero fraction (`3.0`), as JSON Schema's `integer`
-/// allows; `3.5` is refused.
-fn whole_numbers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
-    use serde::de::Error as _;
-    let numbers: Vec<serde_json::Number> = Deserialize::deserialize(deserializer)?;
-    numbers
-        .iter()
-        .map(|number| {
-            number
-                .as_i64()
-                .or_else(|| {
-                    number
-                        .as_f64()
-                        .filter(|value| value.fract() == 0.0 && value.abs() < 9.0e15)
-                        .map(|value| value as i64)
-                })
-                .ok_or_else(|| {
-                    D::Error::custom(format!("{number} is not a job id (a whole number)"))
-                })
-        })
-        .collect()
 }
 
 /// A cluster's autostop: the body of `POST /api/v1/clusters/{name}/autostop` and its answer.
@@ -268,7 +245,7 @@ fn whole_numbers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Ve
 pub struct Autostop {
     /// Stop (or tear down) after this many minutes without a queued or running job; absent or
     /// null: autostop off.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::option_u32")]
     pub idle_minutes: Option<u32>,
     /// Tear the cluster down instead of stopping it.
     #[serde(default)]
@@ -283,6 +260,122 @@ pub struct Endpoint {
     pub port: String,
     /// `ADDRESS:PORT`.
     pub endpoint: String,
+}
+
+/// Integers as JSON Schema's `integer` allows them: also written with a zero fraction (`3.0`),
+/// and, in a query string, as text (`?limit=3`, `?limit=3.0`); `3.5` is refused.
+pub mod whole {
+    use serde::Deserializer;
+    use serde::de::{Error, SeqAccess, Visitor};
+    use std::fmt;
+
+    struct Whole;
+
+    impl Visitor<'_> for Whole {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: Error>(self, value: i64) -> Result<i64, E> {
+            Ok(value)
+        }
+        fn visit_u64<E: Error>(self, value: u64) -> Result<i64, E> {
+            i64::try_from(value).map_err(|_| E::custom(format!("{value} is too large")))
+        }
+        fn visit_f64<E: Error>(self, value: f64) -> Result<i64, E> {
+            if value.fract() == 0.0 && value.abs() < 9.0e15 {
+                Ok(value as i64)
+            } else {
+                Err(E::custom(format!("{value} is not a whole number")))
+            }
+        }
+        fn visit_str<E: Error>(self, value: &str) -> Result<i64, E> {
+            match value.parse::<i64>() {
+                Ok(number) => Ok(number),
+                Err(_) => match value.parse::<f64>() {
+                    Ok(number) if number.is_finite() => self.visit_f64(number),
+                    _ => Err(E::custom(format!("`{value}` is not a whole number"))),
+                },
+            }
+        }
+    }
+
+    fn one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        deserializer.deserialize_any(Whole)
+    }
+
+    struct Optional;
+
+    impl<'de> Visitor<'de> for Optional {
+        type Value = Option<i64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a whole number or null")
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            one(d).map(Some)
+        }
+        fn visit_i64<E: Error>(self, value: i64) -> Result<Self::Value, E> {
+            Whole.visit_i64(value).map(Some)
+        }
+        fn visit_u64<E: Error>(self, value: u64) -> Result<Self::Value, E> {
+            Whole.visit_u64(value).map(Some)
+        }
+        fn visit_f64<E: Error>(self, value: f64) -> Result<Self::Value, E> {
+            Whole.visit_f64(value).map(Some)
+        }
+        fn visit_str<E: Error>(self, value: &str) -> Result<Self::Value, E> {
+            Whole.visit_str(value).map(Some)
+        }
+    }
+
+    /// An optional whole number.
+    pub fn option_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        d.deserialize_option(Optional)
+    }
+
+    /// An optional whole number from 0 to `u32::MAX`.
+    pub fn option_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        option_i64(d)?
+            .map(|value| {
+                u32::try_from(value).map_err(|_| {
+                    D::Error::custom(format!("{value} is out of range (0 to {})", u32::MAX))
+                })
+            })
+            .transpose()
+    }
+
+    /// A list of whole numbers.
+    pub fn vec_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = Vec<i64>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of whole numbers")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<i64>, A::Error> {
+                struct Item(i64);
+                impl<'de> serde::Deserialize<'de> for Item {
+                    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Item, D::Error> {
+                        one(d).map(Item)
+                    }
+                }
+                let mut items = Vec::new();
+                while let Some(Item(value)) = seq.next_element()? {
+                    items.push(value);
+                }
+                Ok(items)
+            }
+        }
+        d.deserialize_seq(List)
+    }
 }
 
 /// Where a local server keeps what its clients on this machine read: under

@@ -200,6 +200,7 @@ pub async fn down(
 pub struct RequestsQuery {
     /// How many (newest first; default 50).
     #[param(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "aloft_api::whole::option_u32")]
     limit: Option<u32>,
 }
 
@@ -247,6 +248,7 @@ pub async fn cancel(state: axum::extract::State<State>, Path(id): Path<String>) 
 pub struct EventsQuery {
     /// The first line to send (its `seq`; default 0).
     #[param(minimum = 0)]
+    #[serde(default, deserialize_with = "aloft_api::whole::option_i64")]
     from: Option<i64>,
 }
 

@@ -573,6 +573,14 @@ async fn the_documented_background_task_names_are_the_servers_tasks() {
 #[tokio::test]
 async fn out_of_range_query_values_are_refused_naming_the_parameter() {
     let server = Server::new().await;
+    let (status, body) = server.get("/api/v1/requests?limit=3.0").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server.get("/api/v1/requests?limit=3.5").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
     for path in ["/api/v1/requests?limit=0", "/api/v1/requests?limit=1001"] {
         let (status, body) = server.get(path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
@@ -638,7 +646,7 @@ async fn jobs_of_an_unknown_or_stopped_cluster_are_404_or_409_and_a_malformed_ca
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
-        body["message"].as_str().unwrap().contains("`jobs`"),
+        body["message"].as_str().unwrap().contains("jobs[0]"),
         "{body}"
     );
     let (status, body) = server
@@ -677,7 +685,16 @@ async fn autostop_needs_a_recorded_cluster_that_is_up_and_a_body_of_the_right_sh
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // A whole number may be written `5.0`, as JSON Schema's integers may.
+    let (status, body) = server
+        .post(
+            "/api/v1/clusters/resting/autostop",
+            r#"{"idle_minutes": 5.0}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     for (wrong, field) in [
+        (r#"{"idle_minutes": 5.5}"#, "idle_minutes"),
         (r#"{"idle_minutes": -1}"#, "idle_minutes"),
         (r#"{"idle_minutes": 5, "down": "yes"}"#, "down"),
         (r#"{"idle": 5}"#, "idle"),
