@@ -295,31 +295,7 @@ fn bench_launch(root: &Path, runs: usize) -> Result<()> {
     println!("| workload | median (ms) | min (ms) | max (ms) |");
     println!("|---|---|---|---|");
     // `aloft status` with 100 clusters recorded (no refresh: what the user waits for).
-    tokio::runtime::Runtime::new()?.block_on(async {
-        let store = aloft_store::Store::open(&home.join("state.db")).await?;
-        for idx in 0..100 {
-            store
-                .cluster_insert(&aloft_store::Cluster {
-                    name: format!("c{idx:03}"),
-                    status: aloft_store::ClusterStatus::Up,
-                    cloud: "local".to_owned(),
-                    region: "local".to_owned(),
-                    zone: Some("local-a".to_owned()),
-                    instance_type: "local.small".to_owned(),
-                    num_nodes: 1 + idx % 4,
-                    spot: false,
-                    hourly_price: 0.01,
-                    autostop_minutes: None,
-                    autostop_down: false,
-                    resources: serde_json::json!({}),
-                    generation: 0,
-                    created_at: 0,
-                    updated_at: 0,
-                })
-                .await?;
-        }
-        anyhow::Ok(())
-    })?;
+    record_clusters(&home, 100)?;
     let mut times = Vec::new();
     for _ in 0..runs.max(5) {
         let started = Instant::now();

@@ -44,17 +44,7 @@ pub async fn clusters(
     state: axum::extract::State<State>,
     Query(query): Query<ClustersQuery>,
 ) -> Answer<Vec<Cluster>> {
-    let names: Vec<String> = query
-        .names
-        .as_deref()
-        .map(|names| {
-            names
-                .split(',')
-                .filter(|name| !name.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = names_list(query.names.as_deref());
     let rows = state.app.clusters(&names).await?;
     Ok(Json(
         rows.into_iter()
