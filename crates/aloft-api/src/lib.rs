@@ -426,6 +426,30 @@ pub mod local {
         pub token: String,
     }
 
+    /// Writes a file under a home's server directory readable by its owner only (0600, in a
+    /// 0700 directory made if missing), whole or not at all: a reader sees the old file or the
+    /// new one, never half of it (a temporary file of this process, synced and renamed).
+    pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        let temp = path.with_extension(format!("partial-{}", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    }
+
     /// Where a local server listens, and who it is.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct ServerInfo {

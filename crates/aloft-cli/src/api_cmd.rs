@@ -104,10 +104,9 @@ async fn login(home: &Path, url: &str, token_file: Option<PathBuf>) -> Result<()
         url: url.to_owned(),
         token,
     };
-    write_private(
-        &local::remote_path(home),
-        &serde_json::to_vec_pretty(&remote)?,
-    )?;
+    let path = local::remote_path(home);
+    local::write_private(&path, &serde_json::to_vec_pretty(&remote)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     say(&format!(
         "This home's commands now go to the aloft server at {url} (`aloft api logout` to use a \
          local one again)."
@@ -139,29 +138,7 @@ fn read_token_from_stdin() -> Result<String> {
     Ok(line)
 }
 
-/// Writes a file only its owner may read (0600, in a 0700 directory), replacing it whole.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = path.parent().context("a file's directory")?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let partial = path.with_extension("partial");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .with_context(|| format!("writing {}", partial.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
+/// The local server's `api.json`, if there is a readable one.
 fn read_info(home: &Path) -> Option<ServerInfo> {
     serde_json::from_str(&std::fs::read_to_string(local::info_path(home)).ok()?).ok()
 }

@@ -6,20 +6,21 @@
 //! and fails in CI.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-/// A server on its own home, ended (by its pid) and its home removed on drop.
+mod support;
+
+use support::served::Served;
+
+/// A server on a home of its own, removed afterwards.
 struct Server {
-    home: PathBuf,
-    child: Child,
+    served: Served,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.home);
+        self.served.kill();
+        let _ = std::fs::remove_dir_all(&self.served.home);
     }
 }
 
@@ -28,44 +29,27 @@ impl Server {
         let home =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("api-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&home);
-        std::fs::create_dir_all(&home).unwrap();
-        let log = std::fs::File::create(home.join("fuzz-server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_aloft"))
-            .args(["server", "--port", "0"])
-            .env("ALOFT_HOME", &home)
-            // The background tasks the fuzzer activates look only for this run's instances.
-            .env("ALOFT_LOCAL_PREFIX", format!("fz{}", std::process::id()))
-            .env(
-                "ALOFT_LOCAL_BRIDGE",
-                format!("fzbr{}", std::process::id() % 100_000),
-            )
-            .env("ALOFT_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Server { home, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !server.info_path().exists() {
-            assert!(Instant::now() < deadline, "no server:\n{}", server.log());
-            std::thread::sleep(Duration::from_millis(20));
+        let (prefix, bridge) = (
+            format!("fz{}", std::process::id()),
+            format!("fzbr{}", std::process::id() % 100_000),
+        );
+        // The background tasks the fuzzer activates look only for this run's instances.
+        let envs = [
+            ("ALOFT_LOCAL_PREFIX", prefix.as_str()),
+            ("ALOFT_LOCAL_BRIDGE", bridge.as_str()),
+            ("ALOFT_LOG", "info"),
+        ];
+        Server {
+            served: Served::start(&home, &[], &envs),
         }
-        server
-    }
-
-    fn info_path(&self) -> PathBuf {
-        self.home.join("server/api.json")
     }
 
     fn url(&self) -> String {
-        let info: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(self.info_path()).unwrap()).unwrap();
-        info["url"].as_str().unwrap().to_owned()
+        self.served.url()
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.home.join("fuzz-server.log")).unwrap_or_default()
+        self.served.log()
     }
 }
 
@@ -120,9 +104,12 @@ fn every_route_answers_generated_and_malformed_requests_as_its_openapi_document_
         .args(["--workers", "2"])
         .env("SCHEMATHESIS_HOOKS", "aloft_fuzz_hooks")
         .env("PYTHONPATH", &hooks)
-        .env("ALOFT_FUZZ_TOKEN_FILE", server.home.join("server/token"))
+        .env(
+            "ALOFT_FUZZ_TOKEN_FILE",
+            server.served.home.join("server/token"),
+        )
         .env("NO_COLOR", "1")
-        .current_dir(&server.home)
+        .current_dir(&server.served.home)
         .output()
         .unwrap();
     let log = server.log();
@@ -137,9 +124,6 @@ fn every_route_answers_generated_and_malformed_requests_as_its_openapi_document_
         output.status.success(),
         "schemathesis found problems:\n{report}"
     );
-    assert!(
-        server.child.try_wait().unwrap().is_none(),
-        "the server ended:\n{report}"
-    );
+    assert!(server.served.is_running(), "the server ended:\n{report}");
     assert!(!log.contains("panicked"), "{report}");
 }

@@ -3,8 +3,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+
+mod support;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -39,18 +40,16 @@ fn aloft(home: &Path, args: &[&str], input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// A server on its own home with one recorded (stopped) cluster; ended by its pid on drop.
+/// A server on its own home with one recorded (stopped) cluster; its homes removed on drop.
 struct Served {
-    home: PathBuf,
+    served: support::served::Served,
     client_home: PathBuf,
-    server: Child,
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-        let _ = std::fs::remove_dir_all(&self.home);
+        self.served.kill();
+        let _ = std::fs::remove_dir_all(&self.served.home);
         let _ = std::fs::remove_dir_all(&self.client_home);
     }
 }
@@ -64,63 +63,24 @@ impl Served {
                 .await
                 .unwrap();
             store
-                .cluster_insert(&aloft_store::Cluster {
-                    name: "theirs".to_owned(),
-                    status: aloft_store::ClusterStatus::Stopped,
-                    cloud: "local".to_owned(),
-                    region: "local".to_owned(),
-                    zone: Some("local-a".to_owned()),
-                    instance_type: "local.small".to_owned(),
-                    num_nodes: 1,
-                    spot: false,
-                    hourly_price: 0.01,
-                    autostop_minutes: None,
-                    autostop_down: false,
-                    resources: serde_json::json!({}),
-                    generation: 0,
-                    created_at: 0,
-                    updated_at: 0,
-                })
+                .cluster_insert(&support::served::stopped_cluster("theirs"))
                 .await
                 .unwrap();
             store.close().await;
         });
-        let server = Command::new(env!("CARGO_BIN_EXE_aloft"))
-            .args(["server", "--port", "0"])
-            .env("ALOFT_HOME", &home)
-            .env("ALOFT_LOCAL_PREFIX", format!("lg{}", std::process::id()))
-            .env_remove("ALOFT_DB")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let served = Served {
-            home,
+        let prefix = format!("lg{}", std::process::id());
+        Served {
+            served: support::served::Served::start(&home, &[], &[("ALOFT_LOCAL_PREFIX", &prefix)]),
             client_home: scratch(&format!("{tag}-client")),
-            server,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !served.home.join("server/api.json").exists() {
-            assert!(Instant::now() < deadline, "the server did not start");
-            std::thread::sleep(Duration::from_millis(20));
         }
-        served
     }
 
     fn url(&self) -> String {
-        let info: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(self.home.join("server/api.json")).unwrap(),
-        )
-        .unwrap();
-        info["url"].as_str().unwrap().to_owned()
+        self.served.url()
     }
 
     fn token(&self) -> String {
-        std::fs::read_to_string(self.home.join("server/token"))
-            .unwrap()
-            .trim()
-            .to_owned()
+        self.served.token()
     }
 }
 

@@ -3,8 +3,9 @@
 //! dropped afterwards), and a URL with a password refused before it is used.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+mod support;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -52,7 +53,7 @@ struct OnPostgres {
     name: String,
     url: String,
     home: PathBuf,
-    server: Option<Child>,
+    server: Option<support::served::Served>,
 }
 
 impl OnPostgres {
@@ -67,8 +68,7 @@ impl OnPostgres {
 impl Drop for OnPostgres {
     fn drop(&mut self) {
         if let Some(mut server) = self.server.take() {
-            let _ = server.kill();
-            let _ = server.wait();
+            server.kill();
         }
         let _ = self.psql(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -107,50 +107,18 @@ fn a_server_on_postgres_keeps_its_state_there_and_commands_read_it_through_the_s
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = aloft_store::Store::connect(&db.url).await.unwrap();
         store
-            .cluster_insert(&aloft_store::Cluster {
-                name: "on-pg".to_owned(),
-                status: aloft_store::ClusterStatus::Stopped,
-                cloud: "local".to_owned(),
-                region: "local".to_owned(),
-                zone: Some("local-a".to_owned()),
-                instance_type: "local.small".to_owned(),
-                num_nodes: 1,
-                spot: false,
-                hourly_price: 0.01,
-                autostop_minutes: None,
-                autostop_down: false,
-                resources: serde_json::json!({}),
-                generation: 0,
-                created_at: 0,
-                updated_at: 0,
-            })
+            .cluster_insert(&support::served::stopped_cluster("on-pg"))
             .await
             .unwrap();
         store.close().await;
     });
 
-    let log = std::fs::File::create(db.home.join("server.err")).unwrap();
-    db.server = Some(
-        Command::new(env!("CARGO_BIN_EXE_aloft"))
-            .args(["server", "--port", "0", "--db", &db.url])
-            .env("ALOFT_HOME", &db.home)
-            .env("ALOFT_LOCAL_PREFIX", format!("sdb{}", std::process::id()))
-            .env_remove("ALOFT_DB")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !db.home.join("server/api.json").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no server: {}",
-            std::fs::read_to_string(db.home.join("server.err")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let prefix = format!("sdb{}", std::process::id());
+    db.server = Some(support::served::Served::start(
+        &db.home,
+        &["--db", &db.url],
+        &[("ALOFT_LOCAL_PREFIX", &prefix)],
+    ));
 
     let status = aloft(&db.home, &["status", "-o", "json"]);
     assert!(status.status.success(), "{}", text(&status.stderr));

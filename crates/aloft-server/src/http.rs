@@ -29,6 +29,7 @@ pub async fn health() -> Json<Health> {
     })
 }
 
+/// The `names` filter of the routes that list clusters or what is on them.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ClustersQuery {
@@ -117,20 +118,13 @@ pub async fn autostop(
     }))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointsQuery {
-    /// Only these clusters, comma-separated (default: all).
-    names: Option<String>,
-}
-
 /// Where the ports the clusters' tasks opened are reached (asks each cluster's cloud).
-#[utoipa::path(get, path = "/api/v1/endpoints", tag = "clusters", params(EndpointsQuery),
+#[utoipa::path(get, path = "/api/v1/endpoints", tag = "clusters", params(ClustersQuery),
     security(("token" = [])),
     responses((status = 200, body = Vec<Endpoint>), (status = 400, body = ApiError)))]
 pub async fn endpoints(
     state: axum::extract::State<State>,
-    Query(query): Query<EndpointsQuery>,
+    Query(query): Query<ClustersQuery>,
 ) -> Answer<Vec<Endpoint>> {
     let names = names_list(query.names.as_deref());
     let found = state.app.endpoints(&names).await?;

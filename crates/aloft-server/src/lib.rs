@@ -298,7 +298,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs() as i64),
     };
-    write_private(&local::info_path(&home), &serde_json::to_vec_pretty(&info)?)?;
+    local::write_private(&local::info_path(&home), &serde_json::to_vec_pretty(&info)?)?;
     tracing::info!(url = %info.url, home = %home.display(), "aloft server listening");
     let state = State::new(application, &token);
     // A file moved aside under the server is a thing of SQLite homes only.
@@ -379,7 +379,7 @@ fn token(home: &std::path::Path) -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("making a token: {err}"))?;
     let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    write_private(&path, token.as_bytes())?;
+    local::write_private(&path, token.as_bytes())?;
     Ok(token)
 }
 
@@ -390,20 +390,4 @@ fn private_dir(path: &std::path::Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-}
-
-/// Writes a file readable by its owner only, whole or not at all (a temporary file renamed).
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)
 }

@@ -8,6 +8,8 @@
 // Each test file uses a part of this module.
 #![allow(dead_code)]
 
+pub mod served;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
