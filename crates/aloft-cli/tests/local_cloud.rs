@@ -1051,3 +1051,129 @@ fn a_server_killed_mid_start_leaves_the_cluster_to_the_next_server() {
     assert!(down.status.success(), "{}", text(&down.stderr));
     assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
 }
+
+/// Two servers on one PostgreSQL database (two homes, as two machines of a team would be): both
+/// see the same clusters; the survivor leaves a live server's request alone, and once that
+/// server is killed in the middle of a `start`, it ends the request as failed, recovers the
+/// operation, and can use and tear down the cluster whole.
+#[test]
+fn two_servers_share_a_postgres_database_and_the_survivor_takes_over_a_killed_ones_work() {
+    let Some(cloud) = new_cloud(22) else { return };
+    let Some(database) = support::postgres::Database::create("twin_servers") else {
+        return;
+    };
+    let on_db = |home: &std::path::Path, args: &[&str]| {
+        cloud
+            .command(args)
+            .env("ALOFT_HOME", home)
+            .env("ALOFT_DB", &database.url)
+            .output()
+            .expect("aloft runs")
+    };
+    let (home_a, home_b) = (cloud.home.clone(), cloud.home.join("b"));
+    let spec = cloud.spec(
+        "four.yaml",
+        "num_nodes: 4\nresources:\n  cpus: 2+\nrun: echo up on $SKYPILOT_NODE_RANK\n",
+    );
+    let launch = on_db(&home_a, &["launch", spec.to_str().unwrap(), "-c", "twin"]);
+    assert!(launch.status.success(), "{}", text(&launch.stderr));
+    let stop = on_db(&home_a, &["stop", "twin"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home_a.join("server/api.json")).unwrap())
+            .unwrap();
+    let server_a = info["pid"].as_u64().unwrap().to_string();
+
+    // Server B, on its own home and the same database and cloud. Servers sharing a database
+    // share what is not in it yet, the clusters' SSH keys and the local cloud's instance
+    // disks, as a team's servers would on a shared volume (docs/api.md).
+    std::fs::create_dir_all(&home_b).unwrap();
+    for shared in ["ssh", "local"] {
+        std::os::unix::fs::symlink(home_a.join(shared), home_b.join(shared)).unwrap();
+    }
+    let server_b = support::served::Served::start(
+        &home_b,
+        &["--db", &database.url],
+        &[
+            ("ALOFT_LOCAL_PREFIX", &cloud.prefix),
+            ("ALOFT_LOCAL_BRIDGE", &cloud.bridge),
+            ("ALOFT_LOCAL_SUBNET", &cloud.subnet),
+        ],
+    );
+    let seen_by_b = on_db(&home_b, &["status", "-o", "json"]);
+    assert!(seen_by_b.status.success(), "{}", text(&seen_by_b.stderr));
+    let clusters: serde_json::Value = serde_json::from_slice(&seen_by_b.stdout).unwrap();
+    assert_eq!(clusters[0]["name"], "twin", "{clusters}");
+    assert_eq!(clusters[0]["status"], "stopped", "{clusters}");
+
+    let client_b = aloft_client::Client::new(&server_b.url(), &server_b.token());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let recover_on_b = || {
+        runtime
+            .block_on(client_b.activate(Some(&["saga_recovery".to_owned()])))
+            .unwrap();
+        runtime.block_on(client_b.requests(50)).unwrap()
+    };
+    let start_request = |requests: &[aloft_api::Request]| {
+        requests
+            .iter()
+            .find(|request| request.kind == "start")
+            .cloned()
+            .expect("the start request is shared")
+    };
+
+    let mut start = cloud
+        .command(&["start", "twin"])
+        .env("ALOFT_DB", &database.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(start.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.starts_with("Starting `twin`") {
+            // B's recovery runs while A works: A's request is A's.
+            let requests = recover_on_b();
+            let running = start_request(&requests);
+            assert!(
+                !running.state.is_finished(),
+                "server B ended a live server's request: {running:?}"
+            );
+            let _ = Command::new("kill").args(["-9", &server_a]).status();
+            break;
+        }
+    }
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    let started = start.wait().unwrap();
+    assert!(seen.contains("Starting `twin`"), "{seen}{rest}");
+    assert!(!started.success(), "{seen}{rest}");
+
+    // With A gone, B's recovery ends its request and recovers its operation; the cluster's
+    // four nodes are all there is.
+    let requests = recover_on_b();
+    let failed = start_request(&requests);
+    assert_eq!(failed.state, aloft_api::RequestState::Failed, "{failed:?}");
+    let status = on_db(&home_b, &["status", "--refresh", "-o", "json"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    assert_eq!(cloud.namespaces().len(), 4, "{:?}", cloud.namespaces());
+    let again = on_db(&home_b, &["start", "twin"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let exec = on_db(&home_b, &["exec", "twin", spec.to_str().unwrap()]);
+    assert!(exec.status.success(), "{}", text(&exec.stderr));
+    assert!(
+        text(&exec.stdout).contains("up on 3"),
+        "{}",
+        text(&exec.stdout)
+    );
+    let down = on_db(&home_b, &["down", "twin"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
+    assert!(!server_b.log().contains("panicked"), "{}", server_b.log());
+}

@@ -46,66 +46,16 @@ fn a_database_url_with_a_password_is_refused_and_never_echoed() {
     let _ = std::fs::remove_dir_all(&home);
 }
 
-/// A PostgreSQL database created for this run and dropped on drop; the server on it, ended by
-/// its pid.
-struct OnPostgres {
-    admin_url: String,
-    name: String,
-    url: String,
-    home: PathBuf,
-    server: Option<support::served::Served>,
-}
-
-impl OnPostgres {
-    fn psql(&self, sql: &str) -> Output {
-        Command::new("psql")
-            .args([&self.admin_url, "-qX", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .expect("psql (postgresql-client) runs")
-    }
-}
-
-impl Drop for OnPostgres {
-    fn drop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            server.kill();
-        }
-        let _ = self.psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
-
 #[test]
 fn a_server_on_postgres_keeps_its_state_there_and_commands_read_it_through_the_server() {
-    let Some(admin_url) = std::env::var("ALOFT_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the PostgreSQL tests: ALOFT_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL)"
-        );
-        eprintln!("SKIPPED: ALOFT_TEST_POSTGRES_URL is not set");
+    let Some(database) = support::postgres::Database::create("server_db") else {
         return;
     };
-    let name = format!("aloft_server_db_{}", std::process::id());
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let mut db = OnPostgres {
-        url: format!("{base}/{name}"),
-        admin_url: admin_url.clone(),
-        name: name.clone(),
-        home: scratch("postgres"),
-        server: None,
-    };
-    let created = db.psql(&format!("CREATE DATABASE {name}"));
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    let home = scratch("postgres");
 
     // A cluster recorded in the database (stopped: nothing behind it on any cloud).
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = aloft_store::Store::connect(&db.url).await.unwrap();
+        let store = aloft_store::Store::connect(&database.url).await.unwrap();
         store
             .cluster_insert(&support::served::stopped_cluster("on-pg"))
             .await
@@ -114,19 +64,21 @@ fn a_server_on_postgres_keeps_its_state_there_and_commands_read_it_through_the_s
     });
 
     let prefix = format!("sdb{}", std::process::id());
-    db.server = Some(support::served::Served::start(
-        &db.home,
-        &["--db", &db.url],
+    let server = support::served::Served::start(
+        &home,
+        &["--db", &database.url],
         &[("ALOFT_LOCAL_PREFIX", &prefix)],
-    ));
+    );
 
-    let status = aloft(&db.home, &["status", "-o", "json"]);
+    let status = aloft(&home, &["status", "-o", "json"]);
     assert!(status.status.success(), "{}", text(&status.stderr));
     let clusters: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(clusters[0]["name"], "on-pg", "{clusters}");
     assert_eq!(clusters[0]["status"], "stopped", "{clusters}");
     // Nothing went to a SQLite file in the home.
-    assert!(!db.home.join("state.db").exists());
-    let stop = aloft(&db.home, &["api", "stop"]);
+    assert!(!home.join("state.db").exists());
+    let stop = aloft(&home, &["api", "stop"]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&home);
 }

@@ -122,6 +122,7 @@ async fn recover_one(
         // was made.
         store
             .operation_set_state(
+                Some(&me),
                 &operation.id,
                 OperationState::Unwound,
                 Some("interrupted before it made anything"),
@@ -146,7 +147,11 @@ async fn recover_one(
     let outcome = launch_saga()
         .unwind_interrupted(
             store,
-            operation,
+            // Ours now: its records are written, and its lease renewed, as this process's.
+            Operation {
+                owner: Some(me),
+                ..operation
+            },
             "interrupted (its process is gone)",
             &context,
         )

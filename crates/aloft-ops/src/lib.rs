@@ -123,6 +123,18 @@ pub enum OpsError {
         step: String,
         expected: String,
     },
+    /// The lease could not be renewed for so long that another owner may judge this one gone
+    /// and take the operation over: the work stopped rather than race it.
+    #[error(
+        "operation `{id}` stopped: its lease could not be renewed for {seconds} s, so another \
+         server may take it over"
+    )]
+    LeaseLost {
+        id: String,
+        seconds: u64,
+        #[source]
+        source: StoreError,
+    },
 }
 
 /// An operation's steps, in order.
@@ -183,7 +195,12 @@ impl<C: Sync> Saga<C> {
     ) -> Result<Outcome, OpsError> {
         if operation.state == OperationState::Running {
             store
-                .operation_set_state(&operation.id, OperationState::Unwinding, Some(reason))
+                .operation_set_state(
+                    operation.owner.as_deref(),
+                    &operation.id,
+                    OperationState::Unwinding,
+                    Some(reason),
+                )
                 .await?;
         }
         let operation = Operation {
@@ -253,19 +270,47 @@ impl<C: Sync> Saga<C> {
                 }
             }
         };
-        // The owner's lease, renewed while the work goes on.
+        // The owner's lease, renewed while the work goes on. The work stops (where it is, as
+        // after a signal, and without undoing: that is the new owner's to do) once another
+        // owner took the operation over, or once the lease could not be renewed for so long
+        // that others may judge this owner gone.
         let heartbeat = async {
             let Some(owner) = operation.owner.clone() else {
                 return std::future::pending().await;
             };
+            let mut renewed = std::time::Instant::now();
             loop {
                 tokio::time::sleep(owner::HEARTBEAT).await;
-                let _ = store.operation_heartbeat(&operation.id, &owner).await;
+                match store.operation_heartbeat(&operation.id, &owner).await {
+                    Ok(true) => renewed = std::time::Instant::now(),
+                    Ok(false) => {
+                        return match store.operation_fetch(&operation.id).await {
+                            Ok(Some(now)) => OpsError::Store(StoreError::OperationTakenOver {
+                                id: operation.id.clone(),
+                                owner: now.owner.unwrap_or_else(|| "nobody".to_owned()),
+                            }),
+                            Ok(None) => OpsError::Store(StoreError::OperationNotFound {
+                                id: operation.id.clone(),
+                            }),
+                            Err(err) => OpsError::Store(err),
+                        };
+                    }
+                    Err(err) if renewed.elapsed() >= owner::SELF_FENCE => {
+                        return OpsError::LeaseLost {
+                            id: operation.id.clone(),
+                            seconds: renewed.elapsed().as_secs(),
+                            source: err,
+                        };
+                    }
+                    Err(err) => {
+                        tracing::warn!(operation = %operation.id, "renewing the lease failed: {err}");
+                    }
+                }
             }
         };
         tokio::select! {
             outcome = work => outcome,
-            () = heartbeat => unreachable!("the heartbeat never ends"),
+            stopped = heartbeat => Err(stopped),
         }
     }
 
@@ -296,6 +341,7 @@ impl<C: Sync> Saga<C> {
         for step in self.steps.iter().skip(records.len()) {
             let begin = store
                 .operation_record_step(
+                    operation.owner.as_deref(),
                     &operation.id,
                     &format!("{BEGIN}{}", step.name()),
                     &serde_json::Value::Null,
@@ -305,7 +351,12 @@ impl<C: Sync> Saga<C> {
             match step.run(context, Done { steps: &records }).await {
                 Ok(output) => {
                     let record = store
-                        .operation_record_step(&operation.id, step.name(), &output)
+                        .operation_record_step(
+                            operation.owner.as_deref(),
+                            &operation.id,
+                            step.name(),
+                            &output,
+                        )
                         .await?;
                     records.push(record.clone());
                     all_records.push(record);
@@ -313,7 +364,12 @@ impl<C: Sync> Saga<C> {
                 Err(err) => {
                     let error = format!("{}: {err}", step.name());
                     store
-                        .operation_set_state(&operation.id, OperationState::Unwinding, Some(&error))
+                        .operation_set_state(
+                            operation.owner.as_deref(),
+                            &operation.id,
+                            OperationState::Unwinding,
+                            Some(&error),
+                        )
                         .await?;
                     let operation = Operation {
                         steps: all_records,
@@ -333,7 +389,12 @@ impl<C: Sync> Saga<C> {
             }
         }
         store
-            .operation_set_state(&operation.id, OperationState::Succeeded, None)
+            .operation_set_state(
+                operation.owner.as_deref(),
+                &operation.id,
+                OperationState::Succeeded,
+                None,
+            )
             .await?;
         Ok(Outcome::Succeeded {
             operation: operation.id,
@@ -384,7 +445,12 @@ impl<C: Sync> Saga<C> {
             if let Err(undo_error) = step.undo(context, output).await {
                 let error = format!("{error}; then undoing {name} failed: {undo_error}");
                 store
-                    .operation_set_state(&operation.id, OperationState::Failed, Some(&error))
+                    .operation_set_state(
+                        operation.owner.as_deref(),
+                        &operation.id,
+                        OperationState::Failed,
+                        Some(&error),
+                    )
                     .await?;
                 return Ok(Outcome::Failed {
                     operation: operation.id,
@@ -393,11 +459,21 @@ impl<C: Sync> Saga<C> {
             }
             let marker = format!("{UNDONE}{name}");
             store
-                .operation_record_step(&operation.id, &marker, &serde_json::Value::Null)
+                .operation_record_step(
+                    operation.owner.as_deref(),
+                    &operation.id,
+                    &marker,
+                    &serde_json::Value::Null,
+                )
                 .await?;
         }
         store
-            .operation_set_state(&operation.id, OperationState::Unwound, Some(&error))
+            .operation_set_state(
+                operation.owner.as_deref(),
+                &operation.id,
+                OperationState::Unwound,
+                Some(&error),
+            )
             .await?;
         Ok(Outcome::Unwound {
             operation: operation.id,

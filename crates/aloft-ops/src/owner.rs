@@ -16,6 +16,10 @@ pub const LEASE: Duration = Duration::from_secs(30);
 /// How often an owner renews its lease while it runs an operation.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// How long an owner goes on without renewing its lease before it stops its work itself: well
+/// before [`LEASE`] runs out and another owner may take the work over.
+pub const SELF_FENCE: Duration = Duration::from_secs(LEASE.as_secs() - 3 * HEARTBEAT.as_secs());
+
 /// This process, as an operation owner.
 pub fn this_process() -> String {
     let pid = std::process::id();

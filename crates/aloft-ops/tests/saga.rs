@@ -339,7 +339,7 @@ async fn records_from_another_saga_are_refused() {
         .await
         .unwrap();
     store
-        .operation_record_step(&operation.id, "teleport", &json!(null))
+        .operation_record_step(None, &operation.id, "teleport", &json!(null))
         .await
         .unwrap();
     let operation = store.operation_fetch(&operation.id).await.unwrap().unwrap();
@@ -386,7 +386,7 @@ async fn records_out_of_this_sagas_order_are_refused() {
         .unwrap();
     // `create` recorded first: a version with another order wrote it.
     store
-        .operation_record_step(&operation.id, "create", &json!({"step": "create"}))
+        .operation_record_step(None, &operation.id, "create", &json!({"step": "create"}))
         .await
         .unwrap();
     let operation = store.operation_fetch(&operation.id).await.unwrap().unwrap();
@@ -398,4 +398,49 @@ async fn records_out_of_this_sagas_order_are_refused() {
         "{err}"
     );
     assert!(world.log().is_empty(), "nothing ran");
+}
+
+#[tokio::test]
+async fn an_owner_whose_operation_was_taken_over_stops_and_leaves_it_to_the_new_owner() {
+    let db = TempDb::new();
+    let store = store(&db).await;
+    let world = Arc::new(World {
+        hang_run: Some("connect"),
+        ..World::default()
+    });
+    let first = {
+        let (store, world) = (store.clone(), world.clone());
+        tokio::spawn(async move { saga().start(&store, "c", &json!(null), &world).await })
+    };
+    world.reached.notified().await;
+    // Judged gone (say, its lease ran out while it was paused), it is taken over elsewhere.
+    let operation = store.operation_list_unfinished().await.unwrap().remove(0);
+    assert!(
+        store
+            .operation_claim(
+                &operation.id,
+                operation.owner.as_deref(),
+                "pid:1:1@elsewhere"
+            )
+            .await
+            .unwrap()
+    );
+    // At its next heartbeat the first owner stops where it is: no further step, no undo.
+    let stopped = tokio::time::timeout(aloft_ops::owner::LEASE, first)
+        .await
+        .expect("the first owner stops within a lease")
+        .unwrap();
+    assert!(
+        matches!(
+            stopped,
+            Err(aloft_ops::OpsError::Store(aloft_store::StoreError::OperationTakenOver { ref owner, .. }))
+                if owner == "pid:1:1@elsewhere"
+        ),
+        "{stopped:?}"
+    );
+    assert_eq!(world.log(), ["run plan", "run create", "run connect"]);
+    let left = store.operation_fetch(&operation.id).await.unwrap().unwrap();
+    assert_eq!(left.state, OperationState::Running);
+    assert_eq!(left.owner.as_deref(), Some("pid:1:1@elsewhere"));
+    assert_eq!(left.steps.len(), 5, "{:?}", left.steps);
 }

@@ -62,6 +62,10 @@ pub enum StoreError {
     },
     #[error("no operation `{id}`")]
     OperationNotFound { id: String },
+    /// A write by an owner that no longer owns the operation: it was judged gone and another
+    /// took the operation over (see `operation_claim`), which now finishes or undoes it.
+    #[error("operation `{id}` was taken over by {owner}; it is theirs to finish or undo")]
+    OperationTakenOver { id: String, owner: String },
     #[error("no request {id}")]
     RequestNotFound { id: String },
     #[error("no job {id}")]
@@ -478,9 +482,11 @@ impl Store {
     }
 
     /// Records that `step` finished with `output`, before the next step starts. Steps are
-    /// numbered in the order they are recorded.
+    /// numbered in the order they are recorded. With `owner`, the write is fenced: it is
+    /// refused ([`StoreError::OperationTakenOver`]) unless `owner` still owns the operation.
     pub async fn operation_record_step(
         &self,
+        owner: Option<&str>,
         id: &str,
         step: &str,
         output: &serde_json::Value,
@@ -490,14 +496,21 @@ impl Store {
             .begin_write()
             .await
             .map_err(query_error("recording a step"))?;
-        let exists = sqlx::query("UPDATE operations SET updated_at = $1 WHERE id = $2")
-            .bind(recorded_at)
-            .bind(id)
+        let sql = match owner {
+            None => "UPDATE operations SET updated_at = $1 WHERE id = $2",
+            Some(_) => "UPDATE operations SET updated_at = $1 WHERE id = $2 AND owner = $3",
+        };
+        let mut update = sqlx::query(sql).bind(recorded_at).bind(id);
+        if let Some(owner) = owner {
+            update = update.bind(owner);
+        }
+        let exists = update
             .execute(&mut *transaction)
             .await
             .map_err(query_error("recording a step"))?;
         if exists.rows_affected() == 0 {
-            return Err(StoreError::OperationNotFound { id: id.to_owned() });
+            drop(transaction);
+            return Err(self.why_not_written(id).await);
         }
         let row = sqlx::query(
             "SELECT COALESCE(MAX(seq) + 1, 0) AS next FROM operation_steps WHERE operation_id = $1",
@@ -533,26 +546,49 @@ impl Store {
         })
     }
 
+    /// Moves an operation to `state`; with `owner`, fenced as [`Store::operation_record_step`].
     pub async fn operation_set_state(
         &self,
+        owner: Option<&str>,
         id: &str,
         state: OperationState,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let result = sqlx::query(
-            "UPDATE operations SET state = $1, error = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(enum_name(&state))
-        .bind(error.map(str::to_owned))
-        .bind(now())
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("updating an operation"))?;
+        let sql = match owner {
+            None => "UPDATE operations SET state = $1, error = $2, updated_at = $3 WHERE id = $4",
+            Some(_) => {
+                "UPDATE operations SET state = $1, error = $2, updated_at = $3 WHERE id = $4 \
+                 AND owner = $5"
+            }
+        };
+        let mut update = sqlx::query(sql)
+            .bind(enum_name(&state))
+            .bind(error.map(str::to_owned))
+            .bind(now())
+            .bind(id);
+        if let Some(owner) = owner {
+            update = update.bind(owner);
+        }
+        let result = update
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("updating an operation"))?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::OperationNotFound { id: id.to_owned() });
+            return Err(self.why_not_written(id).await);
         }
         Ok(())
+    }
+
+    /// Why a fenced write to operation `id` changed nothing: it is gone, or another owns it.
+    async fn why_not_written(&self, id: &str) -> StoreError {
+        match self.operation_fetch(id).await {
+            Ok(Some(operation)) => StoreError::OperationTakenOver {
+                id: id.to_owned(),
+                owner: operation.owner.unwrap_or_else(|| "nobody".to_owned()),
+            },
+            Ok(None) => StoreError::OperationNotFound { id: id.to_owned() },
+            Err(err) => err,
+        }
     }
 
     pub async fn operation_fetch(&self, id: &str) -> Result<Option<Operation>, StoreError> {

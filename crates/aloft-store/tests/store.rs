@@ -103,6 +103,55 @@ both_databases! {
         ));
     }
 
+    async fn an_owner_that_lost_its_operation_can_no_longer_write_to_it(db: TestDb) {
+        let store = db.open().await;
+        let launch = store
+            .operation_insert(OperationKind::Launch, "c", "owner-a", &json!(null))
+            .await
+            .unwrap();
+        store
+            .operation_record_step(Some("owner-a"), &launch.id, "begin:plan", &json!(null))
+            .await
+            .unwrap();
+        // Judged gone, A is taken over by B; A, still running after all, is refused.
+        assert!(
+            store
+                .operation_claim(&launch.id, Some("owner-a"), "owner-b")
+                .await
+                .unwrap()
+        );
+        assert!(matches!(
+            store
+                .operation_record_step(Some("owner-a"), &launch.id, "plan", &json!(1))
+                .await,
+            Err(StoreError::OperationTakenOver { ref owner, .. }) if owner == "owner-b"
+        ));
+        assert!(matches!(
+            store
+                .operation_set_state(Some("owner-a"), &launch.id, OperationState::Succeeded, None)
+                .await,
+            Err(StoreError::OperationTakenOver { .. })
+        ));
+        assert!(
+            !store
+                .operation_heartbeat(&launch.id, "owner-a")
+                .await
+                .unwrap()
+        );
+        let found = store.operation_fetch(&launch.id).await.unwrap().unwrap();
+        assert_eq!(found.state, OperationState::Running);
+        assert_eq!(found.steps.len(), 1, "{:?}", found.steps);
+        // B writes as the owner it is.
+        store
+            .operation_record_step(Some("owner-b"), &launch.id, "undone:plan", &json!(null))
+            .await
+            .unwrap();
+        store
+            .operation_set_state(Some("owner-b"), &launch.id, OperationState::Unwound, None)
+            .await
+            .unwrap();
+    }
+
     async fn operations_keep_their_steps_in_order_across_a_crash(db: TestDb) {
         let store = db.open().await;
         let launch = store
@@ -119,19 +168,18 @@ both_databases! {
             .await
             .unwrap();
         store
-            .operation_record_step(&launch.id, "plan", &json!({"zone": "local-1a"}))
+            .operation_record_step(None, &launch.id, "plan", &json!({"zone": "local-1a"}))
             .await
             .unwrap();
         store
-            .operation_record_step(
-                &launch.id,
+            .operation_record_step(None, &launch.id,
                 "create_instances",
                 &json!({"ids": ["i-1", "i-2"]}),
             )
             .await
             .unwrap();
         store
-            .operation_set_state(&down.id, OperationState::Succeeded, None)
+            .operation_set_state(None, &down.id, OperationState::Succeeded, None)
             .await
             .unwrap();
         // "Crash": the process goes away between steps; a new one opens the same file.
@@ -156,7 +204,7 @@ both_databases! {
         assert_eq!(steps, [(0, "plan"), (1, "create_instances")]);
         assert_eq!(found.steps[1].output, json!({"ids": ["i-1", "i-2"]}));
         store
-            .operation_set_state(&launch.id, OperationState::Unwinding, Some("capacity"))
+            .operation_set_state(None, &launch.id, OperationState::Unwinding, Some("capacity"))
             .await
             .unwrap();
         assert_eq!(
@@ -165,7 +213,7 @@ both_databases! {
             "unwinding is unfinished"
         );
         store
-            .operation_set_state(&launch.id, OperationState::Unwound, Some("capacity"))
+            .operation_set_state(None, &launch.id, OperationState::Unwound, Some("capacity"))
             .await
             .unwrap();
         assert!(store.operation_list_unfinished().await.unwrap().is_empty());
@@ -173,7 +221,7 @@ both_databases! {
         assert_eq!(finished.error.as_deref(), Some("capacity"));
         assert!(matches!(
             store
-                .operation_record_step("op-missing", "x", &json!(null))
+                .operation_record_step(None, "op-missing", "x", &json!(null))
                 .await,
             Err(StoreError::OperationNotFound { .. })
         ));
@@ -200,7 +248,7 @@ both_databases! {
             let id = operation.id.clone();
             tokio::spawn(async move {
                 store
-                    .operation_record_step(&id, &format!("s{idx}"), &json!(idx))
+                    .operation_record_step(None, &id, &format!("s{idx}"), &json!(idx))
                     .await
             })
         });
@@ -311,7 +359,7 @@ both_databases! {
                 let store = target.open().await?;
                 for round in 0..25 {
                     store
-                        .operation_record_step(&id, &format!("w{writer}-{round}"), &json!(round))
+                        .operation_record_step(None, &id, &format!("w{writer}-{round}"), &json!(round))
                         .await?;
                     store
                         .job_insert(Some("j"), &json!({"round": round}))

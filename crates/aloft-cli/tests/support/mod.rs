@@ -8,6 +8,7 @@
 // Each test file uses a part of this module.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod served;
 
 use std::path::{Path, PathBuf};
