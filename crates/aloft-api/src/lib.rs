@@ -227,6 +227,52 @@ pub struct Job {
     pub exit_codes: Option<serde_json::Value>,
 }
 
+impl JobState {
+    /// Whether the job is over (it changes no more).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::FailedSetup | JobState::Cancelled
+        )
+    }
+}
+
+/// Which of a node's streams a piece of output came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutStream {
+    Stdout,
+    Stderr,
+}
+
+/// One event of a job's log (`GET /api/v1/clusters/{name}/logs`: one JSON object per line).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LogEvent {
+    /// The first event: which job, and on how many nodes.
+    Job { job_id: i64, nodes: u32 },
+    /// What a node printed, as it came: not cut into lines (bytes that are not UTF-8 are
+    /// replaced).
+    Output {
+        rank: u32,
+        stream: OutStream,
+        text: String,
+    },
+    /// A word from the server, e.g. that the log is the copy kept since the cluster stopped.
+    Notice { message: String },
+    /// The last event: the job's state (ended, when followed) and its exit codes as in
+    /// [`Job::exit_codes`].
+    End {
+        job_id: i64,
+        state: JobState,
+        #[schema(value_type = Option<Object>)]
+        exit_codes: Option<serde_json::Value>,
+    },
+    /// The stream broke after it had begun (its cluster went away, say); what came before
+    /// stands.
+    Error { message: String },
+}
+
 /// `POST /api/v1/clusters/{name}/jobs/cancel`'s body.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

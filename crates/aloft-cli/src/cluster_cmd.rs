@@ -555,44 +555,31 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
         let client = crate::api_cmd::connect(&home).await?;
-        let names: Vec<String> = if args.all {
-            let names: Vec<String> =
-                crate::api_cmd::with_server(&home, |client| async move { client.clusters(&[]).await })
-                    .await?
-                    .into_iter()
-                    .map(|cluster| cluster.name)
-                    .collect();
-            if names.is_empty() {
-                say("No clusters to tear down.");
-            } else if !args.yes
-                && !confirm(&format!(
-                    "Tear down {} cluster(s): {}?",
-                    names.len(),
-                    names.join(", ")
-                ))?
-            {
-                bail!("nothing was torn down");
-            }
-            names
-        } else {
-            args.clusters.clone()
-        };
+        let names: Vec<String> =
+            if args.all {
+                let names: Vec<String> = crate::api_cmd::with_server(&home, |client| async move {
+                    client.clusters(&[]).await
+                })
+                .await?
+                .into_iter()
+                .map(|cluster| cluster.name)
+                .collect();
+                if names.is_empty() {
+                    say("No clusters to tear down.");
+                } else if !args.yes
+                    && !confirm(&format!(
+                        "Tear down {} cluster(s): {}?",
+                        names.len(),
+                        names.join(", ")
+                    ))?
+                {
+                    bail!("nothing was torn down");
+                }
+                names
+            } else {
+                args.clusters.clone()
+            };
         for name in &names {
-            // Its jobs' output outlives it: copied here first, when its head answers.
-            // FIXME: the server should do this as the request's first step (the logs would then
-            // be kept where the server runs); today the copy is made by this command.
-            let recorded = client.clusters(std::slice::from_ref(name)).await?;
-            if recorded.first().is_some_and(|cluster| {
-                matches!(
-                    cluster.status,
-                    aloft_api::ClusterStatus::Up | aloft_api::ClusterStatus::Degraded
-                )
-            }) && let Err(err) = crate::job_cmd::save_logs_before_teardown(&home, name).await
-            {
-                say(&format!(
-                    "warning: could not copy the jobs' output of `{name}` before tearing it down: {err:#}"
-                ));
-            }
             let accepted = crate::api_cmd::with_server(&home, |client| {
                 let name = name.clone();
                 async move { client.down(&name, &aloft_api::DownBody::default()).await }

@@ -1,28 +1,26 @@
 //! Commands about a cluster's jobs, answered by the agent on its head node: submitting and
 //! following a job (for `launch` and `exec`), `queue`, `logs`, `cancel` and `autostop`.
 //!
-//! Job output is also kept on this machine, so `aloft logs` still has it after the cluster is
-//! gone: under `$ALOFT_HOME/logs/<cluster>/<created>/<job>/`, where `<created>` is when the
-//! cluster's record was made (a cluster re-created under the same name never shows the old
-//! one's output), in the agent's own format (`aloft_agent::logs`) with the job's end state in
-//! `end.json`. A copy is made whenever a job is followed; a detached job is followed in the
-//! background by `aloft logs -f` (so a cluster that tears itself down after the job leaves its
-//! output here), and [`save_logs_before_teardown`] copies every job before `aloft down`.
+//! Job output is also kept where the control plane runs, so `aloft logs` still has it after the
+//! cluster is gone (`aloft_control::logs`): a job followed here is copied as it streams; a
+//! detached job is followed in the background by `aloft logs -f` through the server (so a
+//! cluster that tears itself down after the job leaves its output there), and the server copies
+//! every job before `aloft down`.
 
-use crate::cluster_cmd::{Existing, aloft_home, existing, runtime, say};
+use crate::cluster_cmd::{aloft_home, runtime, say};
 use crate::output::{OutputFormat, new_table, table_text};
 use aloft_agent::container::container_image;
-use aloft_agent::logs::{LogReader, LogWriter, Piece, ReadError};
+use aloft_agent::logs::Piece;
 use aloft_agent::protocol::OutStream;
 use aloft_agent::{AgentClient, Autostop, ContainerSpec, JobSpec, LogEvent, LogItem, LogsEnd};
 use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, agent_client};
 use aloft_provision::InstanceInfo;
-use aloft_store::{ClusterStatus, JobState};
+use aloft_store::JobState;
 use aloft_types::{FileMount, Task};
 use anyhow::{Result, bail};
 use serde::Serialize;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// How a submitted job stands when the command returns.
@@ -167,7 +165,8 @@ pub(crate) async fn await_job(
     } else {
         Output::Text { many }
     };
-    let copies = created_at.map(|created| incarnation_dir(&aloft_home(), &cluster, created));
+    let copies = created_at
+        .map(|created| aloft_control::logs::incarnation_dir(&aloft_home(), &cluster, created));
     let end = follow(&client, copies.as_deref(), Some(job_id), true, output).await?;
     Ok(JobReport {
         cluster,
@@ -197,30 +196,6 @@ pub(crate) async fn submit(
 async fn record_created_at(home: &Path, cluster: &str) -> Option<i64> {
     let store = aloft_control::open_store(home).await.ok()?;
     Some(store.cluster_fetch(cluster).await.ok()??.created_at)
-}
-
-/// The copies of one incarnation of a cluster name (see the module's docs).
-fn incarnation_dir(home: &Path, cluster: &str, created_at: i64) -> PathBuf {
-    home.join("logs").join(cluster).join(created_at.to_string())
-}
-
-/// Whose copies `aloft logs` shows for `cluster`: the recorded cluster's (`created_at`), and
-/// only those; with no record (the cluster is gone), the newest incarnation's.
-fn copies_to_show(home: &Path, cluster: &str, created_at: Option<i64>) -> Option<PathBuf> {
-    if let Some(created) = created_at {
-        let dir = incarnation_dir(home, cluster, created);
-        return dir.is_dir().then_some(dir);
-    }
-    let newest = numbered_entries(&home.join("logs").join(cluster)).max()?;
-    Some(incarnation_dir(home, cluster, newest))
-}
-
-/// The entries of `dir` named by a number (incarnations, or jobs).
-fn numbered_entries(dir: &Path) -> impl Iterator<Item = i64> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i64>().ok())
 }
 
 /// Where a log stream goes on this machine.
@@ -281,41 +256,8 @@ impl Printer {
     }
 }
 
-/// A copy of one job's log being written: into a directory of its own, which replaces the
-/// job's copy when the stream is over (so two followers of one job, or a re-read, never mix
-/// their output in one file).
-struct Copy {
-    writer: LogWriter,
-    done: PathBuf,
-}
-
-impl Copy {
-    fn start(copies: &Path, job: i64) -> std::io::Result<Copy> {
-        let partial = copies.join(format!(".{job}.{}.partial", std::process::id()));
-        let _ = std::fs::remove_dir_all(&partial);
-        Ok(Copy {
-            writer: LogWriter::create(&partial)?,
-            done: copies.join(job.to_string()),
-        })
-    }
-
-    /// Puts the copy in place. A stream cut short replaces only a copy that is not there.
-    fn finish(mut self, end: Option<&LogsEnd>) -> std::io::Result<()> {
-        self.writer.flush()?;
-        let partial = self.writer.dir().to_path_buf();
-        if let Some(end) = end {
-            let state = serde_json::json!({"state": end.state, "exit_codes": end.exit_codes});
-            std::fs::write(partial.join("end.json"), state.to_string())?;
-        } else if self.done.exists() {
-            return std::fs::remove_dir_all(&partial);
-        }
-        let _ = std::fs::remove_dir_all(&self.done);
-        std::fs::rename(&partial, &self.done)
-    }
-}
-
 /// Streams a job's log from the agent to `output`, keeping a copy under `copies` (the
-/// cluster's incarnation directory) when given.
+/// cluster's incarnation directory, see `aloft_control::logs`) when given.
 async fn follow(
     client: &AgentClient,
     copies: Option<&Path>,
@@ -324,44 +266,11 @@ async fn follow(
     output: Output,
 ) -> Result<LogsEnd> {
     let mut printer = Printer::new(output);
-    let mut copy: Option<Copy> = None;
-    let mut failure: Option<anyhow::Error> = None;
-    let mut sink = |item: LogItem<'_>| {
-        if failure.is_some() {
-            return;
-        }
-        let result = match item {
-            LogItem::Job(id) => match copies.map(|dir| Copy::start(dir, id)) {
-                Some(Ok(started)) => {
-                    copy = Some(started);
-                    Ok(())
-                }
-                Some(Err(err)) => Err(anyhow::Error::new(err).context("keeping a copy of the log")),
-                None => Ok(()),
-            },
-            LogItem::Output(piece) => {
-                let copied = match &mut copy {
-                    Some(copy) => copy.writer.append(piece.rank, piece.stream, piece.bytes),
-                    None => Ok(()),
-                };
-                copied
-                    .map_err(|err| anyhow::Error::new(err).context("keeping a copy of the log"))
-                    .and_then(|()| printer.print(piece).map_err(anyhow::Error::new))
-            }
-        };
-        if let Err(err) = result {
-            failure = Some(err);
-        }
-    };
-    let result = client.logs(job, follow, &mut sink).await;
-    if let Some(copy) = copy {
-        copy.finish(result.as_ref().ok())
-            .map_err(|err| anyhow::Error::new(err).context("keeping a copy of the log"))?;
-    }
-    if let Some(err) = failure {
-        return Err(err);
-    }
-    Ok(result?)
+    aloft_control::logs::follow_agent(client, copies, job, follow, &mut |item| match item {
+        LogItem::Job(_) => Ok(()),
+        LogItem::Output(piece) => Ok(printer.print(piece)?),
+    })
+    .await
 }
 
 /// Follows a detached job from a process of its own, detached from the terminal, so its
@@ -385,21 +294,6 @@ fn save_in_background(cluster: &str, job: i64) {
             "(cannot keep a copy of job {job}'s output on this machine: starting setsid: {err})"
         ));
     }
-}
-
-/// Copies every job's log of an up cluster to this machine, before it is torn down, so
-/// `aloft logs` still shows them afterwards. Returns how many jobs were copied.
-///
-/// `aloft down` calls it for a recorded cluster whose head is up, before terminating it (a
-/// failure is a warning, not a reason to keep the cluster).
-pub(crate) async fn save_logs_before_teardown(home: &Path, cluster: &str) -> Result<usize> {
-    let (existing, client) = cluster_agent(home, cluster).await?;
-    let copies = incarnation_dir(home, cluster, existing.record.created_at);
-    let jobs = client.queue().await?;
-    for job in &jobs {
-        follow(&client, Some(&copies), Some(job.id), false, Output::Quiet).await?;
-    }
-    Ok(jobs.len())
 }
 
 /// What a line is prefixed with: nothing on a one-node cluster, else which node printed it.
@@ -460,35 +354,6 @@ pub(crate) fn job_exit(report: &JobReport) -> ExitCode {
             ExitCode::from(job_exit_code(report))
         }
     }
-}
-
-/// The agent of a cluster whose head node is up (a degraded cluster's included: its queue and
-/// logs are on the head).
-async fn cluster_agent(home: &Path, name: &str) -> Result<(Existing, AgentClient)> {
-    let existing = existing(home, name, Task::new(name), PathBuf::new()).await?;
-    let instances = existing
-        .provider
-        .query(&existing.context.region, &existing.context.cluster)
-        .await?;
-    let health = aloft_control::clusters::Health::of(existing.record.num_nodes, &instances);
-    let live = matches!(
-        existing.record.status,
-        ClusterStatus::Up | ClusterStatus::Degraded
-    );
-    if !live || !health.head_up() {
-        bail!(
-            "cluster `{name}` is {}{}: its jobs are kept on its head node (`aloft start {name}` first)",
-            crate::output::snake(&existing.record.status),
-            if live {
-                " (its head node is not running)"
-            } else {
-                ""
-            }
-        );
-    }
-    let client =
-        agent_client(&existing.context, &instances).map_err(|err| anyhow::anyhow!(err.message))?;
-    Ok((existing, client))
 }
 
 #[derive(Debug, clap::Args)]
@@ -588,33 +453,92 @@ pub enum LogsOutput {
     Quiet,
 }
 
-/// `aloft logs [-f] CLUSTER [JOB]`: a job's output, node by node: from the cluster's agent
-/// while the cluster is up, else the copy kept on this machine. Once the job is over, the
-/// command exits with its exit code (a job that failed with 3 exits 3).
+/// `aloft logs [-f] CLUSTER [JOB]`: a job's output, node by node, through the server: from the
+/// cluster's agent while the cluster is up, else the copy the server kept. Once the job is
+/// over, the command exits with its exit code (a job that failed with 3 exits 3).
 pub fn logs(args: LogsArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
-        let agent = cluster_agent(&home, &args.cluster).await;
-        let (existing, client) = match agent {
-            Ok(found) => found,
-            Err(err) => {
-                if args.follow {
-                    return Err(err);
+        let mut printer: Option<Printer> = None;
+        let mut end: Option<LogsEnd> = None;
+        let mut broke: Option<String> = None;
+        let mut failure: Option<std::io::Error> = None;
+        let client = crate::api_cmd::connect(&home).await?;
+        client
+            .logs(&args.cluster, args.job, args.follow, |event| {
+                if failure.is_some() {
+                    return;
                 }
-                let created_at = record_created_at(&home, &args.cluster).await;
-                return local_copy(&home, &args, created_at, &err);
-            }
-        };
-        let many = existing.record.num_nodes > 1;
-        let output = match args.output {
-            LogsOutput::Table => Output::Text { many },
-            LogsOutput::Json => Output::Json,
-            LogsOutput::Quiet => Output::Quiet,
-        };
-        let copies = incarnation_dir(&home, &args.cluster, existing.record.created_at);
-        let end = follow(&client, Some(&copies), args.job, args.follow, output).await?;
-        Ok(log_end(&args, end))
+                let printed = match event {
+                    aloft_api::LogEvent::Job { nodes, .. } => {
+                        printer = Some(Printer::new(match args.output {
+                            LogsOutput::Table => Output::Text { many: nodes > 1 },
+                            LogsOutput::Json => Output::Json,
+                            LogsOutput::Quiet => Output::Quiet,
+                        }));
+                        Ok(())
+                    }
+                    aloft_api::LogEvent::Output { rank, stream, text } => match &mut printer {
+                        Some(printer) => printer.print(Piece {
+                            rank,
+                            stream: match stream {
+                                aloft_api::OutStream::Stdout => OutStream::Stdout,
+                                aloft_api::OutStream::Stderr => OutStream::Stderr,
+                            },
+                            bytes: text.as_bytes(),
+                        }),
+                        None => Ok(()),
+                    },
+                    aloft_api::LogEvent::Notice { message } => {
+                        if args.output == LogsOutput::Table {
+                            say(&format!("({message})"));
+                        }
+                        Ok(())
+                    }
+                    aloft_api::LogEvent::End {
+                        job_id,
+                        state,
+                        exit_codes,
+                    } => {
+                        end = Some(LogsEnd {
+                            job_id,
+                            state: stored_state(state),
+                            exit_codes,
+                        });
+                        Ok(())
+                    }
+                    aloft_api::LogEvent::Error { message } => {
+                        broke = Some(message);
+                        Ok(())
+                    }
+                };
+                if let Err(err) = printed {
+                    failure = Some(err);
+                }
+            })
+            .await?;
+        if let Some(err) = failure {
+            return Err(anyhow::Error::new(err).context("printing the log"));
+        }
+        if let Some(message) = broke {
+            bail!("{message}");
+        }
+        Ok(end.map_or(ExitCode::SUCCESS, |end| log_end(&args, end)))
     })
+}
+
+/// A job state as the API says it, as the agent's reports use it.
+fn stored_state(state: aloft_api::JobState) -> JobState {
+    use aloft_api::JobState as Api;
+    match state {
+        Api::Pending => JobState::Pending,
+        Api::SettingUp => JobState::SettingUp,
+        Api::Running => JobState::Running,
+        Api::Succeeded => JobState::Succeeded,
+        Api::Failed => JobState::Failed,
+        Api::FailedSetup => JobState::FailedSetup,
+        Api::Cancelled => JobState::Cancelled,
+    }
 }
 
 /// Prints the end of a log stream as asked and says how the command exits.
@@ -639,76 +563,6 @@ fn log_end(args: &LogsArgs, end: LogsEnd) -> ExitCode {
     } else {
         ExitCode::from(job_exit_code(&report))
     }
-}
-
-/// Prints the copy of a job's log kept on this machine (the cluster is stopped or gone).
-fn local_copy(
-    home: &Path,
-    args: &LogsArgs,
-    created_at: Option<i64>,
-    why: &anyhow::Error,
-) -> Result<ExitCode> {
-    let cluster = &args.cluster;
-    let Some(copies) = copies_to_show(home, cluster, created_at) else {
-        bail!("{why:#}; and no copy of its logs is kept here");
-    };
-    let Some(job) = args.job.or_else(|| numbered_entries(&copies).max()) else {
-        bail!("{why:#}; and no copy of its logs is kept here");
-    };
-    let dir = copies.join(job.to_string());
-    if !dir.is_dir() {
-        bail!("{why:#}; and no copy of job {job}'s logs is kept here");
-    }
-    if args.output == LogsOutput::Table {
-        say(&format!("({why:#}; showing the copy kept on this machine)"));
-    }
-    let ranks = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|entry| {
-                    let name = entry.ok()?.file_name();
-                    name.to_str()?.strip_suffix(".log").map(str::to_owned)
-                })
-                .count()
-        })
-        .unwrap_or(0);
-    let output = match args.output {
-        LogsOutput::Table => Output::Text { many: ranks > 1 },
-        LogsOutput::Json => Output::Json,
-        LogsOutput::Quiet => Output::Quiet,
-    };
-    let mut printer = Printer::new(output);
-    let mut reader = LogReader::open(&dir);
-    loop {
-        match reader.read(true, &mut |piece| printer.print(piece)) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(ReadError::Io(err)) => {
-                return Err(anyhow::Error::new(err).context(format!("reading {}", dir.display())));
-            }
-            Err(ReadError::Out(err)) => return Err(err.into()),
-        }
-    }
-    // The job's end, when the copy was made after it (a copy without one is of a job that was
-    // still running).
-    let end: Option<serde_json::Value> = std::fs::read(dir.join("end.json"))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    let Some(state) = end
-        .as_ref()
-        .and_then(|end| serde_json::from_value::<JobState>(end["state"].clone()).ok())
-    else {
-        return Ok(ExitCode::SUCCESS);
-    };
-    let exit_codes = end.and_then(|mut end| end.get_mut("exit_codes").map(serde_json::Value::take));
-    Ok(log_end(
-        args,
-        LogsEnd {
-            job_id: job,
-            state,
-            exit_codes: exit_codes.filter(|codes| !codes.is_null()),
-        },
-    ))
 }
 
 #[derive(Debug, clap::Args)]
@@ -870,49 +724,5 @@ mod tests {
         assert_eq!(code(JobState::Failed, serde_json::json!({"0": 300})), 1);
         assert_eq!(code(JobState::Cancelled, serde_json::json!({})), 1);
         assert_eq!(code(JobState::Succeeded, serde_json::json!({})), 0);
-    }
-
-    #[test]
-    fn a_re_created_cluster_never_shows_the_old_cluster_s_copies() {
-        let home = std::env::temp_dir().join(format!("aloft-copies-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&home);
-        let old = incarnation_dir(&home, "c", 100);
-        let mut copy = Copy::start(&old, 1).unwrap();
-        copy.writer.append(0, OutStream::Stdout, b"old\n").unwrap();
-        copy.finish(None).unwrap();
-        assert!(old.join("1").join("node-0.log").exists());
-        // The cluster of that name now is another one (created later): none of the old copies.
-        assert_eq!(copies_to_show(&home, "c", Some(200)), None);
-        assert_eq!(copies_to_show(&home, "c", Some(100)), Some(old.clone()));
-        // With no cluster of that name any more, the newest incarnation's copies.
-        std::fs::create_dir_all(incarnation_dir(&home, "c", 200).join("1")).unwrap();
-        assert_eq!(
-            copies_to_show(&home, "c", None),
-            Some(incarnation_dir(&home, "c", 200))
-        );
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-
-    #[test]
-    fn a_copy_cut_short_never_replaces_a_whole_one() {
-        let home = std::env::temp_dir().join(format!("aloft-cut-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&home);
-        let end = LogsEnd {
-            job_id: 1,
-            state: JobState::Succeeded,
-            exit_codes: None,
-        };
-        let mut whole = Copy::start(&home, 1).unwrap();
-        whole.writer.append(0, OutStream::Stdout, b"all\n").unwrap();
-        whole.finish(Some(&end)).unwrap();
-        let mut cut = Copy::start(&home, 1).unwrap();
-        cut.writer.append(0, OutStream::Stdout, b"a").unwrap();
-        cut.finish(None).unwrap();
-        let kept = std::fs::read_to_string(home.join("1").join("node-0.log")).unwrap();
-        assert_eq!(kept, "all\n");
-        assert!(home.join("1").join("end.json").exists());
-        let leftovers: Vec<_> = std::fs::read_dir(&home).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "the partial copy is removed");
-        std::fs::remove_dir_all(&home).unwrap();
     }
 }

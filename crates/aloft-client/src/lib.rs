@@ -149,6 +149,47 @@ impl Client {
         self.call(Method::GET, &path, None).await
     }
 
+    /// Streams a job's log (`job: None`: the cluster's latest; with `follow`, until it ends),
+    /// giving each event to `on_event` as it comes; returns once the stream is over. The
+    /// stream's last event says how it ended (`end`, or `error`).
+    pub async fn logs(
+        &self,
+        cluster: &str,
+        job: Option<i64>,
+        follow: bool,
+        mut on_event: impl FnMut(aloft_api::LogEvent),
+    ) -> Result<()> {
+        let mut path = format!("/clusters/{}/logs?follow={follow}", percent_encode(cluster));
+        if let Some(job) = job {
+            path.push_str(&format!("&job={job}"));
+        }
+        let response = self.send(Method::GET, &path, None).await?;
+        let status = response.status();
+        let mut body = response.into_body();
+        let broken = |err: hyper::Error| ClientError::Connect {
+            url: self.base.clone(),
+            reason: error_chain(&err),
+        };
+        if status != StatusCode::OK {
+            let bytes = body.collect().await.map_err(broken)?.to_bytes();
+            return decode(&path, status, &bytes);
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(broken)?.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            let mut start = 0;
+            while let Some(end) = pending[start..].iter().position(|&byte| byte == b'\n') {
+                on_event(parse(&path, &pending[start..start + end])?);
+                start += end + 1;
+            }
+            pending.drain(..start);
+        }
+        Ok(())
+    }
+
     /// Cancels a cluster's jobs; returns those cancelled.
     pub async fn cancel_jobs(
         &self,

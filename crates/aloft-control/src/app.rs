@@ -8,7 +8,7 @@ use crate::background::saga_recovery::SagaRecovery;
 use crate::background::{Driver, TaskStatus};
 use crate::requests::Requests;
 use crate::status::{Live, Providers};
-use crate::{Progress, jobs, lifecycle};
+use crate::{Progress, jobs, lifecycle, logs};
 use aloft_store::{Cluster, Request, RequestEvent, Store};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -220,6 +220,21 @@ impl App {
             .requests
             .submit("down", Some(name), params, move |progress: Progress| {
                 Box::pin(async move {
+                    // Its jobs' output outlives it: copied here first, when its head answers.
+                    let live = store.cluster_fetch(&cluster).await?.is_some_and(|record| {
+                        matches!(
+                            record.status,
+                            aloft_store::ClusterStatus::Up | aloft_store::ClusterStatus::Degraded
+                        )
+                    });
+                    if live
+                        && let Err(err) = logs::save_before_teardown(&home, &store, &cluster).await
+                    {
+                        progress(&format!(
+                            "warning: could not copy the jobs' output of `{cluster}` before \
+                             tearing it down: {err:#}"
+                        ));
+                    }
                     let mut providers = Providers::new();
                     let torn =
                         lifecycle::down(&home, &store, &cluster, &mut providers, &progress).await?;
@@ -260,6 +275,43 @@ impl App {
     }
 
     /// A cluster's jobs, from its head node's agent.
+    /// Where job `job` of cluster `name` (`None`: its latest) is read from: its head node
+    /// while it is up, else the copy kept here (not with `follow`).
+    pub async fn log_source(
+        &self,
+        name: &str,
+        job: Option<i64>,
+        follow: bool,
+    ) -> AppResult<logs::Source> {
+        aloft_provision::ClusterName::new(name.to_owned())
+            .map_err(|err| AppError::Invalid(format!("`{name}`: {err}")))?;
+        let known = self.store.cluster_fetch(name).await?.is_some();
+        match logs::source(&self.home, &self.store, name, job, follow).await {
+            Ok(source) => Ok(source),
+            Err(err) if !known => Err(AppError::NotFound(format!("{err:#}"))),
+            Err(err) => Err(not_running_is_conflict(err)),
+        }
+    }
+
+    /// Streams a job's log from `source` to `sink` (its first item names the job); returns
+    /// the job's end (`None`: a kept copy of a job that had not ended).
+    pub async fn stream_logs(
+        &self,
+        source: logs::Source,
+        job: Option<i64>,
+        follow: bool,
+        sink: &mut (dyn FnMut(logs::LogItem<'_>) -> anyhow::Result<()> + Send),
+    ) -> anyhow::Result<Option<logs::LogsEnd>> {
+        match source {
+            logs::Source::Live { client, copies, .. } => {
+                logs::follow_agent(&client, Some(&copies), job, follow, sink)
+                    .await
+                    .map(Some)
+            }
+            logs::Source::Kept { dir, job, .. } => logs::read_kept(&dir, job, sink),
+        }
+    }
+
     pub async fn jobs(&self, name: &str) -> AppResult<Vec<aloft_store::Job>> {
         self.recorded(name).await?;
         jobs::queue(&self.home, &self.store, name)

@@ -23,6 +23,7 @@ pub mod clusters;
 pub mod jobs;
 pub mod launch;
 pub mod lifecycle;
+pub mod logs;
 pub mod metrics;
 pub mod recovery;
 pub mod registry;

@@ -5,7 +5,7 @@ use crate::extract::{Body, Query};
 use crate::{State, views};
 use aloft_api::{
     Accepted, Activated, ApiError, Autostop, BackgroundTask, CancelJobsBody, Cluster, DownBody,
-    Endpoint, Health, Job, Request,
+    Endpoint, Health, Job, LogEvent, Request,
 };
 use axum::Json;
 use axum::extract::Path;
@@ -78,6 +78,103 @@ pub async fn jobs(
 ) -> Answer<Vec<Job>> {
     let jobs = state.app.jobs(&name).await?;
     Ok(Json(jobs.into_iter().map(views::job).collect()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    /// The job (default: the cluster's latest).
+    #[param(minimum = 1)]
+    #[serde(default, deserialize_with = "aloft_api::whole::option_i64")]
+    job: Option<i64>,
+    /// Keep streaming until the job ends (the cluster must be up).
+    #[serde(default)]
+    follow: Option<bool>,
+}
+
+/// How much of a log stream may wait for a client that reads slowly before the stream is
+/// ended (the log stays on the cluster, and its copy here is whole).
+const LOG_BACKLOG: usize = 64 << 20;
+
+/// A job's log, node by node: from the cluster's head node while it is up (a copy is kept
+/// here as it streams), else the copy kept here. One JSON object per line ([`LogEvent`]):
+/// `job` first, then `output`, and `end` last, or `error` if the stream broke.
+#[utoipa::path(get, path = "/api/v1/clusters/{name}/logs", tag = "jobs",
+    params(("name" = String, Path, description = "The cluster", pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"),
+        LogsQuery),
+    security(("token" = [])),
+    responses((status = 200, content_type = "application/x-ndjson", body = LogEvent),
+        (status = 400, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, description = "The cluster is not up and no copy of the log is kept (or `follow` was asked)", body = ApiError)))]
+pub async fn logs(
+    state: axum::extract::State<State>,
+    Path(name): Path<String>,
+    Query(query): Query<LogsQuery>,
+) -> Result<axum::response::Response, HttpError> {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if query.job.is_some_and(|job| job < 1) {
+        return Err(HttpError::bad_request(
+            "the query: `job` is a job id, 1 or more".to_owned(),
+        ));
+    }
+    let follow = query.follow.unwrap_or(false);
+    let source = state.app.log_source(&name, query.job, follow).await?;
+    let (nodes, notice) = match &source {
+        aloft_control::logs::Source::Live { nodes, .. } => (*nodes, None),
+        aloft_control::logs::Source::Kept { nodes, why, .. } => (
+            *nodes,
+            Some(format!("{why}; showing the copy kept by the server")),
+        ),
+    };
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<axum::body::Bytes>();
+    let backlog = std::sync::Arc::new(AtomicUsize::new(0));
+    let send = {
+        let backlog = backlog.clone();
+        move |event: &LogEvent| -> anyhow::Result<()> {
+            let mut line = serde_json::to_vec(event)?;
+            line.push(b'\n');
+            if backlog.fetch_add(line.len(), Ordering::Relaxed) > LOG_BACKLOG {
+                anyhow::bail!("the client reads too slowly; `aloft logs` again reads on");
+            }
+            sender
+                .send(line.into())
+                .map_err(|_| anyhow::anyhow!("the client went away"))
+        }
+    };
+    let app = state.app.clone();
+    tokio::spawn(async move {
+        let mut sink = |item: aloft_control::logs::LogItem<'_>| {
+            let event = views::log_item(item, nodes);
+            if let (LogEvent::Job { .. }, Some(message)) = (&event, &notice) {
+                send(&event)?;
+                return send(&LogEvent::Notice {
+                    message: message.clone(),
+                });
+            }
+            send(&event)
+        };
+        let ended = app.stream_logs(source, query.job, follow, &mut sink).await;
+        let last = match ended {
+            Ok(Some(end)) => views::log_end(end),
+            Ok(None) => return,
+            Err(err) => LogEvent::Error {
+                message: format!("{err:#}"),
+            },
+        };
+        let _ = send(&last);
+    });
+    let body =
+        futures_util::stream::unfold((receiver, backlog), |(mut receiver, backlog)| async move {
+            let line = receiver.recv().await?;
+            backlog.fetch_sub(line.len(), std::sync::atomic::Ordering::Relaxed);
+            Some((Ok::<_, Infallible>(line), (receiver, backlog)))
+        });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
 
 /// Cancels a cluster's jobs (those named, or every unfinished one); answers with those it

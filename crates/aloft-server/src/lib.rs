@@ -89,6 +89,7 @@ pub fn app(state: State) -> Router {
         .route("/clusters/{name}/start", post(http::start))
         .route("/clusters/{name}/down", post(http::down))
         .route("/clusters/{name}/jobs", get(http::jobs))
+        .route("/clusters/{name}/logs", get(http::logs))
         .route("/clusters/{name}/jobs/cancel", post(http::cancel_jobs))
         .route("/clusters/{name}/autostop", post(http::autostop))
         .route("/endpoints", get(http::endpoints))

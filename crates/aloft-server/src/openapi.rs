@@ -24,6 +24,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         http::activate,
         http::metrics,
         http::jobs,
+        http::logs,
         http::cancel_jobs,
         http::autostop,
         http::endpoints,

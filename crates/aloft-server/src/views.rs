@@ -94,20 +94,10 @@ pub fn task(status: TaskStatus) -> aloft_api::BackgroundTask {
 }
 
 pub fn job(job: aloft_store::Job) -> aloft_api::Job {
-    use aloft_api::JobState as Api;
-    use aloft_store::JobState as Stored;
     aloft_api::Job {
         id: job.id,
         name: job.name,
-        state: match job.state {
-            Stored::Pending => Api::Pending,
-            Stored::SettingUp => Api::SettingUp,
-            Stored::Running => Api::Running,
-            Stored::Succeeded => Api::Succeeded,
-            Stored::Failed => Api::Failed,
-            Stored::FailedSetup => Api::FailedSetup,
-            Stored::Cancelled => Api::Cancelled,
-        },
+        state: job_state(job.state),
         submitted_at: job.submitted_at,
         started_at: job.started_at,
         ended_at: job.ended_at,
@@ -120,5 +110,43 @@ pub fn endpoint(endpoint: aloft_control::jobs::Endpoint) -> aloft_api::Endpoint 
         cluster: endpoint.cluster,
         port: endpoint.port,
         endpoint: endpoint.endpoint,
+    }
+}
+
+pub fn job_state(state: aloft_store::JobState) -> aloft_api::JobState {
+    use aloft_api::JobState as Api;
+    use aloft_store::JobState as Stored;
+    match state {
+        Stored::Pending => Api::Pending,
+        Stored::SettingUp => Api::SettingUp,
+        Stored::Running => Api::Running,
+        Stored::Succeeded => Api::Succeeded,
+        Stored::Failed => Api::Failed,
+        Stored::FailedSetup => Api::FailedSetup,
+        Stored::Cancelled => Api::Cancelled,
+    }
+}
+
+/// A piece of a job's log stream as the API streams it.
+pub fn log_item(item: aloft_control::logs::LogItem<'_>, nodes: u32) -> aloft_api::LogEvent {
+    match item {
+        aloft_control::logs::LogItem::Job(job_id) => aloft_api::LogEvent::Job { job_id, nodes },
+        aloft_control::logs::LogItem::Output(piece) => aloft_api::LogEvent::Output {
+            rank: piece.rank,
+            stream: match piece.stream {
+                aloft_control::logs::OutStream::Stdout => aloft_api::OutStream::Stdout,
+                aloft_control::logs::OutStream::Stderr => aloft_api::OutStream::Stderr,
+            },
+            text: String::from_utf8_lossy(piece.bytes).into_owned(),
+        },
+    }
+}
+
+/// The end of a job's log stream.
+pub fn log_end(end: aloft_control::logs::LogsEnd) -> aloft_api::LogEvent {
+    aloft_api::LogEvent::End {
+        job_id: end.job_id,
+        state: job_state(end.state),
+        exit_codes: end.exit_codes,
     }
 }

@@ -709,3 +709,35 @@ async fn autostop_needs_a_recorded_cluster_that_is_up_and_a_body_of_the_right_sh
     let record = store.cluster_fetch("resting").await.unwrap().unwrap();
     assert_eq!(record.autostop_minutes, stopped.autostop_minutes);
 }
+
+#[tokio::test]
+async fn logs_of_an_unknown_cluster_are_404_of_a_stopped_one_without_a_copy_409_and_job_0_is_400() {
+    let server = Server::new().await;
+    let (status, body) = server.get("/api/v1/clusters/nope/logs").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let store = server.store().await;
+    let mut stopped = cluster("resting");
+    stopped.status = aloft_store::ClusterStatus::Stopped;
+    store.cluster_insert(&stopped).await.unwrap();
+    let (status, body) = server.get("/api/v1/clusters/resting/logs").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("no copy of its logs is kept"), "{body}");
+    let (status, body) = server
+        .get("/api/v1/clusters/resting/logs?follow=true")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("aloft start resting"),
+        "{body}"
+    );
+    let (status, body) = server.get("/api/v1/clusters/resting/logs?job=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = server
+        .get("/api/v1/clusters/resting/logs?follow=maybe")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
