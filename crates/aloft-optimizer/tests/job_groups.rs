@@ -5,11 +5,9 @@
 use aloft_catalog::{
     Catalog, Cloud, CloudId, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone, ZoneId,
 };
-use aloft_types::spec::JobGroup;
 use aloft_optimizer::{Objective, Options, PlanError, Solution, optimize, optimize_group};
-use aloft_types::{
-    Accelerator, Amount, Dag, Infra, ResourceChoice, Resources, Task,
-};
+use aloft_types::spec::JobGroup;
+use aloft_types::{Accelerator, Amount, Dag, Infra, ResourceChoice, Resources, Task};
 
 /// Two clouds, `east` (regions e1 with zones e1a, e1b; e2 with zone e2a) and `west` (region w1,
 /// no zones), a CPU type everywhere and a GPU type where `gpu_prices` says (one price per
@@ -133,7 +131,10 @@ fn a_job_group_is_never_split_even_where_splitting_is_cheaper() {
 
 #[test]
 fn the_next_best_plans_of_a_group_keep_it_together_too() {
-    let catalog = catalog([1.00, 0.90, 0.80, 0.85], [Some(4.00), Some(3.00), Some(2.50)]);
+    let catalog = catalog(
+        [1.00, 0.90, 0.80, 0.85],
+        [Some(4.00), Some(3.00), Some(2.50)],
+    );
     let dag = group(vec![task("server", false), task("trainer", true)]);
     let options = Options {
         alternatives: 5,
