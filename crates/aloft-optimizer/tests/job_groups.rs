@@ -209,11 +209,11 @@ fn the_group_plan_is_the_cheapest_plan_that_keeps_the_group_in_one_region() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for case in 0..200 {
         let cpu = [rng.price(), rng.price(), rng.price(), rng.price()];
-        let gpu = [0, 1, 2].map(|_| (rng.next() % 4 != 0).then(|| rng.price()));
+        let gpu = [0, 1, 2].map(|_| (!rng.next().is_multiple_of(4)).then(|| rng.price()));
         let catalog = catalog(cpu, gpu);
         let count = 1 + (rng.next() % 3) as usize;
         let tasks: Vec<Task> = (0..count)
-            .map(|idx| task(&format!("t{idx}"), rng.next() % 2 == 0))
+            .map(|idx| task(&format!("t{idx}"), rng.next().is_multiple_of(2)))
             .collect();
         let kinds: Vec<bool> = tasks
             .iter()
