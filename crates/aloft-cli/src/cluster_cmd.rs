@@ -43,7 +43,7 @@ pub(crate) fn progress() -> Progress {
 
 /// Undoes what interrupted commands left (launches whose process is gone), saying what it did.
 /// Never fails the command it runs in: what cannot be recovered now is named and left.
-async fn recover(store: &Store, home: &Path, cluster: Option<&str>) {
+pub(crate) async fn recover(store: &Store, home: &Path, cluster: Option<&str>) {
     for note in aloft_control::recovery::recover_abandoned(home, store, cluster, &progress()).await
     {
         match note {
@@ -62,7 +62,7 @@ async fn recover(store: &Store, home: &Path, cluster: Option<&str>) {
 }
 
 /// Which signal interrupted a command.
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -83,6 +83,9 @@ async fn interrupted() -> &'static str {
 /// (`<name>-<task index>`) that is torn down when its task ends, and stops at the first task
 /// that fails (its cluster is kept for a look, unless `--down`).
 pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) -> Result<ExitCode> {
+    if dag.job_group.is_some() {
+        return crate::group_cmd::launch(args, dag, options);
+    }
     let order = dag.topological_order();
     let many = dag.tasks.len() > 1;
     if many && args.detach {
@@ -175,14 +178,14 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
 
 /// What one launched task came to.
 #[derive(Debug, serde::Serialize)]
-struct LaunchReport {
-    cluster: String,
+pub(crate) struct LaunchReport {
+    pub cluster: String,
     /// Where a new cluster was planned; absent when the task ran on a recorded cluster.
     #[serde(skip_serializing_if = "Option::is_none")]
-    placement: Option<aloft_optimizer::Placement>,
-    launched: HowLaunched,
-    job: crate::job_cmd::JobReport,
-    torn_down: bool,
+    pub placement: Option<aloft_optimizer::Placement>,
+    pub launched: HowLaunched,
+    pub job: crate::job_cmd::JobReport,
+    pub torn_down: bool,
 }
 
 /// Launching one task: bring its cluster up (see `aloft_control::launch`), submit it, follow
@@ -282,7 +285,7 @@ impl LaunchOne<'_> {
 }
 
 /// Undoes this process's own unfinished operations on `cluster` (after a signal cut them short).
-async fn undo_own(store: &Store, home: &Path, cluster: &str) {
+pub(crate) async fn undo_own(store: &Store, home: &Path, cluster: &str) {
     // The launch's future was dropped, which cancels the provider's tasks at their next await
     // point only: one in the middle of a step (claiming an address, writing an instance's
     // metadata) finishes that step on another thread first. Undoing at once could miss what
@@ -351,6 +354,13 @@ pub struct ExecArgs {
 pub fn exec(args: ExecArgs) -> Result<ExitCode> {
     let dag = crate::launch_cmd::read_dag(&args.task)?;
     crate::launch_cmd::refuse_unrunnable(&args.task, &dag)?;
+    if dag.job_group.is_some() {
+        bail!(
+            "{}: `aloft exec` runs one task on one cluster; a job group runs its tasks at once, \
+             each on a cluster of its own: launch it with `aloft launch`",
+            args.task.display()
+        );
+    }
     if dag.tasks.len() != 1 {
         bail!(
             "`aloft exec` runs one task; {} has {}",
@@ -527,7 +537,7 @@ pub fn ssh(args: SshArgs) -> Result<ExitCode> {
     })
 }
 
-fn default_cluster_name() -> String {
+pub(crate) fn default_cluster_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos());

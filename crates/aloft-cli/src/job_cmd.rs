@@ -176,6 +176,47 @@ pub(crate) async fn await_job(
     })
 }
 
+/// Streams a queued job's output until it ends, every line tagged `[tag] ` (a job group's
+/// task), as [`await_job`] does otherwise.
+pub(crate) async fn await_job_tagged(
+    queued: Queued,
+    tag: &str,
+    quiet_stdout: bool,
+) -> Result<JobReport> {
+    let Queued {
+        client,
+        cluster,
+        job_id,
+        many,
+        created_at,
+    } = queued;
+    say(&format!(
+        "[{tag}] Job {job_id} queued on `{cluster}`; its output follows."
+    ));
+    let output = if quiet_stdout {
+        Output::Stderr { many }
+    } else {
+        Output::Text { many }
+    };
+    let copies = created_at
+        .map(|created| aloft_control::logs::incarnation_dir(&aloft_home(), &cluster, created));
+    let printer = Printer::tagged(output, tag);
+    let end = follow_with(&client, copies.as_deref(), Some(job_id), true, printer).await?;
+    Ok(JobReport {
+        cluster,
+        job_id,
+        state: Some(end.state),
+        exit_codes: end.exit_codes,
+    })
+}
+
+impl Queued {
+    /// The job's id on its cluster.
+    pub(crate) fn job_id(&self) -> i64 {
+        self.job_id
+    }
+}
+
 /// Queues the task and, unless `detach`, follows it to its end.
 pub(crate) async fn submit(
     context: &LaunchContext,
@@ -215,6 +256,9 @@ enum Output {
 struct Printer {
     output: Output,
     stdout: std::io::BufWriter<std::io::Stdout>,
+    /// Put before every line (`[task] `): the task of a job group whose output this is, as
+    /// several jobs print at once.
+    tag: Option<String>,
 }
 
 impl Printer {
@@ -222,10 +266,41 @@ impl Printer {
         Printer {
             output,
             stdout: std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout()),
+            tag: None,
+        }
+    }
+
+    /// A printer whose every line starts with `[tag] `, written whole at once, so the lines of
+    /// jobs followed at the same time never mix within a line.
+    fn tagged(output: Output, tag: &str) -> Printer {
+        Printer {
+            tag: Some(format!("[{tag}] ")),
+            ..Printer::new(output)
         }
     }
 
     fn print(&mut self, piece: Piece<'_>) -> std::io::Result<()> {
+        if let Some(tag) = &self.tag
+            && let Output::Text { many } | Output::Stderr { many } = self.output
+        {
+            let mut text = Vec::with_capacity(piece.bytes.len() + 64);
+            let node = node_tag(many, piece.rank);
+            for line in aloft_agent::logs::lines(piece.bytes) {
+                text.extend_from_slice(tag.as_bytes());
+                text.extend_from_slice(node.as_bytes());
+                text.extend_from_slice(line);
+                text.push(b'\n');
+            }
+            let to_stderr =
+                matches!(self.output, Output::Stderr { .. }) || piece.stream == OutStream::Stderr;
+            return if to_stderr {
+                let mut err = std::io::stderr().lock();
+                err.write_all(&text).and_then(|()| err.flush())
+            } else {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&text).and_then(|()| out.flush())
+            };
+        }
         let (many, all_to_stderr) = match self.output {
             Output::Quiet => return Ok(()),
             Output::Json => {
@@ -265,7 +340,17 @@ async fn follow(
     follow: bool,
     output: Output,
 ) -> Result<LogsEnd> {
-    let mut printer = Printer::new(output);
+    follow_with(client, copies, job, follow, Printer::new(output)).await
+}
+
+/// [`follow`], printing with `printer`.
+async fn follow_with(
+    client: &AgentClient,
+    copies: Option<&Path>,
+    job: Option<i64>,
+    follow: bool,
+    mut printer: Printer,
+) -> Result<LogsEnd> {
     aloft_control::logs::follow_agent(client, copies, job, follow, &mut |item| match item {
         LogItem::Job(_) => Ok(()),
         LogItem::Output(piece) => Ok(printer.print(piece)?),

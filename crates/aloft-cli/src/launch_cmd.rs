@@ -139,8 +139,13 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
     // run does the same, so it refuses what the launch would and plans the same tasks.
     let dag = with_launch_values(&args, dag)?;
     let catalog = crate::catalog_cmd::load_catalog(&args.source)?;
-    let solution = aloft_optimizer::optimize(&dag, &catalog, &options)
-        .with_context(|| format!("no plan for {}", args.task.display()))?;
+    // A job group's tasks are planned in one region, as its launch places them.
+    let solution = if dag.job_group.is_some() {
+        aloft_optimizer::optimize_group(&dag, &catalog, &options)
+    } else {
+        aloft_optimizer::optimize(&dag, &catalog, &options)
+    }
+    .with_context(|| format!("no plan for {}", args.task.display()))?;
     match args.output {
         OutputFormat::Json => {
             let document = PlanDocument {
@@ -196,7 +201,7 @@ fn percent(fraction: f64) -> String {
 }
 
 /// SkyPilot forms aloft reads but cannot launch yet, refused before anything is made. A dry run
-/// still plans them: a job group's tasks as a DAG with no edges, a pool's task as one worker.
+/// still plans them: a pool's task as one worker.
 fn refuse_what_cannot_run_yet(args: &LaunchArgs, dag: &Dag) -> Result<()> {
     refuse_unrunnable(&args.task, dag)
 }
@@ -204,14 +209,6 @@ fn refuse_what_cannot_run_yet(args: &LaunchArgs, dag: &Dag) -> Result<()> {
 /// The check of [`refuse_what_cannot_run_yet`] for any command that runs the task file at
 /// `path` (`launch`, `exec`).
 pub(crate) fn refuse_unrunnable(path: &std::path::Path, dag: &Dag) -> Result<()> {
-    if dag.job_group.is_some() {
-        bail!(
-            "{}: not supported yet: job groups (`execution: parallel`) run all their tasks at \
-             once as one unit, and aloft launches tasks one cluster at a time; `aloft launch \
-             --dryrun` plans it",
-            path.display()
-        );
-    }
     if let Some(idx) = dag.tasks.iter().position(|task| task.pool.is_some()) {
         bail!(
             "{}: not supported yet: pools (`pool:` in task `{}`) keep workers that jobs are \
@@ -383,7 +380,7 @@ fn render(dag: &Dag, solution: &Solution) -> String {
             dag.name.as_deref().unwrap_or("dag"),
             dag.tasks.len(),
             if dag.job_group.is_some() {
-                "; job group: the tasks run at once"
+                "; job group: the tasks run at once, in one region"
             } else {
                 ""
             }

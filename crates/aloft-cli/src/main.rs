@@ -10,6 +10,7 @@ mod api_cmd;
 mod catalog_cmd;
 mod check_cmd;
 mod cluster_cmd;
+mod group_cmd;
 mod job_cmd;
 mod launch_cmd;
 mod output;

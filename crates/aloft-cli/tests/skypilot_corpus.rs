@@ -144,13 +144,15 @@ run: python evaluate.py
 ";
 
 #[test]
-fn launching_a_job_group_says_it_is_not_supported_yet() {
+fn detaching_a_job_group_says_it_is_not_supported_yet() {
+    // Launching one runs it (tests/job_groups_local_cloud.rs); detaching it is refused before
+    // anything is made.
     let spec = write_spec("job-group.yaml", JOB_GROUP);
-    let output = aloft(&["launch", spec.to_str().unwrap()]);
+    let output = aloft(&["launch", "-d", spec.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let text = stderr(&output);
     assert!(
-        text.contains("not supported yet: job groups (`execution: parallel`"),
+        text.contains("not supported yet: detaching a job group (-d)"),
         "{text}"
     );
     assert!(!text.contains("unknown field"), "{text}");
@@ -163,7 +165,10 @@ fn a_dry_run_plans_a_job_group_as_tasks_that_run_at_once() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("Plan for `train-eval` (2 tasks"), "{text}");
-    assert!(text.contains("job group: the tasks run at once"), "{text}");
+    assert!(
+        text.contains("job group: the tasks run at once, in one region"),
+        "{text}"
+    );
     assert!(!text.contains("Data moved between tasks"), "{text}");
 }
 

@@ -16,6 +16,7 @@
 
 pub mod carbon;
 mod diagnose;
+mod group;
 mod kbest;
 mod limits;
 mod makespan;
@@ -25,6 +26,7 @@ mod score;
 mod solve;
 pub mod synthetic;
 
+pub use group::{optimize_group, region_only};
 pub use limits::{ProgressCallback, SearchProgress};
 pub use plan::{EdgeTransfer, Optimality, Placement, Plan, Solution, SolveStats};
 pub use score::Objective;
@@ -124,6 +126,11 @@ pub enum PlanError {
          could not rule one out; raise --deadline or relax the limits"
     )]
     LimitUndecidedAtDeadline,
+    #[error(
+        "no single region can run every task of the job group (its tasks must run in one \
+         region of one cloud, to reach each other); relax the tasks' `infra` or resources"
+    )]
+    GroupSplit,
 }
 
 /// Finds the best plan (and the requested number of next-best ones).

@@ -623,6 +623,11 @@ impl Inner {
              \x20 mount -t tmpfs -o mode=700 tmpfs \"$dir\" || echo \"aloft: no $dir of its own\" >&2\n\
              done\n\
              mount --bind /run/aloft-instance/etc-ssh /etc/ssh\n\
+             # Its own /etc/hosts (a copy of the host's at first boot), as a VM has: a job\n\
+             # group's names are added there, never to the host's.\n\
+             [ -f /run/aloft-instance/hosts ] || cp /etc/hosts /run/aloft-instance/hosts \\\n\
+             \x20 || : > /run/aloft-instance/hosts\n\
+             mount --bind /run/aloft-instance/hosts /etc/hosts\n\
              mount --bind /run/aloft-instance/home /root\n\
              mount --bind /run/aloft-instance/tmp /tmp\n\
              if [ \"$3\" -gt 0 ]; then\n\
@@ -1018,7 +1023,10 @@ impl Inner {
         open_ports: &OpenPorts,
         peers: &[Ipv4Addr],
     ) -> Result<(), LocalError> {
-        let rules = firewall::ruleset(open_ports, peers);
+        // The cluster's members, and the peers another cluster's job group admitted.
+        let mut peers = peers.to_vec();
+        peers.extend(read_admitted(dir)?);
+        let rules = firewall::ruleset(open_ports, &peers);
         let nft = self.tools.nft.to_string_lossy();
         let args = ["netns", "exec", &meta.id, &nft, "-f", "-"];
         sys::run(&self.tools.ip, &args, Some(&rules)).await?;
@@ -1065,6 +1073,25 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// `admit_peers`: records the addresses on every member (`admitted.json`, read by every
+    /// later firewall change) and applies them.
+    async fn admit(&self, cluster: &ClusterName, peers: &[IpAddr]) -> Result<(), LocalError> {
+        let members = self.list(Some(cluster))?;
+        let v4: Vec<Ipv4Addr> = peers
+            .iter()
+            .filter_map(|peer| match peer {
+                IpAddr::V4(address) => Some(*address),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let json = serde_json::to_vec(&v4).expect("plain data");
+        for (_meta, dir) in &members {
+            write_file(&dir.join(ADMITTED_FILE), &json, 0o644)?;
+        }
+        let open_ports = self.cluster_open_ports(&members)?;
+        self.refresh_firewalls(&members, &open_ports).await
     }
 
     /// `open_ports` and `close_ports`: edit the cluster's open ports and apply them everywhere.
@@ -1398,6 +1425,25 @@ fn write_limits(dir: &Path, limits: &InstanceLimits) -> Result<(), LocalError> {
 fn read_limits(dir: &Path) -> Option<InstanceLimits> {
     let json = std::fs::read(dir.join("limits.json")).ok()?;
     serde_json::from_slice(&json).ok()
+}
+
+/// The addresses another cluster admitted with `admit_peers`, in an instance's directory.
+const ADMITTED_FILE: &str = "admitted.json";
+
+/// The peers recorded in an instance's directory by `admit_peers` (none if it never was).
+fn read_admitted(dir: &Path) -> Result<Vec<Ipv4Addr>, LocalError> {
+    let path = dir.join(ADMITTED_FILE);
+    match std::fs::read(&path) {
+        Ok(json) => {
+            serde_json::from_slice(&json).map_err(|source| LocalError::BadMetadata { path, source })
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(LocalError::Fs {
+            action: "reading",
+            path,
+            source,
+        }),
+    }
 }
 
 /// sshd's configuration inside every instance; `/etc/ssh` there is the instance's own.
@@ -1837,6 +1883,24 @@ impl Provider for LocalCloud {
             .change_ports(cluster, ports, true)
             .await
             .map_err(|err| err.during(operation))
+    }
+
+    async fn admit_peers(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        peers: &[IpAddr],
+    ) -> Result<bool, ProvisionError> {
+        let operation = Operation::AdmitPeers;
+        let inner = &self.inner;
+        inner
+            .check_region(region)
+            .map_err(|err| err.during(operation))?;
+        inner
+            .admit(cluster, peers)
+            .await
+            .map_err(|err| err.during(operation))?;
+        Ok(true)
     }
 
     async fn close_ports(

@@ -23,6 +23,7 @@ pub enum Operation {
     Terminate,
     OpenPorts,
     ClosePorts,
+    AdmitPeers,
 }
 
 impl fmt::Display for Operation {
@@ -36,6 +37,7 @@ impl fmt::Display for Operation {
             Self::Terminate => "terminate instances",
             Self::OpenPorts => "open ports",
             Self::ClosePorts => "close ports",
+            Self::AdmitPeers => "admit peers",
         })
     }
 }

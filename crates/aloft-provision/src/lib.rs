@@ -130,6 +130,21 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         ports: &[PortRange],
     ) -> Result<(), ProvisionError>;
 
+    /// Lets every instance of the cluster accept any traffic from `peers`, as it does from its
+    /// own members: the nodes of the other clusters of a job group, whose tasks talk to each
+    /// other. Replaces the cluster's previous list (an empty list removes it); it lives as long
+    /// as the cluster. Returns `false` where the provider cannot do this (the default): the
+    /// clusters then reach each other only as far as the cloud's network allows.
+    async fn admit_peers(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        peers: &[std::net::IpAddr],
+    ) -> Result<bool, ProvisionError> {
+        let _ = (region, cluster, peers);
+        Ok(false)
+    }
+
     /// Undoes [`Provider::open_ports`]. New connections to a closed port are dropped (they time
     /// out, as with a cloud security group); established ones may survive.
     async fn close_ports(

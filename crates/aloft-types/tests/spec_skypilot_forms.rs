@@ -454,6 +454,36 @@ fn a_job_group_header_naming_an_unknown_primary_task_is_an_error_with_a_suggesti
 }
 
 #[test]
+fn a_job_group_header_may_say_placement_same_infra_and_nothing_else() {
+    let dag = quiet(
+        "
+        name: g
+        execution: parallel
+        placement: SAME_INFRA
+        ---
+        name: a
+        ---
+        name: b
+        ",
+    );
+    assert!(dag.job_group.is_some());
+    assert_eq!(dag.tasks.len(), 2);
+    let text = refused(
+        "
+        name: g
+        execution: parallel
+        placement: SPREAD
+        ---
+        name: a
+        ",
+    );
+    assert_eq!(
+        text,
+        "task.yaml:3:12: placement: expected `SAME_INFRA` (a job group's tasks run in one region), found `SPREAD`"
+    );
+}
+
+#[test]
 fn job_group_fields_in_a_task_say_where_they_belong() {
     let text = refused("execution: parallel\nrun: echo\n");
     assert!(

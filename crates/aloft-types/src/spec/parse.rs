@@ -182,8 +182,13 @@ fn parse_source(diag: &mut Diagnostics<'_>, source: &str) -> Option<Dag> {
 }
 
 /// Fields of the header document of a pipeline or job group.
-pub(crate) const HEADER_FIELDS: &[&str] =
-    &["name", "execution", "primary_tasks", "termination_delay"];
+pub(crate) const HEADER_FIELDS: &[&str] = &[
+    "name",
+    "execution",
+    "primary_tasks",
+    "termination_delay",
+    "placement",
+];
 
 /// SkyPilot's pipeline: documents run one after another. A first document holding only header
 /// fields names the pipeline; with `execution: parallel` the file is a job group instead, whose
@@ -259,7 +264,7 @@ fn is_parallel(diag: &mut Diagnostics<'_>, entries: &[Entry]) -> bool {
         },
     };
     if !parallel {
-        for key in ["primary_tasks", "termination_delay"] {
+        for key in ["primary_tasks", "termination_delay", "placement"] {
             if let Some(entry) = get(entries, key) {
                 diag.error(
                     Some(entry.key_pos),
@@ -313,6 +318,16 @@ fn job_group(diag: &mut Diagnostics<'_>, entries: &[Entry], tasks: &[ParsedTask]
         );
         false
     };
+    // SkyPilot's earlier `placement:`; `SAME_INFRA` (its only value) is what a group gets.
+    if let Some(entry) = get(entries, "placement").filter(|entry| !entry.value.is_null())
+        && entry.value.text() != Some("SAME_INFRA")
+    {
+        diag.expected(
+            &entry.value,
+            "placement",
+            "`SAME_INFRA` (a job group's tasks run in one region)",
+        );
+    }
     let mut primary_tasks = Vec::new();
     if let Some(entry) = get(entries, "primary_tasks").filter(|entry| !entry.value.is_null()) {
         for (item, item_path) in one_or_list(&entry.value, "primary_tasks") {

@@ -62,7 +62,12 @@ const TASK_SCHEMA: Schema = Schema {
             "`tasks:` must be the only document in its file (with an optional `name`)",
         ),
         (
-            &["execution", "primary_tasks", "termination_delay"],
+            &[
+                "execution",
+                "primary_tasks",
+                "termination_delay",
+                "placement",
+            ],
             "`{}` belongs to a job group's header: the file's first document (with `name` and \
              `execution: parallel`), followed by `---` and one document per task",
         ),
