@@ -292,6 +292,7 @@ fn bench_launch(root: &Path, runs: usize) -> Result<()> {
         times.len(),
         status["daemon_rss_kib"]
     );
+    concurrent_launches(&aloft, &home, 50)?;
     println!("| workload | median (ms) | min (ms) | max (ms) |");
     println!("|---|---|---|---|");
     // `aloft status` with 100 clusters recorded (no refresh: what the user waits for).
@@ -314,6 +315,81 @@ fn bench_launch(root: &Path, runs: usize) -> Result<()> {
     );
     let _ = aloft(&["local", "cleanup"]).output();
     let _ = std::fs::remove_dir_all(&home);
+    Ok(())
+}
+
+/// `count` launches of a one-node cluster started at once (`aloft launch -c cN --down`, each
+/// its own process on one state database): how long all took, each one's time, and whether
+/// every one succeeded and left nothing behind.
+fn concurrent_launches(
+    aloft: &dyn Fn(&[&str]) -> Command,
+    home: &Path,
+    count: usize,
+) -> Result<()> {
+    let spec = home.join("n1.yaml");
+    let started = Instant::now();
+    let children = (0..count)
+        .map(|idx| {
+            aloft(&[
+                "launch",
+                spec.to_str().unwrap_or_default(),
+                "-c",
+                &format!("cc{idx}"),
+                "--down",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map(|child| (Instant::now(), child))
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    // Each is waited for in its own thread, so each one's time is its own.
+    let waiters: Vec<_> = children
+        .into_iter()
+        .map(|(begun, child)| {
+            std::thread::spawn(move || {
+                let output = child.wait_with_output();
+                (begun.elapsed().as_secs_f64(), output)
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    let mut failures = Vec::new();
+    for waiter in waiters {
+        let (took, output) = waiter
+            .join()
+            .map_err(|_| anyhow::anyhow!("a waiter panicked"))?;
+        let output = output?;
+        if output.status.success() {
+            times.push(took);
+        } else {
+            failures.push(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    let left = aloft(&["status", "-o", "json"]).output()?;
+    let left: serde_json::Value = serde_json::from_slice(&left.stdout).unwrap_or_default();
+    println!("\n{count} launches at once (1 node each, `--down`):\n");
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!("| all done (s) | {wall:.1} |");
+    if !times.is_empty() {
+        println!(
+            "| one launch, median / p90 / max (s) | {:.1} / {:.1} / {:.1} |",
+            median(&times),
+            times[(times.len() * 9 / 10).min(times.len() - 1)],
+            times[times.len() - 1]
+        );
+    }
+    println!("| failed | {} of {count} |", failures.len());
+    println!(
+        "| clusters left recorded | {} |\n",
+        left.as_array().map_or(0, Vec::len)
+    );
+    if let Some(first) = failures.first() {
+        println!("First failure:\n\n```\n{}\n```\n", first.trim());
+    }
     Ok(())
 }
 

@@ -83,6 +83,9 @@ pub struct App {
     background: Driver,
     /// Renews the lease on this server's requests.
     keep_alive: tokio::task::AbortHandle,
+    /// The cluster records as last read, with the database's data version then: reads answer
+    /// from it while that version holds (SQLite), so many clients asking at once cost one read.
+    cluster_model: std::sync::RwLock<Option<(i64, Arc<Vec<Cluster>>)>>,
 }
 
 impl Drop for App {
@@ -133,6 +136,7 @@ impl App {
             live,
             background,
             keep_alive,
+            cluster_model: std::sync::RwLock::new(None),
         })
     }
 
@@ -143,18 +147,31 @@ impl App {
     /// The recorded clusters (only those named, if any), each with what its cloud said at the
     /// last refresh.
     pub async fn clusters(&self, only: &[String]) -> AppResult<Vec<(Cluster, Option<Live>)>> {
-        let mut clusters = self.store.cluster_list().await?;
-        if !only.is_empty() {
-            clusters.retain(|cluster| only.contains(&cluster.name));
-        }
-        let live = self.live.lock().expect("live states").clone();
+        let clusters = self.cluster_records().await?;
+        let live = self.live.lock().expect("live states");
         Ok(clusters
-            .into_iter()
-            .map(|cluster| {
-                let seen = live.get(&cluster.name).cloned();
-                (cluster, seen)
-            })
+            .iter()
+            .filter(|cluster| only.is_empty() || only.contains(&cluster.name))
+            .map(|cluster| (cluster.clone(), live.get(&cluster.name).cloned()))
             .collect())
+    }
+
+    /// The recorded clusters: from the read model while the database is as it was when the
+    /// model was read (its data version, asked first, so a write in between only makes the
+    /// next call read again); read anew otherwise, and always on PostgreSQL.
+    async fn cluster_records(&self) -> AppResult<Arc<Vec<Cluster>>> {
+        let version = self.store.data_version().await?;
+        if let Some(version) = version
+            && let Some((seen, clusters)) = &*self.cluster_model.read().expect("cluster model")
+            && *seen == version
+        {
+            return Ok(clusters.clone());
+        }
+        let clusters = Arc::new(self.store.cluster_list().await?);
+        if let Some(version) = version {
+            *self.cluster_model.write().expect("cluster model") = Some((version, clusters.clone()));
+        }
+        Ok(clusters)
     }
 
     async fn recorded(&self, name: &str) -> AppResult<Cluster> {

@@ -189,6 +189,23 @@ async fn clusters_are_listed_as_views_not_records() {
 }
 
 #[tokio::test]
+async fn the_cluster_list_shows_at_once_what_another_process_wrote() {
+    let server = Server::new().await;
+    let (_, before) = server.get("/api/v1/clusters").await;
+    assert_eq!(before, json!([]));
+    let (_, again) = server.get("/api/v1/clusters").await;
+    assert_eq!(again, json!([]));
+    // Another process (a CLI launching in-process) records a cluster, then removes it.
+    let other = server.store().await;
+    other.cluster_insert(&cluster("c1")).await.unwrap();
+    let (_, after) = server.get("/api/v1/clusters").await;
+    assert_eq!(after[0]["name"], "c1", "{after}");
+    other.cluster_delete("c1").await.unwrap();
+    let (_, gone) = server.get("/api/v1/clusters").await;
+    assert_eq!(gone, json!([]));
+}
+
+#[tokio::test]
 async fn stopping_or_starting_an_unknown_cluster_is_404_naming_it() {
     let server = Server::new().await;
     for verb in ["stop", "start"] {

@@ -5,9 +5,12 @@ use crate::records::{
     Cluster, ClusterStatus, Job, JobState, Operation, OperationKind, OperationState, StepRecord,
     enum_from_name, enum_name,
 };
+use sqlx::Any;
 use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolConnection;
 use sqlx::{AnyPool, Executor, Row};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why a store call failed.
@@ -81,6 +84,9 @@ pub enum StoreError {
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// SQLite: a connection kept apart to ask [`Store::data_version`] (taken from the pool on
+    /// first use, and held).
+    watcher: Arc<tokio::sync::Mutex<Option<PoolConnection<Any>>>>,
 }
 
 /// The database behind a store; only connecting and [`Store::begin_write`] tell them apart.
@@ -167,17 +173,22 @@ impl Store {
             source,
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 8 })
+            // SQLite: four for the work, and one the data-version watcher keeps.
+            .max_connections(if sqlite { 5 } else { 8 })
             // A SQLite connection is a file this process opened: no need to ping it before
             // each use (a round trip to its worker thread, as costly as the query itself).
             .test_before_acquire(!sqlite)
-            .acquire_timeout(std::time::Duration::from_secs(10))
+            // Longer than SQLite's busy timeout: a connection may wait that long for the write
+            // lock, and the pool's other users wait for it rather than fail first.
+            .acquire_timeout(std::time::Duration::from_secs(75))
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if sqlite {
                         // Several aloft processes (CLI, agent, server) share one file: wait for
                         // a lock instead of failing, and let readers go on while one writes.
-                        connection.execute("PRAGMA busy_timeout = 10000").await?;
+                        // A minute: fifty launches at once on two cores kept the lock busy for
+                        // more than ten seconds (each commit waits for its fsync).
+                        connection.execute("PRAGMA busy_timeout = 60000").await?;
                         connection.execute("PRAGMA journal_mode = WAL").await?;
                         connection.execute("PRAGMA foreign_keys = ON").await?;
                     }
@@ -187,9 +198,42 @@ impl Store {
             .connect(url)
             .await
             .map_err(open_error)?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            watcher: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// A number that changes whenever another connection commits (SQLite's `PRAGMA
+    /// data_version`, asked on a connection this store keeps for it, so every commit through
+    /// the pool or by another process counts): a read model that saw version `v` is current
+    /// while the version is still `v`. `None` on PostgreSQL, which has no such counter (a read
+    /// model there must read again).
+    pub async fn data_version(&self) -> Result<Option<i64>, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let mut watcher = self.watcher.lock().await;
+        if watcher.is_none() {
+            *watcher = Some(
+                self.pool
+                    .acquire()
+                    .await
+                    .map_err(query_error("asking the data version"))?,
+            );
+        }
+        let connection = watcher.as_mut().expect("just set");
+        let row = sqlx::query("PRAGMA data_version")
+            .fetch_one(&mut **connection)
+            .await
+            .map_err(query_error("asking the data version"))?;
+        Ok(Some(
+            row.try_get::<i64, _>(0)
+                .map_err(query_error("asking the data version"))?,
+        ))
     }
 
     /// Applies every migration not applied yet, each in its own transaction.
