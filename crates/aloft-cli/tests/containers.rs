@@ -16,7 +16,7 @@ use support::{Cloud, Family, text};
 const FAMILY: Family = Family {
     letter: 'k',
     slot_base: 40_000,
-    pid_span: 8_000,
+    pid_span: 250,
     needs_podman: true,
     what: "container end-to-end test",
 };

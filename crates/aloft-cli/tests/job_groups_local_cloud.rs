@@ -11,7 +11,7 @@ use support::{Cloud, Family, text};
 const FAMILY: Family = Family {
     letter: 'j',
     slot_base: 56_100,
-    pid_span: 4_000,
+    pid_span: 250,
     needs_podman: false,
     what: "job group end-to-end tests",
 };

@@ -13,7 +13,7 @@ use support::{Cloud, Family, text};
 const FAMILY: Family = Family {
     letter: 'e',
     slot_base: 16_384,
-    pid_span: 8_000,
+    pid_span: 250,
     needs_podman: false,
     what: "local cloud end-to-end tests",
 };

@@ -12,7 +12,7 @@ use support::{Cloud, Family, text};
 const FAMILY: Family = Family {
     letter: 'l',
     slot_base: 24_576,
-    pid_span: 4_000,
+    pid_span: 250,
     needs_podman: false,
     what: "local cloud logs test",
 };

@@ -14,6 +14,10 @@ pub mod served;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// How many clouds (tags) one run of a test file may make: each run gets a block of this many
+/// subnets.
+pub const TAGS_PER_RUN: u32 = 32;
+
 /// What sets one test file's clouds apart from another's.
 #[derive(Debug, Clone, Copy)]
 pub struct Family {
@@ -21,7 +25,7 @@ pub struct Family {
     pub letter: char,
     /// Where the file's subnets start, as a count of /24s after 10.0.0.0/24.
     pub slot_base: u32,
-    /// How many process ids' worth of subnets the file may use.
+    /// How many process ids' worth of subnets the file may use (blocks of [`TAGS_PER_RUN`]).
     pub pid_span: u32,
     /// The file's tests need Podman too.
     pub needs_podman: bool,
@@ -79,9 +83,12 @@ impl Cloud {
             );
             return None;
         }
+        assert!(tag < TAGS_PER_RUN, "a test's tag must be below {TAGS_PER_RUN}");
         let pid = std::process::id();
         let prefix = format!("{}{}{tag}", family.letter, pid % 100_000);
-        let slot = family.slot_base + (pid % family.pid_span) * 2 + tag;
+        // Each run (process) of the file has a block of its own: two runs at once never share
+        // a subnet unless their pids are equal modulo the span.
+        let slot = family.slot_base + (pid % family.pid_span) * TAGS_PER_RUN + tag;
         let cloud = Cloud {
             home: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("home-{prefix}")),
             bridge: format!("{prefix}br"),
