@@ -358,7 +358,9 @@ impl Agent {
     }
 
     /// Removes every secrets file no unfinished job needs (one whose job was cancelled before
-    /// it ran, or whose daemon died).
+    /// it ran, or whose daemon died), once it is older than [`SECRETS_GRACE`]: `submit` writes
+    /// the file before it records the job, so a file younger than that may belong to a job
+    /// recorded after `jobs` was read.
     fn sweep_secrets(&self, jobs: &[Job]) {
         let needed: Vec<&str> = jobs
             .iter()
@@ -370,7 +372,13 @@ impl Agent {
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            if !needed.iter().any(|needed| name.to_str() == Some(*needed)) {
+            let young = entry
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_none_or(|age| age < SECRETS_GRACE);
+            if !young && !needed.iter().any(|needed| name.to_str() == Some(*needed)) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -1114,6 +1122,10 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|kib| kib.parse().ok())
 }
 
+/// How long a secrets file no job names yet is left alone by the sweep (see
+/// `Agent::sweep_secrets`).
+const SECRETS_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1150,5 +1162,32 @@ mod tests {
             "the node restarted while the job ran"
         );
         assert!(lost_job_reason(None, Some("boot-a")).contains("no record"));
+    }
+
+    /// Seen under load (`tests/agent.rs`): the daemon read the job list, a `submit` wrote its
+    /// secrets and recorded its job, and the sweep then removed the new file as nobody's; the
+    /// job failed with "the job's secrets are gone".
+    #[test]
+    fn a_secrets_file_written_just_now_is_never_swept_even_before_its_job_is_recorded() {
+        let dir = std::env::temp_dir().join(format!("aloft-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("secrets")).unwrap();
+        let (fresh, stale) = (
+            dir.join("secrets/fresh.json"),
+            dir.join("secrets/stale.json"),
+        );
+        std::fs::write(&fresh, "{}").unwrap();
+        std::fs::write(&stale, "{}").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        Agent::at(dir.clone()).sweep_secrets(&[]);
+        assert!(fresh.exists(), "a file its job may not have recorded yet");
+        assert!(!stale.exists(), "an old file no job needs");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
