@@ -137,6 +137,141 @@ pub struct DownBody {
     pub skip_logs: bool,
 }
 
+/// `POST /api/v1/launch`'s body: one task, where to run it, and what to set on its cluster.
+/// The client reads and checks the task file (`--env`/`--secret` merged, variables filled) and
+/// sends the task in aloft's task model; its secrets' values travel in this body only, and are
+/// never stored, logged or answered.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchBody {
+    /// The cluster: made if there is none of that name; reused if up, started if stopped,
+    /// repaired if it lost nodes (the task must fit it).
+    #[schema(pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")]
+    pub cluster: String,
+    /// The task, as aloft's task model (`aloft_types::Task`) writes it in JSON.
+    #[schema(value_type = Object)]
+    pub task: serde_json::Value,
+    /// The task's secrets' values by name (the task model writes them as `"<redacted>"`).
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, String>,
+    /// The directory the task's relative paths (workdir, file mounts) start from, on the
+    /// server's machine.
+    pub base_dir: String,
+    /// How a new cluster is planned.
+    #[serde(default)]
+    pub plan: PlanOptions,
+    /// When no placement is left, wait and try again until one works.
+    #[serde(default)]
+    pub retry_until_up: bool,
+    /// Stop the cluster (with `down`: tear it down) after this many idle minutes, decided on the
+    /// cluster itself.
+    #[serde(default, deserialize_with = "whole::option_u32")]
+    pub idle_minutes: Option<u32>,
+    /// With `idle_minutes` or `detach`: tear down instead of stopping.
+    #[serde(default)]
+    pub down: bool,
+    /// The client will not follow the job: with `down`, the cluster tears itself down once the
+    /// job is over.
+    #[serde(default)]
+    pub detach: bool,
+}
+
+/// Never shows the secrets' values.
+impl std::fmt::Debug for LaunchBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchBody")
+            .field("cluster", &self.cluster)
+            .field("task", &self.task)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("base_dir", &self.base_dir)
+            .field("plan", &self.plan)
+            .field("retry_until_up", &self.retry_until_up)
+            .field("idle_minutes", &self.idle_minutes)
+            .field("down", &self.down)
+            .field("detach", &self.detach)
+            .finish()
+    }
+}
+
+/// What the plan of a new cluster minimizes, and its limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanOptions {
+    #[serde(default)]
+    pub objective: Objective,
+    /// Never more per hour for the task (all its nodes), in $.
+    pub max_hourly_price: Option<f64>,
+    /// Never a run estimated to cost more, in $.
+    pub budget: Option<f64>,
+    /// Never a run estimated to emit more, in grams of CO2.
+    pub max_carbon_g: Option<f64>,
+    /// Places not to use: `aws`, `aws/us-east-1`, `gcp/us-central1/us-central1-a`.
+    #[serde(default)]
+    pub blocked: Vec<String>,
+    /// Runtime assumed for a task that gives no `estimated_runtime`, in hours.
+    #[serde(default = "one_hour")]
+    pub default_runtime_hours: f64,
+    /// Search at most this long for the best plan, in seconds (absent: until proven optimal).
+    #[serde(default)]
+    pub deadline_seconds: Option<f64>,
+    /// A SkyPilot-format catalog directory (on the server's machine) whose clouds replace the
+    /// bundled ones.
+    #[serde(default)]
+    pub catalog: Option<String>,
+    /// What importing that catalog does with outlying prices: `keep`, `drop` or `warn`.
+    #[serde(default)]
+    pub catalog_outliers: Option<String>,
+}
+
+fn one_hour() -> f64 {
+    1.0
+}
+
+impl Default for PlanOptions {
+    fn default() -> PlanOptions {
+        PlanOptions {
+            objective: Objective::Cost,
+            max_hourly_price: None,
+            budget: None,
+            max_carbon_g: None,
+            blocked: Vec::new(),
+            default_runtime_hours: one_hour(),
+            deadline_seconds: Some(5.0),
+            catalog: None,
+            catalog_outliers: None,
+        }
+    }
+}
+
+/// What a plan minimizes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    #[default]
+    Cost,
+    /// The DAG's finish time.
+    Time,
+    /// Estimated grams of CO2 (ties broken by cost).
+    Carbon,
+}
+
+/// A launch request's result: the cluster up and the task's job queued on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Launched {
+    pub cluster: String,
+    pub job_id: i64,
+    /// How many nodes the job runs on.
+    pub nodes: u32,
+    /// Where a new cluster was planned (absent for a recorded cluster: it stays where it is).
+    #[schema(value_type = Option<Object>)]
+    pub placement: Option<serde_json::Value>,
+    /// `created`, `reused`, `started`, or `{"repaired": {"nodes": [..]}}`.
+    #[schema(value_type = Object)]
+    pub launched: serde_json::Value,
+    /// The autostop set on the cluster, if any.
+    pub autostop: Option<Autostop>,
+}
+
 /// A background task of the server: convergent work activated by a timer and on demand.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BackgroundTask {

@@ -104,6 +104,10 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         tasks.push((dag.task_name(*idx), task));
     }
     let base_name = args.cluster.clone().unwrap_or_else(default_cluster_name);
+    if !many {
+        let (_, task) = tasks.pop().context("nothing to launch")?;
+        return runtime()?.block_on(launch_through_server(args, task, base_name, &options));
+    }
     let home = aloft_home();
     let base_dir = args
         .task
@@ -174,6 +178,166 @@ pub fn launch(args: &LaunchArgs, dag: Dag, options: aloft_optimizer::Options) ->
         }
         Ok(code)
     })
+}
+
+/// Launching one task through the server: it brings the cluster up and queues the job (a
+/// request this command follows); the job's output then streams from the server, and with
+/// `--down` the cluster is torn down once the job is over. A signal while the cluster is being
+/// brought up cancels the request, which undoes what it made; while the job runs with `--down`,
+/// tears the cluster down.
+async fn launch_through_server(
+    args: &LaunchArgs,
+    task: Task,
+    cluster: String,
+    options: &aloft_optimizer::Options,
+) -> Result<ExitCode> {
+    let home = aloft_home();
+    // The server may run elsewhere in the file system's view (another working directory):
+    // every path it gets is absolute.
+    let parent = args
+        .task
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base_dir = std::fs::canonicalize(parent)
+        .with_context(|| format!("the task file's directory {}", parent.display()))?;
+    let catalog = match &args.source.catalog {
+        Some(dir) => Some(
+            std::fs::canonicalize(dir)
+                .with_context(|| format!("--catalog {}", dir.display()))?
+                .display()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let body = aloft_api::LaunchBody {
+        cluster: cluster.clone(),
+        task: serde_json::to_value(&task)?,
+        secrets: task
+            .secrets
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), value.clone()?)))
+            .collect(),
+        base_dir: base_dir.display().to_string(),
+        plan: aloft_api::PlanOptions {
+            objective: match options.objective {
+                aloft_optimizer::Objective::Cost => aloft_api::Objective::Cost,
+                aloft_optimizer::Objective::Time => aloft_api::Objective::Time,
+                aloft_optimizer::Objective::Carbon => aloft_api::Objective::Carbon,
+            },
+            max_hourly_price: options.max_hourly_price,
+            budget: options.budget,
+            max_carbon_g: options.max_carbon_g,
+            blocked: options.blocked.iter().map(ToString::to_string).collect(),
+            default_runtime_hours: options.default_runtime.hours(),
+            deadline_seconds: Some(options.deadline.map_or(0.0, |limit| limit.as_secs_f64())),
+            catalog,
+            catalog_outliers: Some(args.source.catalog_outliers.as_str().to_owned()),
+        },
+        retry_until_up: args.retry_until_up,
+        idle_minutes: args.idle_minutes,
+        down: args.down,
+        detach: args.detach,
+    };
+    let accepted = crate::api_cmd::with_server(&home, |client| {
+        let body = body.clone();
+        async move { client.launch(&body).await }
+    })
+    .await?;
+    let client = crate::api_cmd::connect(&home).await?;
+    let id = accepted.request_id;
+    let request = tokio::select! {
+        request = client.follow(&id, 0, |event| say(&event.line)) => request?,
+        signal = interrupted() => {
+            say(&format!(
+                "Interrupted ({signal}) while bringing `{cluster}` up: undoing what this launch made"
+            ));
+            client.cancel(&id).await?;
+            bail!("interrupted by {signal}; the launch was undone");
+        }
+    };
+    match request.state {
+        aloft_api::RequestState::Succeeded => {}
+        aloft_api::RequestState::Cancelled => bail!("the launch (request {id}) was cancelled"),
+        _ => bail!(
+            "{}",
+            request
+                .error
+                .unwrap_or_else(|| format!("the launch (request {id}) failed"))
+        ),
+    }
+    let launched: aloft_api::Launched = serde_json::from_value(
+        request
+            .result
+            .context("the launch request ended without its result")?,
+    )
+    .context("reading the launch request's result")?;
+    if let Some(setting) = &launched.autostop {
+        let setting = aloft_agent::Autostop {
+            idle_minutes: setting.idle_minutes,
+            down: setting.down,
+        };
+        say(&crate::job_cmd::autostop_text(&cluster, &setting));
+    }
+    let json = args.output == OutputFormat::Json;
+    let report = if args.detach {
+        crate::job_cmd::detached(&cluster, launched.job_id)
+    } else {
+        let tear_down_on_signal = args.down && args.idle_minutes.is_none();
+        tokio::select! {
+            report = crate::job_cmd::follow_launched(
+                &client, &cluster, launched.job_id, launched.nodes, json,
+            ) => report?,
+            signal = interrupted() => {
+                if tear_down_on_signal {
+                    say(&format!("Interrupted ({signal}): tearing `{cluster}` down (--down)"));
+                    down_through(&client, &cluster).await?;
+                    bail!("interrupted by {signal}; `{cluster}` was torn down");
+                }
+                say(&format!(
+                    "Interrupted ({signal}): the job goes on on `{cluster}`; `aloft logs -f {cluster}` follows it again, `aloft cancel {cluster} --all` ends it"
+                ));
+                bail!("interrupted by {signal}");
+            }
+        }
+    };
+    let tear_down = !args.detach && args.idle_minutes.is_none() && args.down;
+    if tear_down {
+        say(&format!("Tearing down `{cluster}`"));
+        down_through(&client, &cluster).await?;
+    }
+    if json {
+        let document = serde_json::json!({
+            "cluster": cluster,
+            "placement": launched.placement,
+            "launched": launched.launched,
+            "job": report,
+            "torn_down": tear_down,
+        });
+        let mut document = document;
+        if document["placement"].is_null()
+            && let Some(object) = document.as_object_mut()
+        {
+            object.remove("placement");
+        }
+        crate::output::outln!("{}", serde_json::to_string_pretty(&document)?);
+    }
+    Ok(crate::job_cmd::job_exit(&report))
+}
+
+/// Tears a cluster down through the server (its jobs' output copied first) and waits for it.
+async fn down_through(client: &aloft_client::Client, cluster: &str) -> Result<()> {
+    let accepted = client
+        .down(cluster, &aloft_api::DownBody::default())
+        .await?;
+    let request = client.follow(&accepted.request_id, 0, |_| {}).await?;
+    if request.state != aloft_api::RequestState::Succeeded {
+        bail!(
+            "tearing `{cluster}` down failed: {}",
+            request.error.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// What one launched task came to.

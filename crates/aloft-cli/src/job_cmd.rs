@@ -9,15 +9,14 @@
 
 use crate::cluster_cmd::{aloft_home, runtime, say};
 use crate::output::{OutputFormat, new_table, table_text};
-use aloft_agent::container::container_image;
 use aloft_agent::logs::Piece;
 use aloft_agent::protocol::OutStream;
-use aloft_agent::{AgentClient, Autostop, ContainerSpec, JobSpec, LogEvent, LogItem, LogsEnd};
-use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, agent_client};
+use aloft_agent::{AgentClient, Autostop, LogEvent, LogItem, LogsEnd};
+use aloft_ops::launch::{LaunchContext, agent_client};
 use aloft_provision::InstanceInfo;
 use aloft_store::JobState;
-use aloft_types::{FileMount, Task};
-use anyhow::{Result, bail};
+use aloft_types::Task;
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -31,68 +30,6 @@ pub(crate) struct JobReport {
     /// `None`: detached, not followed.
     pub state: Option<JobState>,
     pub exit_codes: Option<serde_json::Value>,
-}
-
-/// The task as a job for the agent. Its secrets travel with it (to the agent's stdin, over
-/// SSH) and reach the job's environment; the task must have been checked with
-/// `Task::with_overrides` (a placeholder still unset here becomes empty). A task whose image is
-/// a container image (`image_id: docker:<image>`) runs in a container of it on every node, with
-/// its workdir and file mounts mounted in.
-pub(crate) fn job_spec(task: &Task, context: &LaunchContext) -> JobSpec {
-    let values = |map: &std::collections::BTreeMap<String, Option<String>>| {
-        map.iter()
-            .map(|(name, value)| (name.clone(), value.clone().unwrap_or_default()))
-            .collect()
-    };
-    JobSpec {
-        name: task.name.clone(),
-        setup: task.setup.clone(),
-        run: task.run.clone(),
-        envs: values(&task.envs),
-        secrets: values(&task.secrets),
-        secrets_file: None,
-        cloud: Some(context.provider.id().to_owned()),
-        region: Some(context.region.clone()),
-        cwd: task
-            .workdir
-            .as_ref()
-            .map(|_| context.expand_home(REMOTE_WORKDIR)),
-        num_nodes: task.num_nodes.clamp(1, context.num_nodes.max(1)),
-        container: container_spec(task, context),
-    }
-}
-
-/// The container a task's commands run in: the image of the option the cluster was launched
-/// with, when that is a container image the task names, else the first container image among
-/// the task's options; `None` when it names none (its commands then run on the nodes).
-fn container_spec(task: &Task, context: &LaunchContext) -> Option<ContainerSpec> {
-    let images: Vec<&str> = task
-        .resources
-        .options
-        .iter()
-        .filter_map(|option| option.image_id.as_deref())
-        .filter_map(container_image)
-        .collect();
-    let chosen = context
-        .image_id
-        .as_deref()
-        .and_then(container_image)
-        .filter(|image| images.contains(image));
-    let image = chosen.or_else(|| images.first().copied())?;
-    let mut mounts = Vec::new();
-    if task.workdir.is_some() {
-        mounts.push(context.expand_home(REMOTE_WORKDIR));
-    }
-    for (destination, mount) in &task.file_mounts {
-        let destination = context.expand_home(destination);
-        if matches!(mount, FileMount::Copy { .. }) && destination.starts_with('/') {
-            mounts.push(destination);
-        }
-    }
-    Some(ContainerSpec {
-        image: image.to_owned(),
-        mounts,
-    })
 }
 
 /// A job just queued on a cluster's agent.
@@ -119,7 +56,7 @@ pub(crate) async fn enqueue(
     task: &Task,
 ) -> Result<Queued> {
     let client = agent_client(context, instances).map_err(|err| anyhow::anyhow!(err.message))?;
-    let spec = job_spec(task, context);
+    let spec = aloft_control::jobs::job_spec(task, context);
     let job_id = client.submit(&spec).await?;
     let created_at = record_created_at(&aloft_home(), context.cluster.as_str()).await;
     Ok(Queued {
@@ -544,72 +481,142 @@ pub enum LogsOutput {
 pub fn logs(args: LogsArgs) -> Result<ExitCode> {
     let home = aloft_home();
     runtime()?.block_on(async move {
-        let mut printer: Option<Printer> = None;
-        let mut end: Option<LogsEnd> = None;
-        let mut broke: Option<String> = None;
-        let mut failure: Option<std::io::Error> = None;
         let client = crate::api_cmd::connect(&home).await?;
-        client
-            .logs(&args.cluster, args.job, args.follow, |event| {
-                if failure.is_some() {
-                    return;
-                }
-                let printed = match event {
-                    aloft_api::LogEvent::Job { nodes, .. } => {
-                        printer = Some(Printer::new(match args.output {
-                            LogsOutput::Table => Output::Text { many: nodes > 1 },
-                            LogsOutput::Json => Output::Json,
-                            LogsOutput::Quiet => Output::Quiet,
-                        }));
-                        Ok(())
-                    }
-                    aloft_api::LogEvent::Output { rank, stream, text } => match &mut printer {
-                        Some(printer) => printer.print(Piece {
-                            rank,
-                            stream: match stream {
-                                aloft_api::OutStream::Stdout => OutStream::Stdout,
-                                aloft_api::OutStream::Stderr => OutStream::Stderr,
-                            },
-                            bytes: text.as_bytes(),
-                        }),
-                        None => Ok(()),
-                    },
-                    aloft_api::LogEvent::Notice { message } => {
-                        if args.output == LogsOutput::Table {
-                            say(&format!("({message})"));
-                        }
-                        Ok(())
-                    }
-                    aloft_api::LogEvent::End {
-                        job_id,
-                        state,
-                        exit_codes,
-                    } => {
-                        end = Some(LogsEnd {
-                            job_id,
-                            state: stored_state(state),
-                            exit_codes,
-                        });
-                        Ok(())
-                    }
-                    aloft_api::LogEvent::Error { message } => {
-                        broke = Some(message);
-                        Ok(())
-                    }
-                };
-                if let Err(err) = printed {
-                    failure = Some(err);
-                }
-            })
-            .await?;
-        if let Some(err) = failure {
-            return Err(anyhow::Error::new(err).context("printing the log"));
-        }
-        if let Some(message) = broke {
-            bail!("{message}");
-        }
+        let output = |nodes: u32| match args.output {
+            LogsOutput::Table => Output::Text { many: nodes > 1 },
+            LogsOutput::Json => Output::Json,
+            LogsOutput::Quiet => Output::Quiet,
+        };
+        let end = stream(
+            &client,
+            &args.cluster,
+            args.job,
+            args.follow,
+            args.output == LogsOutput::Table,
+            output,
+        )
+        .await?;
         Ok(end.map_or(ExitCode::SUCCESS, |end| log_end(&args, end)))
     })
+}
+
+/// Streams a job's log through the server, printing it as `output` (given the job's node
+/// count) says; says the server's notices when `notices`. Returns the job's end, if the stream
+/// told it.
+async fn stream(
+    client: &aloft_client::Client,
+    cluster: &str,
+    job: Option<i64>,
+    follow: bool,
+    notices: bool,
+    output: impl Fn(u32) -> Output,
+) -> Result<Option<LogsEnd>> {
+    let mut printer: Option<Printer> = None;
+    let mut end: Option<LogsEnd> = None;
+    let mut broke: Option<String> = None;
+    let mut failure: Option<std::io::Error> = None;
+    client
+        .logs(cluster, job, follow, |event| {
+            if failure.is_some() {
+                return;
+            }
+            let printed = match event {
+                aloft_api::LogEvent::Job { nodes, .. } => {
+                    printer = Some(Printer::new(output(nodes)));
+                    Ok(())
+                }
+                aloft_api::LogEvent::Output { rank, stream, text } => match &mut printer {
+                    Some(printer) => printer.print(Piece {
+                        rank,
+                        stream: match stream {
+                            aloft_api::OutStream::Stdout => OutStream::Stdout,
+                            aloft_api::OutStream::Stderr => OutStream::Stderr,
+                        },
+                        bytes: text.as_bytes(),
+                    }),
+                    None => Ok(()),
+                },
+                aloft_api::LogEvent::Notice { message } => {
+                    if notices {
+                        say(&format!("({message})"));
+                    }
+                    Ok(())
+                }
+                aloft_api::LogEvent::End {
+                    job_id,
+                    state,
+                    exit_codes,
+                } => {
+                    end = Some(LogsEnd {
+                        job_id,
+                        state: stored_state(state),
+                        exit_codes,
+                    });
+                    Ok(())
+                }
+                aloft_api::LogEvent::Error { message } => {
+                    broke = Some(message);
+                    Ok(())
+                }
+            };
+            if let Err(err) = printed {
+                failure = Some(err);
+            }
+        })
+        .await?;
+    if let Some(err) = failure {
+        return Err(anyhow::Error::new(err).context("printing the log"));
+    }
+    if let Some(message) = broke {
+        bail!("{message}");
+    }
+    Ok(end)
+}
+
+/// Follows a job the server launched to its end, through the server, printing its output (to
+/// stderr with `quiet_stdout`, when stdout holds a JSON document).
+pub(crate) async fn follow_launched(
+    client: &aloft_client::Client,
+    cluster: &str,
+    job_id: i64,
+    nodes: u32,
+    quiet_stdout: bool,
+) -> Result<JobReport> {
+    say(&format!(
+        "Job {job_id} queued on `{cluster}`; its output follows."
+    ));
+    let many = nodes > 1;
+    let output = move |_| {
+        if quiet_stdout {
+            Output::Stderr { many }
+        } else {
+            Output::Text { many }
+        }
+    };
+    let end = stream(client, cluster, Some(job_id), true, false, output)
+        .await?
+        .context("the job's log ended without its state")?;
+    Ok(JobReport {
+        cluster: cluster.to_owned(),
+        job_id,
+        state: Some(end.state),
+        exit_codes: end.exit_codes,
+    })
+}
+
+/// A detached job the server launched: says how to follow it, and has its output copied as it
+/// is printed (see [`save_in_background`]).
+pub(crate) fn detached(cluster: &str, job_id: i64) -> JobReport {
+    say(&format!(
+        "Job {job_id} queued on `{cluster}`; follow it with `aloft logs -f {cluster} {job_id}`."
+    ));
+    save_in_background(cluster, job_id);
+    JobReport {
+        cluster: cluster.to_owned(),
+        job_id,
+        state: None,
+        exit_codes: None,
+    }
 }
 
 /// A job state as the API says it, as the agent's reports use it.

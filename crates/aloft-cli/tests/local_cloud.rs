@@ -132,8 +132,10 @@ fn a_failing_job_fails_the_command_and_says_where() {
     assert!(cloud.namespaces().is_empty());
 }
 
+/// The launch runs in the server the command started; the server is killed as soon as it
+/// says it is creating instances, and the next command's server undoes what it left.
 #[test]
-fn aloft_killed_mid_launch_is_undone_by_the_next_command() {
+fn a_server_killed_mid_launch_is_undone_by_the_next_server() {
     let Some(cloud) = new_cloud(3) else { return };
     let spec = cloud.spec(
         "eight.yaml",
@@ -155,11 +157,18 @@ fn aloft_killed_mid_launch_is_undone_by_the_next_command() {
         }
         seen.push_str(&line);
         if line.starts_with("Creating") {
-            let _ = child.kill();
+            let info: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(cloud.home.join("server/api.json")).unwrap(),
+            )
+            .unwrap();
+            let server = info["pid"].as_u64().unwrap().to_string();
+            let _ = Command::new("kill").args(["-9", &server]).status();
             break;
         }
     }
-    let _ = child.wait();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    assert!(!child.wait().unwrap().success(), "{seen}{rest}");
     assert!(seen.contains("Creating 8"), "{seen}");
     // The next command finds the unfinished launch and undoes it: nothing is leaked.
     let output = cloud.aloft(&["down", "nothing-here"]);
@@ -185,9 +194,17 @@ fn aloft_killed_mid_launch_is_undone_by_the_next_command() {
 #[test]
 fn failover_moves_on_when_the_cheapest_zone_has_no_capacity() {
     let Some(cloud) = new_cloud(4) else { return };
+    // The fault control in the home's local.yaml, which the server reads at every launch.
+    let full_zones = |zones: &str| {
+        std::fs::write(
+            cloud.home.join("local.yaml"),
+            format!("full_zones: [{zones}]\n"),
+        )
+        .unwrap();
+    };
+    full_zones("local-a");
     let output = cloud
         .command(&["launch", "examples/hello.yaml", "-c", "fo", "--down"])
-        .env("ALOFT_LOCAL_FULL_ZONES", "local-a")
         .output()
         .unwrap();
     let stderr = text(&output.stderr);
@@ -208,9 +225,9 @@ fn failover_moves_on_when_the_cheapest_zone_has_no_capacity() {
     assert!(cloud.namespaces().is_empty());
 
     // With every zone full there is nothing left to try, and the error says what was tried.
+    full_zones("local-a, local-b");
     let output = cloud
         .command(&["launch", "examples/hello.yaml", "-c", "fo2", "--down"])
-        .env("ALOFT_LOCAL_FULL_ZONES", "local-a,local-b")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));

@@ -143,6 +143,13 @@ impl Client {
         self.call(Method::POST, &path, Some(to_json(body)?)).await
     }
 
+    /// Launches a task (see [`aloft_api::LaunchBody`]); the request's result is an
+    /// [`aloft_api::Launched`].
+    pub async fn launch(&self, body: &aloft_api::LaunchBody) -> Result<Accepted> {
+        self.call(Method::POST, "/launch", Some(to_json(body)?))
+            .await
+    }
+
     /// A cluster's jobs, from its head node's agent.
     pub async fn jobs(&self, cluster: &str) -> Result<Vec<aloft_api::Job>> {
         let path = format!("/clusters/{}/jobs", percent_encode(cluster));

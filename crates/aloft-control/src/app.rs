@@ -227,7 +227,8 @@ impl App {
 
     /// Tears a cluster down (a request). One with no record is looked for on the clouds by its
     /// tag, so an orphan can be removed by name.
-    pub async fn down(&self, name: &str) -> AppResult<Request> {
+    /// Tears a cluster down (a request), copying its jobs' output first unless `skip_logs`.
+    pub async fn down(&self, name: &str, skip_logs: bool) -> AppResult<Request> {
         aloft_provision::ClusterName::new(name.to_owned())
             .map_err(|err| AppError::Invalid(format!("`{name}`: {err}")))?;
         self.check_not_busy(name).await?;
@@ -245,6 +246,7 @@ impl App {
                         )
                     });
                     if live
+                        && !skip_logs
                         && let Err(err) = logs::save_before_teardown(&home, &store, &cluster).await
                     {
                         progress(&format!(
@@ -257,6 +259,26 @@ impl App {
                         lifecycle::down(&home, &store, &cluster, &mut providers, &progress).await?;
                     progress(&format!("Terminated `{cluster}`."));
                     Ok(json!({"terminated": [cluster], "where": torn}))
+                })
+            })
+            .await?)
+    }
+
+    /// Launches a task (a request): its cluster brought up, its job queued, its autostop set;
+    /// the request's result is the [`crate::launch::TaskLaunched`]. Nothing of the task is
+    /// stored with the request but its cluster and name (its secrets travel in memory only).
+    pub async fn launch(&self, launch: crate::launch::TaskLaunch) -> AppResult<Request> {
+        let name = launch.cluster.as_str().to_owned();
+        self.check_not_busy(&name).await?;
+        let (home, store) = (self.home.clone(), self.store.clone());
+        let params = json!({"cluster": name, "task": launch.task.name});
+        Ok(self
+            .requests
+            .submit("launch", Some(&name), params, move |progress: Progress| {
+                Box::pin(async move {
+                    let launched =
+                        crate::launch::launch_task(&home, &store, launch, &progress).await?;
+                    Ok(serde_json::to_value(launched)?)
                 })
             })
             .await?)

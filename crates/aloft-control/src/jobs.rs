@@ -4,11 +4,12 @@
 
 use crate::clusters::{ClusterHandle, Health, open_cluster};
 use crate::{Progress, registry};
-use aloft_agent::{AgentClient, Autostop};
-use aloft_ops::launch::agent_client;
+use aloft_agent::container::container_image;
+use aloft_agent::{AgentClient, Autostop, ContainerSpec, JobSpec};
+use aloft_ops::launch::{LaunchContext, REMOTE_WORKDIR, agent_client};
 use aloft_provision::{ClusterName, InstanceInfo};
 use aloft_store::{Cluster, ClusterStatus, Job, Store};
-use aloft_types::Task;
+use aloft_types::{FileMount, Task};
 use anyhow::{Result, anyhow};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -175,4 +176,66 @@ pub async fn endpoints(home: &Path, store: &Store, only: &[String]) -> Result<Ve
         }
     }
     Ok(found)
+}
+
+/// The task as a job for the agent. Its secrets travel with it (to the agent's stdin, over
+/// SSH) and reach the job's environment; the task must have been checked with
+/// `Task::with_overrides` (a placeholder still unset here becomes empty). A task whose image is
+/// a container image (`image_id: docker:<image>`) runs in a container of it on every node, with
+/// its workdir and file mounts mounted in.
+pub fn job_spec(task: &Task, context: &LaunchContext) -> JobSpec {
+    let values = |map: &std::collections::BTreeMap<String, Option<String>>| {
+        map.iter()
+            .map(|(name, value)| (name.clone(), value.clone().unwrap_or_default()))
+            .collect()
+    };
+    JobSpec {
+        name: task.name.clone(),
+        setup: task.setup.clone(),
+        run: task.run.clone(),
+        envs: values(&task.envs),
+        secrets: values(&task.secrets),
+        secrets_file: None,
+        cloud: Some(context.provider.id().to_owned()),
+        region: Some(context.region.clone()),
+        cwd: task
+            .workdir
+            .as_ref()
+            .map(|_| context.expand_home(REMOTE_WORKDIR)),
+        num_nodes: task.num_nodes.clamp(1, context.num_nodes.max(1)),
+        container: container_spec(task, context),
+    }
+}
+
+/// The container a task's commands run in: the image of the option the cluster was launched
+/// with, when that is a container image the task names, else the first container image among
+/// the task's options; `None` when it names none (its commands then run on the nodes).
+fn container_spec(task: &Task, context: &LaunchContext) -> Option<ContainerSpec> {
+    let images: Vec<&str> = task
+        .resources
+        .options
+        .iter()
+        .filter_map(|option| option.image_id.as_deref())
+        .filter_map(container_image)
+        .collect();
+    let chosen = context
+        .image_id
+        .as_deref()
+        .and_then(container_image)
+        .filter(|image| images.contains(image));
+    let image = chosen.or_else(|| images.first().copied())?;
+    let mut mounts = Vec::new();
+    if task.workdir.is_some() {
+        mounts.push(context.expand_home(REMOTE_WORKDIR));
+    }
+    for (destination, mount) in &task.file_mounts {
+        let destination = context.expand_home(destination);
+        if matches!(mount, FileMount::Copy { .. }) && destination.starts_with('/') {
+            mounts.push(destination);
+        }
+    }
+    Some(ContainerSpec {
+        image: image.to_owned(),
+        mounts,
+    })
 }

@@ -382,3 +382,196 @@ fn enabled_names(clouds: &HashMap<String, CloudAccess>) -> String {
 
 /// Holds providers for the commands that made them.
 pub type Providers = HashMap<String, Arc<dyn Provider>>;
+
+/// A task to launch as the server runs it: bring its cluster up (see [`bring_up`]), queue the
+/// task as a job, and set the cluster's autostop. Following the job and tearing down after it
+/// are the client's to ask for (the job's logs, then `down`).
+#[allow(missing_debug_implementations)]
+pub struct TaskLaunch {
+    pub task: Task,
+    pub cluster: ClusterName,
+    /// The directory the task's relative paths are relative to.
+    pub base_dir: PathBuf,
+    pub options: aloft_optimizer::Options,
+    /// A SkyPilot-format catalog directory whose clouds replace the bundled ones.
+    pub catalog_dir: Option<PathBuf>,
+    pub catalog_outliers: aloft_catalog::OutlierPolicy,
+    pub retry_until_up: bool,
+    /// Stop the cluster (with `down`: tear it down) after this many idle minutes.
+    pub idle_minutes: Option<u32>,
+    pub down: bool,
+    /// The client will not follow the job: with `down`, the cluster tears itself down once
+    /// idle.
+    pub detach: bool,
+}
+
+pub use aloft_optimizer::Objective;
+
+/// How a new cluster is planned, as a client asks for it.
+#[derive(Debug, Clone)]
+pub struct PlanSpec {
+    pub objective: Objective,
+    pub max_hourly_price: Option<f64>,
+    pub budget: Option<f64>,
+    pub max_carbon_g: Option<f64>,
+    /// `aws`, `aws/us-east-1`, ...
+    pub blocked: Vec<String>,
+    pub default_runtime_hours: f64,
+    /// `None` or 0: until proven optimal.
+    pub deadline_seconds: Option<f64>,
+    pub catalog: Option<String>,
+    /// `keep`, `drop` or `warn` (the default).
+    pub catalog_outliers: Option<String>,
+}
+
+impl TaskLaunch {
+    /// A launch from what a client sent: the task in aloft's task model as JSON, and the plan's
+    /// settings as text and numbers. An error names the field that is wrong.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        cluster: &str,
+        task: serde_json::Value,
+        secrets: std::collections::BTreeMap<String, String>,
+        base_dir: &str,
+        plan: PlanSpec,
+        retry_until_up: bool,
+        idle_minutes: Option<u32>,
+        down: bool,
+        detach: bool,
+    ) -> Result<TaskLaunch, String> {
+        let cluster = ClusterName::new(cluster.to_owned())
+            .map_err(|err| format!("cluster: `{cluster}`: {err}"))?;
+        let mut task: Task = serde_path_to_error::deserialize(task)
+            .map_err(|err| format!("task: at {}: {}", err.path(), err.inner()))?;
+        // The task model never carries a secret's value: they come beside it.
+        for (name, value) in secrets {
+            task.secrets.insert(name, Some(value));
+        }
+        let at_least_zero = |value: Option<f64>, name: &str| match value {
+            Some(value) if !value.is_finite() || value < 0.0 => Err(format!(
+                "plan.{name}: expected a number, 0 or more, found {value}"
+            )),
+            other => Ok(other),
+        };
+        let blocked = plan
+            .blocked
+            .iter()
+            .map(|text| {
+                aloft_types::Infra::parse(text)
+                    .map_err(|err| format!("plan.blocked: `{text}`: {err}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !plan.default_runtime_hours.is_finite() || plan.default_runtime_hours <= 0.0 {
+            return Err(format!(
+                "plan.default_runtime_hours: expected hours above 0, found {}",
+                plan.default_runtime_hours
+            ));
+        }
+        let deadline = match at_least_zero(plan.deadline_seconds, "deadline_seconds")? {
+            Some(seconds) if seconds > 0.0 => {
+                Some(std::time::Duration::from_secs_f64(seconds.min(86_400.0)))
+            }
+            _ => None,
+        };
+        let catalog_outliers = match plan.catalog_outliers.as_deref() {
+            None => aloft_catalog::OutlierPolicy::Warn,
+            Some(text) => aloft_catalog::OutlierPolicy::parse(text).ok_or_else(|| {
+                format!("plan.catalog_outliers: `{text}`: expected keep, drop or warn")
+            })?,
+        };
+        let options = aloft_optimizer::Options {
+            objective: plan.objective,
+            max_hourly_price: at_least_zero(plan.max_hourly_price, "max_hourly_price")?,
+            budget: at_least_zero(plan.budget, "budget")?,
+            max_carbon_g: at_least_zero(plan.max_carbon_g, "max_carbon_g")?,
+            blocked,
+            default_runtime: aloft_types::Duration::from_hours(plan.default_runtime_hours),
+            deadline,
+            ..aloft_optimizer::Options::default()
+        };
+        Ok(TaskLaunch {
+            task,
+            cluster,
+            base_dir: PathBuf::from(base_dir),
+            options,
+            catalog_dir: plan.catalog.map(PathBuf::from),
+            catalog_outliers,
+            retry_until_up,
+            idle_minutes,
+            down,
+            detach,
+        })
+    }
+}
+
+/// A task's cluster up and its job queued.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskLaunched {
+    pub cluster: String,
+    pub job_id: i64,
+    /// How many nodes the job runs on.
+    pub nodes: u32,
+    pub placement: Option<Placement>,
+    pub launched: HowLaunched,
+    /// The autostop set on the cluster, if any.
+    pub autostop: Option<aloft_agent::Autostop>,
+}
+
+/// Launches a task (see [`TaskLaunch`]).
+pub async fn launch_task(
+    home: &Path,
+    store: &Store,
+    launch: TaskLaunch,
+    progress: &Progress,
+) -> Result<TaskLaunched> {
+    let mut offers = Catalog::bundled();
+    if let Some(dir) = &launch.catalog_dir {
+        let load = Catalog::load_dir_cached_with(
+            dir,
+            aloft_catalog::default_cache_dir().as_deref(),
+            launch.catalog_outliers,
+        )
+        .with_context(|| format!("the catalog in {}", dir.display()))?;
+        offers.merge(load.catalog);
+    }
+    let (catalog, clouds) = crate::registry::launchable(home, offers).await?;
+    let request = LaunchRequest {
+        task: launch.task.clone(),
+        cluster: launch.cluster.clone(),
+        base_dir: launch.base_dir.clone(),
+        options: launch.options.clone(),
+        catalog: &catalog,
+        clouds: &clouds,
+        retry_until_up: launch.retry_until_up,
+        must_stop: launch.idle_minutes.is_some() && !launch.down,
+    };
+    let launched = bring_up(home, store, request, progress).await?;
+    let context = &launched.context;
+    let client = aloft_ops::launch::agent_client(context, &launched.instances)
+        .map_err(|err| anyhow::anyhow!(err.message))?;
+    let spec = crate::jobs::job_spec(&launch.task, context);
+    // Queued before autostop is set, so the cluster is not idle in between.
+    let job_id = client.submit(&spec).await?;
+    let autostop = (launch.idle_minutes.is_some() || (launch.down && launch.detach)).then(|| {
+        // On the cluster itself, so it happens even if no one is watching by then.
+        aloft_agent::Autostop {
+            idle_minutes: Some(launch.idle_minutes.unwrap_or(0)),
+            down: launch.down,
+        }
+    });
+    if let Some(setting) = &autostop {
+        let record = store
+            .cluster_fetch(launch.cluster.as_str())
+            .await?
+            .context("the cluster's record vanished")?;
+        crate::jobs::set_autostop(store, record, &client, &*context.provider, setting).await?;
+    }
+    Ok(TaskLaunched {
+        cluster: launch.cluster.as_str().to_owned(),
+        job_id,
+        nodes: spec.num_nodes,
+        placement: launched.placement,
+        launched: launched.how,
+        autostop,
+    })
+}

@@ -5,7 +5,7 @@ use crate::extract::{Body, Query};
 use crate::{State, views};
 use aloft_api::{
     Accepted, Activated, ApiError, Autostop, BackgroundTask, CancelJobsBody, Cluster, DownBody,
-    Endpoint, Health, Job, LogEvent, Request,
+    Endpoint, Health, Job, LaunchBody, LogEvent, Request,
 };
 use axum::Json;
 use axum::extract::Path;
@@ -271,9 +271,25 @@ pub async fn start(
 pub async fn down(
     state: axum::extract::State<State>,
     Path(name): Path<String>,
-    Body(_body): Body<DownBody>,
+    Body(body): Body<DownBody>,
 ) -> Result<(StatusCode, Json<Accepted>), HttpError> {
-    Ok(accepted(state.app.down(&name).await?))
+    Ok(accepted(state.app.down(&name, body.skip_logs).await?))
+}
+
+/// Launches a task (a request): plans a new cluster (or reuses, starts or repairs a recorded
+/// one), brings it up with failover, queues the task as a job and sets the cluster's autostop.
+/// The request's result is a [`Launched`]; the job's output is at
+/// `GET /api/v1/clusters/{name}/logs`.
+#[utoipa::path(post, path = "/api/v1/launch", tag = "clusters",
+    request_body = LaunchBody, security(("token" = [])),
+    responses((status = 202, body = Accepted), (status = 400, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub async fn launch(
+    state: axum::extract::State<State>,
+    Body(body): Body<LaunchBody>,
+) -> Result<(StatusCode, Json<Accepted>), HttpError> {
+    let launch = views::task_launch(body).map_err(HttpError::bad_request)?;
+    Ok(accepted(state.app.launch(launch).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

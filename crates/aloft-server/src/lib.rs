@@ -88,6 +88,7 @@ pub fn app(state: State) -> Router {
         .route("/clusters/{name}/stop", post(http::stop))
         .route("/clusters/{name}/start", post(http::start))
         .route("/clusters/{name}/down", post(http::down))
+        .route("/launch", post(http::launch))
         .route("/clusters/{name}/jobs", get(http::jobs))
         .route("/clusters/{name}/logs", get(http::logs))
         .route("/clusters/{name}/jobs/cancel", post(http::cancel_jobs))

@@ -16,6 +16,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         http::stop,
         http::start,
         http::down,
+        http::launch,
         http::requests,
         http::request,
         http::cancel,

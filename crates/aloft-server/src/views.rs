@@ -150,3 +150,36 @@ pub fn log_end(end: aloft_control::logs::LogsEnd) -> aloft_api::LogEvent {
         exit_codes: end.exit_codes,
     }
 }
+
+/// A launch body as the application takes it; an error names the field that is wrong.
+pub fn task_launch(
+    body: aloft_api::LaunchBody,
+) -> Result<aloft_control::launch::TaskLaunch, String> {
+    use aloft_control::launch::{Objective, PlanSpec, TaskLaunch};
+    let plan = body.plan;
+    TaskLaunch::from_parts(
+        &body.cluster,
+        body.task,
+        body.secrets,
+        &body.base_dir,
+        PlanSpec {
+            objective: match plan.objective {
+                aloft_api::Objective::Cost => Objective::Cost,
+                aloft_api::Objective::Time => Objective::Time,
+                aloft_api::Objective::Carbon => Objective::Carbon,
+            },
+            max_hourly_price: plan.max_hourly_price,
+            budget: plan.budget,
+            max_carbon_g: plan.max_carbon_g,
+            blocked: plan.blocked,
+            default_runtime_hours: plan.default_runtime_hours,
+            deadline_seconds: plan.deadline_seconds,
+            catalog: plan.catalog,
+            catalog_outliers: plan.catalog_outliers,
+        },
+        body.retry_until_up,
+        body.idle_minutes,
+        body.down,
+        body.detach,
+    )
+}
