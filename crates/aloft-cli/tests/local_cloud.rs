@@ -984,6 +984,14 @@ fn one_failing_rank_ends_the_gang_on_every_node_and_the_job_sees_its_secret_and_
         "{stdout}\n{stderr}"
     );
     assert!(!stdout.contains("s3cr3t") && !stderr.contains("s3cr3t"));
+    // The launch went through the server: the secret is in none of its state or its log.
+    for file in ["state.db", "state.db-wal", "server/server.log"] {
+        let bytes = std::fs::read(cloud.home.join(file)).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("s3cr3t"),
+            "the secret is in {file}"
+        );
+    }
     // Nothing of the job is left on the head.
     let ps = cloud.aloft(&["ssh", "gang", "0", "--", "ps", "-eo", "args"]);
     let processes = text(&ps.stdout);

@@ -758,3 +758,45 @@ async fn logs_of_an_unknown_cluster_are_404_of_a_stopped_one_without_a_copy_409_
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test]
+async fn a_launch_body_that_is_not_a_task_or_plan_is_400_naming_the_field() {
+    let server = Server::new().await;
+    let body = |task: Value, plan: Value| {
+        json!({"cluster": "c1", "task": task, "base_dir": "/tmp", "plan": plan}).to_string()
+    };
+    let (status, answer) = server
+        .post("/api/v1/launch", &body(json!({}), json!({})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().starts_with("task: "),
+        "{answer}"
+    );
+    let (status, answer) = server
+        .post(
+            "/api/v1/launch",
+            &json!({"cluster": "Not A Name", "task": {}, "base_dir": "/tmp"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("cluster"),
+        "{answer}"
+    );
+    let (status, answer) = server
+        .post(
+            "/api/v1/launch",
+            &json!({"cluster": "c1", "task": {}, "base_dir": "/tmp", "secrets": {"TOKEN": 7}})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("secrets"),
+        "{answer}"
+    );
+    // Nothing was recorded by the refused launches.
+    let (_, requests) = server.get("/api/v1/requests").await;
+    assert_eq!(requests, json!([]));
+}
