@@ -46,6 +46,11 @@ pub struct Options {
     /// cost and time objectives carbon then breaks ties instead of time or cost; under time it
     /// cannot be combined with a budget (yet).
     pub max_carbon_g: Option<f64>,
+    /// When the run starts, in seconds since the Unix epoch (UTC). With it, carbon is counted
+    /// at the catalog's hourly grid intensity over the hours each task runs (see [`carbon`] and
+    /// [`start_offsets`]); without it, at each region's annual average. The optimizer reads no
+    /// clock: the caller passes "now".
+    pub start_time: Option<i64>,
     /// Places not to use: a cloud (`aws`), a region (`aws/us-east-1`) or a zone.
     pub blocked: Vec<Infra>,
     /// How many next-best plans to return besides the best one.
@@ -69,6 +74,7 @@ impl Default for Options {
             max_hourly_price: None,
             budget: None,
             max_carbon_g: None,
+            start_time: None,
             blocked: Vec::new(),
             alternatives: 0,
             default_runtime: Duration::from_hours(1.0),
@@ -93,13 +99,17 @@ pub enum PlanError {
         reason: String,
     },
     #[error(
-        "the cheapest plan costs ${cheapest:.2}, over the budget of ${budget:.2}; \
-         raise --budget or relax the resources"
+        "the cheapest plan costs ${}, over the budget of ${}; \
+         raise --budget or relax the resources",
+        above(*cheapest, *budget, 2),
+        limit_text(*budget, 2)
     )]
     OverBudget { budget: f64, cheapest: f64 },
     #[error(
-        "the lowest-carbon plan{within} emits {lowest:.0} gCO2, over the limit of {limit:.0} g; \
+        "the lowest-carbon plan{within} emits {} gCO2, over the limit of {} g; \
          raise --max-carbon or relax the resources",
+        above(*lowest, *limit, 0),
+        limit_text(*limit, 0),
         within = if *within_budget { " within the budget" } else { "" }
     )]
     OverCarbon {
@@ -108,8 +118,11 @@ pub enum PlanError {
         within_budget: bool,
     },
     #[error(
-        "the cheapest plan within the carbon limit of {max_carbon:.0} g costs ${cheapest:.2}, \
-         over the budget of ${budget:.2}; raise --budget or --max-carbon"
+        "the cheapest plan within the carbon limit of {} g costs ${}, \
+         over the budget of ${}; raise --budget or --max-carbon",
+        limit_text(*max_carbon, 0),
+        above(*cheapest, *budget, 2),
+        limit_text(*budget, 2)
     )]
     OverBudgetWithinCarbon {
         budget: f64,
@@ -131,6 +144,26 @@ pub enum PlanError {
          region of one cloud, to reach each other); relax the tasks' `infra` or resources"
     )]
     GroupSplit,
+}
+
+/// A limit as the user gave it: with `decimals` places when that shows it exactly (`0.84`,
+/// `10.00`), else in full (`0.001`), never rounded to something else.
+fn limit_text(limit: f64, decimals: usize) -> String {
+    let fixed = format!("{limit:.decimals$}");
+    if fixed.parse::<f64>() == Ok(limit) {
+        fixed
+    } else {
+        limit.to_string()
+    }
+}
+
+/// A figure over `limit`, with `decimals` places or as many more as it takes to show it over
+/// (3.35 over 3.2 is `3.3`, not `3`).
+fn above(value: f64, limit: f64, decimals: usize) -> String {
+    (decimals..=decimals + 6)
+        .map(|places| format!("{value:.places$}"))
+        .find(|text| text.parse::<f64>().is_ok_and(|shown| shown > limit))
+        .unwrap_or_else(|| value.to_string())
 }
 
 /// Finds the best plan (and the requested number of next-best ones).
@@ -300,4 +333,48 @@ fn next_best(
         .take(count)
         .map(|(_, assignment)| regional.plan(assignment))
         .collect()
+}
+
+/// When each task is assumed to start, in seconds after the run's start: the longest chain of
+/// its ancestors' runtime estimates (a task starts when its last parent is done). A task's
+/// runtime here is its shortest option's estimate (the task's, or `default_runtime`), and
+/// transfers are not counted, so the schedule does not depend on where tasks run: each task's
+/// carbon stays its own and the carbon objective stays exact. Indexed like `dag.tasks`.
+pub fn start_offsets(dag: &Dag, options: &Options) -> Vec<f64> {
+    let runtime = |task: &aloft_types::Task| {
+        task.resources
+            .options
+            .iter()
+            .map(|option| {
+                option
+                    .estimated_runtime
+                    .or(task.estimated_runtime)
+                    .unwrap_or(options.default_runtime)
+                    .seconds
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let runtimes: Vec<f64> = dag
+        .tasks
+        .iter()
+        .map(|task| {
+            let shortest = runtime(task);
+            if shortest.is_finite() {
+                shortest
+            } else {
+                task.estimated_runtime
+                    .unwrap_or(options.default_runtime)
+                    .seconds
+            }
+        })
+        .collect();
+    let (parents, order) = problem::precedence(dag, &[]);
+    let mut offsets = vec![0.0f64; dag.tasks.len()];
+    for task in order {
+        offsets[task] = parents[task]
+            .iter()
+            .map(|&(parent, _)| offsets[parent] + runtimes[parent])
+            .fold(0.0, f64::max);
+    }
+    offsets
 }

@@ -62,6 +62,10 @@ pub struct Plan {
     pub energy_kwh: f64,
     /// Some task runs in a region of unknown grid intensity, counted at the world average.
     pub carbon_estimated: bool,
+    /// When the run starts (UTC, `YYYY-MM-DDTHH:MM:SSZ`) if carbon was counted by the hour from
+    /// then; `None`: at each region's annual average.
+    #[serde(default)]
+    pub start_time: Option<String>,
 }
 
 /// One task's placement.
@@ -101,10 +105,15 @@ pub struct Placement {
     pub energy_kwh: f64,
     /// `energy_kwh × carbon_g_per_kwh`: grams of CO2.
     pub carbon_g: f64,
-    /// The region's grid intensity used, gCO2/kWh.
+    /// The region's grid intensity used, gCO2/kWh: with a start time, its mean over the hours
+    /// the task runs.
     pub carbon_g_per_kwh: f64,
     /// The region's intensity is unknown and the world average was used.
     pub carbon_estimated: bool,
+    /// When the task is assumed to start, in seconds after the plan's `start_time` (0 without
+    /// one): after every ancestor's runtime estimate (see docs/optimizer.md, "Carbon by hour").
+    #[serde(default)]
+    pub start_offset_seconds: f64,
 }
 
 /// Data moving from a task to one that depends on it.

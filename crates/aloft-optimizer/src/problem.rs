@@ -66,6 +66,11 @@ pub(crate) struct Problem<'a> {
     pub(crate) parents: Vec<Vec<(usize, Option<usize>)>>,
     /// Every task, parents before children.
     pub(crate) topological: Vec<usize>,
+    /// The run's start (seconds since the epoch), if carbon is counted by the hour.
+    pub(crate) start_time: Option<i64>,
+    /// Per task, when it is assumed to start, in seconds after `start_time` (see
+    /// [`crate::start_offsets`]).
+    pub(crate) start_offsets: Vec<f64>,
 }
 
 impl<'a> Problem<'a> {
@@ -94,6 +99,8 @@ impl<'a> Problem<'a> {
         let mut candidates = Vec::with_capacity(dag.tasks.len());
         // Tasks often share requirements; the matching scan is the costly part of building.
         let mut cheapest_cache: HashMap<String, Vec<usize>> = HashMap::new();
+        let start_offsets = crate::start_offsets(dag, options);
+        let mut intensities = Intensities::default();
         for (task_idx, task) in dag.tasks.iter().enumerate() {
             let task_name = dag.task_name(TaskIdx(task_idx));
             let inputs = resolve_inputs(catalog, task, &task_name)?;
@@ -134,6 +141,10 @@ impl<'a> Problem<'a> {
                         offering_idx,
                         option_idx,
                         goal,
+                        options
+                            .start_time
+                            .map(|start| start as f64 + start_offsets[task_idx]),
+                        &mut intensities,
                     );
                     let key = (loc, option_idx, if pareto { offering_idx } else { 0 });
                     match best_at.get(&key) {
@@ -194,6 +205,8 @@ impl<'a> Problem<'a> {
             edges,
             parents,
             topological,
+            start_time: options.start_time,
+            start_offsets,
         })
     }
 
@@ -231,6 +244,8 @@ impl<'a> Problem<'a> {
             edges: self.edges.clone(),
             parents: self.parents.clone(),
             topological: self.topological.clone(),
+            start_time: self.start_time,
+            start_offsets: self.start_offsets.clone(),
         }
     }
 
@@ -370,6 +385,7 @@ impl<'a> Problem<'a> {
             carbon_g: candidate.carbon_g,
             carbon_g_per_kwh: candidate.carbon_intensity,
             carbon_estimated: candidate.carbon_estimated,
+            start_offset_seconds: self.start_offsets[task],
         }
     }
 
@@ -434,6 +450,7 @@ impl<'a> Problem<'a> {
             .sum();
         Plan {
             objective: self.objective,
+            start_time: self.start_time.map(aloft_catalog::format_utc),
             carbon_g: tasks.iter().map(|task| task.carbon_g).sum(),
             energy_kwh: tasks.iter().map(|task| task.energy_kwh).sum(),
             carbon_estimated: tasks.iter().any(|task| task.carbon_estimated),
@@ -552,7 +569,10 @@ fn goal_and_limits(options: &Options) -> (Goal, Option<i64>, Option<i64>) {
 /// parent before its children. The parser refuses cycles; should one get here anyway, the tasks
 /// on it are appended in index order rather than dropped.
 #[allow(clippy::type_complexity)]
-fn precedence(dag: &Dag, edges: &[Edge]) -> (Vec<Vec<(usize, Option<usize>)>>, Vec<usize>) {
+pub(crate) fn precedence(
+    dag: &Dag,
+    edges: &[Edge],
+) -> (Vec<Vec<(usize, Option<usize>)>>, Vec<usize>) {
     let count = dag.tasks.len();
     let mut parents: Vec<Vec<(usize, Option<usize>)>> = vec![Vec::new(); count];
     for &(parent, child) in &dag.edges {
@@ -742,6 +762,10 @@ fn resolve_inputs(
         .collect()
 }
 
+/// The grid intensity over a run, by (region, start, runtime) as bits: offerings in one region
+/// share it.
+type Intensities = HashMap<(u32, u64, u64), (f64, bool)>;
+
 #[allow(clippy::too_many_arguments)]
 fn candidate(
     catalog: &Catalog,
@@ -754,6 +778,8 @@ fn candidate(
     offering_idx: usize,
     option_idx: usize,
     goal: Goal,
+    start: Option<f64>,
+    intensities: &mut Intensities,
 ) -> Candidate {
     let offering = &catalog.offerings[offering_idx];
     let price = offering
@@ -766,7 +792,18 @@ fn candidate(
     let compute_cost = price * nodes * runtime_seconds / 3600.0;
     let energy_kwh =
         crate::carbon::node_watts(catalog, offering) * nodes * runtime_seconds / 3600.0 / 1000.0;
-    let (carbon_intensity, carbon_estimated) = crate::carbon::intensity(catalog, offering);
+    let (carbon_intensity, carbon_estimated) = match start {
+        None => crate::carbon::intensity(catalog, offering),
+        Some(start) => *intensities
+            .entry((
+                offering.region.0,
+                start.to_bits(),
+                runtime_seconds.to_bits(),
+            ))
+            .or_insert_with(|| {
+                crate::carbon::mean_intensity_over(catalog, offering.region, start, runtime_seconds)
+            }),
+    };
     let carbon_g = energy_kwh * carbon_intensity;
     let (mut input_cost, mut input_seconds) = (0.0, 0.0);
     for input in inputs {

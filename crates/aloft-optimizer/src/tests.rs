@@ -4,7 +4,7 @@ use crate::kbest::k_best;
 use crate::limits::Limits;
 use crate::problem::Problem;
 use crate::score::Objective;
-use crate::testing::{Rng, add_big_cpu, all_scores, random_catalog, random_dag};
+use crate::testing::{Rng, add_big_cpu, add_hourly_carbon, all_scores, random_catalog, random_dag};
 use crate::{Options, PlanError, optimize};
 
 fn search_space(problem: &Problem<'_>) -> f64 {
@@ -95,6 +95,106 @@ fn matches_brute_force_on_random_dags_under_the_carbon_objective() {
         assert_eq!(ranked[0].0, brute, "{label}");
         assert_eq!(problem.score_of(&ranked[0].1), ranked[0].0, "{label}");
     });
+}
+
+/// Carbon by the hour: the solver against brute force, and every task's figure against a
+/// minute-by-minute sum over the hours it runs, from start offsets computed here by recursion.
+#[test]
+fn carbon_by_the_hour_matches_brute_force_and_a_minute_by_minute_sum() {
+    let mut rng = Rng::new(21);
+    let (mut checked, mut hourly) = (0, 0);
+    while checked < 150 {
+        let (clouds, regions, zones) = (1 + rng.below(3), 1 + rng.below(2), rng.below(3));
+        let mut catalog = random_catalog(&mut rng, clouds, regions, zones);
+        // Start on and off the hour, across a day boundary now and then.
+        let start = 1_796_734_800 + rng.below(48 * 4) as i64 * 900;
+        add_hourly_carbon(&mut rng, &mut catalog, start);
+        let tasks = 1 + rng.below(5);
+        let density = [0.2, 0.5, 0.9][rng.below(3)];
+        let dag = random_dag(&mut rng, &catalog, tasks, density);
+        let objective = [Objective::Carbon, Objective::Cost][rng.below(2)];
+        let options = Options {
+            objective,
+            start_time: Some(start),
+            ..Options::default()
+        };
+        let Ok(problem) = Problem::build(&dag, &catalog, &options) else {
+            continue;
+        };
+        let plain = Problem::build_with(&dag, &catalog, &options, false).unwrap();
+        if search_space(&plain) > 20_000.0 {
+            continue;
+        }
+        let label = format!("case {checked}: {tasks} tasks, {objective:?}, start {start}");
+        let brute = all_scores(&plain)
+            .into_iter()
+            .map(|(score, _)| score)
+            .min()
+            .unwrap();
+        let (ranked, _, _) = k_best(&problem, 1, &mut Limits::unlimited());
+        assert_eq!(ranked[0].0, brute, "{label}");
+        let plan = problem.plan(&ranked[0].1);
+        assert_eq!(
+            plan.start_time.as_deref(),
+            Some(aloft_catalog::format_utc(start).as_str())
+        );
+        // Start offsets by recursion: after the longest chain of ancestors' shortest runtimes.
+        fn offset(dag: &aloft_types::Dag, task: usize, shortest: &[f64]) -> f64 {
+            dag.edges
+                .iter()
+                .filter(|(_, child)| child.0 == task)
+                .map(|(parent, _)| offset(dag, parent.0, shortest) + shortest[parent.0])
+                .fold(0.0, f64::max)
+        }
+        let shortest: Vec<f64> = dag
+            .tasks
+            .iter()
+            .map(|task| {
+                task.resources
+                    .options
+                    .iter()
+                    .map(|option| option.estimated_runtime.unwrap().seconds)
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        for placement in &plan.tasks {
+            let task_start = offset(&dag, placement.task_index, &shortest);
+            assert_eq!(placement.start_offset_seconds, task_start, "{label}");
+            let cloud = catalog.find_cloud(&placement.cloud).unwrap();
+            let region = catalog.find_region(cloud, &placement.region).unwrap();
+            let minutes = (placement.estimated_runtime_seconds / 60.0).round() as i64;
+            let first_minute = (start as f64 + task_start) as i64 / 60;
+            let (mut sum, mut unknown) = (0.0, false);
+            for minute in first_minute..first_minute + minutes {
+                match catalog.carbon_at(region, minute.div_euclid(60)) {
+                    Some(value) => sum += value,
+                    None => {
+                        sum += crate::carbon::UNKNOWN_INTENSITY_G_PER_KWH;
+                        unknown = true;
+                    }
+                }
+            }
+            let expected = sum / minutes as f64;
+            assert!(
+                (placement.carbon_g_per_kwh - expected).abs() <= 1e-9 * expected.max(1.0),
+                "{label}: task {} {} vs {expected}",
+                placement.task_index,
+                placement.carbon_g_per_kwh
+            );
+            assert_eq!(placement.carbon_estimated, unknown, "{label}");
+            let annual = catalog.region(region).carbon_g_per_kwh;
+            if annual.unwrap_or(crate::carbon::UNKNOWN_INTENSITY_G_PER_KWH) != expected {
+                hourly += 1;
+            }
+            let grams = placement.energy_kwh * placement.carbon_g_per_kwh;
+            assert!((placement.carbon_g - grams).abs() < 1e-6, "{label}");
+        }
+        checked += 1;
+    }
+    assert!(
+        hourly > 100,
+        "only {hourly} placements were counted by the hour"
+    );
 }
 
 #[test]

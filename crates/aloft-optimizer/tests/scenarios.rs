@@ -32,6 +32,7 @@ fn tiny_catalog() -> Catalog {
         cloud: CloudId(cloud),
         name: name.into(),
         carbon_g_per_kwh: Some(300.0),
+        carbon_hourly: None,
     };
     let regions = vec![region(0, "e1"), region(0, "e2"), region(1, "w1")];
     let zones = vec![
@@ -576,4 +577,134 @@ fn carbon_limits_filter_and_refuse() {
         carbon_plan(&under_time),
         Err(PlanError::BudgetAndCarbonLimitUnderTime)
     ));
+}
+
+/// The carbon catalog with w1's grid dirty from 12:00 to 18:00 UTC (900 g) and clean otherwise
+/// (100 g); e1 stays at 300 g.
+fn hourly_carbon_catalog() -> Catalog {
+    let mut catalog = carbon_catalog();
+    let day = (0..24)
+        .map(|hour| {
+            if (12..18).contains(&hour) {
+                900.0
+            } else {
+                100.0
+            }
+        })
+        .collect();
+    catalog.regions[2].carbon_hourly = Some(aloft_catalog::CarbonProfile {
+        typical_day: day,
+        hours: Vec::new(),
+    });
+    catalog
+}
+
+#[test]
+fn carbon_by_the_hour_moves_a_task_with_the_start_time() {
+    let at = |time: &str| Options {
+        objective: Objective::Carbon,
+        start_time: Some(aloft_catalog::parse_utc(time).unwrap()),
+        ..Options::default()
+    };
+    let catalog = hourly_carbon_catalog();
+    let single = Dag::single(task("c", cpu()));
+    // At night w1 is the cleanest; at 13:00 its 900 g lose to e1's 300 g.
+    let night = optimize(&single, &catalog, &at("2026-12-08T02:00Z")).unwrap();
+    assert_eq!(places(&night), ["west/w1 cpu8"]);
+    assert_eq!(night.best.tasks[0].carbon_g_per_kwh, 100.0);
+    assert_eq!(
+        night.best.start_time.as_deref(),
+        Some("2026-12-08T02:00:00Z")
+    );
+    let afternoon = optimize(&single, &catalog, &at("2026-12-08T13:00Z")).unwrap();
+    assert_eq!(places(&afternoon), ["east/e1/e1b cpu8"]);
+    // Half an hour at 100 g then half at 900 g: 500 g, still worse than e1.
+    let half = optimize(&single, &catalog, &at("2026-12-08T11:30Z")).unwrap();
+    assert_eq!(places(&half), ["east/e1/e1b cpu8"]);
+    let considered = &half.considered[0];
+    assert!(
+        considered
+            .iter()
+            .any(|p| p.region == "w1" && p.carbon_g_per_kwh == 500.0)
+    );
+    // A chain starting at 11:00: `a` runs 11-12 (w1 clean), `b` after it 12-13 (w1 dirty).
+    let chain = Dag {
+        name: Some("chain".into()),
+        tasks: vec![task("a", cpu()), task("b", cpu())],
+        edges: vec![(TaskIdx(0), TaskIdx(1))],
+        job_group: None,
+    };
+    let solution = optimize(&chain, &catalog, &at("2026-12-08T11:00Z")).unwrap();
+    assert_eq!(places(&solution), ["west/w1 cpu8", "east/e1/e1b cpu8"]);
+    let offsets: Vec<f64> = solution
+        .best
+        .tasks
+        .iter()
+        .map(|p| p.start_offset_seconds)
+        .collect();
+    assert_eq!(offsets, [0.0, 3600.0]);
+    // Without a start time: the annual averages (w1 at 100 g everywhere).
+    let annual = optimize(
+        &chain,
+        &catalog,
+        &Options {
+            objective: Objective::Carbon,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(places(&annual), ["west/w1 cpu8", "west/w1 cpu8"]);
+    assert_eq!(annual.best.start_time, None);
+}
+
+/// Regression: a small limit was printed rounded to whole grams or cents ("over the limit of
+/// 0 g"), and the least achievable figure could print as equal to it.
+#[test]
+fn limits_are_printed_with_the_precision_they_were_given() {
+    let tiny = Options {
+        max_carbon_g: Some(0.001),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&tiny).unwrap_err().to_string(),
+        "the lowest-carbon plan emits 3 gCO2, over the limit of 0.001 g; raise --max-carbon or \
+         relax the resources"
+    );
+    let close = Options {
+        max_carbon_g: Some(3.2),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&close).unwrap_err().to_string(),
+        "the lowest-carbon plan emits 3.3 gCO2, over the limit of 3.2 g; raise --max-carbon or \
+         relax the resources"
+    );
+    let cents = Options {
+        budget: Some(0.001),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&cents).unwrap_err().to_string(),
+        "the cheapest plan costs $0.80, over the budget of $0.001; raise --budget or relax the \
+         resources"
+    );
+    let close = Options {
+        budget: Some(0.799),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&close).unwrap_err().to_string(),
+        "the cheapest plan costs $0.80, over the budget of $0.799; raise --budget or relax the \
+         resources"
+    );
+    let both = Options {
+        budget: Some(0.845),
+        max_carbon_g: Some(10.5),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&both).unwrap_err().to_string(),
+        "the cheapest plan within the carbon limit of 10.5 g costs $0.85, over the budget of \
+         $0.845; raise --budget or --max-carbon"
+    );
 }
