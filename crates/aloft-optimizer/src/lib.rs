@@ -28,7 +28,10 @@ pub mod synthetic;
 
 pub use group::{optimize_group, region_only};
 pub use limits::{ProgressCallback, SearchProgress};
-pub use plan::{EdgeTransfer, Optimality, Placement, Plan, Solution, SolveStats};
+pub use plan::{
+    EdgeTransfer, Optimality, Placement, Plan, Slack, SlackBound, SlackMeasure, Solution,
+    SolveStats,
+};
 pub use score::Objective;
 
 use aloft_catalog::Catalog;
@@ -51,6 +54,9 @@ pub struct Options {
     /// [`start_offsets`]); without it, at each region's annual average. The optimizer reads no
     /// clock: the caller passes "now".
     pub start_time: Option<i64>,
+    /// Plan within this slack of the best plan on one measure (see [`Slack`]); `None`: as the
+    /// DAG's tasks say (`carbon_slack`, `cost_slack`), if they do.
+    pub slack: Option<Slack>,
     /// Places not to use: a cloud (`aws`), a region (`aws/us-east-1`) or a zone.
     pub blocked: Vec<Infra>,
     /// How many next-best plans to return besides the best one.
@@ -75,6 +81,7 @@ impl Default for Options {
             budget: None,
             max_carbon_g: None,
             start_time: None,
+            slack: None,
             blocked: Vec::new(),
             alternatives: 0,
             default_runtime: Duration::from_hours(1.0),
@@ -135,6 +142,18 @@ pub enum PlanError {
     )]
     BudgetAndCarbonLimitUnderTime,
     #[error(
+        "task `{first_task}` asks for {first} and task `{second_task}` for {second}; the slack \
+         is for the whole plan: give one, the same in every task"
+    )]
+    ConflictingSlack {
+        first: String,
+        first_task: String,
+        second: String,
+        second_task: String,
+    },
+    #[error("{slack}: expected a percentage, 0 or more")]
+    BadSlack { slack: String },
+    #[error(
         "the search stopped at its deadline before finding a plan within the limits, and \
          could not rule one out; raise --deadline or relax the limits"
     )]
@@ -171,6 +190,110 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     if dag.tasks.is_empty() {
         return Err(PlanError::Empty);
     }
+    match options
+        .slack
+        .map_or_else(|| dag_slack(dag), |slack| Ok(Some(slack)))?
+    {
+        None => optimize_plain(dag, catalog, options).map(|(solution, _)| solution),
+        Some(slack) => optimize_within_slack(dag, catalog, options, slack),
+    }
+}
+
+/// The slack the DAG's tasks ask for (`carbon_slack`, `cost_slack`): the same in every task
+/// that gives one, and one kind only.
+fn dag_slack(dag: &Dag) -> Result<Option<Slack>, PlanError> {
+    let mut found: Option<(Slack, String)> = None;
+    for (task_idx, task) in dag.tasks.iter().enumerate() {
+        let name = dag.task_name(aloft_types::TaskIdx(task_idx));
+        let given = [
+            (SlackMeasure::Carbon, task.carbon_slack),
+            (SlackMeasure::Cost, task.cost_slack),
+        ];
+        for (measure, percent) in given {
+            let Some(percent) = percent else { continue };
+            let slack = Slack { measure, percent };
+            match &found {
+                None => found = Some((slack, name.clone())),
+                Some((first, _)) if *first == slack => {}
+                Some((first, first_task)) => {
+                    return Err(PlanError::ConflictingSlack {
+                        first: format!("{first}"),
+                        first_task: first_task.clone(),
+                        second: format!("{slack}"),
+                        second_task: name,
+                    });
+                }
+            }
+        }
+    }
+    Ok(found.map(|(slack, _)| slack))
+}
+
+/// The best plan among those within `slack` of the best on its measure: first the optimum of
+/// that measure (within the other limits), then the plan's objective under a limit of that
+/// optimum plus the slack, in the score's integer units so the reference plan always fits.
+fn optimize_within_slack(
+    dag: &Dag,
+    catalog: &Catalog,
+    options: &Options,
+    slack: Slack,
+) -> Result<Solution, PlanError> {
+    if !(slack.percent.is_finite() && slack.percent >= 0.0) {
+        return Err(PlanError::BadSlack {
+            slack: format!("{slack}"),
+        });
+    }
+    let (reference_objective, traded) = match slack.measure {
+        SlackMeasure::Carbon => (Objective::Carbon, Objective::Cost),
+        SlackMeasure::Cost => (Objective::Cost, Objective::Carbon),
+    };
+    let reference_options = Options {
+        objective: reference_objective,
+        alternatives: 0,
+        progress: None,
+        ..options.clone()
+    };
+    let (reference, reference_units) = optimize_plain(dag, catalog, &reference_options)?;
+    // The reference plan's own score (integer units, every term rounded alone) plus the slack.
+    let limit_units = (reference_units as f64 * (1.0 + slack.percent / 100.0)).floor() as i64;
+    let (unit, reference_value) = match slack.measure {
+        SlackMeasure::Carbon => (1e-3, reference.best.carbon_g),
+        SlackMeasure::Cost => (1e-6, reference.best.total_cost),
+    };
+    let limit = limit_units as f64 * unit;
+    let objective = if options.objective == reference_objective {
+        traded
+    } else {
+        options.objective
+    };
+    let mut bounded = Options {
+        objective,
+        ..options.clone()
+    };
+    let limited = match slack.measure {
+        SlackMeasure::Carbon => &mut bounded.max_carbon_g,
+        SlackMeasure::Cost => &mut bounded.budget,
+    };
+    let limit = limited.map_or(limit, |given| given.min(limit));
+    *limited = Some(limit);
+    let (mut solution, _) = optimize_plain(dag, catalog, &bounded)?;
+    solution.slack = Some(SlackBound {
+        measure: slack.measure,
+        percent: slack.percent,
+        reference: reference_value,
+        limit,
+        reference_proven: reference.optimality.proven_optimal,
+    });
+    Ok(solution)
+}
+
+/// [`optimize`] without slack: the solution and the best plan's objective in the score's
+/// integer units.
+fn optimize_plain(
+    dag: &Dag,
+    catalog: &Catalog,
+    options: &Options,
+) -> Result<(Solution, i64), PlanError> {
     // Under the time objective both limits would be on the second measure (see `Goal`).
     if options.objective == Objective::Time
         && options.max_carbon_g.is_some()
@@ -287,7 +410,8 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
     debug_assert_eq!(best_score, problem.score_of(&best));
     let best_value = best_score.primary as f64 * unit;
     let bound_value = lower_bound.min(best_score.primary) as f64 * unit;
-    Ok(Solution {
+    let solution = Solution {
+        slack: None,
         considered: problem.considered(&best),
         best: best_plan,
         alternatives,
@@ -305,7 +429,8 @@ pub fn optimize(dag: &Dag, catalog: &Catalog, options: &Options) -> Result<Solut
             solve_micros,
             ..stats
         },
-    })
+    };
+    Ok((solution, best_score.primary))
 }
 
 #[cfg(test)]

@@ -15,6 +15,10 @@ pub struct Solution {
     pub considered: Vec<Vec<Placement>>,
     /// How close `best` is proven to be to the optimum.
     pub optimality: Optimality,
+    /// The slack planned within (`carbon_slack`, `cost_slack`), if any: the best plan on its
+    /// measure and the limit it set.
+    #[serde(default)]
+    pub slack: Option<SlackBound>,
     pub stats: SolveStats,
 }
 
@@ -141,4 +145,50 @@ pub struct SolveStats {
     /// Branch-and-bound nodes explored.
     pub search_nodes: u64,
     pub solve_micros: u128,
+}
+
+/// "Within this many percent of the best plan on one measure": `carbon_slack: 10%` plans among
+/// the plans emitting at most 10 % more than the lowest-carbon plan; `cost_slack: 10%` among
+/// those costing at most 10 % more than the cheapest. Among them the plan minimizes the
+/// objective, or where the objective is the slack's own measure, the other one (cost for a
+/// carbon slack, carbon for a cost slack).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Slack {
+    pub measure: SlackMeasure,
+    /// Percent: `10.0` is 10 %.
+    pub percent: f64,
+}
+
+impl std::fmt::Display for Slack {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.measure {
+            SlackMeasure::Carbon => "carbon_slack",
+            SlackMeasure::Cost => "cost_slack",
+        };
+        write!(formatter, "{name} {}%", self.percent)
+    }
+}
+
+/// The measure a slack is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlackMeasure {
+    Carbon,
+    Cost,
+}
+
+/// What a slack came to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlackBound {
+    pub measure: SlackMeasure,
+    pub percent: f64,
+    /// The best plan on the measure (within the other limits): grams of CO2 for carbon,
+    /// dollars for cost.
+    pub reference: f64,
+    /// What the plan was held to: `reference` plus the slack (and no more than `--max-carbon`
+    /// or `--budget`), in the same unit.
+    pub limit: f64,
+    /// The reference was proven optimal (false when a deadline cut its search short: then it
+    /// is the best found, and the limit may be looser than the slack says).
+    pub reference_proven: bool,
 }

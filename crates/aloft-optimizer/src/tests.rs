@@ -232,6 +232,111 @@ fn k_best_check(problem: &Problem<'_>, _plain: &Problem<'_>, label: &str) {
     }
 }
 
+/// `carbon_slack` and `cost_slack` against enumeration: the best on the slack's measure, then
+/// the best (on the objective, or the other measure where the objective is the slack's own)
+/// among the plans within the slack of it.
+#[test]
+fn slack_is_exact() {
+    use crate::{Slack, SlackMeasure};
+    let mut rng = Rng::new(31);
+    let (mut checked, mut binding) = (0, 0);
+    while checked < 240 {
+        let zones = rng.below(3);
+        let mut catalog = random_catalog(&mut rng, 2, 2, zones);
+        add_big_cpu(&mut rng, &mut catalog);
+        let tasks = 1 + rng.below(5);
+        let dag = random_dag(&mut rng, &catalog, tasks, 0.5);
+        let measure = [SlackMeasure::Carbon, SlackMeasure::Cost][rng.below(2)];
+        let objective = [Objective::Cost, Objective::Carbon, Objective::Time][rng.below(3)];
+        let percent = [0.0, 1.0, 5.0, 20.0, 100.0][rng.below(5)];
+        // The enumerated problem scores (objective, slack measure) or, where they coincide,
+        // (slack measure, the traded one): the goal `optimize` solves under.
+        let solved = match (measure, objective) {
+            (SlackMeasure::Carbon, Objective::Carbon) => Objective::Cost,
+            (SlackMeasure::Cost, Objective::Cost) => Objective::Carbon,
+            _ => objective,
+        };
+        let unlimited = Options {
+            objective: solved,
+            budget: (measure == SlackMeasure::Cost).then_some(1e12),
+            max_carbon_g: (measure == SlackMeasure::Carbon).then_some(1e12),
+            ..Options::default()
+        };
+        let Ok(plain) = Problem::build_with(&dag, &catalog, &unlimited, false) else {
+            continue;
+        };
+        if search_space(&plain) > 20_000.0 {
+            continue;
+        }
+        let all = all_scores(&plain);
+        let measured = |score: &crate::score::Score| match (measure, solved) {
+            (SlackMeasure::Cost, Objective::Cost) | (SlackMeasure::Carbon, Objective::Carbon) => {
+                score.primary
+            }
+            _ => score.secondary,
+        };
+        let reference = all.iter().map(|(score, _)| measured(score)).min().unwrap();
+        let limit = (reference as f64 * (1.0 + percent / 100.0)).floor() as i64;
+        let expected = all
+            .iter()
+            .filter(|(score, _)| measured(score) <= limit)
+            .map(|(score, _)| *score)
+            .min()
+            .unwrap();
+        if all.iter().map(|(score, _)| *score).min() != Some(expected) {
+            binding += 1;
+        }
+        let options = Options {
+            objective,
+            slack: Some(Slack { measure, percent }),
+            ..Options::default()
+        };
+        let label = format!("{measure:?} {percent}% under {objective:?}, case {checked}");
+        let solution =
+            optimize(&dag, &catalog, &options).unwrap_or_else(|err| panic!("{label}: {err}"));
+        let best = &solution.best;
+        assert_eq!(best.objective, solved, "{label}");
+        // The plan's figures add unrounded terms; the enumeration's, rounded ones.
+        let slop = (best.tasks.len() + best.edges.len()) as f64;
+        let (primary, secondary) = match (solved, measure) {
+            (Objective::Cost, _) => (best.total_cost * 1e6, best.carbon_g * 1e3),
+            (Objective::Carbon, _) => (best.carbon_g * 1e3, best.total_cost * 1e6),
+            (Objective::Time, SlackMeasure::Carbon) => {
+                (best.finish_seconds * 1e3, best.carbon_g * 1e3)
+            }
+            (Objective::Time, SlackMeasure::Cost) => {
+                (best.finish_seconds * 1e3, best.total_cost * 1e6)
+            }
+        };
+        assert!(
+            (primary - expected.primary as f64).abs() <= slop,
+            "{label}: {primary} vs {expected:?}"
+        );
+        assert!(
+            (secondary - expected.secondary as f64).abs() <= slop,
+            "{label}: {secondary} vs {expected:?}"
+        );
+        let bound = solution.slack.as_ref().expect("slack reported");
+        assert_eq!(
+            (bound.measure, bound.percent),
+            (measure, percent),
+            "{label}"
+        );
+        let unit = match measure {
+            SlackMeasure::Carbon => 1e3,
+            SlackMeasure::Cost => 1e6,
+        };
+        assert!(
+            (bound.reference * unit - reference as f64).abs() <= slop,
+            "{label}"
+        );
+        assert_eq!((bound.limit * unit).round() as i64, limit, "{label}");
+        assert!(bound.reference_proven);
+        checked += 1;
+    }
+    assert!(binding > 60, "the slack bound only {binding} cases");
+}
+
 #[test]
 fn budgets_are_exact_under_the_time_objective() {
     limits_are_exact(3, Objective::Time, true, false);

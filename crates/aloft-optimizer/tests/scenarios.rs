@@ -4,7 +4,7 @@
 use aloft_catalog::{
     Catalog, Cloud, CloudId, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone, ZoneId,
 };
-use aloft_optimizer::{Objective, Options, PlanError, Solution, optimize};
+use aloft_optimizer::{Objective, Options, PlanError, Slack, SlackMeasure, Solution, optimize};
 use aloft_types::{
     Accelerator, Amount, Dag, DataInput, DataOutput, Duration, Infra, ResourceChoice, Resources,
     Size, Task, TaskIdx,
@@ -706,5 +706,64 @@ fn limits_are_printed_with_the_precision_they_were_given() {
         carbon_plan(&both).unwrap_err().to_string(),
         "the cheapest plan within the carbon limit of 10.5 g costs $0.85, over the budget of \
          $0.845; raise --budget or --max-carbon"
+    );
+}
+
+/// On the carbon catalog: e2a $0.80 and ~15.9 g, w1 $0.85 and 3.35 g, e1b $0.90 and 10 g.
+#[test]
+fn slack_trades_cost_and_carbon_from_the_task_fields() {
+    let with = |carbon_slack: Option<f64>, cost_slack: Option<f64>| {
+        let mut task = task("c", cpu());
+        task.carbon_slack = carbon_slack;
+        task.cost_slack = cost_slack;
+        optimize(&Dag::single(task), &carbon_catalog(), &Options::default())
+    };
+    // The lowest carbon is w1's 3.35 g: with no slack, the cheapest plan that low is w1.
+    let exact = with(Some(0.0), None).unwrap();
+    assert_eq!(places(&exact), ["west/w1 cpu8"]);
+    let bound = exact.slack.as_ref().unwrap();
+    assert_eq!(bound.measure, SlackMeasure::Carbon);
+    assert!((bound.reference - 3.3487).abs() < 1e-3, "{bound:?}");
+    // The limit is the reference in whole milligrams, as the search counts it.
+    assert!((bound.limit - 3.349).abs() < 1e-9, "{bound:?}");
+    // 400 % more carbon (16.7 g) lets the cheapest plan in.
+    assert_eq!(
+        places(&with(Some(400.0), None).unwrap()),
+        ["east/e2/e2a cpu8"]
+    );
+    // The reverse: the lowest carbon within 5 % of the cheapest ($0.84) is e2a; within 10 %
+    // ($0.88), w1.
+    let five = with(None, Some(5.0)).unwrap();
+    assert_eq!(places(&five), ["east/e2/e2a cpu8"]);
+    assert_eq!(five.best.objective, Objective::Carbon);
+    assert!((five.slack.as_ref().unwrap().limit - 0.84).abs() < 1e-9);
+    assert_eq!(places(&with(None, Some(10.0)).unwrap()), ["west/w1 cpu8"]);
+    // Options override the tasks.
+    let mut task = task("c", cpu());
+    task.carbon_slack = Some(0.0);
+    let overridden = Options {
+        slack: Some(Slack {
+            measure: SlackMeasure::Carbon,
+            percent: 400.0,
+        }),
+        ..Options::default()
+    };
+    let solution = optimize(&Dag::single(task.clone()), &carbon_catalog(), &overridden).unwrap();
+    assert_eq!(places(&solution), ["east/e2/e2a cpu8"]);
+    // Tasks that disagree are refused, naming both.
+    let mut other = self::task("d", cpu());
+    other.cost_slack = Some(5.0);
+    let dag = Dag {
+        name: None,
+        tasks: vec![task, other],
+        edges: Vec::new(),
+        job_group: None,
+    };
+    assert_eq!(
+        optimize(&dag, &carbon_catalog(), &Options::default())
+            .unwrap_err()
+            .to_string(),
+        "task `c` asks for carbon_slack 0% and task `d` for cost_slack 5%; the slack is for the \
+         whole plan: give one, the same in every task"
     );
 }
