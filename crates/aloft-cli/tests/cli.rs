@@ -647,3 +647,60 @@ fn a_small_carbon_limit_is_reported_as_given() {
         stderr(&output)
     );
 }
+
+#[test]
+fn slack_from_the_task_and_the_flags() {
+    // Oregon: $0.428 and ~4.7 g; Virginia: $0.384 and ~9.7 g (annual averages).
+    let spec = write_spec(
+        "slack.yaml",
+        "name: snap\ncarbon_slack: 0%\nresources:\n  cpus: 8+\n  memory: 32+\nrun: echo hi\n",
+    );
+    let catalog = fixture_catalog();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "launch",
+            "--dryrun",
+            spec.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        aloft(&args)
+    };
+    let output = run(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains(" aws (us-west-2a) "), "{text}");
+    assert!(
+        text.contains("Within 0% of the lowest carbon (4.7 gCO2): held to 4.7 gCO2."),
+        "{text}"
+    );
+    // The flag overrides the task: 150 % more carbon lets Virginia in.
+    let output = run(&["--carbon-slack", "150%", "-o", "json"]);
+    let document: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(document["best"]["tasks"][0]["region"], "us-east-1");
+    assert_eq!(document["slack"]["measure"], "carbon");
+    assert_eq!(document["slack"]["percent"], 150.0);
+    // The reverse: the lowest carbon within 10 % of the cheapest is Virginia, within 12 % Oregon.
+    let output = run(&["--cost-slack", "10"]);
+    let text = stdout(&output);
+    assert!(text.contains(" aws (us-east-1"), "{text}");
+    assert!(text.contains("Optimizing for carbon"), "{text}");
+    assert!(
+        text.contains("Within 10% of the cheapest plan ($0.3840): held to $0.4224."),
+        "{text}"
+    );
+    let output = run(&["--cost-slack", "12 %"]);
+    assert!(
+        stdout(&output).contains(" aws (us-west-2a) "),
+        "{}",
+        stdout(&output)
+    );
+    let output = run(&["--cost-slack=-3%"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("`-3%` is not a percentage such as 10%, 0 or more"),
+        "{}",
+        stderr(&output)
+    );
+}
