@@ -3,6 +3,10 @@
 //! into disjoint parts, the i-th one keeping the first i-1 tasks where that plan put them and
 //! forbidding the i-th task's placement. The best plan of each part goes on a heap; the heap's
 //! minimum is the next plan overall. Each part is solved exactly by [`solve`].
+//!
+//! Under the time objective with both a carbon cap and a budget, the search bounds the cap and
+//! the budget is checked on each plan as it comes (`Problem::budget_filter`): the ranking goes
+//! on past the plans over budget, so the first plan listed is the best within both.
 
 use crate::limits::Limits;
 use crate::plan::SolveStats;
@@ -39,7 +43,11 @@ pub(crate) fn k_best(
     let mut sequence = 0u64;
     heap.push(Reverse((score, sequence, assignment, full)));
     while let Some(Reverse((score, _, assignment, domains))) = heap.pop() {
-        ranked.push((score, assignment.clone()));
+        // A budget the search cannot bound (see `Problem::budget_filter`): plans come in score
+        // order, so the first that fits is the best that fits.
+        if problem.fits_budget_filter(&assignment) {
+            ranked.push((score, assignment.clone()));
+        }
         if ranked.len() >= count || limits.stopped {
             break;
         }

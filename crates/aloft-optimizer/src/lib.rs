@@ -46,8 +46,8 @@ pub struct Options {
     /// Cap on the whole run's estimated cost, in $.
     pub budget: Option<f64>,
     /// Cap on the whole run's estimated emissions, in grams of CO2 (see [`carbon`]). Under the
-    /// cost and time objectives carbon then breaks ties instead of time or cost; under time it
-    /// cannot be combined with a budget (yet).
+    /// cost and time objectives carbon then breaks ties instead of time or cost (under time with
+    /// a budget as well, the budget is checked plan by plan as they are ranked).
     pub max_carbon_g: Option<f64>,
     /// When the run starts, in seconds since the Unix epoch (UTC). With it, carbon is counted
     /// at the catalog's hourly grid intensity over the hours each task runs (see [`carbon`] and
@@ -136,11 +136,6 @@ pub enum PlanError {
         cheapest: f64,
         max_carbon: f64,
     },
-    #[error(
-        "a budget and a carbon limit together are not supported under the time objective yet; \
-         drop one, or optimize for cost or carbon"
-    )]
-    BudgetAndCarbonLimitUnderTime,
     #[error(
         "task `{first_task}` asks for {first} and task `{second_task}` for {second}; the slack \
          is for the whole plan: give one, the same in every task"
@@ -294,13 +289,6 @@ fn optimize_plain(
     catalog: &Catalog,
     options: &Options,
 ) -> Result<(Solution, i64), PlanError> {
-    // Under the time objective both limits would be on the second measure (see `Goal`).
-    if options.objective == Objective::Time
-        && options.max_carbon_g.is_some()
-        && options.budget.is_some()
-    {
-        return Err(PlanError::BudgetAndCarbonLimitUnderTime);
-    }
     let problem = problem::Problem::build(dag, catalog, options)?;
     let started = std::time::Instant::now();
     let unit = match options.objective {
@@ -320,7 +308,28 @@ fn optimize_plain(
             return Err(PlanError::LimitUndecidedAtDeadline);
         }
         // Every task has candidates, so only a limit can make the problem infeasible: the one
-        // the search bounds (`Problem::limit`). Say what the best plan for it would be.
+        // the search bounds (`Problem::limit`), or a budget checked plan by plan. Say what the
+        // best plan for it would be.
+        if problem.budget_filter.is_some() {
+            // Some plan within the carbon cap, and the cheapest of them over the budget?
+            let cheapest_options = Options {
+                objective: Objective::Cost,
+                budget: None,
+                alternatives: 0,
+                ..options.clone()
+            };
+            let cheapest = problem::Problem::build(dag, catalog, &cheapest_options)?;
+            let mut cheapest_limits =
+                limits::Limits::new(options.deadline, options.search_node_limit, None, 1e-6);
+            let found = kbest::k_best(&cheapest, 1, &mut cheapest_limits).0;
+            if let Some((_, assignment)) = found.first() {
+                return Err(PlanError::OverBudgetWithinCarbon {
+                    budget: options.budget.unwrap_or(0.0),
+                    cheapest: cheapest.plan(assignment).total_cost,
+                    max_carbon: options.max_carbon_g.unwrap_or(0.0),
+                });
+            }
+        }
         if problem.goal.second == score::Measure::Carbon {
             let cleanest_options = Options {
                 objective: Objective::Carbon,

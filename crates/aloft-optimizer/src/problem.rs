@@ -56,6 +56,10 @@ pub(crate) struct Problem<'a> {
     /// cost with a carbon cap second): the optimum either fits or nothing does, so it is only
     /// checked on the result (by `optimize`).
     pub(crate) primary_cap: Option<i64>,
+    /// A budget (micro-dollars) on neither measure of the score: under the time objective with
+    /// a carbon cap (carbon is second, the cap is `limit`), a budget as well is checked on each
+    /// plan as k-best ranks them ([`Problem::fits_budget_filter`]).
+    pub(crate) budget_filter: Option<i64>,
     /// Per task, candidates sorted by their own score (best first).
     pub(crate) candidates: Vec<Vec<Candidate>>,
     pub(crate) places: Vec<Place>,
@@ -92,6 +96,10 @@ impl<'a> Problem<'a> {
         collapse: bool,
     ) -> Result<Problem<'a>, PlanError> {
         let (goal, limit, primary_cap) = goal_and_limits(options);
+        let budget_filter = (options.objective == Objective::Time
+            && goal.second == Measure::Carbon)
+            .then(|| options.budget.map(crate::score::micro_dollars))
+            .flatten();
         let pareto = options.objective == Objective::Time
             || (limit.is_some() && goal.second != Measure::Time);
         let mut places = Vec::new();
@@ -169,7 +177,8 @@ impl<'a> Problem<'a> {
             task_candidates
                 .sort_by_key(|candidate| (candidate.unary, candidate.loc, candidate.option));
             if collapse {
-                task_candidates = keep_useful_per_place(task_candidates, pareto);
+                task_candidates =
+                    keep_useful_per_place(task_candidates, pareto, budget_filter.is_some());
             }
             candidates.push(task_candidates);
         }
@@ -200,6 +209,7 @@ impl<'a> Problem<'a> {
             goal,
             limit,
             primary_cap,
+            budget_filter,
             candidates,
             places,
             edges,
@@ -208,6 +218,34 @@ impl<'a> Problem<'a> {
             start_time: options.start_time,
             start_offsets,
         })
+    }
+
+    /// The cost of an assignment in micro-dollars, each term rounded alone as scores are.
+    pub(crate) fn cost_units(&self, assignment: &[usize]) -> i64 {
+        let own: i64 = assignment
+            .iter()
+            .enumerate()
+            .map(|(task, &candidate)| {
+                let candidate = &self.candidates[task][candidate];
+                crate::score::micro_dollars(candidate.compute_cost + candidate.input_cost)
+            })
+            .sum();
+        let moved: i64 = self
+            .edges
+            .iter()
+            .map(|edge| {
+                let from = self.candidates[edge.src][assignment[edge.src]].loc;
+                let to = self.candidates[edge.dst][assignment[edge.dst]].loc;
+                crate::score::micro_dollars(edge.gigabytes * self.link(from, to).price_per_gb)
+            })
+            .sum();
+        own + moved
+    }
+
+    /// Within [`Problem::budget_filter`], if there is one.
+    pub(crate) fn fits_budget_filter(&self, assignment: &[usize]) -> bool {
+        self.budget_filter
+            .is_none_or(|budget| self.cost_units(assignment) <= budget)
     }
 
     /// A limit on the second measure couples every task (solved as one search).
@@ -239,6 +277,7 @@ impl<'a> Problem<'a> {
             goal: self.goal,
             limit: self.limit,
             primary_cap: self.primary_cap,
+            budget_filter: self.budget_filter,
             candidates,
             places: self.places.clone(),
             edges: self.edges.clone(),
@@ -522,7 +561,17 @@ impl<'a> Problem<'a> {
 /// and cost by another at the same location is kept (the Pareto front, `pareto`). So too under
 /// a limit on the second measure that couples the tasks: a candidate worse on the objective
 /// but better on the limited measure may be what lets the plan fit.
-fn keep_useful_per_place(candidates: Vec<Candidate>, pareto: bool) -> Vec<Candidate> {
+///
+/// `also_cost`: cost is a third measure (a budget besides a carbon cap under the time
+/// objective), so a candidate is beaten only by one no worse in cost too.
+fn keep_useful_per_place(
+    candidates: Vec<Candidate>,
+    pareto: bool,
+    also_cost: bool,
+) -> Vec<Candidate> {
+    let cost = |candidate: &Candidate| {
+        crate::score::micro_dollars(candidate.compute_cost + candidate.input_cost)
+    };
     let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
     for candidate in candidates {
         let beaten = kept
@@ -531,7 +580,8 @@ fn keep_useful_per_place(candidates: Vec<Candidate>, pareto: bool) -> Vec<Candid
             .any(|other| {
                 !pareto
                     || (other.unary.primary <= candidate.unary.primary
-                        && other.unary.secondary <= candidate.unary.secondary)
+                        && other.unary.secondary <= candidate.unary.secondary
+                        && (!also_cost || cost(other) <= cost(&candidate)))
             });
         if !beaten {
             kept.push(candidate);
@@ -541,8 +591,8 @@ fn keep_useful_per_place(candidates: Vec<Candidate>, pareto: bool) -> Vec<Candid
 }
 
 /// The score's measures and the limits on them. A carbon cap under the cost or time objective
-/// makes carbon the second measure (the tie-breaker) so the search can bound it; `optimize`
-/// refuses a budget with it under the time objective, where both would be second.
+/// makes carbon the second measure (the tie-breaker) so the search can bound it; a budget with
+/// it under the time objective is on neither measure (see `Problem::budget_filter`).
 fn goal_and_limits(options: &Options) -> (Goal, Option<i64>, Option<i64>) {
     let budget = options.budget.map(crate::score::micro_dollars);
     let cap = options.max_carbon_g.map(crate::score::milligrams);

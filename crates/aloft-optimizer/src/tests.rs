@@ -358,6 +358,7 @@ fn carbon_limits_are_exact_under_every_objective() {
 fn a_budget_and_a_carbon_limit_together_are_exact() {
     limits_are_exact(17, Objective::Cost, true, true);
     limits_are_exact(18, Objective::Carbon, true, true);
+    limits_are_exact(19, Objective::Time, true, true);
 }
 
 /// Against enumeration of every plan over every offering (a catalog where a bigger CPU type,
@@ -368,6 +369,9 @@ fn a_budget_and_a_carbon_limit_together_are_exact() {
 fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool) {
     let mut rng = Rng::new(seed);
     let mut checked = 0;
+    // Under time with both limits: cases where the budget, checked plan by plan, changed the
+    // plan (the ranking had to go past the plans over budget).
+    let mut budget_moved_the_plan = 0;
     while checked < 120 {
         let zones = rng.below(3);
         let mut catalog = random_catalog(&mut rng, 2, 2, zones);
@@ -388,12 +392,15 @@ fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool)
             continue;
         }
         let all = all_scores(&plain);
-        // Each score holds both limited measures (see `Goal`).
-        let cost_of = |score: &crate::score::Score| match objective {
+        // Each score holds both limited measures (see `Goal`), but for a budget with a carbon
+        // cap under the time objective: (time, carbon), the cost counted apart.
+        let three_measures = objective == Objective::Time && budget && carbon;
+        let cost_of = |(score, assignment): &(crate::score::Score, Vec<usize>)| match objective {
+            _ if three_measures => plain.cost_units(assignment),
             Objective::Cost => score.primary,
             Objective::Time | Objective::Carbon => score.secondary,
         };
-        let carbon_of = |score: &crate::score::Score| match objective {
+        let carbon_of = |(score, _): &(crate::score::Score, Vec<usize>)| match objective {
             Objective::Carbon => score.primary,
             Objective::Cost | Objective::Time => score.secondary,
         };
@@ -401,8 +408,8 @@ fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool)
             let (low, high) = (*values.iter().min().unwrap(), *values.iter().max().unwrap());
             low + ((high - low) as f64 * rng.float(0.0, 1.0)) as i64
         };
-        let budget_micro = budget.then(|| between(all.iter().map(|(s, _)| cost_of(s)).collect()));
-        let cap_milli = carbon.then(|| between(all.iter().map(|(s, _)| carbon_of(s)).collect()));
+        let budget_micro = budget.then(|| between(all.iter().map(cost_of).collect()));
+        let cap_milli = carbon.then(|| between(all.iter().map(carbon_of).collect()));
         let limited = Options {
             budget: budget_micro.map(|micro| micro as f64 / 1e6),
             max_carbon_g: cap_milli.map(|milli| milli as f64 / 1e3),
@@ -411,10 +418,18 @@ fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool)
         let problem = Problem::build(&dag, &catalog, &limited).unwrap();
         let expected = all
             .iter()
-            .filter(|(score, _)| budget_micro.is_none_or(|limit| cost_of(score) <= limit))
-            .filter(|(score, _)| cap_milli.is_none_or(|limit| carbon_of(score) <= limit))
+            .filter(|plan| budget_micro.is_none_or(|limit| cost_of(plan) <= limit))
+            .filter(|plan| cap_milli.is_none_or(|limit| carbon_of(plan) <= limit))
             .map(|(score, _)| *score)
             .min();
+        let without_budget = all
+            .iter()
+            .filter(|plan| cap_milli.is_none_or(|limit| carbon_of(plan) <= limit))
+            .map(|(score, _)| *score)
+            .min();
+        if three_measures && expected.is_some() && expected != without_budget {
+            budget_moved_the_plan += 1;
+        }
         let got = k_best(&problem, 1, &mut Limits::unlimited())
             .0
             .first()
@@ -439,6 +454,12 @@ fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool)
             Err(err) => assert!(expected.is_none(), "{label}: {err}"),
         }
         checked += 1;
+    }
+    if objective == Objective::Time && budget && carbon {
+        assert!(
+            budget_moved_the_plan >= 10,
+            "the budget moved only {budget_moved_the_plan} plans"
+        );
     }
 }
 

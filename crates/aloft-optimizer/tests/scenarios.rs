@@ -573,10 +573,28 @@ fn carbon_limits_filter_and_refuse() {
         max_carbon_g: Some(10.0),
         ..Options::default()
     };
-    assert!(matches!(
-        carbon_plan(&under_time),
-        Err(PlanError::BudgetAndCarbonLimitUnderTime)
-    ));
+    // Both under the time objective: every place is as fast, w1 fits both ($0.85, 3.35 g).
+    assert_eq!(places(&carbon_plan(&under_time).unwrap()), ["west/w1 cpu8"]);
+    // The cap leaves w1 and e1 (10 g); a budget of $0.84 leaves neither.
+    let neither = Options {
+        budget: Some(0.84),
+        max_carbon_g: Some(11.0),
+        ..under_time.clone()
+    };
+    assert_eq!(
+        carbon_plan(&neither).unwrap_err().to_string(),
+        "the cheapest plan within the carbon limit of 11 g costs $0.85, over the budget of \
+         $0.84; raise --budget or --max-carbon"
+    );
+    let no_cap = Options {
+        max_carbon_g: Some(2.0),
+        ..under_time
+    };
+    assert_eq!(
+        carbon_plan(&no_cap).unwrap_err().to_string(),
+        "the lowest-carbon plan emits 3 gCO2, over the limit of 2 g; raise --max-carbon or \
+         relax the resources"
+    );
 }
 
 /// The carbon catalog with w1's grid dirty from 12:00 to 18:00 UTC (900 g) and clean otherwise
