@@ -112,7 +112,7 @@ pub(crate) fn mean_intensity_over(
         None => (UNKNOWN_INTENSITY_G_PER_KWH, true),
     };
     let profile = catalog.region(region).carbon_hourly.as_ref();
-    if profile.is_none() || !(seconds > 0.0) {
+    if profile.is_none() || seconds.is_nan() || seconds <= 0.0 {
         return constant(known(start.div_euclid(HOUR) as i64));
     }
     let profile = profile.expect("checked above");
