@@ -4,9 +4,10 @@
 //! forbidding the i-th task's placement. The best plan of each part goes on a heap; the heap's
 //! minimum is the next plan overall. Each part is solved exactly by [`solve`].
 //!
-//! Under the time objective with both a carbon cap and a budget, the search bounds the cap and
-//! the budget is checked on each plan as it comes (`Problem::budget_filter`): the ranking goes
-//! on past the plans over budget, so the first plan listed is the best within both.
+//! Under the time objective with both a carbon cap and a budget, the budget is on neither
+//! measure of the score (`Problem::budget_filter`); the finish-time search bounds it (see
+//! `makespan`), and each ranked plan is checked against it as well, so a plan over it is never
+//! listed.
 
 use crate::limits::Limits;
 use crate::plan::SolveStats;
@@ -43,8 +44,8 @@ pub(crate) fn k_best(
     let mut sequence = 0u64;
     heap.push(Reverse((score, sequence, assignment, full)));
     while let Some(Reverse((score, _, assignment, domains))) = heap.pop() {
-        // A budget the search cannot bound (see `Problem::budget_filter`): plans come in score
-        // order, so the first that fits is the best that fits.
+        // A budget on neither measure of the score (see `Problem::budget_filter`): the search
+        // bounds it; this check keeps any plan over it out of the list all the same.
         if problem.fits_budget_filter(&assignment) {
             ranked.push((score, assignment.clone()));
         }

@@ -57,8 +57,9 @@ pub(crate) struct Problem<'a> {
     /// checked on the result (by `optimize`).
     pub(crate) primary_cap: Option<i64>,
     /// A budget (micro-dollars) on neither measure of the score: under the time objective with
-    /// a carbon cap (carbon is second, the cap is `limit`), a budget as well is checked on each
-    /// plan as k-best ranks them ([`Problem::fits_budget_filter`]).
+    /// a carbon cap (carbon is second, the cap is `limit`), a budget as well. The finish-time
+    /// search bounds it with a search over the costs ([`Problem::cost_view`]), and k-best checks
+    /// each plan against it ([`Problem::fits_budget_filter`]).
     pub(crate) budget_filter: Option<i64>,
     /// Per task, candidates sorted by their own score (best first).
     pub(crate) candidates: Vec<Vec<Candidate>>,
@@ -240,6 +241,62 @@ impl<'a> Problem<'a> {
             })
             .sum();
         own + moved
+    }
+
+    /// The same problem scored (time, cost) with no limit: what the time objective's search
+    /// bounds a budget with when the score's second measure is carbon (see `budget_filter`).
+    /// Candidates keep their indices.
+    pub(crate) fn cost_view(&self) -> Problem<'a> {
+        let goal = Goal {
+            objective: Objective::Time,
+            second: Measure::Cost,
+        };
+        let candidates = self
+            .candidates
+            .iter()
+            .map(|task_candidates| {
+                task_candidates
+                    .iter()
+                    .map(|candidate| Candidate {
+                        unary: Score::new(
+                            goal,
+                            candidate.compute_cost + candidate.input_cost,
+                            candidate.runtime_seconds + candidate.input_seconds,
+                            candidate.carbon_g,
+                        ),
+                        ..candidate.clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        Problem {
+            goal,
+            limit: None,
+            primary_cap: None,
+            budget_filter: None,
+            candidates,
+            ..self.clone_problem()
+        }
+    }
+
+    /// A copy with every field as it is (candidates included).
+    fn clone_problem(&self) -> Problem<'a> {
+        Problem {
+            dag: self.dag,
+            catalog: self.catalog,
+            objective: self.objective,
+            goal: self.goal,
+            limit: self.limit,
+            primary_cap: self.primary_cap,
+            budget_filter: self.budget_filter,
+            candidates: self.candidates.clone(),
+            places: self.places.clone(),
+            edges: self.edges.clone(),
+            parents: self.parents.clone(),
+            topological: self.topological.clone(),
+            start_time: self.start_time,
+            start_offsets: self.start_offsets.clone(),
+        }
     }
 
     /// Within [`Problem::budget_filter`], if there is one.
