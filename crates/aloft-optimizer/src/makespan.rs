@@ -341,8 +341,11 @@ impl<'p> MakespanSearch<'p> {
     ) {
         self.nodes += 1;
         let n = self.tasks.len();
-        // The limits only cut the search once it holds a plan.
-        if self.best.1 != i64::MAX && limits.tick() {
+        // The limits only cut the search once it holds a plan, unless a limit may leave it
+        // none for a long time (a budget, or a budget and a carbon cap): then the caller says
+        // the deadline came before a plan within the limits was found.
+        let limited = self.budget.is_some() || self.extra_budget.is_some();
+        if (self.best.1 != i64::MAX || limited) && limits.tick() {
             if cap.is_none() {
                 self.open_bound = self.open_bound.min(placed.max(self.through_from[pos]));
             }
