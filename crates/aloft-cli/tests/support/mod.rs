@@ -83,7 +83,10 @@ impl Cloud {
             );
             return None;
         }
-        assert!(tag < TAGS_PER_RUN, "a test's tag must be below {TAGS_PER_RUN}");
+        assert!(
+            tag < TAGS_PER_RUN,
+            "a test's tag must be below {TAGS_PER_RUN}"
+        );
         let pid = std::process::id();
         let prefix = format!("{}{}{tag}", family.letter, pid % 100_000);
         // Each run (process) of the file has a block of its own: two runs at once never share
