@@ -1,11 +1,12 @@
 //! Developer tasks. `cargo xtask bench [--catalog DIR] [--runs N]` prints the figures recorded in
 //! docs/benchmarks.md: whole-process dry-runs of the release binary, and the optimizer alone on
-//! chains and random DAGs over a SkyPilot-format catalog. `cargo xtask bench-launch` and
+//! chains and random DAGs over a SkyPilot-format catalog, and the carbon objective with its
+//! limits (also alone: `cargo xtask bench-carbon`). `cargo xtask bench-launch` and
 //! `cargo xtask bench-logs` (root) measure launches and job logs on the local cloud.
 
 use aloft_catalog::Catalog;
 use aloft_optimizer::synthetic::{self, Rng, Shape};
-use aloft_optimizer::{Objective, Options};
+use aloft_optimizer::{Objective, Options, Slack, SlackMeasure};
 use aloft_types::{
     Accelerator, Amount, DataInput, DataOutput, Duration, Infra, ResourceChoice, Resources, Size,
     Task,
@@ -36,12 +37,13 @@ fn main() -> Result<()> {
     match task.as_str() {
         "bench" => bench(&root, &catalog_dir, runs),
         "probe" => probe(&catalog_dir, runs),
+        "bench-carbon" => carbon_bench(&catalog_dir, runs),
         "bench-launch" => bench_launch(&root, runs),
         "bench-logs" => bench_logs(&root, runs),
         "bench-server" => bench_server(&root, runs),
         _ => bail!(
-            "usage: cargo xtask bench|probe|bench-launch|bench-logs|bench-server [--catalog DIR] \
-             [--runs N]"
+            "usage: cargo xtask bench|bench-carbon|probe|bench-launch|bench-logs|bench-server \
+             [--catalog DIR] [--runs N]"
         ),
     }
 }
@@ -57,6 +59,7 @@ fn bench(root: &Path, catalog_dir: &Path, runs: usize) -> Result<()> {
     println!("runs per figure: {runs} (median reported)\n");
     dryrun_bench(root, catalog_dir, runs)?;
     optimizer_bench(catalog_dir, runs)?;
+    carbon_bench(catalog_dir, runs)?;
     Ok(())
 }
 
@@ -188,6 +191,129 @@ fn optimizer_bench(catalog_dir: &Path, runs: usize) -> Result<()> {
     }
     println!(
         "\n(one DAG per seed: each run is a different random DAG; max is the slowest of them)"
+    );
+    Ok(())
+}
+
+/// The carbon objective and the limits and trades around it, on the optimizer's workloads: by
+/// the annual averages and by the hour (the bundled typical days, from a fixed start), the
+/// slacks both ways, and a budget with a carbon cap under the time objective. Each solve has a
+/// deadline (10 s, or `CARBON_DEADLINE_S`), so the table always ends; "proven" counts the
+/// seeds proven optimal.
+fn carbon_bench(catalog_dir: &Path, runs: usize) -> Result<()> {
+    let (imported, _warnings) = Catalog::load_dir_cached(catalog_dir)?;
+    let mut catalog = Catalog::bundled();
+    catalog.merge(imported);
+    // 2026-12-08T13:00Z: the bundled typical days are evening in Asia, morning in the US.
+    let start = aloft_catalog::parse_utc("2026-12-08T13:00Z").expect("a valid time");
+    // CARBON_DEADLINE_S: the deadline of each solve, in seconds (default 10).
+    let deadline_secs: u64 = std::env::var("CARBON_DEADLINE_S")
+        .ok()
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or(10);
+    let deadline = Some(std::time::Duration::from_secs(deadline_secs));
+    println!("\n## The carbon objective and its limits\n");
+    println!("| workload | variant | median (ms) | max (ms) | proven | worst gap |");
+    println!("|---|---|---|---|---|---|");
+    let workloads: Vec<(&str, usize, Shape)> = vec![
+        ("chain of 20", 20, Shape::Chain),
+        ("chain of 100", 100, Shape::Chain),
+        ("random DAG of 10", 10, Shape::Sparse { max_parents: 3 }),
+        ("random DAG of 50", 50, Shape::Sparse { max_parents: 3 }),
+    ];
+    let slack = |measure, percent| Some(Slack { measure, percent });
+    let variants: [(&str, Options); 5] = [
+        (
+            "carbon, annual averages",
+            Options {
+                objective: Objective::Carbon,
+                ..Options::default()
+            },
+        ),
+        (
+            "carbon, by the hour",
+            Options {
+                objective: Objective::Carbon,
+                start_time: Some(start),
+                ..Options::default()
+            },
+        ),
+        (
+            "cost, carbon_slack 10 %",
+            Options {
+                slack: slack(SlackMeasure::Carbon, 10.0),
+                ..Options::default()
+            },
+        ),
+        (
+            "carbon, cost_slack 10 %",
+            Options {
+                objective: Objective::Carbon,
+                slack: slack(SlackMeasure::Cost, 10.0),
+                ..Options::default()
+            },
+        ),
+        (
+            "time, budget and cap 1.2x the least",
+            Options {
+                objective: Objective::Time,
+                ..Options::default()
+            },
+        ),
+    ];
+    for (label, tasks, shape) in workloads {
+        for (variant, base) in &variants {
+            let mut times = Vec::new();
+            let (mut proven, mut worst_gap) = (0, 0.0f64);
+            for seed in 0..runs as u64 {
+                let mut rng = Rng::new(seed);
+                let dag = synthetic::dag(&mut rng, tasks, shape, bench_task);
+                let mut options = Options {
+                    deadline,
+                    ..base.clone()
+                };
+                if variant.starts_with("time, budget") {
+                    // Limits at 1.2x the least cost and the least carbon (not timed).
+                    let least = |objective| -> Result<(f64, f64)> {
+                        let best = aloft_optimizer::optimize(
+                            &dag,
+                            &catalog,
+                            &Options {
+                                objective,
+                                deadline,
+                                ..Options::default()
+                            },
+                        )?
+                        .best;
+                        Ok((best.total_cost, best.carbon_g))
+                    };
+                    options.budget = Some(least(Objective::Cost)?.0 * 1.2);
+                    options.max_carbon_g = Some(least(Objective::Carbon)?.1 * 1.2);
+                }
+                let started = Instant::now();
+                let result = aloft_optimizer::optimize(&dag, &catalog, &options);
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+                match result {
+                    Ok(solution) => {
+                        proven += usize::from(solution.optimality.proven_optimal);
+                        worst_gap = worst_gap.max(solution.optimality.gap);
+                    }
+                    Err(err) => eprintln!("{label} {variant} seed {seed}: {err}"),
+                }
+            }
+            let mut sorted = times.clone();
+            sorted.sort_by(f64::total_cmp);
+            println!(
+                "| {label} | {variant} | {:.1} | {:.1} | {proven}/{runs} | {:.2} % |",
+                median(&sorted),
+                sorted[sorted.len() - 1],
+                worst_gap * 100.0
+            );
+        }
+    }
+    println!(
+        "\n(one DAG per seed; a {deadline_secs} s deadline per solve; proven: seeds whose plan was \
+         proven optimal)"
     );
     Ok(())
 }

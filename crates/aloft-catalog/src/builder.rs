@@ -2,6 +2,7 @@
 //! each source (bundled tables, SkyPilot CSVs, merges) only says what it has, never which index
 //! it goes to.
 
+use crate::carbon::CarbonProfile;
 use crate::model::{
     Catalog, Cloud, CloudId, ImageFlavor, ImageRow, InstanceType, InstanceTypeId, Offering, Region,
     RegionId, Zone, ZoneId,
@@ -62,6 +63,7 @@ impl Builder {
             cloud,
             name: name.to_owned(),
             carbon_g_per_kwh: None,
+            carbon_hourly: None,
         });
         regions.insert(name.to_owned(), id);
         self.zones_by_region.push(HashMap::new());
@@ -70,6 +72,10 @@ impl Builder {
 
     pub fn set_carbon(&mut self, region: RegionId, carbon_g_per_kwh: Option<f64>) {
         self.catalog.regions[region.0 as usize].carbon_g_per_kwh = carbon_g_per_kwh;
+    }
+
+    pub fn set_carbon_hourly(&mut self, region: RegionId, profile: Option<CarbonProfile>) {
+        self.catalog.regions[region.0 as usize].carbon_hourly = profile;
     }
 
     pub fn zone(&mut self, region: RegionId, name: &str) -> ZoneId {

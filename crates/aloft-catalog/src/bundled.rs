@@ -4,13 +4,15 @@
 //! row says where its figures come from (`source`) and when (`as_of`), and each file's header
 //! explains what those sources mean. In short: on-demand prices are public list prices as the
 //! maintainers knew them at that date, spot prices are snapshots or estimates, carbon figures
-//! are approximate grid averages. `--catalog DIR` loads fresher data over it
+//! are approximate grid averages, and the hourly carbon figures (`data/carbon_intensity.csv`,
+//! made by `data/carbon_profile.py`) a documented estimate derived from them. `--catalog DIR` loads fresher data over it
 //! ([`Catalog::merge`]).
 //!
 //! The tables are small (a few hundred rows), so parsing them on every start costs well under
 //! a millisecond; there is no build script.
 
 use crate::builder::{Builder, TypeSpec};
+use crate::carbon::CarbonProfile;
 use crate::model::{Catalog, Cloud, ImageFlavor, ImageRow, Offering};
 use serde::Deserialize;
 
@@ -19,6 +21,7 @@ pub(crate) const REGIONS_CSV: &str = include_str!("../data/regions.csv");
 pub(crate) const INSTANCE_TYPES_CSV: &str = include_str!("../data/instance_types.csv");
 pub(crate) const OFFERINGS_CSV: &str = include_str!("../data/offerings.csv");
 pub(crate) const IMAGES_CSV: &str = include_str!("../data/images.csv");
+pub(crate) const CARBON_INTENSITY_CSV: &str = include_str!("../data/carbon_intensity.csv");
 
 #[derive(Deserialize)]
 struct CloudRow {
@@ -202,11 +205,18 @@ impl Catalog {
                 source: row.source,
             });
         }
-        builder.finish()
+        let mut catalog = builder.finish();
+        let file = std::path::Path::new("data").join(crate::carbon::CARBON_INTENSITY_FILE);
+        let unknown = catalog
+            .apply_carbon_intensity(&file, CARBON_INTENSITY_CSV)
+            .unwrap_or_else(|err| panic!("bundled catalog: {err}"));
+        assert!(unknown.is_empty(), "bundled catalog: {unknown:?}");
+        catalog
     }
 }
 
-/// The bundled figures an import lacks: egress rates by cloud and carbon by (cloud, region).
+/// The bundled figures an import lacks: egress rates by cloud and carbon (annual and hourly) by
+/// (cloud, region).
 #[derive(Debug)]
 pub(crate) struct BundledDefaults {
     catalog: Catalog,
@@ -234,13 +244,25 @@ impl BundledDefaults {
         let region = self.catalog.find_region(cloud, region)?;
         self.catalog.region(region).carbon_g_per_kwh
     }
+
+    pub fn carbon_hourly(&self, cloud: &str, region: &str) -> Option<CarbonProfile> {
+        let cloud = self.catalog.find_cloud(cloud)?;
+        let region = self.catalog.find_region(cloud, region)?;
+        self.catalog.region(region).carbon_hourly.clone()
+    }
 }
 
 /// A fingerprint of the bundled data, part of the import cache's key (imports borrow egress
 /// and carbon figures from it).
 pub(crate) fn fingerprint() -> u64 {
     let mut hash = crate::cache::Fnv::new();
-    for text in [CLOUDS_CSV, REGIONS_CSV, INSTANCE_TYPES_CSV, OFFERINGS_CSV] {
+    for text in [
+        CLOUDS_CSV,
+        REGIONS_CSV,
+        INSTANCE_TYPES_CSV,
+        OFFERINGS_CSV,
+        CARBON_INTENSITY_CSV,
+    ] {
         hash.write(text.as_bytes());
     }
     hash.finish()

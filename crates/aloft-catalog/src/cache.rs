@@ -3,8 +3,9 @@
 //! Parsing SkyPilot's CSVs (≈90k rows for GCP and Azure) takes tens of milliseconds; reading
 //! back the finished [`Catalog`] (and its warnings) in postcard form takes a few. The cache
 //! file is keyed by the catalog directory's canonical path, each `vms.csv`'s and
-//! `images.csv`'s size and modification time (or absence), this crate's version, a
-//! fingerprint of the bundled data (imports borrow its egress and carbon figures) and the
+//! `images.csv`'s size and modification time (or absence), the same of `carbon_intensity.csv`
+//! beside them, this crate's version, a fingerprint of the bundled data (imports borrow its
+//! egress and carbon figures, hourly ones included) and the
 //! outlier policy (a catalog built under `drop` lacks offerings one built under `warn` has, and
 //! their warnings differ). Any change makes a new key, hence a rebuild. Each policy has a file
 //! of its own, so switching policies back and forth does not rebuild every time.
@@ -31,8 +32,9 @@ use std::time::UNIX_EPOCH;
 
 const MAGIC: &[u8; 8] = b"ALOFTCAT";
 /// Bump when the payload's shape or the import rules change. 2: default images. 3: the price
-/// check (flagged prices in the head, the policy in the key).
-const FORMAT_VERSION: u32 = 3;
+/// check (flagged prices in the head, the policy in the key). 4: hourly carbon profiles in the
+/// regions, and `carbon_intensity.csv` beside the catalog in the key.
+const FORMAT_VERSION: u32 = 4;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8;
 
 /// FNV-1a, 64-bit: tiny, stable across Rust versions (unlike `DefaultHasher`), good enough to
@@ -337,6 +339,8 @@ fn cache_key(dir: &Path, policy: OutlierPolicy) -> Result<(PathBuf, String), Cat
         key.push_str(&format!(";{cloud}={}:{}", file.display(), stamp(&file)));
         key.push_str(&format!(";{cloud}:images={}", stamp(&images)));
     }
+    let carbon = crate::carbon::beside_import(&canonical);
+    key.push_str(&format!(";carbon={}", stamp(&carbon)));
     Ok((canonical, key))
 }
 

@@ -30,6 +30,18 @@ pub enum CatalogError {
         #[source]
         source: csv::Error,
     },
+    #[error("reading carbon intensity file {}", file.display())]
+    ReadCarbon {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {problem}", file.display())]
+    BadCarbonRow {
+        file: PathBuf,
+        line: u64,
+        problem: String,
+    },
     #[error(
         "catalog file {} lacks the required column(s) {}; found {}",
         file.display(),
@@ -124,4 +136,6 @@ pub enum RowProblem {
          regional price"
     )]
     PriceOutliersDropped { count: usize },
+    #[error("row skipped: the catalog has no region {place}")]
+    UnknownCarbonRegion { place: String },
 }

@@ -10,7 +10,8 @@
 //! [`Catalog::gpus`], [`Catalog::resolve_infra`], [`Catalog::default_image`]); it makes no
 //! network calls.
 //!
-//! Map: `model` (the tables and ids), `matching` (the one "does this instance fit" predicate),
+//! Map: `model` (the tables and ids), `carbon` (grid intensity by hour: the carbon intensity
+//! file and UTC times), `matching` (the one "does this instance fit" predicate),
 //! `bundled` (the embedded snapshot), `skypilot` (the CSV importer and its GCP GPU rules),
 //! `cache` (the binary cache of imports), `merge` (combining sources, consistency checks),
 //! `lookup` (names to ids, infra to places), `query` (listings for the CLI), `images` (default
@@ -21,6 +22,7 @@
 mod builder;
 mod bundled;
 mod cache;
+mod carbon;
 mod error;
 mod images;
 mod local;
@@ -34,6 +36,7 @@ mod skypilot;
 mod tpu;
 
 pub use cache::{CacheStatus, CachedLoad, default_cache_dir};
+pub use carbon::{CARBON_INTENSITY_FILE, CarbonProfile, format_utc, parse_utc};
 pub use error::{CatalogError, CatalogWarning, RowProblem};
 pub use local::{LOCAL_REGION, LocalType};
 pub use lookup::{CatalogLookupError, did_you_mean};

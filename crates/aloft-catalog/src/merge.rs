@@ -108,6 +108,23 @@ impl Catalog {
             {
                 problems.push(format!("region {} has carbon {carbon}", region.name));
             }
+            if let Some(profile) = &region.carbon_hourly {
+                let values = profile
+                    .typical_day
+                    .iter()
+                    .chain(profile.hours.iter().map(|(_, value)| value));
+                if !matches!(profile.typical_day.len(), 0 | 24)
+                    || values
+                        .clone()
+                        .any(|value| !value.is_finite() || *value < 0.0)
+                    || !profile.hours.is_sorted_by_key(|&(hour, _)| hour)
+                {
+                    problems.push(format!(
+                        "region {} has a bad hourly carbon profile",
+                        region.name
+                    ));
+                }
+            }
         }
         for zone in &self.zones {
             if zone.region.0 as usize >= self.regions.len() {

@@ -1,6 +1,7 @@
 //! The catalog's data model. Ids are indexes into the catalog's tables, valid only for the
 //! catalog that issued them.
 
+use crate::carbon::CarbonProfile;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -30,8 +31,12 @@ pub struct Cloud {
 pub struct Region {
     pub cloud: CloudId,
     pub name: String,
-    /// Grid carbon intensity in gCO2/kWh, where known.
+    /// Grid carbon intensity in gCO2/kWh, where known: the annual average.
     pub carbon_g_per_kwh: Option<f64>,
+    /// Grid carbon intensity by hour, where known (see [`CarbonProfile`]); hours it does not
+    /// cover fall back to `carbon_g_per_kwh`.
+    #[serde(default)]
+    pub carbon_hourly: Option<CarbonProfile>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -251,6 +251,11 @@ impl Catalog {
         let paths: Vec<PathBuf> = files.into_iter().map(|(_, file)| file).collect();
         let checked = outliers::check_import(&mut catalog, &sources, &paths, policy);
         warnings.extend(checked.warnings);
+        // Hourly carbon figures beside the catalog replace the bundled ones region by region.
+        let carbon_file = crate::carbon::beside_import(dir);
+        if carbon_file.exists() {
+            warnings.extend(catalog.load_carbon_intensity(&carbon_file)?);
+        }
         Ok(SkypilotImport {
             catalog,
             warnings,
@@ -744,6 +749,8 @@ impl Importer<'_> {
         {
             let carbon = self.defaults.carbon(self.cloud_name, region);
             self.builder.set_carbon(region_id, carbon);
+            let hourly = self.defaults.carbon_hourly(self.cloud_name, region);
+            self.builder.set_carbon_hourly(region_id, hourly);
         }
         let zone_id = (!zone.is_empty()).then(|| self.builder.zone(region_id, zone));
         let (price, spot_price) = (offered(price), offered(spot_price));

@@ -105,6 +105,17 @@ pub struct CatalogSource {
         value_parser = parse_outlier_policy
     )]
     pub catalog_outliers: OutlierPolicy,
+
+    /// Grid carbon intensity by hour (CSV: cloud, region, hour, carbon_g_per_kwh; hour 0-23 of a
+    /// typical day UTC, or a UTC hour such as 2026-12-08T13:00Z): replaces the hourly figures of
+    /// the regions it gives (docs/optimizer.md, "Carbon by hour").
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ALOFT_CARBON_INTENSITY",
+        global = true
+    )]
+    pub carbon_intensity: Option<PathBuf>,
 }
 
 fn parse_outlier_policy(text: &str) -> Result<OutlierPolicy, String> {
@@ -139,6 +150,12 @@ pub fn load_catalog(source: &CatalogSource) -> Result<Catalog> {
         let load = import(dir, source.catalog_outliers)?;
         print_warnings(dir, &load.warnings);
         catalog.merge(load.catalog);
+    }
+    if let Some(file) = &source.carbon_intensity {
+        let warnings = catalog.load_carbon_intensity(file)?;
+        for line in warning_lines(file, &warnings) {
+            eprintln!("{line}");
+        }
     }
     Ok(catalog)
 }

@@ -3,7 +3,8 @@
 use crate::catalog_cmd::CatalogSource;
 use crate::output::{OutputFormat, dollars, duration, new_table, number, table_text};
 use aloft_optimizer::{
-    Objective, Options, Placement, Plan, ProgressCallback, SearchProgress, Solution,
+    Objective, Options, Placement, Plan, ProgressCallback, SearchProgress, Slack, SlackMeasure,
+    Solution,
 };
 use aloft_types::spec::TaskValuesError;
 use aloft_types::{Dag, Duration, Infra};
@@ -64,6 +65,26 @@ pub struct LaunchArgs {
     /// in docs/optimizer.md). Under `--optimize cost` or `time`, carbon then breaks ties.
     #[arg(long, value_name = "GRAMS")]
     pub max_carbon: Option<f64>,
+    /// Plan among the plans emitting at most this many percent more than the lowest-carbon
+    /// plan (`10%`): the cheapest of them (under `--optimize time`, the fastest). Overrides the
+    /// task's `carbon_slack`.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, conflicts_with = "cost_slack")]
+    pub carbon_slack: Option<f64>,
+    /// Plan among the plans costing at most this many percent more than the cheapest plan
+    /// (`10%`): the lowest-carbon of them (under `--optimize time`, the fastest). Overrides the
+    /// task's `cost_slack`.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub cost_slack: Option<f64>,
+    /// When the run starts, for carbon by the hour: `now`, a UTC time (`2026-12-08T13:00Z`), or
+    /// `annual` to count every region at its annual average instead. Each task is assumed to
+    /// start after its ancestors' runtime estimates (docs/optimizer.md, "Carbon by hour").
+    #[arg(
+        long,
+        value_name = "TIME",
+        env = "ALOFT_START_TIME",
+        default_value = "now"
+    )]
+    pub start_time: String,
     /// Do not use this cloud, region or zone (`aws`, `aws/us-east-1`, `gcp/us-central1/us-central1-a`).
     #[arg(long = "block", value_name = "INFRA")]
     pub blocked: Vec<String>,
@@ -104,6 +125,7 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
     let default_runtime = Duration::parse(&args.default_runtime)
         .with_context(|| format!("--default-runtime `{}`", args.default_runtime))?;
     let deadline = parse_deadline(&args.deadline)?;
+    let start_time = parse_start_time(&args.start_time)?;
     let options = Options {
         objective: match args.optimize {
             ObjectiveArg::Cost => Objective::Cost,
@@ -117,6 +139,18 @@ pub fn run(args: LaunchArgs) -> Result<ExitCode> {
                 anyhow::bail!("--max-carbon `{grams}`: expected a number of grams, 0 or more")
             }
             other => other,
+        },
+        start_time,
+        slack: match (args.carbon_slack, args.cost_slack) {
+            (Some(percent), _) => Some(Slack {
+                measure: SlackMeasure::Carbon,
+                percent,
+            }),
+            (None, Some(percent)) => Some(Slack {
+                measure: SlackMeasure::Cost,
+                percent,
+            }),
+            (None, None) => None,
         },
         blocked,
         alternatives: args.alternatives.unwrap_or(
@@ -178,6 +212,40 @@ fn parse_deadline(text: &str) -> Result<Option<std::time::Duration>> {
         bail!("--deadline `{text}`: expected a positive duration such as 5s or 2m, or none");
     }
     Ok(Some(std::time::Duration::from_secs_f64(parsed.seconds)))
+}
+
+/// `--carbon-slack`, `--cost-slack`: `10%`, `10 %` or `10`, 0 or more.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let trimmed = text.trim();
+    let number = trimmed.strip_suffix('%').unwrap_or(trimmed).trim();
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|value| value.is_finite() && *value >= 0.0)
+        .ok_or_else(|| format!("`{text}` is not a percentage such as 10%, 0 or more"))
+}
+
+/// `--start-time`: `now` (this machine's clock), `annual` (no start time: annual averages), or
+/// an ISO 8601 UTC time; seconds since the Unix epoch.
+fn parse_start_time(text: &str) -> Result<Option<i64>> {
+    let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("now") {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the system clock is before 1970")?;
+        return Ok(Some(now.as_secs() as i64));
+    }
+    if trimmed.eq_ignore_ascii_case("annual") {
+        return Ok(None);
+    }
+    aloft_catalog::parse_utc(trimmed)
+        .map(Some)
+        .map_err(|problem| {
+            anyhow::anyhow!(
+                "--start-time `{text}`: {problem}; expected now, annual, or a UTC time such as \
+             2026-12-08T13:00Z"
+            )
+        })
 }
 
 /// The planner's progress, on stderr while a search takes over a second.
@@ -419,6 +487,34 @@ fn render(dag: &Dag, solution: &Solution) -> String {
         duration(plan.machine_hours * 3600.0),
         grams(plan.carbon_g, plan.carbon_estimated),
     ));
+    if let Some(bound) = &solution.slack {
+        let (what, reference, limit) = match bound.measure {
+            SlackMeasure::Carbon => (
+                "the lowest carbon",
+                format!("{:.1} gCO2", bound.reference),
+                format!("{:.1} gCO2", bound.limit),
+            ),
+            SlackMeasure::Cost => (
+                "the cheapest plan",
+                format!("${:.4}", bound.reference),
+                format!("${:.4}", bound.limit),
+            ),
+        };
+        out.push_str(&format!(
+            "Within {}% of {what} ({reference}): held to {limit}{}.\n",
+            bound.percent,
+            if bound.reference_proven {
+                ""
+            } else {
+                " (that plan is the best found by the deadline, not proven lowest)"
+            }
+        ));
+    }
+    if let Some(start) = &plan.start_time {
+        out.push_str(&format!(
+            "gCO2 counted by the hour from {start} (each task after its ancestors' runtimes).\n"
+        ));
+    }
     if plan.carbon_estimated {
         out.push_str(
             "gCO2 marked ~ counts a region of unknown grid intensity at the world average (475 g/kWh).\n",

@@ -24,6 +24,10 @@ fn aloft(args: &[&str]) -> Output {
         .env("ALOFT_LOCAL_BRIDGE", "clitestbr")
         .env("ALOFT_LOCAL_SUBNET", "10.251.77.0/24")
         .env_remove("ALOFT_CATALOG")
+        .env_remove("ALOFT_CARBON_INTENSITY")
+        // Plans at the annual carbon averages unless a test gives `--start-time`: "now" would
+        // make the gCO2 figures depend on the hour the tests run.
+        .env("ALOFT_START_TIME", "annual")
         // Never let the AWS SDK look for credentials beyond loopback (instance metadata).
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("ALOFT_AWS_ENDPOINT_URL", "http://127.0.0.1:9")
@@ -538,4 +542,165 @@ fn a_reader_that_stops_early_never_makes_aloft_panic() {
     let said = stdout(&output);
     assert_eq!(said.trim(), "status 0", "{}", stderr(&output));
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}
+
+#[test]
+fn carbon_by_the_hour_follows_the_start_time_and_a_carbon_intensity_file() {
+    let spec = write_spec(
+        "hourly.yaml",
+        "name: snap\nresources:\n  cpus: 8+\n  memory: 32+\nrun: echo hi\n",
+    );
+    // Oregon dirty from 12:00 to 18:00 UTC, clean otherwise; Virginia as bundled.
+    let mut rows = String::from("# a test profile\ncloud,region,hour,carbon_g_per_kwh\n");
+    for hour in 0..24 {
+        let grams = if (12..18).contains(&hour) { 900 } else { 20 };
+        rows.push_str(&format!("aws,us-west-2,{hour},{grams}\n"));
+    }
+    let carbon = write_spec("hourly-carbon.csv", &rows);
+    let catalog = fixture_catalog();
+    let run = |start: &str, extra: &[&str]| {
+        let mut args = vec![
+            "launch",
+            "--dryrun",
+            spec.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--optimize",
+            "carbon",
+            "--carbon-intensity",
+            carbon.to_str().unwrap(),
+            "--start-time",
+            start,
+        ];
+        args.extend_from_slice(extra);
+        aloft(&args)
+    };
+    let night = run("2026-12-08T02:00Z", &[]);
+    assert!(night.status.success(), "{}", stderr(&night));
+    let text = stdout(&night);
+    assert!(text.contains(" aws (us-west-2a) "), "{text}");
+    assert!(text.contains("✔"), "{text}");
+    assert!(
+        text.contains("gCO2 counted by the hour from 2026-12-08T02:00:00Z"),
+        "{text}"
+    );
+    let afternoon = run("2026-12-08T13:00Z", &["-o", "json"]);
+    assert!(afternoon.status.success(), "{}", stderr(&afternoon));
+    let document: serde_json::Value = serde_json::from_str(&stdout(&afternoon)).unwrap();
+    let best = &document["best"];
+    assert_eq!(best["start_time"], "2026-12-08T13:00:00Z");
+    assert_eq!(best["tasks"][0]["region"], "us-east-1");
+    assert_eq!(best["tasks"][0]["start_offset_seconds"], 0.0);
+    // `annual`: no hourly figures, Oregon at its annual average wins again.
+    let annual = run("annual", &["-o", "json"]);
+    let document: serde_json::Value = serde_json::from_str(&stdout(&annual)).unwrap();
+    assert_eq!(document["best"]["tasks"][0]["region"], "us-west-2");
+    assert!(document["best"]["start_time"].is_null());
+    // A bad start time and a bad file say what is wrong, and where.
+    let bad = run("2026-12-08T13:00", &[]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains(
+            "--start-time `2026-12-08T13:00`: not a UTC time (end it with Z or +00:00); expected \
+             now, annual, or a UTC time such as 2026-12-08T13:00Z"
+        ),
+        "{}",
+        stderr(&bad)
+    );
+    std::fs::write(
+        &carbon,
+        "cloud,region,hour,carbon_g_per_kwh\naws,us-west-2,7,lots\n",
+    )
+    .unwrap();
+    let bad = run("now", &[]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains(&format!(
+            "{}:2: carbon_g_per_kwh is `lots`, not a number of grams per kWh, 0 or more",
+            carbon.display()
+        )),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+/// Regression: `--max-carbon 0.001` was reported as "over the limit of 0 g".
+#[test]
+fn a_small_carbon_limit_is_reported_as_given() {
+    let spec = write_spec(
+        "tiny-limit.yaml",
+        "name: snap\nresources:\n  cpus: 8+\n  memory: 32+\nrun: echo hi\n",
+    );
+    let output = aloft(&[
+        "launch",
+        "--dryrun",
+        spec.to_str().unwrap(),
+        "--catalog",
+        fixture_catalog().to_str().unwrap(),
+        "--max-carbon",
+        "0.001",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("over the limit of 0.001 g; raise --max-carbon"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn slack_from_the_task_and_the_flags() {
+    // Oregon: $0.428 and ~4.7 g; Virginia: $0.384 and ~9.7 g (annual averages).
+    let spec = write_spec(
+        "slack.yaml",
+        "name: snap\ncarbon_slack: 0%\nresources:\n  cpus: 8+\n  memory: 32+\nrun: echo hi\n",
+    );
+    let catalog = fixture_catalog();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "launch",
+            "--dryrun",
+            spec.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        aloft(&args)
+    };
+    let output = run(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains(" aws (us-west-2a) "), "{text}");
+    assert!(
+        text.contains("Within 0% of the lowest carbon (4.7 gCO2): held to 4.7 gCO2."),
+        "{text}"
+    );
+    // The flag overrides the task: 150 % more carbon lets Virginia in.
+    let output = run(&["--carbon-slack", "150%", "-o", "json"]);
+    let document: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(document["best"]["tasks"][0]["region"], "us-east-1");
+    assert_eq!(document["slack"]["measure"], "carbon");
+    assert_eq!(document["slack"]["percent"], 150.0);
+    // The reverse: the lowest carbon within 10 % of the cheapest is Virginia, within 12 % Oregon.
+    let output = run(&["--cost-slack", "10"]);
+    let text = stdout(&output);
+    assert!(text.contains(" aws (us-east-1"), "{text}");
+    assert!(text.contains("Optimizing for carbon"), "{text}");
+    assert!(
+        text.contains("Within 10% of the cheapest plan ($0.3840): held to $0.4224."),
+        "{text}"
+    );
+    let output = run(&["--cost-slack", "12 %"]);
+    assert!(
+        stdout(&output).contains(" aws (us-west-2a) "),
+        "{}",
+        stdout(&output)
+    );
+    let output = run(&["--cost-slack=-3%"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("`-3%` is not a percentage such as 10%, 0 or more"),
+        "{}",
+        stderr(&output)
+    );
 }

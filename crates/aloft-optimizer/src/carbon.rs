@@ -19,11 +19,15 @@
 //! - **Egress** is not counted: network energy per GB is contested (estimates span two orders
 //!   of magnitude) and small beside compute for the sizes tasks move.
 //!
+//! With a start time ([`crate::Options::start_time`]) the intensity is the catalog's hourly
+//! figure for each hour the task runs, weighted by the time it runs in that hour
+//! ([`mean_intensity_over`]); without one, the annual average.
+//!
 //! A region whose grid intensity the catalog does not know is counted at
 //! [`UNKNOWN_INTENSITY_G_PER_KWH`], the world average, and the figure is flagged as estimated;
 //! never as zero, which would make unknown regions look the cleanest.
 
-use aloft_catalog::{Catalog, Offering};
+use aloft_catalog::{Catalog, Offering, RegionId};
 
 /// Watts per vCPU (CCF, AWS average at 50 % utilization).
 pub const WATTS_PER_VCPU: f64 = 2.12;
@@ -89,9 +93,110 @@ pub(crate) fn intensity(catalog: &Catalog, offering: &Offering) -> (f64, bool) {
     }
 }
 
+/// The grid intensity over a run in `region` from `start` (seconds since the Unix epoch) for
+/// `seconds`: each hour's figure ([`Catalog::carbon_at`]: the specific hour, else the typical
+/// day's, else the annual average) weighted by how much of the run falls in it. The power
+/// draw is constant over a run, so this times the run's energy is its carbon. True when some
+/// part of the run had no figure and was counted at [`UNKNOWN_INTENSITY_G_PER_KWH`].
+pub(crate) fn mean_intensity_over(
+    catalog: &Catalog,
+    region: RegionId,
+    start: f64,
+    seconds: f64,
+) -> (f64, bool) {
+    const HOUR: f64 = 3600.0;
+    const DAY_HOURS: i64 = 24;
+    let known = |hour: i64| catalog.carbon_at(region, hour);
+    let constant = |value: Option<f64>| match value {
+        Some(known) => (known, false),
+        None => (UNKNOWN_INTENSITY_G_PER_KWH, true),
+    };
+    let profile = catalog.region(region).carbon_hourly.as_ref();
+    if profile.is_none() || seconds.is_nan() || seconds <= 0.0 {
+        return constant(known(start.div_euclid(HOUR) as i64));
+    }
+    let profile = profile.expect("checked above");
+    let end = start + seconds;
+    let (mut weighted, mut estimated) = (0.0, false);
+    let mut at = start;
+    while at < end {
+        let hour = at.div_euclid(HOUR) as i64;
+        // A whole day with no specific hour in it: the typical day's (or the annual) mean, at
+        // once, so a run of months costs months/24 steps, not hours.
+        if at == hour as f64 * HOUR
+            && hour.rem_euclid(DAY_HOURS) == 0
+            && end - at >= 86_400.0
+            && !profile.has_hours_in(hour, hour + DAY_HOURS)
+        {
+            let (mean, unknown) = constant(
+                profile
+                    .typical_day_mean()
+                    .or(catalog.region(region).carbon_g_per_kwh),
+            );
+            weighted += mean * 86_400.0;
+            estimated |= unknown;
+            at += 86_400.0;
+            continue;
+        }
+        let next = ((hour + 1) as f64 * HOUR).min(end);
+        let (value, unknown) = constant(known(hour));
+        weighted += value * (next - at);
+        estimated |= unknown;
+        at = next;
+    }
+    (weighted / seconds, estimated)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whole days are counted at once; the result is the same as hour by hour.
+    #[test]
+    fn long_runs_weigh_every_hour() {
+        let mut catalog = Catalog::default();
+        catalog.clouds.push(aloft_catalog::Cloud {
+            name: "c".into(),
+            internet_egress_per_gb: 0.0,
+            inter_region_egress_per_gb: 0.0,
+        });
+        let day: Vec<f64> = (0..24).map(|hour| 100.0 + 10.0 * f64::from(hour)).collect();
+        let start_hour = 500_000;
+        catalog.regions.push(aloft_catalog::Region {
+            cloud: aloft_catalog::CloudId(0),
+            name: "r".into(),
+            carbon_g_per_kwh: Some(1000.0),
+            carbon_hourly: Some(aloft_catalog::CarbonProfile {
+                typical_day: day,
+                hours: vec![(start_hour + 30, 0.0), (start_hour + 100, 5000.0)],
+            }),
+        });
+        let region = RegionId(0);
+        for (start, seconds) in [
+            (start_hour as f64 * 3600.0 + 1800.0, 10.0 * 86_400.0 + 600.0),
+            (start_hour as f64 * 3600.0, 3.0 * 86_400.0),
+            (start_hour as f64 * 3600.0 + 7.0, 1200.0),
+        ] {
+            let mut sum = 0.0;
+            let mut at = start;
+            while at < start + seconds {
+                let next = ((at / 3600.0).floor() + 1.0) * 3600.0;
+                let next = next.min(start + seconds);
+                sum += catalog
+                    .carbon_at(region, (at / 3600.0).floor() as i64)
+                    .unwrap()
+                    * (next - at);
+                at = next;
+            }
+            let (mean, estimated) = mean_intensity_over(&catalog, region, start, seconds);
+            assert!(
+                (mean - sum / seconds).abs() < 1e-9,
+                "{mean} {}",
+                sum / seconds
+            );
+            assert!(!estimated);
+        }
+    }
 
     #[test]
     fn gpu_kinds_by_name() {

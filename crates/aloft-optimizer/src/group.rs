@@ -84,8 +84,12 @@ pub fn optimize_group(
     let mut best = None;
     let mut considered = Vec::new();
     let mut stats = None;
+    let mut slack = None;
     for (idx, solution) in solved.into_iter().enumerate() {
         if idx == best_idx {
+            // FIXME: a slack (`carbon_slack`, `cost_slack`) is applied per region, against that
+            // region's best, not against the best plan of the whole group.
+            slack = solution.slack;
             best = Some(solution.best);
             considered = solution.considered;
             stats = Some(solution.stats);
@@ -118,6 +122,7 @@ pub fn optimize_group(
             },
         },
         stats: stats.unwrap_or_default(),
+        slack,
     })
 }
 

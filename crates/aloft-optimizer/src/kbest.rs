@@ -3,6 +3,11 @@
 //! into disjoint parts, the i-th one keeping the first i-1 tasks where that plan put them and
 //! forbidding the i-th task's placement. The best plan of each part goes on a heap; the heap's
 //! minimum is the next plan overall. Each part is solved exactly by [`solve`].
+//!
+//! Under the time objective with both a carbon cap and a budget, the budget is on neither
+//! measure of the score (`Problem::budget_filter`); the finish-time search bounds it (see
+//! `makespan`), and each ranked plan is checked against it as well, so a plan over it is never
+//! listed.
 
 use crate::limits::Limits;
 use crate::plan::SolveStats;
@@ -39,7 +44,11 @@ pub(crate) fn k_best(
     let mut sequence = 0u64;
     heap.push(Reverse((score, sequence, assignment, full)));
     while let Some(Reverse((score, _, assignment, domains))) = heap.pop() {
-        ranked.push((score, assignment.clone()));
+        // A budget on neither measure of the score (see `Problem::budget_filter`): the search
+        // bounds it; this check keeps any plan over it out of the list all the same.
+        if problem.fits_budget_filter(&assignment) {
+            ranked.push((score, assignment.clone()));
+        }
         if ranked.len() >= count || limits.stopped {
             break;
         }

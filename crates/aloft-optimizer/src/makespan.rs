@@ -21,6 +21,9 @@
 //!   finished earlier is solved again for its least cost among plans that finish by `T`. That
 //!   is the exact optimum of (finish time, cost). A budget couples the parts, so then the whole
 //!   DAG is one search.
+//! - **A budget and a carbon cap together.** Carbon is then the second measure (the cap is on
+//!   it); the budget gets an additive search of its own over the costs (`Problem::cost_view`),
+//!   whose bound prunes every completion that cannot fit, as the second measure's does.
 
 use crate::limits::Limits;
 use crate::plan::SolveStats;
@@ -47,8 +50,12 @@ pub(crate) fn solve(
     let mut solved = Vec::with_capacity(components.len());
     // No plan finishes before the slowest part's bound.
     let mut lower_bound = 0i64;
+    // A budget besides a carbon cap: bounded by a search over the costs (see `budget_filter`).
+    let cost_view = problem.budget_filter.map(|_| problem.cost_view());
+    let budget = cost_view.as_ref().zip(problem.budget_filter);
     for component in &components {
-        let mut search = MakespanSearch::new(problem, graph, domains, component, problem.limit);
+        let mut search =
+            MakespanSearch::new(problem, graph, domains, component, problem.limit, budget);
         let found = search.run(None, limits);
         stats.search_nodes += search.nodes;
         let (finish, _cost) = found?;
@@ -135,6 +142,9 @@ struct MakespanSearch<'p> {
     /// position on, whatever is chosen (so a bound for the unplaced tasks).
     through_from: Vec<i64>,
     budget: Option<i64>,
+    /// A budget on a measure the score does not hold (the time objective with a carbon cap):
+    /// its own additive search over the costs, and the limit.
+    extra_budget: Option<(Search<'p>, i64)>,
     /// The current partial plan: value and finish time per position.
     values: Vec<usize>,
     finish: Vec<i64>,
@@ -153,8 +163,18 @@ impl<'p> MakespanSearch<'p> {
         domains: &Domains,
         component: &[usize],
         budget: Option<i64>,
+        extra_budget: Option<(&'p Problem<'p>, i64)>,
     ) -> MakespanSearch<'p> {
         let tasks = component.to_vec();
+        let extra_budget = extra_budget.map(|(cost_view, limit)| {
+            let search = Search::new(cost_view, graph, domains, tasks.clone(), None, |score| {
+                Score {
+                    primary: score.secondary,
+                    secondary: 0,
+                }
+            });
+            (search, limit)
+        });
         // The cost alone: the search's bound machinery then bounds the cost of completions.
         let cost = Search::new(problem, graph, domains, tasks.clone(), None, |score| {
             Score {
@@ -258,6 +278,7 @@ impl<'p> MakespanSearch<'p> {
             tail,
             through_from,
             budget,
+            extra_budget,
             values: vec![0; n],
             finish: vec![0; n],
             best: (i64::MAX, i64::MAX),
@@ -279,7 +300,7 @@ impl<'p> MakespanSearch<'p> {
         if cap.is_none() {
             limits.report_bound = limits.report_bound.max(self.through_from[0]);
         }
-        self.descend(0, 0, 0, cap, limits);
+        self.descend(0, 0, 0, 0, cap, limits);
         if self.best.1 == i64::MAX {
             return None;
         }
@@ -314,13 +335,17 @@ impl<'p> MakespanSearch<'p> {
         pos: usize,
         placed: i64,
         cost_so_far: i64,
+        extra_so_far: i64,
         cap: Option<i64>,
         limits: &mut Limits,
     ) {
         self.nodes += 1;
         let n = self.tasks.len();
-        // The limits only cut the search once it holds a plan.
-        if self.best.1 != i64::MAX && limits.tick() {
+        // The limits only cut the search once it holds a plan, unless a limit may leave it
+        // none for a long time (a budget, or a budget and a carbon cap): then the caller says
+        // the deadline came before a plan within the limits was found.
+        let limited = self.budget.is_some() || self.extra_budget.is_some();
+        if (self.best.1 != i64::MAX || limited) && limits.tick() {
             if cap.is_none() {
                 self.open_bound = self.open_bound.min(placed.max(self.through_from[pos]));
             }
@@ -328,7 +353,14 @@ impl<'p> MakespanSearch<'p> {
         }
         if pos == n {
             let key = (if cap.is_some() { 0 } else { placed }, cost_so_far);
-            if key < self.best && self.budget.is_none_or(|budget| cost_so_far <= budget) {
+            let extra_fits = self
+                .extra_budget
+                .as_ref()
+                .is_none_or(|(_, limit)| extra_so_far <= *limit);
+            if key < self.best
+                && extra_fits
+                && self.budget.is_none_or(|budget| cost_so_far <= budget)
+            {
                 self.best = key;
                 self.best_values.clone_from(&self.values);
                 if cap.is_none() {
@@ -371,14 +403,26 @@ impl<'p> MakespanSearch<'p> {
             self.cost.push_value(pos, value, 1);
             let (rest, _) = self.cost.remaining_bound(pos + 1);
             let bound = (key_time, next_cost + rest.primary);
+            // The extra budget: what this value costs, and the least the rest can cost.
+            let mut next_extra = extra_so_far;
+            let mut extra_fits = true;
+            if let Some((extra, limit)) = &mut self.extra_budget {
+                next_extra += (extra.unary[pos][value] + extra.assigned_in[pos][value]).primary;
+                extra.push_value(pos, value, 1);
+                extra_fits = next_extra + extra.remaining_bound(pos + 1).0.primary <= *limit;
+            }
             let promising = bound < self.best
+                && extra_fits
                 && self
                     .budget
                     .is_none_or(|budget| next_cost + rest.primary <= budget);
             if promising {
                 self.values[pos] = value;
                 self.finish[pos] = finish;
-                self.descend(pos + 1, placed_now, next_cost, cap, limits);
+                self.descend(pos + 1, placed_now, next_cost, next_extra, cap, limits);
+            }
+            if let Some((extra, _)) = &mut self.extra_budget {
+                extra.push_value(pos, value, -1);
             }
             self.cost.push_value(pos, value, -1);
         }

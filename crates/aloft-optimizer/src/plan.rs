@@ -15,6 +15,10 @@ pub struct Solution {
     pub considered: Vec<Vec<Placement>>,
     /// How close `best` is proven to be to the optimum.
     pub optimality: Optimality,
+    /// The slack planned within (`carbon_slack`, `cost_slack`), if any: the best plan on its
+    /// measure and the limit it set.
+    #[serde(default)]
+    pub slack: Option<SlackBound>,
     pub stats: SolveStats,
 }
 
@@ -62,6 +66,10 @@ pub struct Plan {
     pub energy_kwh: f64,
     /// Some task runs in a region of unknown grid intensity, counted at the world average.
     pub carbon_estimated: bool,
+    /// When the run starts (UTC, `YYYY-MM-DDTHH:MM:SSZ`) if carbon was counted by the hour from
+    /// then; `None`: at each region's annual average.
+    #[serde(default)]
+    pub start_time: Option<String>,
 }
 
 /// One task's placement.
@@ -101,10 +109,15 @@ pub struct Placement {
     pub energy_kwh: f64,
     /// `energy_kwh × carbon_g_per_kwh`: grams of CO2.
     pub carbon_g: f64,
-    /// The region's grid intensity used, gCO2/kWh.
+    /// The region's grid intensity used, gCO2/kWh: with a start time, its mean over the hours
+    /// the task runs.
     pub carbon_g_per_kwh: f64,
     /// The region's intensity is unknown and the world average was used.
     pub carbon_estimated: bool,
+    /// When the task is assumed to start, in seconds after the plan's `start_time` (0 without
+    /// one): after every ancestor's runtime estimate (see docs/optimizer.md, "Carbon by hour").
+    #[serde(default)]
+    pub start_offset_seconds: f64,
 }
 
 /// Data moving from a task to one that depends on it.
@@ -132,4 +145,50 @@ pub struct SolveStats {
     /// Branch-and-bound nodes explored.
     pub search_nodes: u64,
     pub solve_micros: u128,
+}
+
+/// "Within this many percent of the best plan on one measure": `carbon_slack: 10%` plans among
+/// the plans emitting at most 10 % more than the lowest-carbon plan; `cost_slack: 10%` among
+/// those costing at most 10 % more than the cheapest. Among them the plan minimizes the
+/// objective, or where the objective is the slack's own measure, the other one (cost for a
+/// carbon slack, carbon for a cost slack).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Slack {
+    pub measure: SlackMeasure,
+    /// Percent: `10.0` is 10 %.
+    pub percent: f64,
+}
+
+impl std::fmt::Display for Slack {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.measure {
+            SlackMeasure::Carbon => "carbon_slack",
+            SlackMeasure::Cost => "cost_slack",
+        };
+        write!(formatter, "{name} {}%", self.percent)
+    }
+}
+
+/// The measure a slack is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlackMeasure {
+    Carbon,
+    Cost,
+}
+
+/// What a slack came to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlackBound {
+    pub measure: SlackMeasure,
+    pub percent: f64,
+    /// The best plan on the measure (within the other limits): grams of CO2 for carbon,
+    /// dollars for cost.
+    pub reference: f64,
+    /// What the plan was held to: `reference` plus the slack (and no more than `--max-carbon`
+    /// or `--budget`), in the same unit.
+    pub limit: f64,
+    /// The reference was proven optimal (false when a deadline cut its search short: then it
+    /// is the best found, and the limit may be looser than the slack says).
+    pub reference_proven: bool,
 }

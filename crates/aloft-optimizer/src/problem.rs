@@ -56,6 +56,11 @@ pub(crate) struct Problem<'a> {
     /// cost with a carbon cap second): the optimum either fits or nothing does, so it is only
     /// checked on the result (by `optimize`).
     pub(crate) primary_cap: Option<i64>,
+    /// A budget (micro-dollars) on neither measure of the score: under the time objective with
+    /// a carbon cap (carbon is second, the cap is `limit`), a budget as well. The finish-time
+    /// search bounds it with a search over the costs ([`Problem::cost_view`]), and k-best checks
+    /// each plan against it ([`Problem::fits_budget_filter`]).
+    pub(crate) budget_filter: Option<i64>,
     /// Per task, candidates sorted by their own score (best first).
     pub(crate) candidates: Vec<Vec<Candidate>>,
     pub(crate) places: Vec<Place>,
@@ -66,6 +71,11 @@ pub(crate) struct Problem<'a> {
     pub(crate) parents: Vec<Vec<(usize, Option<usize>)>>,
     /// Every task, parents before children.
     pub(crate) topological: Vec<usize>,
+    /// The run's start (seconds since the epoch), if carbon is counted by the hour.
+    pub(crate) start_time: Option<i64>,
+    /// Per task, when it is assumed to start, in seconds after `start_time` (see
+    /// [`crate::start_offsets`]).
+    pub(crate) start_offsets: Vec<f64>,
 }
 
 impl<'a> Problem<'a> {
@@ -87,6 +97,10 @@ impl<'a> Problem<'a> {
         collapse: bool,
     ) -> Result<Problem<'a>, PlanError> {
         let (goal, limit, primary_cap) = goal_and_limits(options);
+        let budget_filter = (options.objective == Objective::Time
+            && goal.second == Measure::Carbon)
+            .then(|| options.budget.map(crate::score::micro_dollars))
+            .flatten();
         let pareto = options.objective == Objective::Time
             || (limit.is_some() && goal.second != Measure::Time);
         let mut places = Vec::new();
@@ -94,6 +108,8 @@ impl<'a> Problem<'a> {
         let mut candidates = Vec::with_capacity(dag.tasks.len());
         // Tasks often share requirements; the matching scan is the costly part of building.
         let mut cheapest_cache: HashMap<String, Vec<usize>> = HashMap::new();
+        let start_offsets = crate::start_offsets(dag, options);
+        let mut intensities = Intensities::default();
         for (task_idx, task) in dag.tasks.iter().enumerate() {
             let task_name = dag.task_name(TaskIdx(task_idx));
             let inputs = resolve_inputs(catalog, task, &task_name)?;
@@ -134,6 +150,10 @@ impl<'a> Problem<'a> {
                         offering_idx,
                         option_idx,
                         goal,
+                        options
+                            .start_time
+                            .map(|start| start as f64 + start_offsets[task_idx]),
+                        &mut intensities,
                     );
                     let key = (loc, option_idx, if pareto { offering_idx } else { 0 });
                     match best_at.get(&key) {
@@ -158,7 +178,8 @@ impl<'a> Problem<'a> {
             task_candidates
                 .sort_by_key(|candidate| (candidate.unary, candidate.loc, candidate.option));
             if collapse {
-                task_candidates = keep_useful_per_place(task_candidates, pareto);
+                task_candidates =
+                    keep_useful_per_place(task_candidates, pareto, budget_filter.is_some());
             }
             candidates.push(task_candidates);
         }
@@ -189,12 +210,99 @@ impl<'a> Problem<'a> {
             goal,
             limit,
             primary_cap,
+            budget_filter,
             candidates,
             places,
             edges,
             parents,
             topological,
+            start_time: options.start_time,
+            start_offsets,
         })
+    }
+
+    /// The cost of an assignment in micro-dollars, each term rounded alone as scores are.
+    pub(crate) fn cost_units(&self, assignment: &[usize]) -> i64 {
+        let own: i64 = assignment
+            .iter()
+            .enumerate()
+            .map(|(task, &candidate)| {
+                let candidate = &self.candidates[task][candidate];
+                crate::score::micro_dollars(candidate.compute_cost + candidate.input_cost)
+            })
+            .sum();
+        let moved: i64 = self
+            .edges
+            .iter()
+            .map(|edge| {
+                let from = self.candidates[edge.src][assignment[edge.src]].loc;
+                let to = self.candidates[edge.dst][assignment[edge.dst]].loc;
+                crate::score::micro_dollars(edge.gigabytes * self.link(from, to).price_per_gb)
+            })
+            .sum();
+        own + moved
+    }
+
+    /// The same problem scored (time, cost) with no limit: what the time objective's search
+    /// bounds a budget with when the score's second measure is carbon (see `budget_filter`).
+    /// Candidates keep their indices.
+    pub(crate) fn cost_view(&self) -> Problem<'a> {
+        let goal = Goal {
+            objective: Objective::Time,
+            second: Measure::Cost,
+        };
+        let candidates = self
+            .candidates
+            .iter()
+            .map(|task_candidates| {
+                task_candidates
+                    .iter()
+                    .map(|candidate| Candidate {
+                        unary: Score::new(
+                            goal,
+                            candidate.compute_cost + candidate.input_cost,
+                            candidate.runtime_seconds + candidate.input_seconds,
+                            candidate.carbon_g,
+                        ),
+                        ..candidate.clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        Problem {
+            goal,
+            limit: None,
+            primary_cap: None,
+            budget_filter: None,
+            candidates,
+            ..self.clone_problem()
+        }
+    }
+
+    /// A copy with every field as it is (candidates included).
+    fn clone_problem(&self) -> Problem<'a> {
+        Problem {
+            dag: self.dag,
+            catalog: self.catalog,
+            objective: self.objective,
+            goal: self.goal,
+            limit: self.limit,
+            primary_cap: self.primary_cap,
+            budget_filter: self.budget_filter,
+            candidates: self.candidates.clone(),
+            places: self.places.clone(),
+            edges: self.edges.clone(),
+            parents: self.parents.clone(),
+            topological: self.topological.clone(),
+            start_time: self.start_time,
+            start_offsets: self.start_offsets.clone(),
+        }
+    }
+
+    /// Within [`Problem::budget_filter`], if there is one.
+    pub(crate) fn fits_budget_filter(&self, assignment: &[usize]) -> bool {
+        self.budget_filter
+            .is_none_or(|budget| self.cost_units(assignment) <= budget)
     }
 
     /// A limit on the second measure couples every task (solved as one search).
@@ -226,11 +334,14 @@ impl<'a> Problem<'a> {
             goal: self.goal,
             limit: self.limit,
             primary_cap: self.primary_cap,
+            budget_filter: self.budget_filter,
             candidates,
             places: self.places.clone(),
             edges: self.edges.clone(),
             parents: self.parents.clone(),
             topological: self.topological.clone(),
+            start_time: self.start_time,
+            start_offsets: self.start_offsets.clone(),
         }
     }
 
@@ -370,6 +481,7 @@ impl<'a> Problem<'a> {
             carbon_g: candidate.carbon_g,
             carbon_g_per_kwh: candidate.carbon_intensity,
             carbon_estimated: candidate.carbon_estimated,
+            start_offset_seconds: self.start_offsets[task],
         }
     }
 
@@ -434,6 +546,7 @@ impl<'a> Problem<'a> {
             .sum();
         Plan {
             objective: self.objective,
+            start_time: self.start_time.map(aloft_catalog::format_utc),
             carbon_g: tasks.iter().map(|task| task.carbon_g).sum(),
             energy_kwh: tasks.iter().map(|task| task.energy_kwh).sum(),
             carbon_estimated: tasks.iter().any(|task| task.carbon_estimated),
@@ -505,7 +618,17 @@ impl<'a> Problem<'a> {
 /// and cost by another at the same location is kept (the Pareto front, `pareto`). So too under
 /// a limit on the second measure that couples the tasks: a candidate worse on the objective
 /// but better on the limited measure may be what lets the plan fit.
-fn keep_useful_per_place(candidates: Vec<Candidate>, pareto: bool) -> Vec<Candidate> {
+///
+/// `also_cost`: cost is a third measure (a budget besides a carbon cap under the time
+/// objective), so a candidate is beaten only by one no worse in cost too.
+fn keep_useful_per_place(
+    candidates: Vec<Candidate>,
+    pareto: bool,
+    also_cost: bool,
+) -> Vec<Candidate> {
+    let cost = |candidate: &Candidate| {
+        crate::score::micro_dollars(candidate.compute_cost + candidate.input_cost)
+    };
     let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
     for candidate in candidates {
         let beaten = kept
@@ -514,7 +637,8 @@ fn keep_useful_per_place(candidates: Vec<Candidate>, pareto: bool) -> Vec<Candid
             .any(|other| {
                 !pareto
                     || (other.unary.primary <= candidate.unary.primary
-                        && other.unary.secondary <= candidate.unary.secondary)
+                        && other.unary.secondary <= candidate.unary.secondary
+                        && (!also_cost || cost(other) <= cost(&candidate)))
             });
         if !beaten {
             kept.push(candidate);
@@ -524,8 +648,8 @@ fn keep_useful_per_place(candidates: Vec<Candidate>, pareto: bool) -> Vec<Candid
 }
 
 /// The score's measures and the limits on them. A carbon cap under the cost or time objective
-/// makes carbon the second measure (the tie-breaker) so the search can bound it; `optimize`
-/// refuses a budget with it under the time objective, where both would be second.
+/// makes carbon the second measure (the tie-breaker) so the search can bound it; a budget with
+/// it under the time objective is on neither measure (see `Problem::budget_filter`).
 fn goal_and_limits(options: &Options) -> (Goal, Option<i64>, Option<i64>) {
     let budget = options.budget.map(crate::score::micro_dollars);
     let cap = options.max_carbon_g.map(crate::score::milligrams);
@@ -552,7 +676,10 @@ fn goal_and_limits(options: &Options) -> (Goal, Option<i64>, Option<i64>) {
 /// parent before its children. The parser refuses cycles; should one get here anyway, the tasks
 /// on it are appended in index order rather than dropped.
 #[allow(clippy::type_complexity)]
-fn precedence(dag: &Dag, edges: &[Edge]) -> (Vec<Vec<(usize, Option<usize>)>>, Vec<usize>) {
+pub(crate) fn precedence(
+    dag: &Dag,
+    edges: &[Edge],
+) -> (Vec<Vec<(usize, Option<usize>)>>, Vec<usize>) {
     let count = dag.tasks.len();
     let mut parents: Vec<Vec<(usize, Option<usize>)>> = vec![Vec::new(); count];
     for &(parent, child) in &dag.edges {
@@ -742,6 +869,10 @@ fn resolve_inputs(
         .collect()
 }
 
+/// The grid intensity over a run, by (region, start, runtime) as bits: offerings in one region
+/// share it.
+type Intensities = HashMap<(u32, u64, u64), (f64, bool)>;
+
 #[allow(clippy::too_many_arguments)]
 fn candidate(
     catalog: &Catalog,
@@ -754,6 +885,8 @@ fn candidate(
     offering_idx: usize,
     option_idx: usize,
     goal: Goal,
+    start: Option<f64>,
+    intensities: &mut Intensities,
 ) -> Candidate {
     let offering = &catalog.offerings[offering_idx];
     let price = offering
@@ -766,7 +899,18 @@ fn candidate(
     let compute_cost = price * nodes * runtime_seconds / 3600.0;
     let energy_kwh =
         crate::carbon::node_watts(catalog, offering) * nodes * runtime_seconds / 3600.0 / 1000.0;
-    let (carbon_intensity, carbon_estimated) = crate::carbon::intensity(catalog, offering);
+    let (carbon_intensity, carbon_estimated) = match start {
+        None => crate::carbon::intensity(catalog, offering),
+        Some(start) => *intensities
+            .entry((
+                offering.region.0,
+                start.to_bits(),
+                runtime_seconds.to_bits(),
+            ))
+            .or_insert_with(|| {
+                crate::carbon::mean_intensity_over(catalog, offering.region, start, runtime_seconds)
+            }),
+    };
     let carbon_g = energy_kwh * carbon_intensity;
     let (mut input_cost, mut input_seconds) = (0.0, 0.0);
     for input in inputs {

@@ -48,8 +48,12 @@ pub(crate) fn solve(
         // The finish time is a longest path, not a sum: its own search (see `makespan`).
         // Moving a whole place's tasks to a place no worse in time *and* cost never lengthens
         // a path nor raises the cost, so place dominance holds with both compared.
-        eliminate_dominated_places(problem, &mut domains, true);
-        eliminate_dead_ends(problem, &graph, &mut domains, true);
+        // With a budget besides a carbon cap, cost is a third measure that neither rule
+        // compares, so neither runs (exactness first; this combination is rare).
+        if problem.budget_filter.is_none() {
+            eliminate_dominated_places(problem, &mut domains, true);
+            eliminate_dead_ends(problem, &graph, &mut domains, true);
+        }
         stats.after_pruning = domains.iter().map(Vec::len).sum();
         return crate::makespan::solve(problem, &graph, &domains, stats, limits);
     }

@@ -48,6 +48,7 @@ pub(crate) fn random_catalog(
                 // ties and an unknown region are common.
                 carbon_g_per_kwh: [None, Some(100.0), Some(300.0), Some(300.0), Some(700.0)]
                     [(cloud_idx * 3 + region_idx) % 5],
+                carbon_hourly: None,
             });
             let zone_ids: Vec<Option<ZoneId>> = if zones == 0 {
                 vec![None]
@@ -209,6 +210,28 @@ pub(crate) fn all_scores(problem: &Problem<'_>) -> Vec<(Score, Vec<usize>)> {
             }
             assignment[digit] = 0;
             digit += 1;
+        }
+    }
+}
+
+/// Gives some regions of `catalog` an hourly carbon profile: a typical day of random figures,
+/// some specific hours near `around` (seconds since the epoch), or both.
+pub(crate) fn add_hourly_carbon(rng: &mut Rng, catalog: &mut Catalog, around: i64) {
+    for region in &mut catalog.regions {
+        let mut profile = aloft_catalog::CarbonProfile::default();
+        if rng.chance(0.6) {
+            profile.typical_day = (0..24).map(|_| rng.float(20.0, 800.0).round()).collect();
+        }
+        if rng.chance(0.5) {
+            let first = around.div_euclid(3600) + rng.below(12) as i64;
+            for hour in first..first + 1 + rng.below(20) as i64 {
+                if rng.chance(0.7) {
+                    profile.hours.push((hour, rng.float(0.0, 900.0).round()));
+                }
+            }
+        }
+        if !profile.typical_day.is_empty() || !profile.hours.is_empty() {
+            region.carbon_hourly = Some(profile);
         }
     }
 }

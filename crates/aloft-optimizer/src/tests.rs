@@ -4,7 +4,7 @@ use crate::kbest::k_best;
 use crate::limits::Limits;
 use crate::problem::Problem;
 use crate::score::Objective;
-use crate::testing::{Rng, add_big_cpu, all_scores, random_catalog, random_dag};
+use crate::testing::{Rng, add_big_cpu, add_hourly_carbon, all_scores, random_catalog, random_dag};
 use crate::{Options, PlanError, optimize};
 
 fn search_space(problem: &Problem<'_>) -> f64 {
@@ -97,6 +97,106 @@ fn matches_brute_force_on_random_dags_under_the_carbon_objective() {
     });
 }
 
+/// Carbon by the hour: the solver against brute force, and every task's figure against a
+/// minute-by-minute sum over the hours it runs, from start offsets computed here by recursion.
+#[test]
+fn carbon_by_the_hour_matches_brute_force_and_a_minute_by_minute_sum() {
+    let mut rng = Rng::new(21);
+    let (mut checked, mut hourly) = (0, 0);
+    while checked < 150 {
+        let (clouds, regions, zones) = (1 + rng.below(3), 1 + rng.below(2), rng.below(3));
+        let mut catalog = random_catalog(&mut rng, clouds, regions, zones);
+        // Start on and off the hour, across a day boundary now and then.
+        let start = 1_796_734_800 + rng.below(48 * 4) as i64 * 900;
+        add_hourly_carbon(&mut rng, &mut catalog, start);
+        let tasks = 1 + rng.below(5);
+        let density = [0.2, 0.5, 0.9][rng.below(3)];
+        let dag = random_dag(&mut rng, &catalog, tasks, density);
+        let objective = [Objective::Carbon, Objective::Cost][rng.below(2)];
+        let options = Options {
+            objective,
+            start_time: Some(start),
+            ..Options::default()
+        };
+        let Ok(problem) = Problem::build(&dag, &catalog, &options) else {
+            continue;
+        };
+        let plain = Problem::build_with(&dag, &catalog, &options, false).unwrap();
+        if search_space(&plain) > 20_000.0 {
+            continue;
+        }
+        let label = format!("case {checked}: {tasks} tasks, {objective:?}, start {start}");
+        let brute = all_scores(&plain)
+            .into_iter()
+            .map(|(score, _)| score)
+            .min()
+            .unwrap();
+        let (ranked, _, _) = k_best(&problem, 1, &mut Limits::unlimited());
+        assert_eq!(ranked[0].0, brute, "{label}");
+        let plan = problem.plan(&ranked[0].1);
+        assert_eq!(
+            plan.start_time.as_deref(),
+            Some(aloft_catalog::format_utc(start).as_str())
+        );
+        // Start offsets by recursion: after the longest chain of ancestors' shortest runtimes.
+        fn offset(dag: &aloft_types::Dag, task: usize, shortest: &[f64]) -> f64 {
+            dag.edges
+                .iter()
+                .filter(|(_, child)| child.0 == task)
+                .map(|(parent, _)| offset(dag, parent.0, shortest) + shortest[parent.0])
+                .fold(0.0, f64::max)
+        }
+        let shortest: Vec<f64> = dag
+            .tasks
+            .iter()
+            .map(|task| {
+                task.resources
+                    .options
+                    .iter()
+                    .map(|option| option.estimated_runtime.unwrap().seconds)
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        for placement in &plan.tasks {
+            let task_start = offset(&dag, placement.task_index, &shortest);
+            assert_eq!(placement.start_offset_seconds, task_start, "{label}");
+            let cloud = catalog.find_cloud(&placement.cloud).unwrap();
+            let region = catalog.find_region(cloud, &placement.region).unwrap();
+            let minutes = (placement.estimated_runtime_seconds / 60.0).round() as i64;
+            let first_minute = (start as f64 + task_start) as i64 / 60;
+            let (mut sum, mut unknown) = (0.0, false);
+            for minute in first_minute..first_minute + minutes {
+                match catalog.carbon_at(region, minute.div_euclid(60)) {
+                    Some(value) => sum += value,
+                    None => {
+                        sum += crate::carbon::UNKNOWN_INTENSITY_G_PER_KWH;
+                        unknown = true;
+                    }
+                }
+            }
+            let expected = sum / minutes as f64;
+            assert!(
+                (placement.carbon_g_per_kwh - expected).abs() <= 1e-9 * expected.max(1.0),
+                "{label}: task {} {} vs {expected}",
+                placement.task_index,
+                placement.carbon_g_per_kwh
+            );
+            assert_eq!(placement.carbon_estimated, unknown, "{label}");
+            let annual = catalog.region(region).carbon_g_per_kwh;
+            if annual.unwrap_or(crate::carbon::UNKNOWN_INTENSITY_G_PER_KWH) != expected {
+                hourly += 1;
+            }
+            let grams = placement.energy_kwh * placement.carbon_g_per_kwh;
+            assert!((placement.carbon_g - grams).abs() < 1e-6, "{label}");
+        }
+        checked += 1;
+    }
+    assert!(
+        hourly > 100,
+        "only {hourly} placements were counted by the hour"
+    );
+}
+
 #[test]
 fn k_best_matches_the_sorted_enumeration_under_the_carbon_objective() {
     for_random_problems_under(12, 100, Some(Objective::Carbon), k_best_check);
@@ -132,6 +232,111 @@ fn k_best_check(problem: &Problem<'_>, _plain: &Problem<'_>, label: &str) {
     }
 }
 
+/// `carbon_slack` and `cost_slack` against enumeration: the best on the slack's measure, then
+/// the best (on the objective, or the other measure where the objective is the slack's own)
+/// among the plans within the slack of it.
+#[test]
+fn slack_is_exact() {
+    use crate::{Slack, SlackMeasure};
+    let mut rng = Rng::new(31);
+    let (mut checked, mut binding) = (0, 0);
+    while checked < 240 {
+        let zones = rng.below(3);
+        let mut catalog = random_catalog(&mut rng, 2, 2, zones);
+        add_big_cpu(&mut rng, &mut catalog);
+        let tasks = 1 + rng.below(5);
+        let dag = random_dag(&mut rng, &catalog, tasks, 0.5);
+        let measure = [SlackMeasure::Carbon, SlackMeasure::Cost][rng.below(2)];
+        let objective = [Objective::Cost, Objective::Carbon, Objective::Time][rng.below(3)];
+        let percent = [0.0, 1.0, 5.0, 20.0, 100.0][rng.below(5)];
+        // The enumerated problem scores (objective, slack measure) or, where they coincide,
+        // (slack measure, the traded one): the goal `optimize` solves under.
+        let solved = match (measure, objective) {
+            (SlackMeasure::Carbon, Objective::Carbon) => Objective::Cost,
+            (SlackMeasure::Cost, Objective::Cost) => Objective::Carbon,
+            _ => objective,
+        };
+        let unlimited = Options {
+            objective: solved,
+            budget: (measure == SlackMeasure::Cost).then_some(1e12),
+            max_carbon_g: (measure == SlackMeasure::Carbon).then_some(1e12),
+            ..Options::default()
+        };
+        let Ok(plain) = Problem::build_with(&dag, &catalog, &unlimited, false) else {
+            continue;
+        };
+        if search_space(&plain) > 20_000.0 {
+            continue;
+        }
+        let all = all_scores(&plain);
+        let measured = |score: &crate::score::Score| match (measure, solved) {
+            (SlackMeasure::Cost, Objective::Cost) | (SlackMeasure::Carbon, Objective::Carbon) => {
+                score.primary
+            }
+            _ => score.secondary,
+        };
+        let reference = all.iter().map(|(score, _)| measured(score)).min().unwrap();
+        let limit = (reference as f64 * (1.0 + percent / 100.0)).floor() as i64;
+        let expected = all
+            .iter()
+            .filter(|(score, _)| measured(score) <= limit)
+            .map(|(score, _)| *score)
+            .min()
+            .unwrap();
+        if all.iter().map(|(score, _)| *score).min() != Some(expected) {
+            binding += 1;
+        }
+        let options = Options {
+            objective,
+            slack: Some(Slack { measure, percent }),
+            ..Options::default()
+        };
+        let label = format!("{measure:?} {percent}% under {objective:?}, case {checked}");
+        let solution =
+            optimize(&dag, &catalog, &options).unwrap_or_else(|err| panic!("{label}: {err}"));
+        let best = &solution.best;
+        assert_eq!(best.objective, solved, "{label}");
+        // The plan's figures add unrounded terms; the enumeration's, rounded ones.
+        let slop = (best.tasks.len() + best.edges.len()) as f64;
+        let (primary, secondary) = match (solved, measure) {
+            (Objective::Cost, _) => (best.total_cost * 1e6, best.carbon_g * 1e3),
+            (Objective::Carbon, _) => (best.carbon_g * 1e3, best.total_cost * 1e6),
+            (Objective::Time, SlackMeasure::Carbon) => {
+                (best.finish_seconds * 1e3, best.carbon_g * 1e3)
+            }
+            (Objective::Time, SlackMeasure::Cost) => {
+                (best.finish_seconds * 1e3, best.total_cost * 1e6)
+            }
+        };
+        assert!(
+            (primary - expected.primary as f64).abs() <= slop,
+            "{label}: {primary} vs {expected:?}"
+        );
+        assert!(
+            (secondary - expected.secondary as f64).abs() <= slop,
+            "{label}: {secondary} vs {expected:?}"
+        );
+        let bound = solution.slack.as_ref().expect("slack reported");
+        assert_eq!(
+            (bound.measure, bound.percent),
+            (measure, percent),
+            "{label}"
+        );
+        let unit = match measure {
+            SlackMeasure::Carbon => 1e3,
+            SlackMeasure::Cost => 1e6,
+        };
+        assert!(
+            (bound.reference * unit - reference as f64).abs() <= slop,
+            "{label}"
+        );
+        assert_eq!((bound.limit * unit).round() as i64, limit, "{label}");
+        assert!(bound.reference_proven);
+        checked += 1;
+    }
+    assert!(binding > 60, "the slack bound only {binding} cases");
+}
+
 #[test]
 fn budgets_are_exact_under_the_time_objective() {
     limits_are_exact(3, Objective::Time, true, false);
@@ -153,6 +358,7 @@ fn carbon_limits_are_exact_under_every_objective() {
 fn a_budget_and_a_carbon_limit_together_are_exact() {
     limits_are_exact(17, Objective::Cost, true, true);
     limits_are_exact(18, Objective::Carbon, true, true);
+    limits_are_exact(19, Objective::Time, true, true);
 }
 
 /// Against enumeration of every plan over every offering (a catalog where a bigger CPU type,
@@ -163,6 +369,9 @@ fn a_budget_and_a_carbon_limit_together_are_exact() {
 fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool) {
     let mut rng = Rng::new(seed);
     let mut checked = 0;
+    // Under time with both limits: cases where the budget, checked plan by plan, changed the
+    // plan (the ranking had to go past the plans over budget).
+    let mut budget_moved_the_plan = 0;
     while checked < 120 {
         let zones = rng.below(3);
         let mut catalog = random_catalog(&mut rng, 2, 2, zones);
@@ -183,12 +392,15 @@ fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool)
             continue;
         }
         let all = all_scores(&plain);
-        // Each score holds both limited measures (see `Goal`).
-        let cost_of = |score: &crate::score::Score| match objective {
+        // Each score holds both limited measures (see `Goal`), but for a budget with a carbon
+        // cap under the time objective: (time, carbon), the cost counted apart.
+        let three_measures = objective == Objective::Time && budget && carbon;
+        let cost_of = |(score, assignment): &(crate::score::Score, Vec<usize>)| match objective {
+            _ if three_measures => plain.cost_units(assignment),
             Objective::Cost => score.primary,
             Objective::Time | Objective::Carbon => score.secondary,
         };
-        let carbon_of = |score: &crate::score::Score| match objective {
+        let carbon_of = |(score, _): &(crate::score::Score, Vec<usize>)| match objective {
             Objective::Carbon => score.primary,
             Objective::Cost | Objective::Time => score.secondary,
         };
@@ -196,8 +408,8 @@ fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool)
             let (low, high) = (*values.iter().min().unwrap(), *values.iter().max().unwrap());
             low + ((high - low) as f64 * rng.float(0.0, 1.0)) as i64
         };
-        let budget_micro = budget.then(|| between(all.iter().map(|(s, _)| cost_of(s)).collect()));
-        let cap_milli = carbon.then(|| between(all.iter().map(|(s, _)| carbon_of(s)).collect()));
+        let budget_micro = budget.then(|| between(all.iter().map(cost_of).collect()));
+        let cap_milli = carbon.then(|| between(all.iter().map(carbon_of).collect()));
         let limited = Options {
             budget: budget_micro.map(|micro| micro as f64 / 1e6),
             max_carbon_g: cap_milli.map(|milli| milli as f64 / 1e3),
@@ -206,10 +418,18 @@ fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool)
         let problem = Problem::build(&dag, &catalog, &limited).unwrap();
         let expected = all
             .iter()
-            .filter(|(score, _)| budget_micro.is_none_or(|limit| cost_of(score) <= limit))
-            .filter(|(score, _)| cap_milli.is_none_or(|limit| carbon_of(score) <= limit))
+            .filter(|plan| budget_micro.is_none_or(|limit| cost_of(plan) <= limit))
+            .filter(|plan| cap_milli.is_none_or(|limit| carbon_of(plan) <= limit))
             .map(|(score, _)| *score)
             .min();
+        let without_budget = all
+            .iter()
+            .filter(|plan| cap_milli.is_none_or(|limit| carbon_of(plan) <= limit))
+            .map(|(score, _)| *score)
+            .min();
+        if three_measures && expected.is_some() && expected != without_budget {
+            budget_moved_the_plan += 1;
+        }
         let got = k_best(&problem, 1, &mut Limits::unlimited())
             .0
             .first()
@@ -234,6 +454,12 @@ fn limits_are_exact(seed: u64, objective: Objective, budget: bool, carbon: bool)
             Err(err) => assert!(expected.is_none(), "{label}: {err}"),
         }
         checked += 1;
+    }
+    if objective == Objective::Time && budget && carbon {
+        assert!(
+            budget_moved_the_plan >= 10,
+            "the budget moved only {budget_moved_the_plan} plans"
+        );
     }
 }
 

@@ -30,6 +30,7 @@ fn catalog(cpu_prices: [f64; 4], gpu_prices: [Option<f64>; 3]) -> Catalog {
         cloud: CloudId(cloud),
         name: name.into(),
         carbon_g_per_kwh: Some(300.0),
+        carbon_hourly: None,
     };
     let zone = |region: u32, name: &str| Zone {
         region: RegionId(region),

@@ -4,7 +4,7 @@
 use aloft_catalog::{
     Catalog, Cloud, CloudId, InstanceType, InstanceTypeId, Offering, Region, RegionId, Zone, ZoneId,
 };
-use aloft_optimizer::{Objective, Options, PlanError, Solution, optimize};
+use aloft_optimizer::{Objective, Options, PlanError, Slack, SlackMeasure, Solution, optimize};
 use aloft_types::{
     Accelerator, Amount, Dag, DataInput, DataOutput, Duration, Infra, ResourceChoice, Resources,
     Size, Task, TaskIdx,
@@ -32,6 +32,7 @@ fn tiny_catalog() -> Catalog {
         cloud: CloudId(cloud),
         name: name.into(),
         carbon_g_per_kwh: Some(300.0),
+        carbon_hourly: None,
     };
     let regions = vec![region(0, "e1"), region(0, "e2"), region(1, "w1")];
     let zones = vec![
@@ -572,8 +573,215 @@ fn carbon_limits_filter_and_refuse() {
         max_carbon_g: Some(10.0),
         ..Options::default()
     };
-    assert!(matches!(
-        carbon_plan(&under_time),
-        Err(PlanError::BudgetAndCarbonLimitUnderTime)
-    ));
+    // Both under the time objective: every place is as fast, w1 fits both ($0.85, 3.35 g).
+    assert_eq!(places(&carbon_plan(&under_time).unwrap()), ["west/w1 cpu8"]);
+    // The cap leaves w1 and e1 (10 g); a budget of $0.84 leaves neither.
+    let neither = Options {
+        budget: Some(0.84),
+        max_carbon_g: Some(11.0),
+        ..under_time.clone()
+    };
+    assert_eq!(
+        carbon_plan(&neither).unwrap_err().to_string(),
+        "the cheapest plan within the carbon limit of 11 g costs $0.85, over the budget of \
+         $0.84; raise --budget or --max-carbon"
+    );
+    let no_cap = Options {
+        max_carbon_g: Some(2.0),
+        ..under_time
+    };
+    assert_eq!(
+        carbon_plan(&no_cap).unwrap_err().to_string(),
+        "the lowest-carbon plan emits 3 gCO2, over the limit of 2 g; raise --max-carbon or \
+         relax the resources"
+    );
+}
+
+/// The carbon catalog with w1's grid dirty from 12:00 to 18:00 UTC (900 g) and clean otherwise
+/// (100 g); e1 stays at 300 g.
+fn hourly_carbon_catalog() -> Catalog {
+    let mut catalog = carbon_catalog();
+    let day = (0..24)
+        .map(|hour| {
+            if (12..18).contains(&hour) {
+                900.0
+            } else {
+                100.0
+            }
+        })
+        .collect();
+    catalog.regions[2].carbon_hourly = Some(aloft_catalog::CarbonProfile {
+        typical_day: day,
+        hours: Vec::new(),
+    });
+    catalog
+}
+
+#[test]
+fn carbon_by_the_hour_moves_a_task_with_the_start_time() {
+    let at = |time: &str| Options {
+        objective: Objective::Carbon,
+        start_time: Some(aloft_catalog::parse_utc(time).unwrap()),
+        ..Options::default()
+    };
+    let catalog = hourly_carbon_catalog();
+    let single = Dag::single(task("c", cpu()));
+    // At night w1 is the cleanest; at 13:00 its 900 g lose to e1's 300 g.
+    let night = optimize(&single, &catalog, &at("2026-12-08T02:00Z")).unwrap();
+    assert_eq!(places(&night), ["west/w1 cpu8"]);
+    assert_eq!(night.best.tasks[0].carbon_g_per_kwh, 100.0);
+    assert_eq!(
+        night.best.start_time.as_deref(),
+        Some("2026-12-08T02:00:00Z")
+    );
+    let afternoon = optimize(&single, &catalog, &at("2026-12-08T13:00Z")).unwrap();
+    assert_eq!(places(&afternoon), ["east/e1/e1b cpu8"]);
+    // Half an hour at 100 g then half at 900 g: 500 g, still worse than e1.
+    let half = optimize(&single, &catalog, &at("2026-12-08T11:30Z")).unwrap();
+    assert_eq!(places(&half), ["east/e1/e1b cpu8"]);
+    let considered = &half.considered[0];
+    assert!(
+        considered
+            .iter()
+            .any(|p| p.region == "w1" && p.carbon_g_per_kwh == 500.0)
+    );
+    // A chain starting at 11:00: `a` runs 11-12 (w1 clean), `b` after it 12-13 (w1 dirty).
+    let chain = Dag {
+        name: Some("chain".into()),
+        tasks: vec![task("a", cpu()), task("b", cpu())],
+        edges: vec![(TaskIdx(0), TaskIdx(1))],
+        job_group: None,
+    };
+    let solution = optimize(&chain, &catalog, &at("2026-12-08T11:00Z")).unwrap();
+    assert_eq!(places(&solution), ["west/w1 cpu8", "east/e1/e1b cpu8"]);
+    let offsets: Vec<f64> = solution
+        .best
+        .tasks
+        .iter()
+        .map(|p| p.start_offset_seconds)
+        .collect();
+    assert_eq!(offsets, [0.0, 3600.0]);
+    // Without a start time: the annual averages (w1 at 100 g everywhere).
+    let annual = optimize(
+        &chain,
+        &catalog,
+        &Options {
+            objective: Objective::Carbon,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(places(&annual), ["west/w1 cpu8", "west/w1 cpu8"]);
+    assert_eq!(annual.best.start_time, None);
+}
+
+/// Regression: a small limit was printed rounded to whole grams or cents ("over the limit of
+/// 0 g"), and the least achievable figure could print as equal to it.
+#[test]
+fn limits_are_printed_with_the_precision_they_were_given() {
+    let tiny = Options {
+        max_carbon_g: Some(0.001),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&tiny).unwrap_err().to_string(),
+        "the lowest-carbon plan emits 3 gCO2, over the limit of 0.001 g; raise --max-carbon or \
+         relax the resources"
+    );
+    let close = Options {
+        max_carbon_g: Some(3.2),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&close).unwrap_err().to_string(),
+        "the lowest-carbon plan emits 3.3 gCO2, over the limit of 3.2 g; raise --max-carbon or \
+         relax the resources"
+    );
+    let cents = Options {
+        budget: Some(0.001),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&cents).unwrap_err().to_string(),
+        "the cheapest plan costs $0.80, over the budget of $0.001; raise --budget or relax the \
+         resources"
+    );
+    let close = Options {
+        budget: Some(0.799),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&close).unwrap_err().to_string(),
+        "the cheapest plan costs $0.80, over the budget of $0.799; raise --budget or relax the \
+         resources"
+    );
+    let both = Options {
+        budget: Some(0.845),
+        max_carbon_g: Some(10.5),
+        ..Options::default()
+    };
+    assert_eq!(
+        carbon_plan(&both).unwrap_err().to_string(),
+        "the cheapest plan within the carbon limit of 10.5 g costs $0.85, over the budget of \
+         $0.845; raise --budget or --max-carbon"
+    );
+}
+
+/// On the carbon catalog: e2a $0.80 and ~15.9 g, w1 $0.85 and 3.35 g, e1b $0.90 and 10 g.
+#[test]
+fn slack_trades_cost_and_carbon_from_the_task_fields() {
+    let with = |carbon_slack: Option<f64>, cost_slack: Option<f64>| {
+        let mut task = task("c", cpu());
+        task.carbon_slack = carbon_slack;
+        task.cost_slack = cost_slack;
+        optimize(&Dag::single(task), &carbon_catalog(), &Options::default())
+    };
+    // The lowest carbon is w1's 3.35 g: with no slack, the cheapest plan that low is w1.
+    let exact = with(Some(0.0), None).unwrap();
+    assert_eq!(places(&exact), ["west/w1 cpu8"]);
+    let bound = exact.slack.as_ref().unwrap();
+    assert_eq!(bound.measure, SlackMeasure::Carbon);
+    assert!((bound.reference - 3.3487).abs() < 1e-3, "{bound:?}");
+    // The limit is the reference in whole milligrams, as the search counts it.
+    assert!((bound.limit - 3.349).abs() < 1e-9, "{bound:?}");
+    // 400 % more carbon (16.7 g) lets the cheapest plan in.
+    assert_eq!(
+        places(&with(Some(400.0), None).unwrap()),
+        ["east/e2/e2a cpu8"]
+    );
+    // The reverse: the lowest carbon within 5 % of the cheapest ($0.84) is e2a; within 10 %
+    // ($0.88), w1.
+    let five = with(None, Some(5.0)).unwrap();
+    assert_eq!(places(&five), ["east/e2/e2a cpu8"]);
+    assert_eq!(five.best.objective, Objective::Carbon);
+    assert!((five.slack.as_ref().unwrap().limit - 0.84).abs() < 1e-9);
+    assert_eq!(places(&with(None, Some(10.0)).unwrap()), ["west/w1 cpu8"]);
+    // Options override the tasks.
+    let mut task = task("c", cpu());
+    task.carbon_slack = Some(0.0);
+    let overridden = Options {
+        slack: Some(Slack {
+            measure: SlackMeasure::Carbon,
+            percent: 400.0,
+        }),
+        ..Options::default()
+    };
+    let solution = optimize(&Dag::single(task.clone()), &carbon_catalog(), &overridden).unwrap();
+    assert_eq!(places(&solution), ["east/e2/e2a cpu8"]);
+    // Tasks that disagree are refused, naming both.
+    let mut other = self::task("d", cpu());
+    other.cost_slack = Some(5.0);
+    let dag = Dag {
+        name: None,
+        tasks: vec![task, other],
+        edges: Vec::new(),
+        job_group: None,
+    };
+    assert_eq!(
+        optimize(&dag, &carbon_catalog(), &Options::default())
+            .unwrap_err()
+            .to_string(),
+        "task `c` asks for carbon_slack 0% and task `d` for cost_slack 5%; the slack is for the \
+         whole plan: give one, the same in every task"
+    );
 }

@@ -197,6 +197,16 @@ pub struct Task {
     pub volumes: Option<SpecValue>,
     /// SkyPilot's `pool:`: this task sets up a pool's workers (aloft does not run pools yet).
     pub pool: Option<Pool>,
+    /// aloft's `carbon_slack: 10%`: plan among the plans emitting at most this many percent
+    /// more than the lowest-carbon plan (the cheapest of them, or under `--optimize time` the
+    /// fastest). For the whole plan: every task that gives it must give the same.
+    #[serde(default)]
+    pub carbon_slack: Option<f64>,
+    /// aloft's `cost_slack: 10%`: plan among the plans costing at most this many percent more
+    /// than the cheapest plan (the lowest-carbon of them, or under `--optimize time` the
+    /// fastest). For the whole plan, like `carbon_slack`.
+    #[serde(default)]
+    pub cost_slack: Option<f64>,
 }
 
 impl Task {
@@ -218,6 +228,8 @@ impl Task {
             service: None,
             volumes: None,
             pool: None,
+            carbon_slack: None,
+            cost_slack: None,
         }
     }
 }

@@ -114,6 +114,16 @@ fn defaults() {
 }
 
 #[test]
+fn slack_forms() {
+    let task = task("carbon_slack: 10%");
+    assert_eq!((task.carbon_slack, task.cost_slack), (Some(10.0), None));
+    let task = self::task("cost_slack: 2.5 %");
+    assert_eq!((task.carbon_slack, task.cost_slack), (None, Some(2.5)));
+    let task = self::task("cost_slack: 0\ncarbon_slack:");
+    assert_eq!((task.carbon_slack, task.cost_slack), (None, Some(0.0)));
+}
+
+#[test]
 fn estimated_runtime_forms() {
     let check = |text: &str, expected: f64| {
         let task = task(&format!("estimated_runtime: {text}"));

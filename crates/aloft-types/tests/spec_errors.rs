@@ -75,7 +75,7 @@ fn unknown_fields() {
         "colour: blue",
         "task.yaml:1:1: colour: unknown field; expected one of `name`, `workdir`, `num_nodes`, `envs`, \
          `secrets`, `file_mounts`, `setup`, `run`, `resources`, `estimated_runtime`, `inputs`, \
-         `outputs`, `depends_on`, `pool`",
+         `outputs`, `depends_on`, `pool`, `carbon_slack`, `cost_slack`",
     );
     check(
         "inputs:\n  - path: s3://x\n    size: 1\n    region: us-east-1",
@@ -135,6 +135,18 @@ fn num_nodes() {
     check(
         "num_nodes: 99999999999",
         "task.yaml:1:12: num_nodes: expected a positive integer, found `99999999999`",
+    );
+}
+
+#[test]
+fn slack_must_be_a_percentage() {
+    check(
+        "carbon_slack: -5%",
+        "task.yaml:1:15: carbon_slack: expected a percentage such as `10%`, 0 or more, found `-5%`",
+    );
+    check(
+        "cost_slack: lots",
+        "task.yaml:1:13: cost_slack: expected a percentage such as `10%`, 0 or more, found `lots`",
     );
 }
 

@@ -252,6 +252,20 @@ pub(crate) fn duration(diag: &mut Diagnostics<'_>, node: &Node, path: &str) -> O
     value
 }
 
+/// `10%`, `10 %` or `10`: a percentage, 0 or more.
+pub(crate) fn percent(diag: &mut Diagnostics<'_>, node: &Node, path: &str) -> Option<f64> {
+    let value = node
+        .text()
+        .map(|text| text.trim())
+        .map(|text| text.strip_suffix('%').unwrap_or(text).trim())
+        .and_then(|number| number.parse::<f64>().ok())
+        .filter(|value| value.is_finite() && *value >= 0.0);
+    if value.is_none() {
+        diag.expected(node, path, "a percentage such as `10%`, 0 or more");
+    }
+    value
+}
+
 /// `100GB`, `1.5TB`, or a number of gigabytes.
 pub(crate) fn size(diag: &mut Diagnostics<'_>, node: &Node, path: &str) -> Option<Size> {
     let value = node

@@ -3,7 +3,7 @@
 
 use super::fields::{
     Diagnostics, Schema, check_fields, duration, get, index, join, list, nonempty_string,
-    one_or_list, positive_int, size, string,
+    one_or_list, percent, positive_int, size, string,
 };
 use super::resources::{RESOURCE_FIELDS, RESOURCE_IGNORED, parse_resources};
 use super::substitute::{MOUNT_MODES, STORES, mentions_variable};
@@ -28,6 +28,8 @@ pub(crate) const TASK_FIELDS: &[&str] = &[
     "outputs",
     "depends_on",
     "pool",
+    "carbon_slack",
+    "cost_slack",
 ];
 
 /// SkyPilot task fields that aloft accepts and does not use yet.
@@ -183,6 +185,16 @@ pub(crate) fn parse_task(
     }
     if let Some((value, field_path)) = field("outputs") {
         task.outputs = outputs(diag, value, &field_path);
+    }
+    if let Some((value, field_path)) = field("carbon_slack")
+        && !value.is_null()
+    {
+        task.carbon_slack = percent(diag, value, &field_path);
+    }
+    if let Some((value, field_path)) = field("cost_slack")
+        && !value.is_null()
+    {
+        task.cost_slack = percent(diag, value, &field_path);
     }
     if let Some((value, field_path)) = field("pool")
         && !value.is_null()
