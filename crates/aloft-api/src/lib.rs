@@ -221,6 +221,36 @@ pub struct PlanOptions {
     /// What importing that catalog does with outlying prices: `keep`, `drop` or `warn`.
     #[serde(default)]
     pub catalog_outliers: Option<String>,
+    /// A CSV of hourly carbon intensity (on the server's machine) over the catalog's own.
+    #[serde(default)]
+    pub carbon_intensity: Option<String>,
+    /// When the run starts, in Unix seconds: carbon is counted at the hourly intensity over the
+    /// hours each task runs. Absent: at each region's annual average.
+    #[serde(default)]
+    pub start_time: Option<i64>,
+    /// Plan within this slack of the best plan on one measure (overrides the tasks' own
+    /// `carbon_slack`/`cost_slack`).
+    #[serde(default)]
+    pub slack: Option<PlanSlack>,
+}
+
+/// A slack: the plan is held within `percent` of the best plan on `measure`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSlack {
+    pub measure: SlackMeasure,
+    /// `10.0` is 10 %; 0 or more.
+    pub percent: f64,
+}
+
+/// What a slack is measured on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlackMeasure {
+    /// The cheapest (or fastest) plan within the slack of the lowest carbon.
+    Carbon,
+    /// The lowest-carbon (or fastest) plan within the slack of the lowest cost.
+    Cost,
 }
 
 fn one_hour() -> f64 {
@@ -239,6 +269,9 @@ impl Default for PlanOptions {
             deadline_seconds: Some(5.0),
             catalog: None,
             catalog_outliers: None,
+            carbon_intensity: None,
+            start_time: None,
+            slack: None,
         }
     }
 }

@@ -233,6 +233,23 @@ async fn launch_through_server(
             deadline_seconds: Some(options.deadline.map_or(0.0, |limit| limit.as_secs_f64())),
             catalog,
             catalog_outliers: Some(args.source.catalog_outliers.as_str().to_owned()),
+            carbon_intensity: match &args.source.carbon_intensity {
+                Some(file) => Some(
+                    std::fs::canonicalize(file)
+                        .with_context(|| format!("--carbon-intensity {}", file.display()))?
+                        .display()
+                        .to_string(),
+                ),
+                None => None,
+            },
+            start_time: options.start_time,
+            slack: options.slack.as_ref().map(|slack| aloft_api::PlanSlack {
+                measure: match slack.measure {
+                    aloft_optimizer::SlackMeasure::Carbon => aloft_api::SlackMeasure::Carbon,
+                    aloft_optimizer::SlackMeasure::Cost => aloft_api::SlackMeasure::Cost,
+                },
+                percent: slack.percent,
+            }),
         },
         retry_until_up: args.retry_until_up,
         idle_minutes: args.idle_minutes,

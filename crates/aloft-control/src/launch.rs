@@ -396,6 +396,8 @@ pub struct TaskLaunch {
     /// A SkyPilot-format catalog directory whose clouds replace the bundled ones.
     pub catalog_dir: Option<PathBuf>,
     pub catalog_outliers: aloft_catalog::OutlierPolicy,
+    /// A CSV of hourly carbon intensity over the catalog's own.
+    pub carbon_intensity: Option<PathBuf>,
     pub retry_until_up: bool,
     /// Stop the cluster (with `down`: tear it down) after this many idle minutes.
     pub idle_minutes: Option<u32>,
@@ -405,7 +407,7 @@ pub struct TaskLaunch {
     pub detach: bool,
 }
 
-pub use aloft_optimizer::Objective;
+pub use aloft_optimizer::{Objective, Slack, SlackMeasure};
 
 /// How a new cluster is planned, as a client asks for it.
 #[derive(Debug, Clone)]
@@ -422,6 +424,11 @@ pub struct PlanSpec {
     pub catalog: Option<String>,
     /// `keep`, `drop` or `warn` (the default).
     pub catalog_outliers: Option<String>,
+    /// A CSV of hourly carbon intensity over the catalog's own.
+    pub carbon_intensity: Option<String>,
+    /// Unix seconds; `None`: carbon at the regions' annual averages.
+    pub start_time: Option<i64>,
+    pub slack: Option<aloft_optimizer::Slack>,
 }
 
 impl TaskLaunch {
@@ -487,6 +494,16 @@ impl TaskLaunch {
             blocked,
             default_runtime: aloft_types::Duration::from_hours(plan.default_runtime_hours),
             deadline,
+            start_time: plan.start_time,
+            slack: match plan.slack {
+                Some(slack) if !slack.percent.is_finite() || slack.percent < 0.0 => {
+                    return Err(format!(
+                        "plan.slack.percent: expected a percentage, 0 or more, found {}",
+                        slack.percent
+                    ));
+                }
+                other => other,
+            },
             ..aloft_optimizer::Options::default()
         };
         Ok(TaskLaunch {
@@ -496,6 +513,7 @@ impl TaskLaunch {
             options,
             catalog_dir: plan.catalog.map(PathBuf::from),
             catalog_outliers,
+            carbon_intensity: plan.carbon_intensity.map(PathBuf::from),
             retry_until_up,
             idle_minutes,
             down,
@@ -533,6 +551,11 @@ pub async fn launch_task(
         )
         .with_context(|| format!("the catalog in {}", dir.display()))?;
         offers.merge(load.catalog);
+    }
+    if let Some(file) = &launch.carbon_intensity {
+        offers
+            .load_carbon_intensity(file)
+            .with_context(|| format!("the carbon intensity in {}", file.display()))?;
     }
     let (catalog, clouds) = crate::registry::launchable(home, offers).await?;
     let request = LaunchRequest {

@@ -176,6 +176,15 @@ pub fn task_launch(
             deadline_seconds: plan.deadline_seconds,
             catalog: plan.catalog,
             catalog_outliers: plan.catalog_outliers,
+            carbon_intensity: plan.carbon_intensity,
+            start_time: plan.start_time,
+            slack: plan.slack.map(|slack| aloft_control::launch::Slack {
+                measure: match slack.measure {
+                    aloft_api::SlackMeasure::Carbon => aloft_control::launch::SlackMeasure::Carbon,
+                    aloft_api::SlackMeasure::Cost => aloft_control::launch::SlackMeasure::Cost,
+                },
+                percent: slack.percent,
+            }),
         },
         body.retry_until_up,
         body.idle_minutes,
