@@ -24,6 +24,7 @@ mod problem;
 mod score;
 mod solve;
 pub mod synthetic;
+mod windows;
 
 pub use limits::{ProgressCallback, SearchProgress};
 pub use plan::{EdgeTransfer, Optimality, Placement, Plan, Solution, SolveStats};

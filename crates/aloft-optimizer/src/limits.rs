@@ -123,6 +123,16 @@ impl Limits {
         false
     }
 
+    /// True once `share` of the deadline has passed (or the limits are spent): for work that
+    /// should leave the rest of the time to the search. Never true without a deadline.
+    pub(crate) fn share_spent(&self, share: f64) -> bool {
+        self.stopped
+            || self.deadline.is_some_and(|deadline| {
+                let allowed = deadline.duration_since(self.started).mul_f64(share);
+                self.started.elapsed() >= allowed
+            })
+    }
+
     fn report(&self) {
         if let Some(progress) = &self.progress {
             (progress.0)(&SearchProgress {
