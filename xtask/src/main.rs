@@ -1,6 +1,8 @@
 //! Developer tasks. `cargo xtask bench [--catalog DIR] [--runs N]` prints the figures recorded in
 //! docs/benchmarks.md: whole-process dry-runs of the release binary, and the optimizer alone on
-//! chains and random DAGs over a SkyPilot-format catalog. `cargo xtask bench-launch` and
+//! chains and random DAGs over a SkyPilot-format catalog, then on the hard families
+//! (`bench-optimizer` runs the optimizer's part alone, `bench-hard` the hard families alone:
+//! `HARD_SIZES`, `HARD_FAMILIES` and `HARD_LIMIT_S` narrow them). `cargo xtask bench-launch` and
 //! `cargo xtask bench-logs` (root) measure launches and job logs on the local cloud.
 
 use aloft_catalog::Catalog;
@@ -37,11 +39,14 @@ fn main() -> Result<()> {
         "bench" => bench(&root, &catalog_dir, runs),
         "probe" => probe(&catalog_dir, runs),
         "bench-hard" => hard_bench(&catalog_dir),
+        "bench-optimizer" => {
+            optimizer_bench(&catalog_dir, runs).and_then(|()| hard_bench(&catalog_dir))
+        }
         "bench-launch" => bench_launch(&root, runs),
         "bench-logs" => bench_logs(&root, runs),
         "bench-server" => bench_server(&root, runs),
         _ => bail!(
-            "usage: cargo xtask bench|bench-hard|probe|bench-launch|bench-logs|bench-server [--catalog DIR] \
+            "usage: cargo xtask bench|bench-optimizer|bench-hard|probe|bench-launch|bench-logs|bench-server [--catalog DIR] \
              [--runs N]"
         ),
     }

@@ -15,6 +15,7 @@
 //! re-planning with zones, regions or clouds blocked is [`Options::blocked`].
 
 pub mod carbon;
+mod cycles;
 mod diagnose;
 mod kbest;
 mod limits;

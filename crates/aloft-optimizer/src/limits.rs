@@ -123,6 +123,11 @@ impl Limits {
         false
     }
 
+    /// Whether the search may be cut short (a deadline or a node limit).
+    pub(crate) fn has_deadline(&self) -> bool {
+        self.deadline.is_some() || self.node_limit.is_some()
+    }
+
     /// True once `share` of the deadline has passed (or the limits are spent): for work that
     /// should leave the rest of the time to the search. Never true without a deadline.
     pub(crate) fn share_spent(&self, share: f64) -> bool {

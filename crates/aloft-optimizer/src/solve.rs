@@ -597,6 +597,8 @@ pub(crate) struct Search<'p> {
     nodes: u64,
     /// The least bound of the subtrees the limits cut off (`Score::MAX`: none).
     open_bound: Score,
+    /// A lower bound on the objective proven apart from the tree (`cycles`), or `i64::MIN`.
+    floor: i64,
 }
 
 pub(crate) struct Matrix {
@@ -748,6 +750,7 @@ impl<'p> Search<'p> {
             budget,
             nodes: 0,
             open_bound: Score::MAX,
+            floor: i64::MIN,
         }
     }
 
@@ -765,15 +768,21 @@ impl<'p> Search<'p> {
         let root_bound = self.remaining_bound(0).0;
         // A gap at the root: improve the plan by exact moves of small neighbourhoods before
         // the tree search, which only ever revises the last tasks of its order.
-        if found && self.budget.is_none() && self.upper > root_bound {
+        if found && self.budget.is_none() && self.upper.primary > root_bound.primary {
             let (score, improved) =
                 self.improve_by_windows(self.best_assignment.clone(), self.upper, limits);
             self.upper = score;
             self.best_assignment = improved;
+            // Where the LP is loose, a tighter bound (triangles of tasks) for the report,
+            // should the search be cut short.
+            if self.upper.primary > root_bound.primary && limits.has_deadline() {
+                self.floor = self.triangle_bound(limits).unwrap_or(i64::MIN);
+            }
         }
         let (offset_best, offset_bound) = (limits.report_best, limits.report_bound);
         limits.report_best = offset_best + self.upper.primary;
-        limits.report_bound = offset_bound + root_bound.primary;
+        limits.report_bound =
+            offset_bound + root_bound.primary.max(self.floor.min(self.upper.primary));
         found |= self.descend(0, Score::ZERO, 0, limits);
         limits.report_best = offset_best + self.upper.primary;
         limits.report_bound = offset_bound + self.lower_bound().primary;
@@ -784,7 +793,11 @@ impl<'p> Search<'p> {
     /// No plan scores less: the least bound of the parts of the search the limits cut off,
     /// or the best plan when nothing was cut off.
     pub(crate) fn lower_bound(&self) -> Score {
-        self.open_bound.min(self.upper)
+        let open = self.open_bound.min(self.upper);
+        Score {
+            primary: open.primary.max(self.floor.min(self.upper.primary)),
+            secondary: open.secondary,
+        }
     }
 
     /// Local search (iterated conditional modes): each task in turn moves to its best value
