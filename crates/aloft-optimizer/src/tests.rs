@@ -464,3 +464,57 @@ fn on_small_hard_instances_the_bound_never_exceeds_the_optimum_and_the_gap_is_me
     assert!(cut >= 20, "the limits cut enough searches short: {cut}");
     assert!(gapped >= 5, "enough searches ended with a gap: {gapped}");
 }
+
+#[test]
+fn the_triangle_bound_never_exceeds_the_optimum_and_is_tighter_than_the_lp_on_frustrated_dags() {
+    // The bound from the LP with triangle terms (`cycles`), before any search and without
+    // the cap at the plan's score that `optimize` applies, against enumeration.
+    use crate::solve::{Graph, Search};
+    use crate::synthetic::HardFamily;
+    let mut rng = Rng::new(22);
+    let (mut checked, mut tighter) = (0, 0);
+    for case in 0..80u64 {
+        let family = [HardFamily::FrustratedRegions, HardFamily::Dense][case as usize % 2];
+        let catalog = crate::testing::hard_family_catalog(&mut rng);
+        let tasks = 4 + rng.below(6);
+        let dag = family.dag(tasks, 100 + case);
+        let options = Options::default();
+        let problem = Problem::build(&dag, &catalog, &options).unwrap();
+        if search_space(&problem) > 300_000.0 {
+            continue;
+        }
+        let optimum = all_scores(&problem)
+            .into_iter()
+            .map(|(score, _)| score)
+            .min()
+            .unwrap();
+        let graph = Graph::new(&problem);
+        let domains: Vec<Vec<usize>> = problem
+            .candidates
+            .iter()
+            .map(|candidates| (0..candidates.len()).collect())
+            .collect();
+        let search = Search::new(
+            &problem,
+            &graph,
+            &domains,
+            (0..tasks).collect(),
+            None,
+            std::convert::identity,
+        );
+        let lp = search.remaining_bound(0).0.primary;
+        let Some(bound) = search.triangle_bound(&Limits::unlimited()) else {
+            continue;
+        };
+        let label = format!("case {case}: {family:?}, {tasks} tasks");
+        assert!(
+            bound <= optimum.primary,
+            "{label}: bound {bound} over the optimum {}",
+            optimum.primary
+        );
+        checked += 1;
+        tighter += usize::from(bound > lp);
+    }
+    assert!(checked >= 30, "enough problems with triangles: {checked}");
+    assert!(tighter >= 5, "the triangles tightened the LP often enough: {tighter}");
+}
