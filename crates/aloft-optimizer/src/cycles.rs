@@ -32,9 +32,8 @@ const MAX_ELIMINATION_DEGREE: usize = 12;
 const SWEEPS: usize = 2_000;
 const CHECK_EVERY: usize = 5;
 const STALL: f64 = 1e-6;
-/// Cell visits at most, and the share of a deadline it may use.
+/// Cell visits at most; with a deadline, it also stops there.
 const MAX_WORK: usize = 400_000_000;
-const DEADLINE_SHARE: f64 = 0.6;
 
 struct Edge {
     row: usize,
@@ -127,7 +126,7 @@ impl Search<'_> {
                 let now = bound(&nodes, &edges, &triangles);
                 best = best.max(now);
                 if (now - last_check) as f64 <= STALL * (now as f64).abs().max(1.0)
-                    || limits.share_spent(DEADLINE_SHARE)
+                    || limits.past(1.0)
                 {
                     break;
                 }

@@ -56,6 +56,8 @@ pub(crate) fn solve(
     if problem.limit_couples() {
         return solve_with_coupling_budget(problem, &graph, domains, stats, limits);
     }
+    // A search cut short leaves this share of the deadline to a tighter bound (`cycles`).
+    limits.reserve(BOUND_SHARE);
     eliminate_dominated_places(problem, &mut domains, false);
     eliminate_dead_ends(problem, &graph, &mut domains, false);
     stats.after_pruning = domains.iter().map(Vec::len).sum();
@@ -773,17 +775,19 @@ impl<'p> Search<'p> {
                 self.improve_by_windows(self.best_assignment.clone(), self.upper, limits);
             self.upper = score;
             self.best_assignment = improved;
-            // Where the LP is loose, a tighter bound (triangles of tasks) for the report,
-            // should the search be cut short.
-            if self.upper.primary > root_bound.primary && limits.has_deadline() {
-                self.floor = self.triangle_bound(limits).unwrap_or(i64::MIN);
-            }
         }
         let (offset_best, offset_bound) = (limits.report_best, limits.report_bound);
         limits.report_best = offset_best + self.upper.primary;
-        limits.report_bound =
-            offset_bound + root_bound.primary.max(self.floor.min(self.upper.primary));
+        limits.report_bound = offset_bound + root_bound.primary;
         found |= self.descend(0, Score::ZERO, 0, limits);
+        // Cut short with a gap: where the LP is loose, a tighter bound (triangles of tasks)
+        // for the report, in the time `solve` reserved for it.
+        if limits.stopped
+            && self.budget.is_none()
+            && self.lower_bound().primary < self.upper.primary
+        {
+            self.floor = self.triangle_bound(limits).unwrap_or(i64::MIN);
+        }
         limits.report_best = offset_best + self.upper.primary;
         limits.report_bound = offset_bound + self.lower_bound().primary;
         stats.search_nodes += self.nodes;
@@ -966,6 +970,9 @@ impl<'p> Search<'p> {
         found
     }
 }
+
+/// The share of a deadline kept for the bound of a search cut short.
+const BOUND_SHARE: f64 = 0.4;
 
 /// Local search sweeps over all tasks, at most.
 const LOCAL_SEARCH_SWEEPS: usize = 50;

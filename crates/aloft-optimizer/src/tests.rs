@@ -516,5 +516,8 @@ fn the_triangle_bound_never_exceeds_the_optimum_and_is_tighter_than_the_lp_on_fr
         tighter += usize::from(bound > lp);
     }
     assert!(checked >= 30, "enough problems with triangles: {checked}");
-    assert!(tighter >= 5, "the triangles tightened the LP often enough: {tighter}");
+    assert!(
+        tighter >= 5,
+        "the triangles tightened the LP often enough: {tighter}"
+    );
 }
