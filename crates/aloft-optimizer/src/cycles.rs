@@ -244,20 +244,20 @@ fn edge_step(edge: &mut Edge, nodes: &mut [Vec<i64>]) {
             edge.data[row * edge.cols + col] += nodes[edge.row][row] + nodes[edge.col][col];
         }
     }
-    for row in 0..rows {
+    for (row, slot) in nodes[edge.row].iter_mut().enumerate() {
         let least = edge.data[row * edge.cols..(row + 1) * edge.cols]
             .iter()
             .copied()
             .min()
             .unwrap_or(0);
-        nodes[edge.row][row] = least.div_euclid(2);
+        *slot = least.div_euclid(2);
     }
-    for col in 0..edge.cols {
+    for (col, slot) in nodes[edge.col].iter_mut().enumerate() {
         let least = (0..rows)
             .map(|row| edge.data[row * edge.cols + col])
             .min()
             .unwrap_or(0);
-        nodes[edge.col][col] = least.div_euclid(2);
+        *slot = least.div_euclid(2);
     }
     for row in 0..rows {
         for col in 0..edge.cols {

@@ -130,7 +130,7 @@ impl HardFamily {
 
     /// A DAG of this family with `tasks` tasks, the same for the same seed.
     pub fn dag(self, tasks: usize, seed: u64) -> Dag {
-        let mut rng = Rng::new(seed ^ 0x5eed_0f_4a2d);
+        let mut rng = Rng::new(seed ^ 0x005e_ed0f_4a2d);
         match self {
             HardFamily::FrustratedRegions => dag(
                 &mut rng,
