@@ -52,8 +52,9 @@ struct Triangle {
 
 impl Search<'_> {
     /// A lower bound on the objective of every plan of this search's tasks, from the LP with
-    /// triangle terms; `None` when there is no triangle (it would add nothing).
-    pub(crate) fn triangle_bound(&self, limits: &Limits) -> Option<i64> {
+    /// triangle terms; `None` when there is no triangle (it would add nothing). Progress
+    /// reports go on meanwhile, showing the bound so far plus `report_offset` (the other parts').
+    pub(crate) fn triangle_bound(&self, limits: &mut Limits, report_offset: i64) -> Option<i64> {
         let mut nodes: Vec<Vec<i64>> = self
             .unary
             .iter()
@@ -125,6 +126,10 @@ impl Search<'_> {
             if sweep % CHECK_EVERY == 0 {
                 let now = bound(&nodes, &edges, &triangles);
                 best = best.max(now);
+                limits.report_bound = limits
+                    .report_bound
+                    .max(report_offset + best.min(self.upper().primary));
+                limits.report_if_due();
                 if (now - last_check) as f64 <= STALL * (now as f64).abs().max(1.0)
                     || limits.past(1.0)
                 {

@@ -150,6 +150,17 @@ impl Limits {
         })
     }
 
+    /// Reports progress if a report is due, for work outside the search's nodes.
+    pub(crate) fn report_if_due(&mut self) {
+        if self.progress.is_some() {
+            let now = Instant::now();
+            if now >= self.next_report {
+                self.next_report = now + REPORT_EVERY;
+                self.report();
+            }
+        }
+    }
+
     fn report(&self) {
         if let Some(progress) = &self.progress {
             (progress.0)(&SearchProgress {

@@ -786,12 +786,20 @@ impl<'p> Search<'p> {
             && self.budget.is_none()
             && self.lower_bound().primary < self.upper.primary
         {
-            self.floor = self.triangle_bound(limits).unwrap_or(i64::MIN);
+            limits.report_bound = offset_bound + self.lower_bound().primary;
+            self.floor = self
+                .triangle_bound(limits, offset_bound)
+                .unwrap_or(i64::MIN);
         }
         limits.report_best = offset_best + self.upper.primary;
         limits.report_bound = offset_bound + self.lower_bound().primary;
         stats.search_nodes += self.nodes;
         found
+    }
+
+    /// The best plan's score so far.
+    pub(crate) fn upper(&self) -> Score {
+        self.upper
     }
 
     /// No plan scores less: the least bound of the parts of the search the limits cut off,

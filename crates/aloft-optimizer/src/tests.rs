@@ -503,7 +503,7 @@ fn the_triangle_bound_never_exceeds_the_optimum_and_is_tighter_than_the_lp_on_fr
             std::convert::identity,
         );
         let lp = search.remaining_bound(0).0.primary;
-        let Some(bound) = search.triangle_bound(&Limits::unlimited()) else {
+        let Some(bound) = search.triangle_bound(&mut Limits::unlimited(), 0) else {
             continue;
         };
         let label = format!("case {case}: {family:?}, {tasks} tasks");
