@@ -1,7 +1,9 @@
 //! Developer tasks. `cargo xtask bench [--catalog DIR] [--runs N]` prints the figures recorded in
 //! docs/benchmarks.md: whole-process dry-runs of the release binary, and the optimizer alone on
-//! chains and random DAGs over a SkyPilot-format catalog, and the carbon objective with its
-//! limits (also alone: `cargo xtask bench-carbon`). `cargo xtask bench-launch` and
+//! chains and random DAGs over a SkyPilot-format catalog, then on the hard families
+//! (`bench-optimizer` runs the optimizer's part alone, `bench-hard` the hard families alone:
+//! `HARD_SIZES`, `HARD_FAMILIES` and `HARD_LIMIT_S` narrow them), and the carbon objective with
+//! its limits (also alone: `cargo xtask bench-carbon`). `cargo xtask bench-launch` and
 //! `cargo xtask bench-logs` (root) measure launches and job logs on the local cloud.
 
 use aloft_catalog::Catalog;
@@ -38,12 +40,16 @@ fn main() -> Result<()> {
         "bench" => bench(&root, &catalog_dir, runs),
         "probe" => probe(&catalog_dir, runs),
         "bench-carbon" => carbon_bench(&catalog_dir, runs),
+        "bench-hard" => hard_bench(&catalog_dir),
+        "bench-optimizer" => {
+            optimizer_bench(&catalog_dir, runs).and_then(|()| hard_bench(&catalog_dir))
+        }
         "bench-launch" => bench_launch(&root, runs),
         "bench-logs" => bench_logs(&root, runs),
         "bench-server" => bench_server(&root, runs),
         _ => bail!(
-            "usage: cargo xtask bench|bench-carbon|probe|bench-launch|bench-logs|bench-server \
-             [--catalog DIR] [--runs N]"
+            "usage: cargo xtask bench|bench-optimizer|bench-hard|bench-carbon|probe|bench-launch|\
+             bench-logs|bench-server [--catalog DIR] [--runs N]"
         ),
     }
 }
@@ -59,6 +65,7 @@ fn bench(root: &Path, catalog_dir: &Path, runs: usize) -> Result<()> {
     println!("runs per figure: {runs} (median reported)\n");
     dryrun_bench(root, catalog_dir, runs)?;
     optimizer_bench(catalog_dir, runs)?;
+    hard_bench(catalog_dir)?;
     carbon_bench(catalog_dir, runs)?;
     Ok(())
 }
@@ -315,6 +322,79 @@ fn carbon_bench(catalog_dir: &Path, runs: usize) -> Result<()> {
         "\n(one DAG per seed; a {deadline_secs} s deadline per solve; proven: seeds whose plan was \
          proven optimal)"
     );
+    Ok(())
+}
+
+/// The hard families (`synthetic::HardFamily`) at 100, 200 and 1,000 tasks, seed 0: the time to a
+/// proven optimum (or none within `HARD_LIMIT_S`, default 30 s), and the gap at 2 s and at the
+/// CLI's default deadline of 5 s. `HARD_SIZES=100,200` and `HARD_FAMILIES=0,2` narrow it down.
+fn hard_bench(catalog_dir: &Path) -> Result<()> {
+    let (imported, _warnings) = Catalog::load_dir_cached(catalog_dir)?;
+    let mut catalog = Catalog::bundled();
+    catalog.merge(imported);
+    let limit_s: u64 = std::env::var("HARD_LIMIT_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let list = |name: &str, default: Vec<usize>| -> Vec<usize> {
+        std::env::var(name).ok().map_or(default, |text| {
+            text.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+    };
+    let sizes = list("HARD_SIZES", vec![100, 200, 1000]);
+    let families = list("HARD_FAMILIES", vec![0, 1, 2]);
+    println!("## Hard families (cost objective, seed 0)\n");
+    println!(
+        "| family | tasks | edges | candidates → after pruning | to proven optimal (s) | gap at 2 s (took) | gap at 5 s (took) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for family_idx in families {
+        let Some(&family) = synthetic::HardFamily::ALL.get(family_idx) else {
+            bail!("HARD_FAMILIES: no family {family_idx}");
+        };
+        for &tasks in &sizes {
+            let dag = family.dag(tasks, 0);
+            let run = |deadline_s: u64| -> Result<(f64, aloft_optimizer::Solution)> {
+                let options = Options {
+                    deadline: Some(std::time::Duration::from_secs(deadline_s)),
+                    ..Options::default()
+                };
+                let started = Instant::now();
+                let solution = aloft_optimizer::optimize(&dag, &catalog, &options)?;
+                Ok((started.elapsed().as_secs_f64(), solution))
+            };
+            let gap = |solution: &aloft_optimizer::Solution| {
+                if solution.optimality.proven_optimal {
+                    "0 (optimal)".to_owned()
+                } else {
+                    format!("{:.3} %", solution.optimality.gap * 100.0)
+                }
+            };
+            let (elapsed, exact) = run(limit_s)?;
+            let to_optimal = if exact.optimality.proven_optimal {
+                format!("{elapsed:.2}")
+            } else {
+                format!(
+                    "not within {limit_s} s (gap {:.3} %)",
+                    exact.optimality.gap * 100.0
+                )
+            };
+            let (took_2, at_2) = run(2)?;
+            let (took_5, at_5) = run(5)?;
+            println!(
+                "| {} | {tasks} | {} | {} → {} | {to_optimal} | {} ({took_2:.2} s) | {} ({took_5:.2} s) |",
+                family.label(),
+                dag.edges.len(),
+                exact.stats.candidates,
+                exact.stats.after_pruning,
+                gap(&at_2),
+                gap(&at_5),
+            );
+        }
+    }
+    println!("\n(times are `optimize` alone, catalog loaded; the deadline bounds the search)");
     Ok(())
 }
 

@@ -15,6 +15,7 @@
 //! re-planning with zones, regions or clouds blocked is [`Options::blocked`].
 
 pub mod carbon;
+mod cycles;
 mod diagnose;
 mod group;
 mod kbest;
@@ -25,6 +26,7 @@ mod problem;
 mod score;
 mod solve;
 pub mod synthetic;
+mod windows;
 
 pub use group::{optimize_group, region_only};
 pub use limits::{ProgressCallback, SearchProgress};

@@ -56,6 +56,9 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct Limits {
     started: Instant,
     deadline: Option<Instant>,
+    /// When the search itself stops: the deadline, or earlier to leave time for work after it
+    /// (see `reserve`).
+    search_deadline: Option<Instant>,
     node_limit: Option<u64>,
     progress: Option<ProgressCallback>,
     next_report: Instant,
@@ -80,6 +83,7 @@ impl Limits {
         Limits {
             started,
             deadline: deadline.map(|limit| started + limit),
+            search_deadline: deadline.map(|limit| started + limit),
             node_limit,
             progress,
             next_report: started + REPORT_EVERY,
@@ -111,7 +115,7 @@ impl Limits {
             && (self.deadline.is_some() || self.progress.is_some())
         {
             let now = Instant::now();
-            if self.deadline.is_some_and(|deadline| now >= deadline) {
+            if self.search_deadline.is_some_and(|deadline| now >= deadline) {
                 self.stopped = true;
                 return true;
             }
@@ -121,6 +125,40 @@ impl Limits {
             }
         }
         false
+    }
+
+    /// Stops the search once `1 - share` of the deadline has passed, leaving `share` of it for
+    /// work after the search (a bound for a search cut short).
+    pub(crate) fn reserve(&mut self, share: f64) {
+        if let Some(deadline) = self.deadline {
+            let total = deadline.duration_since(self.started);
+            self.search_deadline = Some(self.started + total.mul_f64(1.0 - share));
+        }
+    }
+
+    /// True once `share` of the deadline has passed (or the limits are spent): for work that
+    /// should leave the rest of the time to the search. Never true without a deadline.
+    pub(crate) fn share_spent(&self, share: f64) -> bool {
+        self.stopped || self.past(share)
+    }
+
+    /// True once `share` of the deadline has passed, whether or not the search was stopped.
+    pub(crate) fn past(&self, share: f64) -> bool {
+        self.deadline.is_some_and(|deadline| {
+            let allowed = deadline.duration_since(self.started).mul_f64(share);
+            self.started.elapsed() >= allowed
+        })
+    }
+
+    /// Reports progress if a report is due, for work outside the search's nodes.
+    pub(crate) fn report_if_due(&mut self) {
+        if self.progress.is_some() {
+            let now = Instant::now();
+            if now >= self.next_report {
+                self.next_report = now + REPORT_EVERY;
+                self.report();
+            }
+        }
     }
 
     fn report(&self) {

@@ -60,6 +60,8 @@ pub(crate) fn solve(
     if problem.limit_couples() {
         return solve_with_coupling_budget(problem, &graph, domains, stats, limits);
     }
+    // A search cut short leaves this share of the deadline to a tighter bound (`cycles`).
+    limits.reserve(BOUND_SHARE);
     eliminate_dominated_places(problem, &mut domains, false);
     eliminate_dead_ends(problem, &graph, &mut domains, false);
     stats.after_pruning = domains.iter().map(Vec::len).sum();
@@ -585,10 +587,11 @@ pub(crate) struct Search<'p> {
     pub(crate) order: Vec<usize>,
     pub(crate) domains: Vec<Vec<usize>>,
     pub(crate) unary: Vec<Vec<Score>>,
-    /// Per position: (later position, matrix index, whether this position is the row side).
-    later: Vec<Vec<(usize, usize, bool)>>,
+    /// Per position: (other position, matrix index, whether this position is the row side);
+    /// every edge of the position, to earlier and to later positions.
+    pub(crate) later: Vec<Vec<(usize, usize, bool)>>,
     /// Edge score matrices, row = the earlier position's domain index.
-    matrices: Vec<Matrix>,
+    pub(crate) matrices: Vec<Matrix>,
     /// Per position and value: Σ over edges to later positions of that edge's cheapest value.
     pub(crate) future: Vec<Vec<Score>>,
     /// Per position and value: Σ over edges to assigned positions of their exact value.
@@ -596,19 +599,21 @@ pub(crate) struct Search<'p> {
     current: Vec<usize>,
     best_assignment: Vec<usize>,
     upper: Score,
-    budget: Option<i64>,
+    pub(crate) budget: Option<i64>,
     nodes: u64,
     /// The least bound of the subtrees the limits cut off (`Score::MAX`: none).
     open_bound: Score,
+    /// A lower bound on the objective proven apart from the tree (`cycles`), or `i64::MIN`.
+    floor: i64,
 }
 
-struct Matrix {
+pub(crate) struct Matrix {
     cols: usize,
     data: Vec<Score>,
 }
 
 impl Matrix {
-    fn at(&self, row: usize, col: usize) -> Score {
+    pub(crate) fn at(&self, row: usize, col: usize) -> Score {
         self.data[row * self.cols + col]
     }
 }
@@ -751,6 +756,7 @@ impl<'p> Search<'p> {
             budget,
             nodes: 0,
             open_bound: Score::MAX,
+            floor: i64::MIN,
         }
     }
 
@@ -766,20 +772,48 @@ impl<'p> Search<'p> {
             found = true;
         }
         let root_bound = self.remaining_bound(0).0;
+        // A gap at the root: improve the plan by exact moves of small neighbourhoods before
+        // the tree search, which only ever revises the last tasks of its order.
+        if found && self.budget.is_none() && self.upper.primary > root_bound.primary {
+            let (score, improved) =
+                self.improve_by_windows(self.best_assignment.clone(), self.upper, limits);
+            self.upper = score;
+            self.best_assignment = improved;
+        }
         let (offset_best, offset_bound) = (limits.report_best, limits.report_bound);
         limits.report_best = offset_best + self.upper.primary;
         limits.report_bound = offset_bound + root_bound.primary;
         found |= self.descend(0, Score::ZERO, 0, limits);
+        // Cut short with a gap: where the LP is loose, a tighter bound (triangles of tasks)
+        // for the report, in the time `solve` reserved for it.
+        if limits.stopped
+            && self.budget.is_none()
+            && self.lower_bound().primary < self.upper.primary
+        {
+            limits.report_bound = offset_bound + self.lower_bound().primary;
+            self.floor = self
+                .triangle_bound(limits, offset_bound)
+                .unwrap_or(i64::MIN);
+        }
         limits.report_best = offset_best + self.upper.primary;
         limits.report_bound = offset_bound + self.lower_bound().primary;
         stats.search_nodes += self.nodes;
         found
     }
 
+    /// The best plan's score so far.
+    pub(crate) fn upper(&self) -> Score {
+        self.upper
+    }
+
     /// No plan scores less: the least bound of the parts of the search the limits cut off,
     /// or the best plan when nothing was cut off.
     pub(crate) fn lower_bound(&self) -> Score {
-        self.open_bound.min(self.upper)
+        let open = self.open_bound.min(self.upper);
+        Score {
+            primary: open.primary.max(self.floor.min(self.upper.primary)),
+            secondary: open.secondary,
+        }
     }
 
     /// Local search (iterated conditional modes): each task in turn moves to its best value
@@ -949,12 +983,21 @@ impl<'p> Search<'p> {
     }
 }
 
+/// The share of a deadline kept for the bound of a search cut short.
+const BOUND_SHARE: f64 = 0.4;
+
 /// Local search sweeps over all tasks, at most.
 const LOCAL_SEARCH_SWEEPS: usize = 50;
 
-/// Sweeps of the dual coordinate ascent, at most, and the work (cell visits) it may spend.
-const DUAL_SWEEPS: usize = 60;
-const DUAL_MAX_WORK: usize = 40_000_000;
+/// Sweeps of the dual coordinate ascent, at most, and the work (cell visits) it may spend. It
+/// stops early once `DUAL_CHECK_EVERY` sweeps raise the dual bound by less than `DUAL_STALL` of
+/// it (after `DUAL_MIN_SWEEPS`): on frustrated placements the bound keeps rising for hundreds of
+/// sweeps, on the others it settles within a few dozen.
+const DUAL_SWEEPS: usize = 500;
+const DUAL_MIN_SWEEPS: usize = 40;
+const DUAL_CHECK_EVERY: usize = 20;
+const DUAL_STALL: f64 = 1e-6;
+const DUAL_MAX_WORK: usize = 60_000_000;
 
 /// Moves cost between tasks and edges along the dual of the LP relaxation (MPLP's min-sum
 /// coordinate ascent, Globerson and Jaakkola 2007), on the objective component only.
@@ -1004,7 +1047,22 @@ fn dual_reparameterize(
         .iter()
         .map(|values| values.iter().map(|score| score.primary as f64).collect())
         .collect();
-    for _ in 0..sweeps {
+    // The dual bound, Σ_i min belief_i, every few sweeps: stop once it has stopped rising.
+    let dual_value = |belief: &[Vec<f64>]| -> f64 {
+        belief
+            .iter()
+            .map(|values| values.iter().copied().fold(f64::INFINITY, f64::min))
+            .sum()
+    };
+    let mut last_value = f64::NEG_INFINITY;
+    for sweep in 0..sweeps {
+        if sweep >= DUAL_MIN_SWEEPS && sweep % DUAL_CHECK_EVERY == 0 {
+            let value = dual_value(&belief);
+            if value - last_value <= DUAL_STALL * value.abs().max(1.0) {
+                break;
+            }
+            last_value = value;
+        }
         for (k, &(row_pos, col_pos, matrix_idx)) in edges.iter().enumerate() {
             let matrix = &matrices[matrix_idx];
             let (to_row, to_col) = &mut messages[k];

@@ -235,3 +235,72 @@ pub(crate) fn add_hourly_carbon(rng: &mut Rng, catalog: &mut Catalog, around: i6
         }
     }
 }
+
+/// A small catalog holding every region the hard families use (`synthetic::HardFamily`), each
+/// with one or two zones, a 16-vCPU type and T4, L4 and V100 types per cloud at coarse random
+/// prices, so that small instances of those families can be checked against brute force.
+pub(crate) fn hard_family_catalog(rng: &mut Rng) -> Catalog {
+    let mut catalog = Catalog::default();
+    for spec in synthetic::HARD_FAMILY_REGIONS {
+        let (cloud_name, region_name) = spec.split_once('/').expect("cloud/region");
+        let cloud = match catalog.clouds.iter().position(|c| c.name == cloud_name) {
+            Some(idx) => CloudId(idx as u16),
+            None => {
+                catalog.clouds.push(Cloud {
+                    name: cloud_name.to_owned(),
+                    internet_egress_per_gb: rng.float(0.05, 0.12),
+                    inter_region_egress_per_gb: rng.float(0.01, 0.04),
+                });
+                let cloud = CloudId(catalog.clouds.len() as u16 - 1);
+                for (name, accelerator) in [
+                    ("cpu16", None),
+                    ("t4", Some("T4")),
+                    ("l4", Some("L4")),
+                    ("v100", Some("V100")),
+                ] {
+                    catalog.instance_types.push(InstanceType {
+                        cloud,
+                        name: format!("{cloud_name}.{name}"),
+                        vcpus: 16.0,
+                        memory_gib: 64.0,
+                        accelerator: accelerator.map(|kind| (kind.to_owned(), 1.0)),
+                        arch: None,
+                    });
+                }
+                cloud
+            }
+        };
+        let region = RegionId(catalog.regions.len() as u32);
+        catalog.regions.push(Region {
+            cloud,
+            name: region_name.to_owned(),
+            carbon_g_per_kwh: Some(300.0),
+            carbon_hourly: None,
+        });
+        for zone_idx in 0..1 + rng.below(2) {
+            catalog.zones.push(Zone {
+                region,
+                name: format!("{region_name}-{zone_idx}"),
+            });
+            let zone = ZoneId(catalog.zones.len() as u32 - 1);
+            for (type_idx, instance_type) in catalog.instance_types.iter().enumerate() {
+                if instance_type.cloud != cloud {
+                    continue;
+                }
+                let base = if instance_type.accelerator.is_some() {
+                    2.0
+                } else {
+                    0.6
+                };
+                catalog.offerings.push(Offering {
+                    instance_type: InstanceTypeId(type_idx as u32),
+                    region,
+                    zone: Some(zone),
+                    price: Some((rng.float(base, base * 1.3) * 20.0).round() / 20.0),
+                    spot_price: None,
+                });
+            }
+        }
+    }
+    catalog
+}

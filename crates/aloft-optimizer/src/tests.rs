@@ -603,3 +603,147 @@ fn a_search_cut_short_returns_a_plan_and_a_bound_that_bracket_the_optimum() {
     assert!(checked >= 60, "enough problems: {checked}");
     assert!(cut >= 10, "the limit cut enough searches short: {cut}");
 }
+
+#[test]
+fn on_small_hard_instances_the_bound_never_exceeds_the_optimum_and_the_gap_is_measured_from_it() {
+    // The hard families of the benchmark, small enough to enumerate, on a catalog with their
+    // regions. Unlimited, the solver finds the optimum; cut short at any node count, the plan
+    // it returns is a real plan, the bound it proves is no more than the optimum, and the gap
+    // it reports is (plan - bound) / plan.
+    use crate::synthetic::HardFamily;
+    let mut rng = Rng::new(21);
+    let (mut checked, mut cut, mut gapped) = (0, 0, 0);
+    for case in 0..90u64 {
+        let family = HardFamily::ALL[case as usize % 3];
+        let catalog = crate::testing::hard_family_catalog(&mut rng);
+        let tasks = match family {
+            HardFamily::ManyOptions => 3 + rng.below(3),
+            _ => 5 + rng.below(5),
+        };
+        let dag = family.dag(tasks, case);
+        let options = Options::default();
+        let problem = Problem::build(&dag, &catalog, &options).unwrap();
+        let plain = Problem::build_with(&dag, &catalog, &options, false).unwrap();
+        if search_space(&plain) > 300_000.0 {
+            continue;
+        }
+        let optimum = all_scores(&plain)
+            .into_iter()
+            .map(|(score, _)| score)
+            .min()
+            .unwrap();
+        let label = format!("case {case}: {family:?}, {tasks} tasks");
+        let exact = optimize(&dag, &catalog, &options).unwrap();
+        assert!(exact.optimality.proven_optimal, "{label}");
+        // Reported dollars add unrounded terms; the solver's, terms rounded to µ$.
+        let rounding = (dag.tasks.len() + dag.edges.len()) as f64 * 1e-6;
+        let optimum_dollars = optimum.primary as f64 * 1e-6;
+        assert!(
+            (exact.best.total_cost - optimum_dollars).abs() <= rounding,
+            "{label}"
+        );
+        for node_limit in [1u64, 2, 3, 5, 8, 13, 40] {
+            let label = format!("{label}, node limit {node_limit}");
+            let mut limits = Limits::new(None, Some(node_limit), None, 1.0);
+            let (ranked, _, lower_bound) = k_best(&problem, 1, &mut limits);
+            let (score, assignment) = &ranked[0];
+            assert_eq!(problem.score_of(assignment), *score, "{label}");
+            assert!(*score >= optimum, "{label}: a plan beats the optimum?");
+            assert!(
+                lower_bound <= optimum.primary,
+                "{label}: bound over the optimum"
+            );
+            if lower_bound >= score.primary {
+                assert_eq!(score.primary, optimum.primary, "{label}: called optimal");
+            }
+            cut += usize::from(limits.stopped);
+            let limited = Options {
+                search_node_limit: Some(node_limit),
+                ..Options::default()
+            };
+            let solution = optimize(&dag, &catalog, &limited).unwrap();
+            let optimality = &solution.optimality;
+            let value = solution.best.total_cost;
+            assert!(
+                optimality.lower_bound <= optimum_dollars + rounding,
+                "{label}: bound {} over the optimum {optimum_dollars}",
+                optimality.lower_bound
+            );
+            assert!(value >= optimum_dollars - rounding, "{label}");
+            if optimality.proven_optimal {
+                assert!((value - optimum_dollars).abs() <= rounding, "{label}");
+                assert_eq!(optimality.gap, 0.0, "{label}");
+            } else if optimality.gap > 0.0 {
+                gapped += 1;
+                let expected = (value - optimality.lower_bound) / value;
+                assert!((optimality.gap - expected).abs() < 1e-6, "{label}");
+                // The true gap is no more than the reported one.
+                assert!(
+                    (value - optimum_dollars) / value <= optimality.gap + 1e-6,
+                    "{label}"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "enough problems: {checked}");
+    assert!(cut >= 20, "the limits cut enough searches short: {cut}");
+    assert!(gapped >= 5, "enough searches ended with a gap: {gapped}");
+}
+
+#[test]
+fn the_triangle_bound_never_exceeds_the_optimum_and_is_tighter_than_the_lp_on_frustrated_dags() {
+    // The bound from the LP with triangle terms (`cycles`), before any search and without
+    // the cap at the plan's score that `optimize` applies, against enumeration.
+    use crate::solve::{Graph, Search};
+    use crate::synthetic::HardFamily;
+    let mut rng = Rng::new(22);
+    let (mut checked, mut tighter) = (0, 0);
+    for case in 0..80u64 {
+        let family = [HardFamily::FrustratedRegions, HardFamily::Dense][case as usize % 2];
+        let catalog = crate::testing::hard_family_catalog(&mut rng);
+        let tasks = 4 + rng.below(6);
+        let dag = family.dag(tasks, 100 + case);
+        let options = Options::default();
+        let problem = Problem::build(&dag, &catalog, &options).unwrap();
+        if search_space(&problem) > 300_000.0 {
+            continue;
+        }
+        let optimum = all_scores(&problem)
+            .into_iter()
+            .map(|(score, _)| score)
+            .min()
+            .unwrap();
+        let graph = Graph::new(&problem);
+        let domains: Vec<Vec<usize>> = problem
+            .candidates
+            .iter()
+            .map(|candidates| (0..candidates.len()).collect())
+            .collect();
+        let search = Search::new(
+            &problem,
+            &graph,
+            &domains,
+            (0..tasks).collect(),
+            None,
+            std::convert::identity,
+        );
+        let lp = search.remaining_bound(0).0.primary;
+        let Some(bound) = search.triangle_bound(&mut Limits::unlimited(), 0) else {
+            continue;
+        };
+        let label = format!("case {case}: {family:?}, {tasks} tasks");
+        assert!(
+            bound <= optimum.primary,
+            "{label}: bound {bound} over the optimum {}",
+            optimum.primary
+        );
+        checked += 1;
+        tighter += usize::from(bound > lp);
+    }
+    assert!(checked >= 30, "enough problems with triangles: {checked}");
+    assert!(
+        tighter >= 5,
+        "the triangles tightened the LP often enough: {tighter}"
+    );
+}
