@@ -181,8 +181,8 @@ fn alive_file(run_dir: &str, job: i64) -> String {
 /// session id recorded for [`kill_job`], watched by a loop that ends it when the head is lost,
 /// and its exit status passed on. `setsid` need not fork here (a background job of a
 /// non-interactive shell is not a group leader), so `$!` is the session id. The job gets the
-/// usual umask (022); the agent's own files are private. A job ended by the watcher also loses
-/// its container, if it has one (its processes are not in the session).
+/// usual umask (022); the agent's own files are private. A job ended by the watcher is also
+/// ended in the node's container, if it runs there (what it runs there is not in the session).
 fn in_own_session(script: &str, job: i64, run_dir: &str, head_timeout_secs: u64) -> String {
     format!(
         "umask 077\n\
@@ -207,7 +207,7 @@ fn in_own_session(script: &str, job: i64, run_dir: &str, head_timeout_secs: u64)
                  done\n\
                  kill -KILL -- -$aloft_job_pid 2>/dev/null; kill -KILL $aloft_job_pid 2>/dev/null\n\
                )\n\
-               ( {remove} )\n\
+               ( {kill_in_container} )\n\
                exit 0\n\
              fi\n\
              sleep 1\n\
@@ -221,13 +221,14 @@ fn in_own_session(script: &str, job: i64, run_dir: &str, head_timeout_secs: u64)
         pid = pid_file(run_dir, job),
         alive = alive_file(run_dir, job),
         timeout = head_timeout_secs,
-        remove = container::remove_script(run_dir, job),
+        kill_in_container = container::kill_script(run_dir, job),
     )
 }
 
 /// Ends everything job `job` runs on `transport`'s node (its pid file under `run_dir`): TERM
-/// to its session, then KILL to whatever is left after a few seconds; and removes the job's
-/// container there, if it has one (what runs in it is not in the session).
+/// to its session, then KILL to whatever is left after a few seconds; and the same to what the
+/// job runs in the node's container, if it runs there (that is not in the session; the
+/// container stays for the cluster's next job).
 pub async fn kill_job(transport: &dyn Transport, run_dir: &str, job: i64) -> Result<(), ExecError> {
     let script = format!(
         "(\n\
@@ -239,10 +240,10 @@ pub async fn kill_job(transport: &dyn Transport, run_dir: &str, job: i64) -> Res
          kill -KILL -- -$p 2>/dev/null\n\
          exit 0\n\
          )\n\
-         ( {remove} )\n\
+         ( {kill_in_container} )\n\
          exit 0",
         pid = pid_file(run_dir, job),
-        remove = container::remove_script(run_dir, job),
+        kill_in_container = container::kill_script(run_dir, job),
     );
     transport
         .output(&RemoteCommand::new(script))
@@ -291,50 +292,19 @@ async fn heartbeat(nodes: &[Node], job: &GangJob<'_>) {
 /// What a phase runs on each node.
 #[derive(Clone, Copy)]
 enum Step<'a> {
-    /// Start the job's container (jobs with an image).
-    StartContainer,
+    /// Make sure the cluster's container runs (jobs with an image).
+    EnsureContainer,
     /// One of the task's scripts, on the node or in its container.
     Script(&'a str),
 }
 
 /// Runs a job's `setup` (if any) on every node, then its `run` (if any) on every node at once;
-/// a job with a container image first starts its container on every node (a failure there is
-/// a setup failure), and removes it from every node when it ends, however it ends.
-/// The first rank to fail ends the phase on every node. `on_phase` hears when each phase
-/// starts; a set `cancelled` keeps a phase from starting (the caller kills what runs).
+/// a job with a container image first makes sure the cluster's container runs on every node (a
+/// failure there is a setup failure), and runs its scripts in it. The container stays when the
+/// job ends; what the job ran in it does not. The first rank to fail ends the phase on every
+/// node. `on_phase` hears when each phase starts; a set `cancelled` keeps a phase from
+/// starting (the caller kills what runs).
 pub async fn run_gang(
-    nodes: &[Node],
-    job: &GangJob<'_>,
-    cancelled: &AtomicBool,
-    on_phase: &(dyn Fn(Phase) + Send + Sync),
-    sink: JobSink,
-) -> Result<JobOutcome, ExecError> {
-    let outcome = run_phases(nodes, job, cancelled, on_phase, sink).await;
-    if job.spec.container.is_some() {
-        remove_containers(nodes, job).await;
-    }
-    outcome
-}
-
-/// Removes the job's container from every node (best effort: a node that cannot be reached
-/// has its watcher, which removes it once the heartbeats stop).
-async fn remove_containers(nodes: &[Node], job: &GangJob<'_>) {
-    let mut removals = JoinSet::new();
-    for node in nodes {
-        let script = container::remove_script(&job.run_dir(node.rank), job.id);
-        let transport = node.transport.clone();
-        removals.spawn(async move {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(60),
-                transport.output(&RemoteCommand::new(script)),
-            )
-            .await;
-        });
-    }
-    while removals.join_next().await.is_some() {}
-}
-
-async fn run_phases(
     nodes: &[Node],
     job: &GangJob<'_>,
     cancelled: &AtomicBool,
@@ -343,8 +313,9 @@ async fn run_phases(
 ) -> Result<JobOutcome, ExecError> {
     let spec = job.spec;
     let mut steps = Vec::new();
-    if spec.container.is_some() {
-        steps.push((Phase::Setup, Step::StartContainer));
+    // A job with nothing to run leaves the container as it is (not started either).
+    if spec.container.is_some() && (spec.setup.is_some() || spec.run.is_some()) {
+        steps.push((Phase::Setup, Step::EnsureContainer));
     }
     for (phase, script) in [
         (Phase::Setup, spec.setup.as_deref()),
@@ -372,13 +343,12 @@ async fn run_phases(
                     let names: Vec<&str> = env.iter().map(|(name, _)| name.as_str()).collect();
                     container::exec_script(script, spec.cwd.as_deref(), &names, &run_dir, job.id)
                 }
-                (Step::StartContainer, Some(container)) => container::start_script(
+                (Step::EnsureContainer, Some(container)) => container::ensure_script(
                     container,
-                    &container::container_name(job.cluster, job.id, node.rank),
+                    &container::container_name(job.cluster, node.rank),
                     &run_dir,
-                    job.id,
                 ),
-                (Step::StartContainer, None) => continue,
+                (Step::EnsureContainer, None) => continue,
             };
             let mut command = RemoteCommand::new(in_own_session(
                 &script,

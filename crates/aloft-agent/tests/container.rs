@@ -1,22 +1,24 @@
 //! Jobs with a container image, run by the gang runner over real local processes, against a
 //! small fake engine: a bash script that speaks the part of Docker's CLI the runner uses
-//! (`--version`, `login`, `image inspect`, `pull`, `run -d`, `exec`, `rm -f`), keeps its
-//! containers as directories, runs `exec`'d commands on this machine with only the variables
-//! named by `-e` (so a variable the runner forgot to pass is missing, as in a real container),
-//! and records every command line it was given and what `login` read on stdin. So what the
-//! runner asks of an engine is checked without root; the local cloud's test runs a real one.
+//! (`--version`, `login`, `image inspect`, `pull`, `container inspect`, `run -d`, `start`,
+//! `cp`, `exec`, `rm -f`), keeps its containers as directories (running or not), runs `exec`'d
+//! commands on this machine with only the variables named by `-e` (so a variable the runner
+//! forgot to pass is missing, as in a real container), and records every command line it was
+//! given and what `login` read on stdin. So what the runner asks of an engine is checked
+//! without root; the local cloud's test runs a real one.
 
 mod support;
 
-use aloft_agent::runner::{GangJob, JobOutcome, Node, Phase, run_gang};
+use aloft_agent::runner::{GangJob, JobOutcome, Node, Phase, kill_job_everywhere, run_gang};
 use aloft_agent::{ContainerSpec, JobSpec};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use support::collecting;
 
 /// The fake engine. `$FAKE` is its state directory: `calls.log` (one command line per call,
 /// arguments separated by spaces), `login.stdin` (what login read), `images` (one name per
-/// line), `containers/<name>/` (`image`, `mounts`, `pids`).
+/// line), `containers/<name>/` (`image`, `mounts`, `pids`, and `running` while it runs).
 const FAKE_ENGINE: &str = r#"#!/bin/bash
 FAKE="$(dirname "$0")/state"
 mkdir -p "$FAKE/containers"
@@ -31,6 +33,18 @@ case "$1" in
     grep -qxF "$3" "$FAKE/images" 2>/dev/null; exit ;;
   pull)
     echo "fake: no registry reachable for $2" >&2; exit 1 ;;
+  container)
+    name="${@: -1}"
+    [ -d "$FAKE/containers/$name" ] || { echo "fake: no such container $name" >&2; exit 125; }
+    if [ -e "$FAKE/containers/$name/running" ]; then echo true; else echo false; fi
+    exit 0 ;;
+  start)
+    [ -d "$FAKE/containers/$2" ] || { echo "fake: no such container $2" >&2; exit 125; }
+    touch "$FAKE/containers/$2/running"; echo "$2" ;;
+  cp)
+    name="${3%%:*}"
+    [ -e "$FAKE/containers/$name/running" ] || { echo "fake: $name is not running" >&2; exit 125; }
+    tar -tf - >> "$FAKE/containers/$name/copied" ;;
   rm)
     name="${@: -1}"
     if [ -d "$FAKE/containers/$name" ]; then
@@ -51,9 +65,11 @@ case "$1" in
       esac
     done
     grep -qxF "$image" "$FAKE/images" 2>/dev/null || { echo "fake: no image $image" >&2; exit 125; }
+    [ -d "$FAKE/containers/$name" ] && { echo "fake: the name $name is in use" >&2; exit 125; }
     mkdir -p "$FAKE/containers/$name"
     echo "$image" > "$FAKE/containers/$name/image"
     printf '%s\n' "${mounts[@]}" > "$FAKE/containers/$name/mounts"
+    touch "$FAKE/containers/$name/running"
     echo "$name" ;;
   exec)
     shift
@@ -68,7 +84,7 @@ case "$1" in
       esac
     done
     name="$1"; shift
-    [ -d "$FAKE/containers/$name" ] || { echo "fake: no container $name" >&2; exit 125; }
+    [ -e "$FAKE/containers/$name/running" ] || { echo "fake: $name is not running" >&2; exit 125; }
     echo $$ >> "$FAKE/containers/$name/pids"
     cd "$workdir" || exit 126
     exec env -i PATH=/usr/bin:/bin "FAKE_CONTAINER=$name" "${vars[@]}" "$@" ;;
@@ -76,9 +92,11 @@ case "$1" in
 esac
 "#;
 
-/// A scratch directory with the fake engine in it, removed on drop.
+/// A scratch directory with the fake engine in it, removed on drop; and a cluster name of its
+/// own (the fake's containers share this machine's `/tmp`, where jobs keep their group ids).
 struct Fake {
     dir: PathBuf,
+    cluster: String,
 }
 
 impl Fake {
@@ -91,7 +109,10 @@ impl Fake {
         std::fs::write(&engine, FAKE_ENGINE).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Fake { dir }
+        Fake {
+            dir,
+            cluster: format!("boxed-{tag}-{}", std::process::id()),
+        }
     }
 
     fn engine(&self) -> String {
@@ -104,6 +125,11 @@ impl Fake {
 
     fn state(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join("state").join(name)).unwrap_or_default()
+    }
+
+    /// The cluster's container on the node of rank `rank`.
+    fn container(&self, rank: u32) -> String {
+        format!("aloft-{}-node{rank}", self.cluster)
     }
 
     fn containers(&self) -> Vec<String> {
@@ -119,6 +145,14 @@ impl Fake {
         names
     }
 
+    /// How many times the engine was asked `what` (a command line's start).
+    fn calls(&self, what: &str) -> usize {
+        self.state("calls.log")
+            .lines()
+            .filter(|line| line.starts_with(what))
+            .count()
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -126,6 +160,12 @@ impl Fake {
 
 impl Drop for Fake {
     fn drop(&mut self) {
+        // What a failed test left running in the fake's containers.
+        for name in self.containers() {
+            let _ = std::process::Command::new(self.engine())
+                .args(["rm", "-f", &name])
+                .output();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -135,14 +175,14 @@ fn local_nodes(count: u32) -> Vec<Node> {
 }
 
 fn job<'a>(
-    fake: &Fake,
+    fake: &'a Fake,
     spec: &'a JobSpec,
     secrets: &'a [(String, String)],
     nodes: u32,
 ) -> GangJob<'a> {
     support::gang_job(
         &fake.dir,
-        "boxed",
+        &fake.cluster,
         spec,
         secrets,
         nodes,
@@ -150,8 +190,62 @@ fn job<'a>(
     )
 }
 
+fn in_image(image: &str, run: &str, num_nodes: u32) -> JobSpec {
+    JobSpec {
+        run: Some(run.to_owned()),
+        num_nodes,
+        container: Some(ContainerSpec {
+            image: image.to_owned(),
+            mounts: Vec::new(),
+        }),
+        ..JobSpec::default()
+    }
+}
+
+async fn run(fake: &Fake, spec: &JobSpec, id: i64, nodes: u32) -> (JobOutcome, Vec<(u32, String)>) {
+    let (sink, lines) = collecting();
+    let mut gang = job(fake, spec, &[], nodes);
+    gang.id = id;
+    let outcome = run_gang(
+        &local_nodes(nodes),
+        &gang,
+        &AtomicBool::new(false),
+        &|_| {},
+        sink,
+    )
+    .await
+    .unwrap();
+    let lines = lines.lock().unwrap().clone();
+    (outcome, lines)
+}
+
+/// Whether a process runs (a zombie does not count).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+async fn read_pid(path: &std::path::Path) -> u32 {
+    for _ in 0..100 {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} never named a process", path.display());
+}
+
 #[tokio::test]
-async fn setup_and_run_execute_in_the_jobs_container_with_rank_workdir_and_secrets() {
+async fn setup_and_run_execute_in_the_clusters_container_with_rank_workdir_and_secrets() {
     let fake = Fake::new("runs");
     fake.add_image("registry.example/team/trainer:1");
     let workdir = fake.path("workdir");
@@ -188,7 +282,7 @@ async fn setup_and_run_execute_in_the_jobs_container_with_rank_workdir_and_secre
     let lines = lines.lock().unwrap().clone();
     assert_eq!(outcome, JobOutcome::Succeeded, "{lines:?}");
     for rank in 0..2u32 {
-        let name = format!("aloft-boxed-job7-rank{rank}");
+        let name = fake.container(rank);
         let printed: Vec<&str> = lines
             .iter()
             .filter(|(from, _)| *from == rank)
@@ -219,11 +313,125 @@ async fn setup_and_run_execute_in_the_jobs_container_with_rank_workdir_and_secre
     assert!(calls.contains("-e API_TOKEN"), "{calls}");
     assert!(!calls.contains("s3cr3t-value"), "{calls}");
     assert!(!calls.contains("hello there"), "{calls}");
-    // Both containers are gone once the job is over, and so are the files naming them.
-    assert_eq!(fake.containers(), Vec::<String>::new());
-    for rank in 0..2 {
-        assert!(!fake.path(&format!("run-{rank}/job-7.container")).exists());
-    }
+    // The containers stay for the cluster's next job.
+    assert_eq!(fake.containers(), [fake.container(0), fake.container(1)]);
+}
+
+#[tokio::test]
+async fn the_next_job_runs_in_the_same_container_without_starting_another() {
+    let fake = Fake::new("reuse");
+    fake.add_image("img:1");
+    let (outcome, lines) = run(
+        &fake,
+        &in_image("img:1", "echo first in $FAKE_CONTAINER", 2),
+        1,
+        2,
+    )
+    .await;
+    assert_eq!(outcome, JobOutcome::Succeeded, "{lines:?}");
+    let (outcome, lines) = run(
+        &fake,
+        &in_image("img:1", "echo second in $FAKE_CONTAINER", 2),
+        2,
+        2,
+    )
+    .await;
+    assert_eq!(outcome, JobOutcome::Succeeded, "{lines:?}");
+    assert!(
+        lines.contains(&(1, format!("second in {}", fake.container(1)))),
+        "{lines:?}"
+    );
+    // One container per node, made once, looked at by each job.
+    assert_eq!(fake.calls("run "), 2, "{}", fake.state("calls.log"));
+    assert_eq!(fake.calls("container inspect"), 4);
+    assert_eq!(fake.containers(), [fake.container(0), fake.container(1)]);
+}
+
+#[tokio::test]
+async fn a_stopped_container_is_started_again_and_a_gone_one_made_anew() {
+    let fake = Fake::new("restart");
+    fake.add_image("img:1");
+    let spec = in_image("img:1", "echo in $FAKE_CONTAINER", 1);
+    let (outcome, _) = run(&fake, &spec, 1, 1).await;
+    assert_eq!(outcome, JobOutcome::Succeeded);
+    // The node restarted: the engine has the container, stopped.
+    let name = fake.container(0);
+    std::fs::remove_file(fake.path(&format!("state/containers/{name}/running"))).unwrap();
+    let (outcome, lines) = run(&fake, &spec, 2, 1).await;
+    assert_eq!(outcome, JobOutcome::Succeeded, "{lines:?}");
+    assert!(
+        lines.contains(&(
+            0,
+            "aloft: starting the cluster's container again on ".to_owned() + &hostname()
+        )),
+        "{lines:?}"
+    );
+    assert_eq!(fake.calls(&format!("start {name}")), 1);
+    assert_eq!(fake.calls("run "), 1);
+    // Someone removed it: it is made anew from the image.
+    std::fs::remove_dir_all(fake.path(&format!("state/containers/{name}"))).unwrap();
+    let (outcome, lines) = run(&fake, &spec, 3, 1).await;
+    assert_eq!(outcome, JobOutcome::Succeeded, "{lines:?}");
+    assert_eq!(fake.calls("run "), 2);
+    assert_eq!(fake.containers(), [name]);
+}
+
+fn hostname() -> String {
+    let out = std::process::Command::new("hostname").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_mount_the_container_was_made_without_is_copied_in_when_a_job_needs_it() {
+    let fake = Fake::new("mounts");
+    fake.add_image("img:1");
+    let workdir = fake.path("workdir");
+    let data = fake.path("data");
+    std::fs::create_dir_all(&workdir).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("shard-0"), "rows\n").unwrap();
+    let (workdir, data) = (workdir.display().to_string(), data.display().to_string());
+    let mut spec = in_image("img:1", "true", 1);
+    spec.container.as_mut().unwrap().mounts = vec![workdir.clone()];
+    let (outcome, _) = run(&fake, &spec, 1, 1).await;
+    assert_eq!(outcome, JobOutcome::Succeeded);
+    spec.container.as_mut().unwrap().mounts = vec![workdir.clone(), data.clone()];
+    let (outcome, lines) = run(&fake, &spec, 2, 1).await;
+    assert_eq!(outcome, JobOutcome::Succeeded, "{lines:?}");
+    let copied = fake.state(&format!("containers/{}/copied", fake.container(0)));
+    let relative = data.trim_start_matches('/');
+    assert!(
+        copied
+            .lines()
+            .any(|entry| entry == format!("{relative}/shard-0")),
+        "{copied}"
+    );
+    // The workdir, bind-mounted from the start, is never copied.
+    assert!(!copied.contains("workdir"), "{copied}");
+}
+
+#[tokio::test]
+async fn a_job_naming_another_image_than_the_running_container_fails_setup_saying_so() {
+    let fake = Fake::new("other");
+    std::fs::write(fake.path("state/images"), "img:1\nimg:2\n").unwrap();
+    let (outcome, _) = run(&fake, &in_image("img:1", "true", 1), 1, 1).await;
+    assert_eq!(outcome, JobOutcome::Succeeded);
+    let (outcome, lines) = run(&fake, &in_image("img:2", "echo never", 1), 2, 1).await;
+    assert_eq!(
+        outcome,
+        JobOutcome::Failed {
+            phase: Phase::Setup,
+            exits: vec![(0, 125)]
+        },
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(_, line)| line.ends_with("runs img:1, not img:2")),
+        "{lines:?}"
+    );
+    assert_eq!(fake.calls("run "), 1);
 }
 
 #[tokio::test]
@@ -275,26 +483,13 @@ async fn a_private_registry_password_reaches_login_on_stdin_and_never_a_command_
 #[tokio::test]
 async fn a_missing_image_that_cannot_be_pulled_is_a_setup_failure_that_says_so() {
     let fake = Fake::new("missing");
-    let spec = JobSpec {
-        run: Some("echo never".to_owned()),
-        num_nodes: 2,
-        container: Some(ContainerSpec {
-            image: "registry.example/absent:0".to_owned(),
-            mounts: Vec::new(),
-        }),
-        ..JobSpec::default()
-    };
-    let (sink, lines) = collecting();
-    let outcome = run_gang(
-        &local_nodes(2),
-        &job(&fake, &spec, &[], 2),
-        &AtomicBool::new(false),
-        &|_| {},
-        sink,
+    let (outcome, lines) = run(
+        &fake,
+        &in_image("registry.example/absent:0", "echo never", 2),
+        7,
+        2,
     )
-    .await
-    .unwrap();
-    let lines = lines.lock().unwrap().clone();
+    .await;
     let JobOutcome::Failed { phase, exits } = &outcome else {
         panic!("{outcome:?} {lines:?}");
     };
@@ -311,32 +506,19 @@ async fn a_missing_image_that_cannot_be_pulled_is_a_setup_failure_that_says_so()
 }
 
 #[tokio::test]
-async fn a_failing_rank_removes_the_jobs_container_from_every_node() {
+async fn a_failing_rank_ends_the_job_in_the_container_on_every_node_and_keeps_the_containers() {
     let fake = Fake::new("fail");
     fake.add_image("img:1");
     let marker = fake.path("rank0-finished");
-    let spec = JobSpec {
-        run: Some(format!(
+    let spec = in_image(
+        "img:1",
+        &format!(
             "if [ \"$SKYPILOT_NODE_RANK\" = 1 ]; then exit 3; fi; sleep 5; echo done > {}",
             marker.display()
-        )),
-        num_nodes: 2,
-        container: Some(ContainerSpec {
-            image: "img:1".to_owned(),
-            mounts: Vec::new(),
-        }),
-        ..JobSpec::default()
-    };
-    let (sink, _) = collecting();
-    let outcome = run_gang(
-        &local_nodes(2),
-        &job(&fake, &spec, &[], 2),
-        &AtomicBool::new(false),
-        &|_| {},
-        sink,
-    )
-    .await
-    .unwrap();
+        ),
+        2,
+    );
+    let (outcome, _) = run(&fake, &spec, 7, 2).await;
     assert_eq!(
         outcome,
         JobOutcome::Failed {
@@ -344,8 +526,52 @@ async fn a_failing_rank_removes_the_jobs_container_from_every_node() {
             exits: vec![(1, 3)]
         }
     );
-    assert_eq!(fake.containers(), Vec::<String>::new());
-    // Rank 0's command, which ran in its container, was ended with it.
-    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(fake.containers(), [fake.container(0), fake.container(1)]);
+    // Rank 0's command, which ran in its container, was ended; the container was not.
+    std::thread::sleep(Duration::from_secs(6));
     assert!(!marker.exists());
+}
+
+#[tokio::test]
+async fn a_cancelled_job_leaves_nothing_running_in_the_container_but_the_container() {
+    let fake = Fake::new("cancel");
+    fake.add_image("img:1");
+    let pid_file = fake.path("child.pid");
+    // The job's own process, and a child it started in the background.
+    let spec = in_image(
+        "img:1",
+        &format!("sleep 300 & echo $! > {}; wait", pid_file.display()),
+        1,
+    );
+    let nodes = local_nodes(1);
+    let gang = job(&fake, &spec, &[], 1);
+    let cancelled = AtomicBool::new(false);
+    let (sink, _) = collecting();
+    let running = run_gang(&nodes, &gang, &cancelled, &|_| {}, sink);
+    // Whether the child is gone within a few seconds of the kill (the job itself would run
+    // for minutes).
+    let cancel = async {
+        let child = read_pid(&pid_file).await;
+        assert!(alive(child));
+        cancelled.store(true, Ordering::SeqCst);
+        assert!(kill_job_everywhere(&nodes, &gang).await.is_empty());
+        for _ in 0..100 {
+            if !alive(child) {
+                return (child, true);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Ends the test's processes before failing it.
+        let _ = std::process::Command::new("kill")
+            .arg(child.to_string())
+            .status();
+        (child, false)
+    };
+    let (outcome, (child, ended)) = tokio::join!(running, cancel);
+    assert!(
+        ended,
+        "the job's background child {child} outlived the cancel"
+    );
+    assert_eq!(outcome.unwrap(), JobOutcome::Cancelled);
+    assert_eq!(fake.containers(), [fake.container(0)]);
 }
