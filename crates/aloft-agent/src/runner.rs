@@ -311,6 +311,41 @@ pub async fn run_gang(
     on_phase: &(dyn Fn(Phase) + Send + Sync),
     sink: JobSink,
 ) -> Result<JobOutcome, ExecError> {
+    let outcome = run_phases(nodes, job, cancelled, on_phase, sink).await;
+    // A job ended from outside (cancelled, a rank failed, a node lost) may end on the nodes
+    // before the kill that ended it reached its containers (the caller drops a kill still
+    // under way once the job is over): it is ended there before the job counts as over.
+    if job.spec.container.is_some() && !matches!(outcome, Ok(JobOutcome::Succeeded)) {
+        end_in_containers(nodes, job).await;
+    }
+    outcome
+}
+
+/// Ends what the job runs in the containers of every node (best effort: a node that cannot be
+/// reached has its watcher, which does it once the heartbeats stop).
+async fn end_in_containers(nodes: &[Node], job: &GangJob<'_>) {
+    let mut kills = JoinSet::new();
+    for node in nodes {
+        let script = container::kill_script(&job.run_dir(node.rank), job.id);
+        let transport = node.transport.clone();
+        kills.spawn(async move {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(60),
+                transport.output(&RemoteCommand::new(script)),
+            )
+            .await;
+        });
+    }
+    while kills.join_next().await.is_some() {}
+}
+
+async fn run_phases(
+    nodes: &[Node],
+    job: &GangJob<'_>,
+    cancelled: &AtomicBool,
+    on_phase: &(dyn Fn(Phase) + Send + Sync),
+    sink: JobSink,
+) -> Result<JobOutcome, ExecError> {
     let spec = job.spec;
     let mut steps = Vec::new();
     // A job with nothing to run leaves the container as it is (not started either).

@@ -2,9 +2,10 @@
 //! small fake engine: a bash script that speaks the part of Docker's CLI the runner uses
 //! (`--version`, `login`, `image inspect`, `pull`, `container inspect`, `run -d`, `start`,
 //! `cp`, `exec`, `rm -f`), keeps its containers as directories (running or not), runs `exec`'d
-//! commands on this machine with only the variables named by `-e` (so a variable the runner
-//! forgot to pass is missing, as in a real container), and records every command line it was
-//! given and what `login` read on stdin. So what the runner asks of an engine is checked
+//! commands on this machine in a session of their own (not the client's, as a real engine's
+//! are not), with only the variables named by `-e` (so a variable the runner forgot to pass is
+//! missing, as in a real container), and records every command line it was given and what
+//! `login` read on stdin. So what the runner asks of an engine is checked
 //! without root; the local cloud's test runs a real one.
 
 mod support;
@@ -85,9 +86,12 @@ case "$1" in
     done
     name="$1"; shift
     [ -e "$FAKE/containers/$name/running" ] || { echo "fake: $name is not running" >&2; exit 125; }
-    echo $$ >> "$FAKE/containers/$name/pids"
     cd "$workdir" || exit 126
-    exec env -i PATH=/usr/bin:/bin "FAKE_CONTAINER=$name" "${vars[@]}" "$@" ;;
+    # As with a real engine, what runs in the container is no child of this client: ending the
+    # client leaves it running.
+    setsid env -i PATH=/usr/bin:/bin "FAKE_CONTAINER=$name" "${vars[@]}" "$@" &
+    echo $! >> "$FAKE/containers/$name/pids"
+    wait $! ;;
   *) echo "fake: unknown command $1" >&2; exit 125 ;;
 esac
 "#;
@@ -548,30 +552,36 @@ async fn a_cancelled_job_leaves_nothing_running_in_the_container_but_the_contain
     let cancelled = AtomicBool::new(false);
     let (sink, _) = collecting();
     let running = run_gang(&nodes, &gang, &cancelled, &|_| {}, sink);
-    // Whether the child is gone within a few seconds of the kill (the job itself would run
-    // for minutes).
-    let cancel = async {
-        let child = read_pid(&pid_file).await;
-        assert!(alive(child));
-        cancelled.store(true, Ordering::SeqCst);
-        assert!(kill_job_everywhere(&nodes, &gang).await.is_empty());
-        for _ in 0..100 {
-            if !alive(child) {
-                return (child, true);
-            }
+    tokio::pin!(running);
+    let child = tokio::select! {
+        outcome = &mut running => panic!("the job ended by itself: {outcome:?}"),
+        child = read_pid(&pid_file) => child,
+    };
+    assert!(alive(child));
+    // As the head's daemon does: kills again and again until the job is over, and drops the
+    // kill under way then.
+    cancelled.store(true, Ordering::SeqCst);
+    let killing = async {
+        loop {
+            kill_job_everywhere(&nodes, &gang).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        // Ends the test's processes before failing it.
+    };
+    let outcome = tokio::select! {
+        outcome = &mut running => outcome,
+        () = killing => unreachable!("the kills loop until the job ends"),
+    };
+    assert_eq!(outcome.unwrap(), JobOutcome::Cancelled);
+    // Once the job is over, nothing it started runs in the container.
+    let ended = !alive(child);
+    if !ended {
         let _ = std::process::Command::new("kill")
             .arg(child.to_string())
             .status();
-        (child, false)
-    };
-    let (outcome, (child, ended)) = tokio::join!(running, cancel);
+    }
     assert!(
         ended,
         "the job's background child {child} outlived the cancel"
     );
-    assert_eq!(outcome.unwrap(), JobOutcome::Cancelled);
     assert_eq!(fake.containers(), [fake.container(0)]);
 }

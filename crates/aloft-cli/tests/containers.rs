@@ -79,30 +79,58 @@ fn tiny_image_tarball(dir: &Path) -> PathBuf {
     tarball
 }
 
+/// Runs `command` on node `node` of `cluster`; its stdout.
+fn on_node(cloud: &Cloud, cluster: &str, node: &str, command: &str) -> String {
+    let output = cloud.aloft(&["ssh", cluster, node, "--", command]);
+    assert!(
+        output.status.success(),
+        "{command} on node {node}: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Processes on this machine whose command line names `what`.
+fn host_processes_naming(what: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(what))
+        .count()
+}
+
 #[test]
-fn a_docker_image_task_runs_setup_and_run_inside_the_container_on_every_node() {
+fn a_cluster_with_an_image_runs_every_job_in_one_container_per_node_for_its_life() {
     let Some(cloud) = Cloud::new(FAMILY, 0) else {
         return;
     };
     let image = format!("localhost/aloft-tiny-{}:1", cloud.prefix);
     let tarball = tiny_image_tarball(&cloud.home);
-    // A plain cluster first: the image is then put on each of its nodes, as a machine image
-    // with the container image preloaded would have it.
-    let plain = cloud.home.join("plain.yaml");
-    std::fs::write(&plain, "num_nodes: 2\nrun: \"true\"\n").unwrap();
-    let output = cloud.aloft(&["launch", plain.to_str().unwrap(), "-c", "boxed"]);
+    // A cluster name of this run's own: its containers' names are looked for on this machine.
+    let cluster = format!("box{}", cloud.prefix);
+    let cluster = cluster.as_str();
+    // The cluster is launched with the image and nothing to run, so no container is started
+    // yet; the image is then put on each of its nodes, as a machine image with the container
+    // image preloaded would have it.
+    let bare = cloud.spec(
+        "bare.yaml",
+        &format!("num_nodes: 2\nresources:\n  image_id: docker:{image}\n"),
+    );
+    let output = cloud.aloft(&["launch", bare.to_str().unwrap(), "-c", cluster]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     for node in ["0", "1"] {
+        assert_eq!(
+            on_node(&cloud, cluster, node, "podman ps -a -q | wc -l").trim(),
+            "0"
+        );
         let import = format!(
             "podman import -q {} {image} >/dev/null && podman image exists {image}",
             tarball.display()
         );
-        let output = cloud.aloft(&["ssh", "boxed", node, "--", &import]);
-        assert!(
-            output.status.success(),
-            "importing on node {node}: {}",
-            text(&output.stderr)
-        );
+        on_node(&cloud, cluster, node, &import);
     }
     // Each instance has an image store of its own: the host's never saw the image.
     let on_host = Command::new("podman")
@@ -110,12 +138,13 @@ fn a_docker_image_task_runs_setup_and_run_inside_the_container_on_every_node() {
         .status()
         .unwrap();
     assert!(!on_host.success(), "{image} reached the host's image store");
+
+    // The first job with commands starts the containers; setup leaves a file in them.
     std::fs::create_dir_all(cloud.home.join("wd")).unwrap();
     std::fs::write(cloud.home.join("wd/token.txt"), "synced\n").unwrap();
-    let spec = cloud.home.join("boxed.yaml");
-    std::fs::write(
-        &spec,
-        format!(
+    let spec = cloud.spec(
+        "boxed.yaml",
+        &format!(
             "num_nodes: 2\nworkdir: wd\nresources:\n  image_id: docker:{image}\n\
              envs:\n  GREETING: hello\nsecrets:\n  API_TOKEN: null\n\
              setup: |\n  echo \"set up in $(cat /etc/only-in-the-image)\" > /tmp/setup-was-here\n\
@@ -124,13 +153,12 @@ fn a_docker_image_task_runs_setup_and_run_inside_the_container_on_every_node() {
              pwd=$(pwd) $(cat token.txt) greeting=$GREETING token=$API_TOKEN \
              ips=${{SKYPILOT_NODE_IPS//$'\\n'/,}}\"\n"
         ),
-    )
-    .unwrap();
+    );
     let output = cloud.aloft(&[
         "launch",
         spec.to_str().unwrap(),
         "-c",
-        "boxed",
+        cluster,
         "--secret",
         "API_TOKEN=tok-123",
     ]);
@@ -166,12 +194,99 @@ fn a_docker_image_task_runs_setup_and_run_inside_the_container_on_every_node() {
             "stdout: {stdout}\nstderr: {stderr}"
         );
     }
-    // The job's containers are gone from both nodes once it is over.
-    for node in ["0", "1"] {
-        let output = cloud.aloft(&["ssh", "boxed", node, "--", "podman ps -a -q | wc -l"]);
-        assert_eq!(text(&output.stdout).trim(), "0", "node {node}");
+    // The containers stay, one per node, named after the cluster and the node.
+    let containers = |cluster: &str| -> Vec<String> {
+        ["0", "1"]
+            .iter()
+            .map(|node| {
+                on_node(&cloud, cluster, node, "podman ps --format '{{.Names}}'")
+                    .trim()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let names = vec![
+        format!("aloft-{cluster}-node0"),
+        format!("aloft-{cluster}-node1"),
+    ];
+    assert_eq!(containers(cluster), names);
+
+    // `aloft exec` of a task that names no image runs in the same containers: it sees the
+    // image and what the launch's setup left there.
+    let plain = cloud.spec(
+        "plain.yaml",
+        "num_nodes: 2\nrun: |\n  . /etc/os-release\n  \
+         echo \"rank=$SKYPILOT_NODE_RANK os=$ID $(cat /tmp/setup-was-here)\"\n",
+    );
+    let expect_plain = |output: std::process::Output| {
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert!(
+            output.status.success(),
+            "stdout: {stdout}\nstderr: {stderr}"
+        );
+        let mut lines: Vec<&str> = stdout.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "(head) rank=0 os=aloft-tiny set up in image-marker",
+                "(worker1) rank=1 os=aloft-tiny set up in image-marker"
+            ],
+            "stderr: {stderr}"
+        );
+    };
+    expect_plain(cloud.aloft(&["exec", cluster, plain.to_str().unwrap()]));
+
+    // A task that names another image is refused, saying which the cluster runs.
+    let other = cloud.spec(
+        "other.yaml",
+        "resources:\n  image_id: docker:localhost/another:2\nrun: echo never\n",
+    );
+    let output = cloud.aloft(&["exec", cluster, other.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains(&format!("runs every job in its container of {image}")),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A cancelled job's processes in the containers end; the containers stay.
+    let long = cloud.spec(
+        "long.yaml",
+        "num_nodes: 2\nrun: |\n  echo started\n  sleep 3001 &\n  sleep 3002\n",
+    );
+    let output = cloud.aloft(&["exec", cluster, long.to_str().unwrap(), "-d"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let sleeping = |node: &str| -> usize {
+        on_node(&cloud, cluster, node, "ps -eo args")
+            .lines()
+            .filter(|args| args.starts_with("sleep 300"))
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while sleeping("0") + sleeping("1") < 4 {
+        assert!(start.elapsed().as_secs() < 30, "the job did not start");
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let down = cloud.aloft(&["down", "boxed", "-y"]);
+    let cancel = cloud.aloft(&["cancel", cluster, "--all"]);
+    assert!(cancel.status.success(), "{}", text(&cancel.stderr));
+    assert_eq!((sleeping("0"), sleeping("1")), (0, 0));
+    assert_eq!(containers(cluster), names);
+
+    // Stopped and started (the nodes restart): the next job starts the containers again, with
+    // what setup left in them, as SkyPilot does.
+    for verb in ["stop", "start"] {
+        let output = cloud.aloft(&[verb, cluster]);
+        assert!(output.status.success(), "{verb}: {}", text(&output.stderr));
+    }
+    expect_plain(cloud.aloft(&["exec", cluster, plain.to_str().unwrap()]));
+    assert_eq!(containers(cluster), names);
+
+    // Torn down: nothing of the containers is left on this machine.
+    let conmons = host_processes_naming(&names[0]);
+    assert!(conmons > 0, "the container's processes name it on the host");
+    let down = cloud.aloft(&["down", cluster, "-y"]);
     assert!(down.status.success(), "{}", text(&down.stderr));
     assert!(cloud.namespaces().is_empty());
+    assert_eq!(host_processes_naming(&format!("aloft-{cluster}-node")), 0);
 }

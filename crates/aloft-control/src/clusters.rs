@@ -3,6 +3,7 @@
 
 use crate::Progress;
 use crate::registry::CloudAccess;
+use aloft_agent::container::container_image;
 use aloft_catalog::Catalog;
 use aloft_ops::launch::LaunchContext;
 use aloft_provision::{ClusterName, InstanceInfo, InstanceState, Provider};
@@ -78,6 +79,12 @@ pub async fn open_cluster(
         .map_err(|err| anyhow::anyhow!("cluster name `{name}`: {err}"))?;
     let cloud = crate::registry::access(home, &record.cloud).await?;
     let context = LaunchContext {
+        // What the cluster was launched with: a container image it runs every job in.
+        image_id: record
+            .resources
+            .get("image_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
         zone: record.zone.clone(),
         instance_type: record.instance_type.clone(),
         num_nodes: record.num_nodes,
@@ -173,7 +180,51 @@ pub fn check_fits(catalog: &Catalog, task: &Task, record: &Cluster) -> Result<()
             record.region
         );
     }
-    Ok(())
+    check_image(task, record)
+}
+
+/// The container image a recorded cluster runs every job in (`image_id: docker:<image>` of the
+/// option it was launched with); `None`: its jobs run on its nodes.
+pub fn cluster_container_image(record: &Cluster) -> Option<&str> {
+    record
+        .resources
+        .get("image_id")
+        .and_then(serde_json::Value::as_str)
+        .and_then(container_image)
+}
+
+/// Refuses a task that can only run in a container the cluster does not run its jobs in: every
+/// one of its options names a container image, none of them the cluster's. A task that names
+/// no container image runs in the cluster's container, if it has one (as with SkyPilot, whose
+/// container is the cluster's for its life): a cluster never changes its container.
+pub fn check_image(task: &Task, record: &Cluster) -> Result<()> {
+    let cluster_image = cluster_container_image(record);
+    let images: Vec<Option<&str>> = task
+        .resources
+        .options
+        .iter()
+        .map(|option| option.image_id.as_deref().and_then(container_image))
+        .collect();
+    if images.is_empty()
+        || images
+            .iter()
+            .any(|image| image.is_none() || *image == cluster_image)
+    {
+        return Ok(());
+    }
+    let mut asked: Vec<&str> = images.into_iter().flatten().collect();
+    asked.dedup();
+    let asked = asked.join(" or ");
+    match cluster_image {
+        Some(image) => bail!(
+            "the task runs in a container of {asked}; cluster `{}` runs every job in its container of {image} (the image it was launched with): name that image or none, or launch the task on a new cluster (another -c NAME)",
+            record.name
+        ),
+        None => bail!(
+            "the task runs in a container of {asked}; cluster `{}` was launched without a container image and runs its jobs on its nodes: launch the task on a new cluster (another -c NAME)",
+            record.name
+        ),
+    }
 }
 
 /// Which of a task's resource options a recorded cluster satisfies.
@@ -227,5 +278,77 @@ pub fn fitting_option<'t>(catalog: &Catalog, task: &'t Task, record: &Cluster) -
     match task.resources.options.iter().find(|option| fits(option)) {
         Some(option) => Fit::Option(option),
         None => Fit::Nothing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(image_id: Option<&str>) -> Cluster {
+        Cluster {
+            name: "c".to_owned(),
+            status: aloft_store::ClusterStatus::Up,
+            cloud: "local".to_owned(),
+            region: "local".to_owned(),
+            zone: None,
+            instance_type: "local.large".to_owned(),
+            num_nodes: 1,
+            spot: false,
+            hourly_price: 0.0,
+            autostop_minutes: None,
+            autostop_down: false,
+            resources: serde_json::json!({ "image_id": image_id }),
+            generation: 1,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn task(images: &[Option<&str>]) -> Task {
+        let mut task = Task::new("t");
+        task.resources.options = images
+            .iter()
+            .map(|image| aloft_types::Resources {
+                image_id: image.map(str::to_owned),
+                ..aloft_types::Resources::default()
+            })
+            .collect();
+        task
+    }
+
+    #[test]
+    fn a_task_without_an_image_or_with_the_clusters_runs_on_a_container_cluster() {
+        let boxed = cluster(Some("docker:img:1"));
+        assert_eq!(cluster_container_image(&boxed), Some("img:1"));
+        check_image(&task(&[None]), &boxed).unwrap();
+        check_image(&task(&[Some("docker:img:1")]), &boxed).unwrap();
+        check_image(&task(&[Some("docker:img:2"), None]), &boxed).unwrap();
+    }
+
+    #[test]
+    fn a_task_in_another_image_is_refused_naming_both_images() {
+        let boxed = cluster(Some("docker:img:1"));
+        let err = check_image(&task(&[Some("docker:img:2")]), &boxed).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("img:2"), "{message}");
+        assert!(message.contains("container of img:1"), "{message}");
+        assert!(message.contains("new cluster"), "{message}");
+    }
+
+    #[test]
+    fn a_task_in_a_container_is_refused_on_a_cluster_launched_without_one() {
+        let plain = cluster(None);
+        assert_eq!(cluster_container_image(&plain), None);
+        check_image(&task(&[None]), &plain).unwrap();
+        let err = check_image(&task(&[Some("docker:img:1")]), &plain).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("launched without a container image"),
+            "{err}"
+        );
+        // A machine image is no container.
+        let machine = cluster(Some("ami-0123"));
+        assert_eq!(cluster_container_image(&machine), None);
     }
 }

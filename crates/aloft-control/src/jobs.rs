@@ -180,9 +180,9 @@ pub async fn endpoints(home: &Path, store: &Store, only: &[String]) -> Result<Ve
 
 /// The task as a job for the agent. Its secrets travel with it (to the agent's stdin, over
 /// SSH) and reach the job's environment; the task must have been checked with
-/// `Task::with_overrides` (a placeholder still unset here becomes empty). A task whose image is
-/// a container image (`image_id: docker:<image>`) runs in a container of it on every node, with
-/// its workdir and file mounts mounted in.
+/// `Task::with_overrides` (a placeholder still unset here becomes empty). On a cluster launched
+/// with a container image (`image_id: docker:<image>`), it runs in the cluster's container on
+/// every node, with its workdir and file mounts mounted in.
 pub fn job_spec(task: &Task, context: &LaunchContext) -> JobSpec {
     let values = |map: &std::collections::BTreeMap<String, Option<String>>| {
         map.iter()
@@ -207,27 +207,13 @@ pub fn job_spec(task: &Task, context: &LaunchContext) -> JobSpec {
     }
 }
 
-/// The container a task's commands run in: the image of the option the cluster was launched
-/// with, when that is a container image the task names, else the first container image among
-/// the task's options; `None` when it names none (its commands then run on the nodes).
+/// The container a task's commands run in: the cluster's, when it was launched with a container
+/// image (`context.image_id`; `check_fits` refused a task that names another), whatever image
+/// the task names; `None`: they run on the nodes. The workdir's path is always mounted (a later
+/// job may sync one), and so are the task's file mounts.
 fn container_spec(task: &Task, context: &LaunchContext) -> Option<ContainerSpec> {
-    let images: Vec<&str> = task
-        .resources
-        .options
-        .iter()
-        .filter_map(|option| option.image_id.as_deref())
-        .filter_map(container_image)
-        .collect();
-    let chosen = context
-        .image_id
-        .as_deref()
-        .and_then(container_image)
-        .filter(|image| images.contains(image));
-    let image = chosen.or_else(|| images.first().copied())?;
-    let mut mounts = Vec::new();
-    if task.workdir.is_some() {
-        mounts.push(context.expand_home(REMOTE_WORKDIR));
-    }
+    let image = context.image_id.as_deref().and_then(container_image)?;
+    let mut mounts = vec![context.expand_home(REMOTE_WORKDIR)];
     for (destination, mount) in &task.file_mounts {
         let destination = context.expand_home(destination);
         if matches!(mount, FileMount::Copy { .. }) && destination.starts_with('/') {
