@@ -13,7 +13,8 @@
 //! - [`runner`]: a gang run of one job over the nodes' transports (`setup` everywhere, then
 //!   `run` everywhere at once), with every node's processes in a session of their own, so a
 //!   cancel reaches all of them.
-//! - [`container`]: jobs whose commands run inside a container image (`image_id: docker:...`).
+//! - [`container`]: the cluster's container on each node (`image_id: docker:...`), which its
+//!   jobs' commands run in.
 
 pub mod client;
 pub mod container;

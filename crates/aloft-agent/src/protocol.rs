@@ -67,13 +67,15 @@ pub struct JobSpec {
     pub cloud: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// The container image the job's commands run in (`image_id: docker:<image>`); `None`: on
-    /// the nodes themselves. See [`crate::container`].
+    /// The cluster's container image, which the job's commands run in (`image_id:
+    /// docker:<image>` of the option the cluster was launched with); `None`: on the nodes
+    /// themselves. See [`crate::container`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerSpec>,
 }
 
-/// A job's container: its image, and the node paths bind-mounted into it at the same place.
+/// The container a job runs in: its image, and the node paths the job needs at the same place
+/// in it (bind-mounted when the container is made, copied in when it was made without them).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     /// The image, as the engine names it (`nvcr.io/nvidia/pytorch:24.01-py3`), without the
