@@ -94,23 +94,18 @@ pub(crate) async fn await_job(
             exit_codes: None,
         });
     }
-    say(&format!(
-        "Job {job_id} queued on `{cluster}`; its output follows."
-    ));
-    let output = if quiet_stdout {
-        Output::Stderr { many }
-    } else {
-        Output::Text { many }
-    };
-    let copies = created_at
-        .map(|created| aloft_control::logs::incarnation_dir(&aloft_home(), &cluster, created));
-    let end = follow(&client, copies.as_deref(), Some(job_id), true, output).await?;
-    Ok(JobReport {
-        cluster,
-        job_id,
-        state: Some(end.state),
-        exit_codes: end.exit_codes,
-    })
+    follow_queued(
+        Queued {
+            client,
+            cluster,
+            job_id,
+            many,
+            created_at,
+        },
+        None,
+        quiet_stdout,
+    )
+    .await
 }
 
 /// Streams a queued job's output until it ends, every line tagged `[tag] ` (a job group's
@@ -120,6 +115,12 @@ pub(crate) async fn await_job_tagged(
     tag: &str,
     quiet_stdout: bool,
 ) -> Result<JobReport> {
+    follow_queued(queued, Some(tag), quiet_stdout).await
+}
+
+/// Follows a queued job to its end, its lines tagged `[tag] ` when given, keeping the copy of
+/// its output in the cluster's incarnation directory.
+async fn follow_queued(queued: Queued, tag: Option<&str>, quiet_stdout: bool) -> Result<JobReport> {
     let Queued {
         client,
         cluster,
@@ -127,8 +128,9 @@ pub(crate) async fn await_job_tagged(
         many,
         created_at,
     } = queued;
+    let prefix = tag.map(|tag| format!("[{tag}] ")).unwrap_or_default();
     say(&format!(
-        "[{tag}] Job {job_id} queued on `{cluster}`; its output follows."
+        "{prefix}Job {job_id} queued on `{cluster}`; its output follows."
     ));
     let output = if quiet_stdout {
         Output::Stderr { many }
@@ -137,7 +139,10 @@ pub(crate) async fn await_job_tagged(
     };
     let copies = created_at
         .map(|created| aloft_control::logs::incarnation_dir(&aloft_home(), &cluster, created));
-    let printer = Printer::tagged(output, tag);
+    let printer = match tag {
+        Some(tag) => Printer::tagged(output, tag),
+        None => Printer::new(output),
+    };
     let end = follow_with(&client, copies.as_deref(), Some(job_id), true, printer).await?;
     Ok(JobReport {
         cluster,
@@ -268,19 +273,8 @@ impl Printer {
     }
 }
 
-/// Streams a job's log from the agent to `output`, keeping a copy under `copies` (the
-/// cluster's incarnation directory, see `aloft_control::logs`) when given.
-async fn follow(
-    client: &AgentClient,
-    copies: Option<&Path>,
-    job: Option<i64>,
-    follow: bool,
-    output: Output,
-) -> Result<LogsEnd> {
-    follow_with(client, copies, job, follow, Printer::new(output)).await
-}
-
-/// [`follow`], printing with `printer`.
+/// Streams a job's log from the agent, printing it with `printer`, keeping a copy under
+/// `copies` (the cluster's incarnation directory, see `aloft_control::logs`) when given.
 async fn follow_with(
     client: &AgentClient,
     copies: Option<&Path>,

@@ -141,34 +141,20 @@ fn a_server_killed_mid_launch_is_undone_by_the_next_server() {
         "eight.yaml",
         "num_nodes: 8\nresources:\n  cpus: 2+\nrun: echo never\n",
     );
-    let mut child = cloud
-        .command(&["launch", spec.to_str().unwrap(), "-c", "killed"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Kill it as soon as it says it is creating instances.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        if line.starts_with("Creating") {
-            let info: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(cloud.home.join("server/api.json")).unwrap(),
-            )
+    // Kill the server as soon as the command says it is creating instances.
+    let (mut child, seen, rest) = launch_until(
+        &cloud,
+        &["launch", spec.to_str().unwrap(), "-c", "killed"],
+        "Creating",
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cloud.home.join("server/api.json")).unwrap())
             .unwrap();
-            let server = info["pid"].as_u64().unwrap().to_string();
-            let _ = Command::new("kill").args(["-9", &server]).status();
-            break;
-        }
-    }
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
-    assert!(!child.wait().unwrap().success(), "{seen}{rest}");
+    let server = info["pid"].as_u64().unwrap().to_string();
+    let _ = Command::new("kill").args(["-9", &server]).status();
+    let failed = !child.wait().unwrap().success();
+    let rest = rest.join().unwrap();
+    assert!(failed, "{seen}{rest}");
     assert!(seen.contains("Creating 8"), "{seen}");
     // The next command finds the unfinished launch and undoes it: nothing is leaked.
     let output = cloud.aloft(&["down", "nothing-here"]);
@@ -663,8 +649,16 @@ fn launch_until(
     args: &[&str],
     marker: &str,
 ) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
-    let mut child = cloud
-        .command(args)
+    run_until(cloud.command(args), marker)
+}
+
+/// Starts `command` and reads its stderr until a line starts with `marker`; returns the child,
+/// what it printed so far, and the rest of its stderr (drained in the background).
+fn run_until(
+    mut command: Command,
+    marker: &str,
+) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1021,29 +1015,11 @@ fn a_server_killed_mid_start_leaves_the_cluster_to_the_next_server() {
             .unwrap();
     let server_pid = info["pid"].as_u64().unwrap().to_string();
 
-    let mut start = cloud
-        .command(&["start", "srvk"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(start.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        if line.starts_with("Starting `srvk`") {
-            // The server this test's commands started, by the pid it wrote.
-            let _ = Command::new("kill").args(["-9", &server_pid]).status();
-            break;
-        }
-    }
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    let (mut start, seen, rest) = launch_until(&cloud, &["start", "srvk"], "Starting `srvk`");
+    // The server this test's commands started, by the pid it wrote.
+    let _ = Command::new("kill").args(["-9", &server_pid]).status();
     let started = start.wait().unwrap();
+    let rest = rest.join().unwrap();
     assert!(seen.contains("Starting `srvk`"), "{seen}{rest}");
     assert!(!started.success(), "{seen}{rest}");
 
@@ -1147,36 +1123,19 @@ fn two_servers_share_a_postgres_database_and_the_survivor_takes_over_a_killed_on
             .expect("the start request is shared")
     };
 
-    let mut start = cloud
-        .command(&["start", "twin"])
-        .env("ALOFT_DB", &database.url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(start.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        if line.starts_with("Starting `twin`") {
-            // B's recovery runs while A works: A's request is A's.
-            let requests = recover_on_b();
-            let running = start_request(&requests);
-            assert!(
-                !running.state.is_finished(),
-                "server B ended a live server's request: {running:?}"
-            );
-            let _ = Command::new("kill").args(["-9", &server_a]).status();
-            break;
-        }
-    }
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    let mut command = cloud.command(&["start", "twin"]);
+    command.env("ALOFT_DB", &database.url);
+    let (mut start, seen, rest) = run_until(command, "Starting `twin`");
+    // B's recovery runs while A works: A's request is A's.
+    let requests = recover_on_b();
+    let running = start_request(&requests);
+    assert!(
+        !running.state.is_finished(),
+        "server B ended a live server's request: {running:?}"
+    );
+    let _ = Command::new("kill").args(["-9", &server_a]).status();
     let started = start.wait().unwrap();
+    let rest = rest.join().unwrap();
     assert!(seen.contains("Starting `twin`"), "{seen}{rest}");
     assert!(!started.success(), "{seen}{rest}");
 
