@@ -397,6 +397,15 @@ instance_typez: []
 ",
     )
     .unwrap();
+    // The launch asks the home's server, which the command starts: stopped afterwards, even
+    // if an assertion fails.
+    struct StopServer;
+    impl Drop for StopServer {
+        fn drop(&mut self) {
+            let _ = aloft(&["api", "stop"]);
+        }
+    }
+    let _stop = StopServer;
     let output = aloft(&["launch", "examples/hello.yaml"]);
     let _ = std::fs::remove_file(home.join("local.yaml"));
     assert_eq!(output.status.code(), Some(1));
