@@ -324,14 +324,14 @@ async fn launch_through_server(
         down_through(&client, &cluster).await?;
     }
     if json {
-        let document = serde_json::json!({
+        let mut document = serde_json::json!({
             "cluster": cluster,
             "placement": launched.placement,
             "launched": launched.launched,
             "job": report,
             "torn_down": tear_down,
         });
-        let mut document = document;
+        // As the in-process launch writes it: no `placement` for a recorded cluster.
         if document["placement"].is_null()
             && let Some(object) = document.as_object_mut()
         {

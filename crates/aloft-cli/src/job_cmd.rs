@@ -75,37 +75,10 @@ pub(crate) async fn await_job(
     detach: bool,
     quiet_stdout: bool,
 ) -> Result<JobReport> {
-    let Queued {
-        client,
-        cluster,
-        job_id,
-        many,
-        created_at,
-    } = queued;
     if detach {
-        say(&format!(
-            "Job {job_id} queued on `{cluster}`; follow it with `aloft logs -f {cluster} {job_id}`."
-        ));
-        save_in_background(&cluster, job_id);
-        return Ok(JobReport {
-            cluster,
-            job_id,
-            state: None,
-            exit_codes: None,
-        });
+        return Ok(detached(&queued.cluster, queued.job_id));
     }
-    follow_queued(
-        Queued {
-            client,
-            cluster,
-            job_id,
-            many,
-            created_at,
-        },
-        None,
-        quiet_stdout,
-    )
-    .await
+    follow_queued(queued, None, quiet_stdout).await
 }
 
 /// Streams a queued job's output until it ends, every line tagged `[tag] ` (a job group's
